@@ -1,0 +1,66 @@
+# HashInsight: `make run` starts the product with a demo farm; `make test` runs the whole suite.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test setup assets lint fmt migrate seed serve messages bench up logs clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+static/vendor/.built: node_modules/.package-lock.json scripts/build_assets.mjs
+	npm run --silent build
+	touch $@
+
+setup: $(VENV)/.installed static/vendor/.built
+
+assets: static/vendor/.built
+
+run: setup migrate seed serve
+
+migrate: setup
+	$(PY) manage.py migrate --noinput
+
+seed: setup
+	$(PY) manage.py seed_demo
+
+serve:
+	@echo "HashInsight on http://$(HOST):$(PORT)/  (demo logins: var/demo-credentials.txt)"
+	$(VENV)/bin/uvicorn hashinsight.asgi:application --host $(HOST) --port $(PORT)
+
+test: setup
+	scripts/ensure_chromium.sh
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) manage.py makemigrations --check --dry-run
+	$(VENV)/bin/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+fmt: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+messages: setup
+	$(PY) manage.py makemessages -l zh_Hans --ignore=.venv --ignore=node_modules
+	$(PY) manage.py compilemessages --ignore=.venv
+
+bench: setup
+	$(PY) bench/run_all.py
+
+# Production (docker compose; see README).
+up:
+	docker compose up -d --build
+logs:
+	docker compose logs -f --tail=200
+clean:
+	rm -rf $(VENV) node_modules static/vendor

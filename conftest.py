@@ -1,0 +1,75 @@
+"""Shared test fixtures. Services: tests that need Redis or PostgreSQL skip (saying why) when the
+service is unreachable, unless REQUIRE_SERVICES=1 (CI), where unreachable is a failure."""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlparse
+
+import pytest
+from rest_framework.test import APIClient
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def need_service(name: str, url: str | None, default_port: int) -> None:
+    if url and _reachable(url, default_port):
+        return
+    reason = f"{name} unreachable (set {name.upper()}_URL to a running server)" if url else f"{name.upper()}_URL not set"
+    if REQUIRE_SERVICES:
+        pytest.fail(f"REQUIRE_SERVICES=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def redis_url():
+    url = os.environ.get("REDIS_URL")
+    need_service("redis", url, 6379)
+    return url
+
+
+@pytest.fixture
+def on_postgres(settings):
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        if REQUIRE_SERVICES:
+            pytest.fail("REQUIRE_SERVICES=1 but DATABASE_URL does not point at PostgreSQL")
+        pytest.skip("needs PostgreSQL (set DATABASE_URL)")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache():
+    from django.core.cache import cache
+
+    try:
+        cache.clear()
+    except Exception:  # noqa: BLE001, S110 - a down Redis must not break unrelated tests
+        pass
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+@pytest.fixture
+def farm(db):
+    """Two sites, each with a zone and miners; two clients with miners on both sites; users per role."""
+    from hashinsight.tests.factories import build_farm
+
+    return build_farm()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # PBKDF2's deliberate slowness would dominate a suite that creates hundreds of users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,61 @@
+"""API token authentication: ``Authorization: Bearer hi_<prefix>_<secret>`` (or ``Token …``)."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import timedelta
+
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from rest_framework import authentication, exceptions
+
+from hashinsight.accounts.models import TOKEN_PREFIX, ApiToken, hash_secret
+
+# last_used_at is written at most this often per token, so reads stay reads.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def parse_token(raw: str) -> tuple[str, str] | None:
+    parts = raw.split("_", 2)
+    if len(parts) != 3 or parts[0] != TOKEN_PREFIX or not parts[1] or not parts[2]:
+        return None
+    return parts[1], parts[2]
+
+
+def authenticate_token(raw: str):
+    """Return the user owning the active token ``raw``, or None. Shared by HTTP and WebSocket auth."""
+    parsed = parse_token(raw)
+    if parsed is None:
+        return None
+    prefix, secret = parsed
+    token = ApiToken.objects.active().select_related("user").filter(prefix=prefix).first()
+    if token is None or not hmac.compare_digest(token.secret_hash, hash_secret(secret)):
+        return None
+    if not token.user.is_active:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user, token
+
+
+class ApiTokenAuthentication(authentication.BaseAuthentication):
+    keywords = ("bearer", "token")
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower().decode(errors="replace") not in self.keywords:
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed(_("Malformed Authorization header."))
+        try:
+            raw = header[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed(_("Malformed Authorization header.")) from None
+        result = authenticate_token(raw)
+        if result is None:
+            raise exceptions.AuthenticationFailed(_("Invalid, expired or revoked API token."))
+        return result
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'

@@ -1,0 +1,71 @@
+"""Writes for users and API tokens. Each service runs in one transaction and checks the actor."""
+
+from __future__ import annotations
+
+from django.contrib.auth.password_validation import validate_password
+from django.db import transaction
+from django.utils import timezone
+
+from hashinsight.accounts.models import ApiToken, User, hash_secret
+from hashinsight.accounts.roles import can_manage_role
+from hashinsight.core.errors import DomainError
+
+
+def _check_role_change(*, actor: User, role: str) -> None:
+    if not can_manage_role(actor, role):
+        raise DomainError("role_forbidden", f"You may not manage users with the role {role}.", status=403)
+
+
+@transaction.atomic
+def user_create(*, actor: User, username: str, password: str, role: str, email: str = "", **fields) -> User:
+    _check_role_change(actor=actor, role=role)
+    user = User(username=username, email=email, role=role, **fields)
+    validate_password(password, user)
+    user.set_password(password)
+    user.save()
+    return user
+
+
+@transaction.atomic
+def user_update(*, actor: User, user: User, **fields) -> User:
+    _check_role_change(actor=actor, role=user.role)
+    if "role" in fields:
+        _check_role_change(actor=actor, role=fields["role"])
+        if user.pk == actor.pk and fields["role"] != user.role:
+            raise DomainError("role_self_change", "You cannot change your own role.", status=400)
+    password = fields.pop("password", None)
+    for name, value in fields.items():
+        setattr(user, name, value)
+    if password:
+        validate_password(password, user)
+        user.set_password(password)
+    user.save()
+    return user
+
+
+@transaction.atomic
+def user_deactivate(*, actor: User, user: User) -> User:
+    _check_role_change(actor=actor, role=user.role)
+    if user.pk == actor.pk:
+        raise DomainError("user_self_delete", "You cannot disable your own account.", status=400)
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    return user
+
+
+@transaction.atomic
+def api_token_create(*, user: User, name: str, expires_at=None) -> tuple[ApiToken, str]:
+    """Create a token and return it with the full secret, which is never retrievable again."""
+    prefix, secret, full = ApiToken.generate()
+    token = ApiToken.objects.create(
+        user=user, name=name, prefix=prefix, secret_hash=hash_secret(secret), expires_at=expires_at
+    )
+    return token, full
+
+
+def api_token_revoke(*, token: ApiToken) -> ApiToken:
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+    return token

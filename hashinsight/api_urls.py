@@ -1,0 +1,34 @@
+"""/api/v1/ routes, plus the seed's unversioned aliases that reach the same handlers."""
+
+from django.urls import path
+from rest_framework.routers import DefaultRouter
+
+from hashinsight.accounts.api.views import ApiTokenViewSet, MeView, UserViewSet
+from miners.api.views import MinerModelViewSet, MinerViewSet, PortfolioViewSet
+from sites.api.views import CustomerViewSet, SiteViewSet, ZoneViewSet
+
+class Router(DefaultRouter):
+    """Accepts paths with and without the trailing slash (the issue's /api/v1/miners has none)."""
+
+    def __init__(self):
+        super().__init__()
+        self.trailing_slash = "/?"
+
+
+router = Router()
+router.register("sites", SiteViewSet, basename="site")
+router.register("zones", ZoneViewSet, basename="zone")
+router.register("customers", CustomerViewSet, basename="customer")
+router.register("miner-models", MinerModelViewSet, basename="minermodel")
+router.register("miners", MinerViewSet, basename="miner")
+router.register("portfolio", PortfolioViewSet, basename="portfolio")
+router.register("users", UserViewSet, basename="user")
+router.register("tokens", ApiTokenViewSet, basename="apitoken")
+
+v1 = [path("me", MeView.as_view(), name="me"), *router.urls]
+
+# The seed's endpoints, kept for existing integrations: same views, same permissions.
+seed_aliases = [
+    path("miners", MinerViewSet.as_view({"get": "list", "post": "create"}), name="seed-miners"),
+    path("miners/bulk", MinerViewSet.as_view({"post": "bulk"}), name="seed-miners-bulk"),
+]

@@ -1,0 +1,35 @@
+"""JSON log lines carrying the request id and user id of the request that wrote them."""
+
+import json
+import logging
+from datetime import UTC, datetime
+
+from hashinsight.observability.context import request_id_var, user_id_var
+
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+# Never let a secret reach a log line, whatever a caller passes in ``extra``.
+_REDACT = {"password", "secret", "token", "credentials", "authorization", "api_key", "key"}
+
+
+class RequestContextFilter(logging.Filter):
+    def filter(self, record):
+        record.request_id = request_id_var.get()
+        record.user_id = user_id_var.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record):
+        body = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key in _STANDARD or key.startswith("_"):
+                continue
+            body[key] = "[redacted]" if key.lower() in _REDACT else value
+        if record.exc_info:
+            body["exc"] = self.formatException(record.exc_info)
+        return json.dumps(body, default=str)

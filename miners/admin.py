@@ -1,0 +1,76 @@
+from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
+
+from hashinsight.accounts.roles import Module
+from hashinsight.core.admin import ScopedAdminMixin
+from miners import selectors
+from miners.models import Miner, MinerModel, PortfolioEntry
+from sites.selectors import customer_list, manageable_site_ids, site_is_manageable, site_list, zone_list
+
+
+@admin.register(MinerModel)
+class MinerModelAdmin(ScopedAdminMixin, admin.ModelAdmin):
+    module = Module.SYSTEM
+    list_display = ["name", "vendor", "hashrate_ths", "power_w", "efficiency", "cooling", "code"]
+    list_filter = ["vendor", "cooling"]
+    search_fields = ["name", "vendor", "code"]
+    prepopulated_fields = {"code": ["name"]}
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_staff
+
+    @admin.display(description=_("J/TH"))
+    def efficiency(self, obj):
+        return obj.efficiency_j_per_th
+
+
+@admin.register(Miner)
+class MinerAdmin(ScopedAdminMixin, admin.ModelAdmin):
+    """The sealed network identity is never shown in admin lists or forms; use the API detail view."""
+
+    module = Module.HOSTING
+    selector = staticmethod(selectors.miner_list)
+    list_display = ["serial", "model", "site", "zone", "customer", "status", "rack", "shelf", "slot", "firmware"]
+    list_filter = ["status", "site", "model__vendor"]
+    search_fields = ["serial", "asset_tag", "pool_worker"]
+    list_select_related = ["model", "site", "zone", "customer"]
+    autocomplete_fields = ["site", "zone", "customer", "model"]
+    exclude = ["identity_sealed"]
+    show_full_result_count = False
+
+    def has_change_permission(self, request, obj=None):
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or site_is_manageable(user=request.user, site_id=obj.site_id))
+
+    def has_delete_permission(self, request, obj=None):
+        return self.has_change_permission(request, obj)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        ids = manageable_site_ids(user=request.user)
+        if db_field.name == "site":
+            qs = site_list(user=request.user)
+            kwargs["queryset"] = qs if ids is None else qs.filter(pk__in=ids)
+        elif db_field.name == "zone":
+            qs = zone_list(user=request.user)
+            kwargs["queryset"] = qs if ids is None else qs.filter(site_id__in=ids)
+        elif db_field.name == "customer":
+            kwargs["queryset"] = customer_list(user=request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(PortfolioEntry)
+class PortfolioEntryAdmin(admin.ModelAdmin):
+    list_display = ["user", "model", "quantity", "power_price_usd_per_kwh", "label", "created_at"]
+    search_fields = ["user__username", "label"]
+    autocomplete_fields = ["user", "model"]
+    list_select_related = ["user", "model"]
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.sees_everything
+
+    has_view_permission = has_change_permission = has_delete_permission = (
+        lambda self, request, obj=None: self.has_module_permission(request)
+    )
+
+    def has_add_permission(self, request):
+        return self.has_module_permission(request)

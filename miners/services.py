@@ -1,0 +1,79 @@
+"""Writes for miners and portfolios. Every change runs in one transaction through these functions."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from hashinsight.core.errors import DomainError
+from miners.models import Miner, PortfolioEntry
+from sites.selectors import site_is_manageable
+
+IDENTITY_FIELDS = ("ip", "mac", "username", "password")
+
+
+def check_placement(*, actor, site, zone) -> None:
+    """The rules every placement obeys, whether one miner or ten thousand are being written."""
+    if zone.site_id != site.pk:
+        raise DomainError("zone_not_in_site", "The zone does not belong to the miner's site.", details={"zone": zone.pk})
+    if not site_is_manageable(user=actor, site_id=site.pk):
+        # The caller saw the site through a read-only grant: a refusal, not a 404.
+        raise DomainError("site_read_only", "You may view this site but not change what is in it.", status=403)
+
+
+def _apply(miner: Miner, fields: dict) -> Miner:
+    identity = {k: fields.pop(k) for k in IDENTITY_FIELDS if k in fields}
+    old_serial = miner.serial
+    for name, value in fields.items():
+        setattr(miner, name, value)
+    if identity or (miner.pk and miner.serial != old_serial and miner.identity_sealed):
+        # Re-seal on a serial change too: the serial is bound into the ciphertext.
+        current = Miner(serial=old_serial, identity_sealed=miner.identity_sealed).get_identity() if miner.pk else {}
+        miner.set_identity(**{**current, **identity})
+    return miner
+
+
+@transaction.atomic
+def miner_create(*, actor, **fields) -> Miner:
+    check_placement(actor=actor, site=fields["site"], zone=fields["zone"])
+    if Miner.objects.filter(serial=fields["serial"]).exists():
+        raise DomainError("duplicate_serial", "A miner with this serial number already exists.", status=409)
+    miner = _apply(Miner(), fields)
+    miner.full_clean()
+    miner.save()
+    return miner
+
+
+@transaction.atomic
+def miner_update(*, actor, miner: Miner, **fields) -> Miner:
+    miner = Miner.objects.select_for_update().get(pk=miner.pk)
+    check_placement(actor=actor, site=miner.site, zone=miner.zone)
+    check_placement(actor=actor, site=fields.get("site", miner.site), zone=fields.get("zone", miner.zone))
+    if "serial" in fields and Miner.objects.exclude(pk=miner.pk).filter(serial=fields["serial"]).exists():
+        raise DomainError("duplicate_serial", "A miner with this serial number already exists.", status=409)
+    miner = _apply(miner, fields)
+    miner.full_clean()
+    miner.save()
+    return miner
+
+
+@transaction.atomic
+def miner_delete(*, actor, miner: Miner) -> None:
+    check_placement(actor=actor, site=miner.site, zone=miner.zone)
+    miner.delete()
+
+
+@transaction.atomic
+def portfolio_entry_create(*, user, **fields) -> PortfolioEntry:
+    entry = PortfolioEntry(user=user, **fields)
+    entry.full_clean()
+    entry.save()
+    return entry
+
+
+@transaction.atomic
+def portfolio_entry_update(*, entry: PortfolioEntry, **fields) -> PortfolioEntry:
+    for name, value in fields.items():
+        setattr(entry, name, value)
+    entry.full_clean()
+    entry.save()
+    return entry

@@ -1,0 +1,74 @@
+from django.contrib import admin
+from guardian.admin import GuardedModelAdminMixin
+
+from hashinsight.accounts.roles import Module
+from hashinsight.core.admin import ScopedAdminMixin
+from sites import selectors
+from sites.models import Customer, Site, Zone
+
+
+class ZoneInline(admin.TabularInline):
+    model = Zone
+    extra = 0
+
+
+@admin.register(Site)
+class SiteAdmin(ScopedAdminMixin, GuardedModelAdminMixin, admin.ModelAdmin):
+    """Object permissions (grants to site owners) are managed from the 'Object permissions' button."""
+
+    module = Module.HOSTING
+    selector = staticmethod(selectors.site_list)
+    list_display = ["name", "slug", "location", "timezone", "capacity_kw", "created_at"]
+    list_filter = ["timezone"]
+    search_fields = ["name", "slug", "location"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [ZoneInline]
+
+    def has_change_permission(self, request, obj=None):
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or selectors.site_is_manageable(user=request.user, site_id=obj.pk))
+
+    def has_delete_permission(self, request, obj=None):
+        return self.has_change_permission(request, obj)
+
+    def has_add_permission(self, request, *args):
+        # Grants are tied to the creator through the service; admins create sites here, site owners in the API.
+        return request.user.sees_everything
+
+
+@admin.register(Zone)
+class ZoneAdmin(ScopedAdminMixin, admin.ModelAdmin):
+    module = Module.HOSTING
+    selector = staticmethod(selectors.zone_list)
+    list_display = ["name", "site", "kind", "energy_source", "capacity_kw"]
+    list_filter = ["kind", "energy_source", "site"]
+    search_fields = ["name", "site__name"]
+    autocomplete_fields = ["site"]
+    list_select_related = ["site"]
+
+    def has_change_permission(self, request, obj=None):
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or selectors.site_is_manageable(user=request.user, site_id=obj.site_id))
+
+    def has_delete_permission(self, request, obj=None):
+        return self.has_change_permission(request, obj)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "site":
+            ids = selectors.manageable_site_ids(user=request.user)
+            qs = selectors.site_list(user=request.user)
+            kwargs["queryset"] = qs if ids is None else qs.filter(pk__in=ids)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(Customer)
+class CustomerAdmin(ScopedAdminMixin, GuardedModelAdminMixin, admin.ModelAdmin):
+    """Contact users are granted from 'Object permissions' (view_customer)."""
+
+    module = Module.CRM
+    selector = staticmethod(selectors.customer_list)
+    list_display = ["company", "slug", "email", "hosting_rate_usd_per_kwh", "contract_start", "contract_end"]
+    list_filter = ["contract_start"]
+    search_fields = ["company", "slug", "email"]
+    prepopulated_fields = {"slug": ["company"]}
+    date_hierarchy = "contract_start"

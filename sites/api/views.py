@@ -1,0 +1,95 @@
+from django.db.models import Count
+from django_filters import rest_framework as filters
+
+from hashinsight.accounts.roles import Module
+from hashinsight.core.api.views import ScopedViewSet
+from hashinsight.core.errors import DomainError
+from sites import selectors, services
+from sites.api.serializers import CustomerSerializer, SiteSerializer, ZoneSerializer
+
+
+def _require_manage(user, site_id: int) -> None:
+    if not selectors.site_is_manageable(user=user, site_id=site_id):
+        raise DomainError("site_read_only", "You may view this site but not change it.", status=403)
+
+
+class SiteViewSet(ScopedViewSet):
+    module = Module.HOSTING
+    serializer_class = SiteSerializer
+    search_fields = ["name", "slug", "location"]
+    ordering_fields = ["name", "capacity_kw", "created_at"]
+    filterset_fields = ["timezone"]
+
+    def get_queryset(self):
+        return selectors.site_list(user=self.request.user).annotate(miner_count=Count("miners")).order_by("name")
+
+    def perform_create(self, serializer):
+        serializer.instance = services.site_create(actor=self.request.user, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        _require_manage(self.request.user, serializer.instance.pk)
+        serializer.instance = services.site_update(site=serializer.instance, **serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        _require_manage(self.request.user, instance.pk)
+        services.site_delete(site=instance)
+
+
+class ZoneViewSet(ScopedViewSet):
+    module = Module.HOSTING
+    serializer_class = ZoneSerializer
+    search_fields = ["name"]
+    ordering_fields = ["name", "capacity_kw"]
+    filterset_fields = ["site", "kind", "energy_source"]
+
+    def get_queryset(self):
+        return selectors.zone_list(user=self.request.user)
+
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        site = data.pop("site")
+        _require_manage(self.request.user, site.pk)
+        serializer.instance = services.zone_create(site=site, **data)
+
+    def perform_update(self, serializer):
+        _require_manage(self.request.user, serializer.instance.site_id)
+        if "site" in serializer.validated_data:
+            _require_manage(self.request.user, serializer.validated_data["site"].pk)
+        serializer.instance = services.zone_update(zone=serializer.instance, **serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        _require_manage(self.request.user, instance.site_id)
+        services.zone_delete(zone=instance)
+
+
+class CustomerFilter(filters.FilterSet):
+    active_on = filters.DateFilter(method="filter_active_on", label="contract active on this date")
+
+    class Meta:
+        model = selectors.Customer
+        fields = ["slug"]
+
+    def filter_active_on(self, queryset, name, value):
+        from django.db.models import Q
+
+        return queryset.filter(Q(contract_start__lte=value), Q(contract_end__isnull=True) | Q(contract_end__gte=value))
+
+
+class CustomerViewSet(ScopedViewSet):
+    module = Module.CRM
+    serializer_class = CustomerSerializer
+    filterset_class = CustomerFilter
+    search_fields = ["company", "slug", "email"]
+    ordering_fields = ["company", "contract_start", "hosting_rate_usd_per_kwh"]
+
+    def get_queryset(self):
+        return selectors.customer_list(user=self.request.user)
+
+    def perform_create(self, serializer):
+        serializer.instance = services.customer_create(**serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.customer_update(customer=serializer.instance, **serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        services.customer_delete(customer=instance)

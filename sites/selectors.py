@@ -1,0 +1,129 @@
+"""Reads of sites, zones and customers, already restricted to what a user may see.
+
+The scope rules, in one place:
+- OWNER and ADMIN see everything;
+- a MINING_SITE_OWNER sees the sites granted to them (``view_site``, directly or through a group),
+  everything inside those sites, and the customers with miners there;
+- a CLIENT sees the customers granted to them (``view_customer``), their miners, and the sites and
+  zones those miners stand in;
+- a CUSTOMER or GUEST sees no site or customer (a customer has only a portfolio).
+
+Each function costs a constant number of queries: the grant ids are read once per request (a short
+list) and everything else is a single filtered queryset.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from hashinsight.accounts.roles import Role, role_of
+from sites.models import (
+    Customer,
+    CustomerGroupObjectPermission,
+    CustomerUserObjectPermission,
+    Site,
+    SiteGroupObjectPermission,
+    SiteUserObjectPermission,
+    Zone,
+)
+
+
+def _granted_ids(user, user_table, group_table, codename: str) -> list[int]:
+    cache_attr = f"_hi_granted_{user_table.__name__}_{codename}"
+    cached = getattr(user, cache_attr, None)
+    if cached is not None:
+        return cached
+    perm = Q(permission__codename=codename, permission__content_type__app_label="sites")
+    direct = user_table.objects.filter(perm, user=user).values_list("content_object_id", flat=True)
+    via_group = group_table.objects.filter(perm, group__user=user).values_list("content_object_id", flat=True)
+    ids = sorted(set(direct.union(via_group)))
+    setattr(user, cache_attr, ids)
+    return ids
+
+
+def granted_site_ids(user, *, manage: bool = False) -> list[int]:
+    codename = "change_site" if manage else "view_site"
+    return _granted_ids(user, SiteUserObjectPermission, SiteGroupObjectPermission, codename)
+
+
+def granted_customer_ids(user) -> list[int]:
+    return _granted_ids(user, CustomerUserObjectPermission, CustomerGroupObjectPermission, "view_customer")
+
+
+def miner_scope_q(user, *, prefix: str = "") -> Q | None:
+    """A Q restricting rows that carry ``site_id``/``customer_id`` (miners, telemetry, alerts…).
+
+    Returns None when the user sees every row, and ``Q(pk__in=[])`` when they see none."""
+    role = role_of(user)
+    if role in (Role.OWNER, Role.ADMIN):
+        return None
+    if role == Role.MINING_SITE_OWNER:
+        return Q(**{f"{prefix}site_id__in": granted_site_ids(user)})
+    if role == Role.CLIENT:
+        return Q(**{f"{prefix}customer_id__in": granted_customer_ids(user)})
+    return Q(**{f"{prefix}pk__in": []})
+
+
+def site_list(*, user) -> QuerySet[Site]:
+    role = role_of(user)
+    qs = Site.objects.all()
+    if role in (Role.OWNER, Role.ADMIN):
+        return qs
+    if role == Role.MINING_SITE_OWNER:
+        return qs.filter(pk__in=granted_site_ids(user))
+    if role == Role.CLIENT:
+        from miners.models import Miner
+
+        hosted = Miner.objects.filter(site_id=OuterRef("pk"), customer_id__in=granted_customer_ids(user))
+        return qs.filter(Exists(hosted))
+    return qs.none()
+
+
+def zone_list(*, user) -> QuerySet[Zone]:
+    role = role_of(user)
+    qs = Zone.objects.select_related("site")
+    if role in (Role.OWNER, Role.ADMIN):
+        return qs
+    if role == Role.MINING_SITE_OWNER:
+        return qs.filter(site_id__in=granted_site_ids(user))
+    if role == Role.CLIENT:
+        from miners.models import Miner
+
+        hosted = Miner.objects.filter(zone_id=OuterRef("pk"), customer_id__in=granted_customer_ids(user))
+        return qs.filter(Exists(hosted))
+    return qs.none()
+
+
+def customer_list(*, user) -> QuerySet[Customer]:
+    role = role_of(user)
+    qs = Customer.objects.all()
+    if role in (Role.OWNER, Role.ADMIN):
+        return qs
+    if role == Role.MINING_SITE_OWNER:
+        from miners.models import Miner
+
+        hosted = Miner.objects.filter(customer_id=OuterRef("pk"), site_id__in=granted_site_ids(user))
+        return qs.filter(Exists(hosted))
+    if role == Role.CLIENT:
+        return qs.filter(pk__in=granted_customer_ids(user))
+    return qs.none()
+
+
+def site_is_manageable(*, user, site_id: int) -> bool:
+    """May ``user`` change this site and what is in it (zones, miners)?"""
+    role = role_of(user)
+    if role in (Role.OWNER, Role.ADMIN):
+        return True
+    if role == Role.MINING_SITE_OWNER:
+        return site_id in granted_site_ids(user, manage=True)
+    return False
+
+
+def manageable_site_ids(*, user) -> list[int] | None:
+    """Sites whose contents ``user`` may change; None means all of them."""
+    role = role_of(user)
+    if role in (Role.OWNER, Role.ADMIN):
+        return None
+    if role == Role.MINING_SITE_OWNER:
+        return granted_site_ids(user, manage=True)
+    return []

@@ -3,6 +3,7 @@ service is unreachable, unless REQUIRE_SERVICES=1 (CI), where unreachable is a f
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from urllib.parse import urlparse
@@ -25,7 +26,9 @@ def _reachable(url: str, default_port: int) -> bool:
 def need_service(name: str, url: str | None, default_port: int) -> None:
     if url and _reachable(url, default_port):
         return
-    reason = f"{name} unreachable (set {name.upper()}_URL to a running server)" if url else f"{name.upper()}_URL not set"
+    reason = (
+        f"{name} unreachable (set {name.upper()}_URL to a running server)" if url else f"{name.upper()}_URL not set"
+    )
     if REQUIRE_SERVICES:
         pytest.fail(f"REQUIRE_SERVICES=1 but {reason}")
     pytest.skip(reason)
@@ -50,10 +53,8 @@ def on_postgres(settings):
 def _isolated_cache():
     from django.core.cache import cache
 
-    try:
+    with contextlib.suppress(Exception):  # a down Redis must not break unrelated tests
         cache.clear()
-    except Exception:  # noqa: BLE001, S110 - a down Redis must not break unrelated tests
-        pass
 
 
 @pytest.fixture

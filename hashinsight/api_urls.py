@@ -7,6 +7,7 @@ from hashinsight.accounts.api.views import ApiTokenViewSet, MeView, UserViewSet
 from miners.api.views import MinerModelViewSet, MinerViewSet, PortfolioViewSet
 from sites.api.views import CustomerViewSet, SiteViewSet, ZoneViewSet
 
+
 class Router(DefaultRouter):
     """Accepts paths with and without the trailing slash (the issue's /api/v1/miners has none)."""
 
@@ -30,5 +31,5 @@ v1 = [path("me", MeView.as_view(), name="me"), *router.urls]
 # The seed's endpoints, kept for existing integrations: same views, same permissions.
 seed_aliases = [
     path("miners", MinerViewSet.as_view({"get": "list", "post": "create"}), name="seed-miners"),
-    path("miners/bulk", MinerViewSet.as_view({"post": "bulk"}), name="seed-miners-bulk"),
+    path("miners/bulk", MinerViewSet.as_view({"post": "bulk"}, **MinerViewSet.bulk.kwargs), name="seed-miners-bulk"),
 ]

@@ -97,7 +97,9 @@ def parse_csv(data: bytes) -> ParsedFile:
                 continue  # blank line
             rows.append((reader.line_num, {k: (v if v is not None else "") for k, v in raw.items()}))
     except csv.Error as exc:
-        raise DomainError("malformed_csv", f"The CSV could not be read: {exc}.", details={"line": reader.line_num}) from None
+        raise DomainError(
+            "malformed_csv", f"The CSV could not be read: {exc}.", details={"line": reader.line_num}
+        ) from None
     return ParsedFile(rows=rows, errors=errors)
 
 
@@ -236,11 +238,15 @@ def _check_uniques(miners: list[tuple[int, Miner]], errors: list[RowError]) -> N
     seen_pos: dict[tuple, int] = {}
     for line, m in miners:
         if m.serial in seen_serial:
-            errors.append(RowError(line, "serial", "duplicate_in_file", f"Serial repeats line {seen_serial[m.serial]}."))
+            errors.append(
+                RowError(line, "serial", "duplicate_in_file", f"Serial repeats line {seen_serial[m.serial]}.")
+            )
         seen_serial.setdefault(m.serial, line)
         if m.asset_tag:
             if m.asset_tag in seen_tag:
-                errors.append(RowError(line, "asset_tag", "duplicate_in_file", f"Asset tag repeats line {seen_tag[m.asset_tag]}."))
+                errors.append(
+                    RowError(line, "asset_tag", "duplicate_in_file", f"Asset tag repeats line {seen_tag[m.asset_tag]}.")
+                )
             seen_tag.setdefault(m.asset_tag, line)
         if m.rack and m.shelf is not None and m.slot is not None:
             pos = (m.site_id, m.rack, m.shelf, m.slot)
@@ -254,7 +260,9 @@ def _check_uniques(miners: list[tuple[int, Miner]], errors: list[RowError]) -> N
         if m.serial in existing_serials:
             errors.append(RowError(line, "serial", "duplicate_serial", "A miner with this serial already exists."))
         if m.asset_tag and m.asset_tag in existing_tags:
-            errors.append(RowError(line, "asset_tag", "duplicate_asset_tag", "A miner with this asset tag already exists."))
+            errors.append(
+                RowError(line, "asset_tag", "duplicate_asset_tag", "A miner with this asset tag already exists.")
+            )
     if seen_pos:
         site_ids = {p[0] for p in seen_pos}
         taken = set(

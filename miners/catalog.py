@@ -32,7 +32,9 @@ def catalog_rows(path: Path = CATALOG) -> list[dict]:
                 {
                     "vendor": raw["manufacturer"],
                     "name": raw["model"],
-                    "code": slugify(f"{raw['model'].replace('+', ' plus')}-{hashrate.normalize():f}t".replace('.', '-')),
+                    "code": slugify(
+                        f"{raw['model'].replace('+', ' plus')}-{hashrate.normalize():f}t".replace(".", "-")
+                    ),
                     "hashrate_ths": hashrate,
                     "power_w": Decimal(raw["power_w"]),
                     "cooling": raw["cooling"] or "air",
@@ -43,7 +45,7 @@ def catalog_rows(path: Path = CATALOG) -> list[dict]:
     return rows
 
 
-def load_catalog(MinerModel) -> int:  # noqa: N803 - takes the historical model in migrations
+def load_catalog(MinerModel) -> int:  # the historical model, when called from a migration
     """Create missing catalog rows and refresh existing ones (by code); returns rows written."""
     rows = catalog_rows()
     existing = {m.code: m for m in MinerModel.objects.all()}

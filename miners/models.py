@@ -101,9 +101,7 @@ class Miner(models.Model):
             models.Index(fields=["zone"], name="miner_zone"),
         ]
         constraints = [
-            models.CheckConstraint(
-                condition=models.Q(status__in=MinerStatus.values), name="miner_status_valid"
-            ),
+            models.CheckConstraint(condition=models.Q(status__in=MinerStatus.values), name="miner_status_valid"),
             models.UniqueConstraint(
                 fields=["site", "rack", "shelf", "slot"],
                 condition=~models.Q(rack="") & models.Q(shelf__isnull=False, slot__isnull=False),

@@ -38,7 +38,9 @@ def fleet_summary(*, user) -> dict:
     )
     by_site: dict[int, dict] = {}
     for row in rows:
-        entry = by_site.setdefault(row["site_id"], {"site_id": row["site_id"], "site": row["site__name"], "statuses": {}})
+        entry = by_site.setdefault(
+            row["site_id"], {"site_id": row["site_id"], "site": row["site__name"], "statuses": {}}
+        )
         entry["statuses"][row["status"]] = row["n"]
     return {
         "miners": totals["miners"] or 0,

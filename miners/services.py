@@ -14,7 +14,9 @@ IDENTITY_FIELDS = ("ip", "mac", "username", "password")
 def check_placement(*, actor, site, zone) -> None:
     """The rules every placement obeys, whether one miner or ten thousand are being written."""
     if zone.site_id != site.pk:
-        raise DomainError("zone_not_in_site", "The zone does not belong to the miner's site.", details={"zone": zone.pk})
+        raise DomainError(
+            "zone_not_in_site", "The zone does not belong to the miner's site.", details={"zone": zone.pk}
+        )
     if not site_is_manageable(user=actor, site_id=site.pk):
         # The caller saw the site through a read-only grant: a refusal, not a 404.
         raise DomainError("site_read_only", "You may view this site but not change what is in it.", status=403)

@@ -49,6 +49,7 @@ class ZoneKind(models.TextChoices):
     POWER = "power", _("Power block")
     BUILDING = "building", _("Building")
 
+
 class EnergySource(models.TextChoices):
     HYDRO = "hydro", _("Hydro")
     SOLAR = "solar", _("Solar")

@@ -49,8 +49,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def has_module_permission(self, request):
         return request.user.is_active and request.user.is_superuser
 
-    has_view_permission = has_change_permission = has_delete_permission = (
-        lambda self, request, obj=None: self.has_module_permission(request)
+    has_view_permission = has_change_permission = has_delete_permission = lambda self, request, obj=None: (
+        self.has_module_permission(request)
     )
 
     def has_add_permission(self, request):

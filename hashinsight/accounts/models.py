@@ -38,7 +38,7 @@ class User(AbstractUser):
         return self.is_active and self.role in GLOBAL_ROLES
 
 
-TOKEN_PREFIX = "hi"
+TOKEN_PREFIX = "hi"  # noqa: S105 - a public marker, not a secret
 
 
 def hash_secret(secret: str) -> str:
@@ -49,7 +49,9 @@ def hash_secret(secret: str) -> str:
 class ApiTokenQuerySet(models.QuerySet):
     def active(self):
         now = timezone.now()
-        return self.filter(revoked_at__isnull=True).filter(models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now))
+        return self.filter(revoked_at__isnull=True).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
+        )
 
 
 class ApiToken(models.Model):

@@ -13,8 +13,11 @@ _REDACT = {"password", "secret", "token", "credentials", "authorization", "api_k
 
 class RequestContextFilter(logging.Filter):
     def filter(self, record):
-        record.request_id = request_id_var.get()
-        record.user_id = user_id_var.get()
+        # django.request logs after the middleware chain has returned; its record carries the request.
+        request = getattr(record, "request", None)
+        record.request_id = request_id_var.get() or getattr(request, "id", None)
+        user = getattr(request, "user", None)
+        record.user_id = user_id_var.get() or (user.pk if getattr(user, "is_authenticated", False) else None)
         return True
 
 
@@ -27,7 +30,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         for key, value in vars(record).items():
-            if key in _STANDARD or key.startswith("_"):
+            if key in _STANDARD or key.startswith("_") or key == "request":
                 continue
             body[key] = "[redacted]" if key.lower() in _REDACT else value
         if record.exc_info:

@@ -9,17 +9,45 @@ from miners.models import Miner, MinerModel
 
 class CalculatorForm(forms.Form):
     model = forms.ModelChoiceField(
-        queryset=MinerModel.objects.all(), required=False, label=_("Miner model"), empty_label=_("Custom (enter TH/s and W)")
+        queryset=MinerModel.objects.all(),
+        required=False,
+        label=_("Miner model"),
+        empty_label=_("Custom (enter TH/s and W)"),
     )
-    hashrate_ths = forms.DecimalField(label=_("Hashrate per miner (TH/s)"), min_value=Decimal("0.01"), required=False, max_digits=12, decimal_places=3)
-    power_w = forms.DecimalField(label=_("Power per miner (W)"), min_value=Decimal(0), required=False, max_digits=12, decimal_places=1)
+    hashrate_ths = forms.DecimalField(
+        label=_("Hashrate per miner (TH/s)"), min_value=Decimal("0.01"), required=False, max_digits=12, decimal_places=3
+    )
+    power_w = forms.DecimalField(
+        label=_("Power per miner (W)"), min_value=Decimal(0), required=False, max_digits=12, decimal_places=1
+    )
     quantity = forms.IntegerField(label=_("Quantity"), min_value=1, max_value=1_000_000, initial=1)
-    electricity_usd_per_kwh = forms.DecimalField(label=_("Electricity price (USD/kWh)"), min_value=Decimal(0), max_digits=8, decimal_places=5, initial=Decimal("0.05"))
-    btc_price_usd = forms.DecimalField(label=_("BTC price (USD)"), min_value=Decimal("0.01"), max_digits=14, decimal_places=2)
-    difficulty = forms.DecimalField(label=_("Network difficulty"), min_value=Decimal(1), max_digits=30, decimal_places=0)
-    block_subsidy_btc = forms.DecimalField(label=_("Block subsidy (BTC)"), min_value=Decimal(0), max_digits=12, decimal_places=8)
-    fees_btc_per_block = forms.DecimalField(label=_("Average fees per block (BTC)"), min_value=Decimal(0), max_digits=12, decimal_places=8)
-    pool_fee_pct = forms.DecimalField(label=_("Pool fee (%)"), min_value=Decimal(0), max_value=Decimal("99.99"), max_digits=5, decimal_places=2, initial=Decimal("2"))
+    electricity_usd_per_kwh = forms.DecimalField(
+        label=_("Electricity price (USD/kWh)"),
+        min_value=Decimal(0),
+        max_digits=8,
+        decimal_places=5,
+        initial=Decimal("0.05"),
+    )
+    btc_price_usd = forms.DecimalField(
+        label=_("BTC price (USD)"), min_value=Decimal("0.01"), max_digits=14, decimal_places=2
+    )
+    difficulty = forms.DecimalField(
+        label=_("Network difficulty"), min_value=Decimal(1), max_digits=30, decimal_places=0
+    )
+    block_subsidy_btc = forms.DecimalField(
+        label=_("Block subsidy (BTC)"), min_value=Decimal(0), max_digits=12, decimal_places=8
+    )
+    fees_btc_per_block = forms.DecimalField(
+        label=_("Average fees per block (BTC)"), min_value=Decimal(0), max_digits=12, decimal_places=8
+    )
+    pool_fee_pct = forms.DecimalField(
+        label=_("Pool fee (%)"),
+        min_value=Decimal(0),
+        max_value=Decimal("99.99"),
+        max_digits=5,
+        decimal_places=2,
+        initial=Decimal("2"),
+    )
 
     @classmethod
     def initial_values(cls) -> dict:
@@ -50,7 +78,9 @@ class CalculatorForm(forms.Form):
 class MinerFilterForm(forms.Form):
     q = forms.CharField(required=False, label=_("Search"))
     site = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label=_("Site"))
-    status = forms.ChoiceField(required=False, choices=[("", _("Any status")), *Miner.Status.choices], label=_("Status"))
+    status = forms.ChoiceField(
+        required=False, choices=[("", _("Any status")), *Miner.Status.choices], label=_("Status")
+    )
     vendor = forms.CharField(required=False, label=_("Vendor"))
 
     def __init__(self, *args, sites=(), **kwargs):

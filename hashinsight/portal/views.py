@@ -111,7 +111,9 @@ def miner_list(request):
     if form.is_valid():
         data = form.cleaned_data
         if data.get("q"):
-            miners = miners.filter(Q(serial__icontains=data["q"]) | Q(asset_tag__icontains=data["q"]) | Q(pool_worker__icontains=data["q"]))
+            miners = miners.filter(
+                Q(serial__icontains=data["q"]) | Q(asset_tag__icontains=data["q"]) | Q(pool_worker__icontains=data["q"])
+            )
         if data.get("site"):
             miners = miners.filter(site_id=data["site"])
         if data.get("status"):

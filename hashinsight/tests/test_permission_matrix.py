@@ -133,7 +133,12 @@ def test_miner_create_only_into_manageable_sites(api, farm, username):
     api.force_authenticate(farm.users[username])
     for site, zone in ((farm.site_a, farm.zone_a), (farm.site_b, farm.zone_b)):
         before = Miner.objects.count()
-        body = {"site": site.pk, "zone": zone.pk, "model": farm.miners[("site-a", "own")].model_id, "serial": f"NEW-{username}-{site.slug}"}
+        body = {
+            "site": site.pk,
+            "zone": zone.pk,
+            "model": farm.miners[("site-a", "own")].model_id,
+            "serial": f"NEW-{username}-{site.slug}",
+        }
         response = api.post("/api/v1/miners", body, format="json")
         may_write = writable("miners", username, (site.slug, "own"))
         if may_write:
@@ -141,7 +146,10 @@ def test_miner_create_only_into_manageable_sites(api, farm, username):
             assert Miner.objects.count() == before + 1
             continue
         assert Miner.objects.count() == before
-        if VISIBLE["miners"][username] == FORBIDDEN or MATRIX[(farm.users[username].role, Module.HOSTING)] < Access.FULL:
+        if (
+            VISIBLE["miners"][username] == FORBIDDEN
+            or MATRIX[(farm.users[username].role, Module.HOSTING)] < Access.FULL
+        ):
             assert response.status_code == 403
         elif site.slug in {k[0] for k in visible_keys("miners", username, farm)}:
             assert response.status_code == 403  # visible through a read-only grant
@@ -154,7 +162,9 @@ def test_miner_create_only_into_manageable_sites(api, farm, username):
 def test_site_owner_creating_a_site_is_granted_it(api, farm):
     owner = farm.users["siteowner_a"]
     api.force_authenticate(owner)
-    response = api.post("/api/v1/sites", {"name": "New", "slug": "new", "timezone": "UTC", "capacity_kw": "100"}, format="json")
+    response = api.post(
+        "/api/v1/sites", {"name": "New", "slug": "new", "timezone": "UTC", "capacity_kw": "100"}, format="json"
+    )
     assert response.status_code == 201
     assert api.get(f"/api/v1/sites/{response.json()['id']}").status_code == 200
     api.force_authenticate(farm.users["siteowner_b_ro"])

@@ -11,7 +11,18 @@ class MinerModelSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = MinerModel
-        fields = ["id", "vendor", "name", "code", "hashrate_ths", "power_w", "efficiency_j_per_th", "cooling", "release_date", "source"]
+        fields = [
+            "id",
+            "vendor",
+            "name",
+            "code",
+            "hashrate_ths",
+            "power_w",
+            "efficiency_j_per_th",
+            "cooling",
+            "release_date",
+            "source",
+        ]
         read_only_fields = ["id"]
 
 
@@ -46,7 +57,9 @@ class MinerListSerializer(serializers.ModelSerializer):
     zone_name = serializers.CharField(source="zone.name", read_only=True)
     customer_name = serializers.CharField(source="customer.company", read_only=True, default=None)
     model_name = serializers.CharField(source="model.__str__", read_only=True)
-    hashrate_ths = serializers.DecimalField(source="model.hashrate_ths", max_digits=10, decimal_places=2, read_only=True)
+    hashrate_ths = serializers.DecimalField(
+        source="model.hashrate_ths", max_digits=10, decimal_places=2, read_only=True
+    )
     power_w = serializers.DecimalField(source="model.power_w", max_digits=10, decimal_places=1, read_only=True)
 
     class Meta:
@@ -64,7 +77,7 @@ class MinerDetailSerializer(MinerListSerializer):
     network_identity = serializers.SerializerMethodField()
 
     class Meta(MinerListSerializer.Meta):
-        fields = MinerListSerializer.Meta.fields + ["network_identity"]
+        fields = [*MinerListSerializer.Meta.fields, "network_identity"]
 
     def get_network_identity(self, miner) -> dict | None:
         user = self.context["request"].user
@@ -79,7 +92,9 @@ class MinerWriteSerializer(serializers.ModelSerializer):
     customer = _ScopedCustomer(required=False, allow_null=True)
     model = serializers.PrimaryKeyRelatedField(queryset=miner_model_list())
     ip = serializers.IPAddressField(required=False, allow_blank=True, write_only=True)
-    mac = serializers.RegexField(r"^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$", required=False, allow_blank=True, write_only=True)
+    mac = serializers.RegexField(
+        r"^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$", required=False, allow_blank=True, write_only=True
+    )
     username = serializers.CharField(required=False, allow_blank=True, max_length=120, write_only=True)
     password = serializers.CharField(
         required=False, allow_blank=True, max_length=200, write_only=True, style={"input_type": "password"}
@@ -99,7 +114,7 @@ class MinerWriteSerializer(serializers.ModelSerializer):
         zone: Zone | None = attrs.get("zone", getattr(self.instance, "zone", None))
         if site is not None and zone is not None and zone.site_id != site.pk:
             raise serializers.ValidationError({"zone": "The zone does not belong to the chosen site."})
-        if "mac" in attrs and attrs["mac"]:
+        if attrs.get("mac"):
             attrs["mac"] = attrs["mac"].upper().replace("-", ":")
         return attrs
 

@@ -53,7 +53,9 @@ class MinerModelViewSet(viewsets.ModelViewSet):
 
     def check_permissions(self, request):
         super().check_permissions(request)
-        if request.method not in ("GET", "HEAD", "OPTIONS") and not has_access(request.user, Module.SYSTEM, Access.FULL):
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not has_access(
+            request.user, Module.SYSTEM, Access.FULL
+        ):
             self.permission_denied(request, message="Only system administrators edit the catalog.")
 
     def perform_destroy(self, instance):
@@ -63,6 +65,8 @@ class MinerModelViewSet(viewsets.ModelViewSet):
 
 
 class MinerViewSet(ScopedViewSet):
+    """Miners you can see. Lists never include network identity; the detail view shows it to site managers."""
+
     module = Module.HOSTING
     filterset_class = MinerFilter
     search_fields = ["serial", "asset_tag", "pool_worker", "rack"]
@@ -102,7 +106,11 @@ class MinerViewSet(ScopedViewSet):
         services.miner_delete(actor=self.request.user, miner=instance)
 
     @extend_schema(
-        request={"text/csv": OpenApiTypes.BINARY, "application/json": OpenApiTypes.OBJECT, "multipart/form-data": OpenApiTypes.OBJECT},
+        request={
+            "text/csv": OpenApiTypes.BINARY,
+            "application/json": OpenApiTypes.OBJECT,
+            "multipart/form-data": OpenApiTypes.OBJECT,
+        },
         responses={201: BulkImportResultSerializer},
         description="Import up to 10,000 miners from CSV (body or multipart `file`) or JSON; all rows or none.",
     )
@@ -132,7 +140,11 @@ class MinerViewSet(ScopedViewSet):
             return bulk_import.parse_csv(data)
         if content_type in ("text/csv", "application/csv", "text/plain", "application/octet-stream", ""):
             return bulk_import.parse_csv(request.data)
-        raise DomainError("unsupported_media_type", f"Send text/csv, application/json or multipart/form-data, not {content_type}.", status=415)
+        raise DomainError(
+            "unsupported_media_type",
+            f"Send text/csv, application/json or multipart/form-data, not {content_type}.",
+            status=415,
+        )
 
 
 class PortfolioViewSet(ScopedViewSet):
@@ -151,5 +163,3 @@ class PortfolioViewSet(ScopedViewSet):
 
     def perform_update(self, serializer):
         serializer.instance = services.portfolio_entry_update(entry=serializer.instance, **serializer.validated_data)
-
-

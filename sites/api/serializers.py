@@ -9,7 +9,17 @@ class SiteSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Site
-        fields = ["id", "name", "slug", "location", "timezone", "capacity_kw", "created_at", "updated_at", "miner_count"]
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "location",
+            "timezone",
+            "capacity_kw",
+            "created_at",
+            "updated_at",
+            "miner_count",
+        ]
         read_only_fields = ["id", "created_at", "updated_at", "miner_count"]
 
 
@@ -33,5 +43,14 @@ class ZoneSerializer(serializers.ModelSerializer):
 class CustomerSerializer(serializers.ModelSerializer):
     class Meta:
         model = Customer
-        fields = ["id", "company", "slug", "email", "hosting_rate_usd_per_kwh", "contract_start", "contract_end", "created_at"]
+        fields = [
+            "id",
+            "company",
+            "slug",
+            "email",
+            "hosting_rate_usd_per_kwh",
+            "contract_start",
+            "contract_end",
+            "created_at",
+        ]
         read_only_fields = ["id", "created_at"]

@@ -14,6 +14,8 @@ def _require_manage(user, site_id: int) -> None:
 
 
 class SiteViewSet(ScopedViewSet):
+    """Mining sites you can see; writes need a manage grant on the site."""
+
     module = Module.HOSTING
     serializer_class = SiteSerializer
     search_fields = ["name", "slug", "location"]
@@ -36,6 +38,8 @@ class SiteViewSet(ScopedViewSet):
 
 
 class ZoneViewSet(ScopedViewSet):
+    """Zones (rooms, containers, power blocks, buildings) of the sites you can see."""
+
     module = Module.HOSTING
     serializer_class = ZoneSerializer
     search_fields = ["name"]
@@ -76,6 +80,8 @@ class CustomerFilter(filters.FilterSet):
 
 
 class CustomerViewSet(ScopedViewSet):
+    """Hosting clients and their contracts (CRM)."""
+
     module = Module.CRM
     serializer_class = CustomerSerializer
     filterset_class = CustomerFilter

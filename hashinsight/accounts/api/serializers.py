@@ -21,7 +21,19 @@ class UserSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = User
-        fields = ["id", "username", "email", "first_name", "last_name", "role", "language", "is_active", "last_login", "date_joined", "password"]
+        fields = [
+            "id",
+            "username",
+            "email",
+            "first_name",
+            "last_name",
+            "role",
+            "language",
+            "is_active",
+            "last_login",
+            "date_joined",
+            "password",
+        ]
         read_only_fields = ["id", "is_active", "last_login", "date_joined"]
 
     def validate(self, attrs):
@@ -41,4 +53,4 @@ class ApiTokenCreatedSerializer(ApiTokenSerializer):
     token = serializers.CharField(read_only=True, help_text="The full token. Shown once; store it now.")
 
     class Meta(ApiTokenSerializer.Meta):
-        fields = ApiTokenSerializer.Meta.fields + ["token"]
+        fields = [*ApiTokenSerializer.Meta.fields, "token"]

@@ -22,11 +22,13 @@ from sites.services import customer_add_contact, site_grant
 SITES = [
     # slug, name, location, timezone, capacity kW, zones (name, kind, capacity kW, energy source)
     ("tx-permian", "Permian Basin, TX", "Midland, Texas, US", "America/Chicago", 30000,
-     [("Building A", "building", 12000, "grid"), ("Building B", "building", 12000, "wind"), ("Container Yard", "container", 6000, "solar")]),
+     [("Building A", "building", 12000, "grid"), ("Building B", "building", 12000, "wind"),
+      ("Container Yard", "container", 6000, "solar")]),
     ("no-kvaloya", "Kvaløya Hydro", "Tromsø, Norway", "Europe/Oslo", 20000,
      [("Hall 1", "room", 10000, "hydro"), ("Hall 2", "room", 10000, "hydro")]),
     ("py-itaipu", "Alto Paraná", "Hernandarias, Paraguay", "America/Asuncion", 25000,
-     [("Container Row 1", "container", 8000, "hydro"), ("Container Row 2", "container", 8000, "hydro"), ("Power Block C", "power", 9000, "hydro")]),
+     [("Container Row 1", "container", 8000, "hydro"), ("Container Row 2", "container", 8000, "hydro"),
+      ("Power Block C", "power", 9000, "hydro")]),
 ]  # fmt: skip
 CUSTOMERS = [
     ("northwind-hash", "Northwind Hash Ltd.", "billing@northwind.example", "0.0650", date(2024, 1, 1), None),
@@ -36,8 +38,8 @@ CUSTOMERS = [
 # Common fleet models, by the catalog code, with their share of the fleet.
 FLEET = [
     ("antminer-s21-200t", 30), ("antminer-s19j-pro-104t", 20), ("antminer-s19-xp-141t", 15),
-    ("whatsminer-m50s-126t", 10), ("whatsminer-m30s-plus-100t", 10), ("avalon-a1246-90t", 8), ("antminer-s21-plus-hyd-338t", 5),
-    ("antminer-s21-xp-270t", 7),
+    ("whatsminer-m50s-126t", 10), ("whatsminer-m30s-plus-100t", 10), ("avalon-a1246-90t", 8),
+    ("antminer-s21-plus-hyd-338t", 5), ("antminer-s21-xp-270t", 7),
 ]  # fmt: skip
 USERS = [
     ("owner", Role.OWNER),
@@ -47,7 +49,12 @@ USERS = [
     ("customer", Role.CUSTOMER),
     ("guest", Role.GUEST),
 ]
-STATUS_WEIGHTS = [(Miner.Status.ACTIVE, 90), (Miner.Status.MAINTENANCE, 4), (Miner.Status.OFFLINE, 5), (Miner.Status.RETIRED, 1)]
+STATUS_WEIGHTS = [
+    (Miner.Status.ACTIVE, 90),
+    (Miner.Status.MAINTENANCE, 4),
+    (Miner.Status.OFFLINE, 5),
+    (Miner.Status.RETIRED, 1),
+]
 
 
 class Command(BaseCommand):
@@ -67,7 +74,11 @@ class Command(BaseCommand):
             customers = self._customers()
             created_users = self._users(sites, customers)
         added = self._miners(miners, sites, customers, rng, seal=not no_identity)
-        self.stdout.write(self.style.SUCCESS(f"Demo farm ready: {len(sites)} sites, {Miner.objects.count():,} miners ({added:,} new)."))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo farm ready: {len(sites)} sites, {Miner.objects.count():,} miners ({added:,} new)."
+            )
+        )
         self._report_credentials(created_users)
 
     def _sites(self) -> list[Site]:
@@ -77,7 +88,9 @@ class Command(BaseCommand):
                 slug=slug, defaults={"name": name, "location": location, "timezone": tz, "capacity_kw": capacity}
             )
             for zname, kind, zcap, source in zones:
-                Zone.objects.get_or_create(site=site, name=zname, defaults={"kind": kind, "capacity_kw": zcap, "energy_source": source})
+                Zone.objects.get_or_create(
+                    site=site, name=zname, defaults={"kind": kind, "capacity_kw": zcap, "energy_source": source}
+                )
             sites.append(site)
         return sites
 
@@ -86,7 +99,13 @@ class Command(BaseCommand):
         for slug, company, email, rate, start, end in CUSTOMERS:
             customer, _ = Customer.objects.get_or_create(
                 slug=slug,
-                defaults={"company": company, "email": email, "hosting_rate_usd_per_kwh": Decimal(rate), "contract_start": start, "contract_end": end},
+                defaults={
+                    "company": company,
+                    "email": email,
+                    "hosting_rate_usd_per_kwh": Decimal(rate),
+                    "contract_start": start,
+                    "contract_end": end,
+                },
             )
             out.append(customer)
         return out
@@ -108,7 +127,9 @@ class Command(BaseCommand):
             for code, qty, price in (("antminer-s21-200t", 12, "0.055"), ("antminer-s19j-pro-104t", 30, "0.048")):
                 model = MinerModel.objects.filter(code=code).first()
                 if model:
-                    PortfolioEntry.objects.create(user=customer_user, model=model, quantity=qty, power_price_usd_per_kwh=Decimal(price))
+                    PortfolioEntry.objects.create(
+                        user=customer_user, model=model, quantity=qty, power_price_usd_per_kwh=Decimal(price)
+                    )
         return created
 
     def _miners(self, wanted: int, sites, customers, rng: random.Random, *, seal: bool) -> int:
@@ -116,7 +137,7 @@ class Command(BaseCommand):
         if existing >= wanted:
             return 0
         models = {m.code: m for m in MinerModel.objects.filter(code__in=[c for c, _ in FLEET])}
-        fleet = [(models[c], w) for c, w in FLEET if c in models ]
+        fleet = [(models[c], w) for c, w in FLEET if c in models]
         if not fleet:
             raise CommandError("The miner catalog is empty; run migrate first.")
         zones = {s.pk: list(s.zones.order_by("name")) for s in sites}
@@ -140,7 +161,7 @@ class Command(BaseCommand):
             if seal:
                 octets = (10, (n >> 16) & 255, (n >> 8) & 255, n & 255)
                 miner.set_identity(
-                    ip=".".join(map(str, octets)), mac="02:00:%02X:%02X:%02X:%02X" % (n >> 24 & 255, *octets[1:]),
+                    ip=".".join(map(str, octets)), mac=":".join(f"{b:02X}" for b in (2, 0, n >> 24 & 255, *octets[1:])),
                     username="root", password=secrets.token_urlsafe(9),
                 )  # fmt: skip
             batch.append(miner)
@@ -154,13 +175,15 @@ class Command(BaseCommand):
     def _report_credentials(self, created) -> None:
         path = Path(settings.VAR_DIR) / "demo-credentials.txt"
         if not created:
-            self.stdout.write(f"Demo users already exist; their passwords are in {path} (if this machine created them).")
+            self.stdout.write(
+                f"Demo users already exist; their passwords are in {path} (if this machine created them)."
+            )
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         lines = [f"{u:<10} {role:<18} {pw}" for u, role, pw in created]
         with path.open("a") as fh:
             fh.write("\n".join(lines) + "\n")
         path.chmod(0o600)
-        self.stdout.write("Demo users (shown once; also written to %s):" % path)
+        self.stdout.write(f"Demo users (shown once; also written to {path}):")
         for line in lines:
             self.stdout.write("  " + line)

@@ -80,7 +80,7 @@ class MinerFactory(factory.django.DjangoModelFactory):
 
     zone = factory.SubFactory(ZoneFactory)
     site = factory.LazyAttribute(lambda m: m.zone.site)
-    model = factory.LazyFunction(lambda: MinerModel.objects.get(code="antminer-s21-200t"))
+    model = factory.SubFactory(MinerModelFactory)
     serial = factory.Sequence(lambda n: f"SN{n:08d}")
 
 
@@ -89,7 +89,7 @@ class PortfolioEntryFactory(factory.django.DjangoModelFactory):
         model = PortfolioEntry
 
     user = factory.SubFactory(UserFactory, role=Role.CUSTOMER)
-    model = factory.LazyFunction(lambda: MinerModel.objects.get(code="antminer-s21-200t"))
+    model = factory.SubFactory(MinerModelFactory)
     quantity = 10
     power_price_usd_per_kwh = Decimal("0.05")
 

@@ -15,6 +15,7 @@ from django.db import transaction
 
 from hashinsight.accounts.models import User
 from hashinsight.accounts.roles import Role
+from miners.catalog import load_catalog
 from miners.models import Miner, MinerModel, PortfolioEntry
 from sites.models import Customer, Site, Zone
 from sites.services import customer_add_contact, site_grant
@@ -70,6 +71,7 @@ class Command(BaseCommand):
             raise CommandError("--miners must be between 0 and 100,000")
         rng = random.Random(seed)
         with transaction.atomic():
+            load_catalog(MinerModel)  # normally done by migrate; cheap and idempotent
             sites = self._sites()
             customers = self._customers()
             created_users = self._users(sites, customers)

@@ -38,6 +38,11 @@ def django_setup(miners: int) -> None:
     import django
 
     django.setup()
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")  # fresh planner statistics, as autovacuum would give a live system
 
 
 def percentile(values: list[float], p: int) -> float:

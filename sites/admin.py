@@ -1,10 +1,34 @@
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404
 from guardian.admin import GuardedModelAdminMixin
 
-from hashinsight.accounts.roles import Module
+from hashinsight.accounts.roles import Access, Module, has_access
 from hashinsight.core.admin import ScopedAdminMixin
 from sites import selectors
 from sites.models import Customer, Site, Zone
+
+
+class GrantAdminMixin(GuardedModelAdminMixin):
+    """guardian's 'Object permissions' pages, open to user managers (owners, admins) only: a site
+    owner manages what is in their site, not who else may see it."""
+
+    def _check_may_grant(self, request, object_pk) -> None:
+        get_object_or_404(self.get_queryset(request), pk=object_pk)  # hidden objects stay 404
+        if not has_access(request.user, Module.USER, Access.FULL):
+            raise PermissionDenied
+
+    def obj_perms_manage_view(self, request, object_pk):
+        self._check_may_grant(request, object_pk)
+        return super().obj_perms_manage_view(request, object_pk)
+
+    def obj_perms_manage_user_view(self, request, object_pk, user_id):
+        self._check_may_grant(request, object_pk)
+        return super().obj_perms_manage_user_view(request, object_pk, user_id)
+
+    def obj_perms_manage_group_view(self, request, object_pk, group_id):
+        self._check_may_grant(request, object_pk)
+        return super().obj_perms_manage_group_view(request, object_pk, group_id)
 
 
 class ZoneInline(admin.TabularInline):
@@ -13,7 +37,7 @@ class ZoneInline(admin.TabularInline):
 
 
 @admin.register(Site)
-class SiteAdmin(ScopedAdminMixin, GuardedModelAdminMixin, admin.ModelAdmin):
+class SiteAdmin(ScopedAdminMixin, GrantAdminMixin, admin.ModelAdmin):
     """Object permissions (grants to site owners) are managed from the 'Object permissions' button."""
 
     module = Module.HOSTING
@@ -62,7 +86,7 @@ class ZoneAdmin(ScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Customer)
-class CustomerAdmin(ScopedAdminMixin, GuardedModelAdminMixin, admin.ModelAdmin):
+class CustomerAdmin(ScopedAdminMixin, GrantAdminMixin, admin.ModelAdmin):
     """Contact users are granted from 'Object permissions' (view_customer)."""
 
     module = Module.CRM

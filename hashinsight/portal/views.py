@@ -107,7 +107,7 @@ def site_detail(request, slug):
 def miner_list(request):
     visible_sites = site_selectors.site_list(user=request.user).only("id", "name")
     form = MinerFilterForm(request.GET or None, sites=visible_sites)
-    miners = miner_selectors.miner_list(user=request.user).order_by("id")
+    miners = miner_selectors.miner_list(user=request.user).defer("identity_sealed").order_by("id")
     if form.is_valid():
         data = form.cleaned_data
         if data.get("q"):

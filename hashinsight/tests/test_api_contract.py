@@ -89,3 +89,20 @@ def test_openapi_schema_and_docs(api, farm):
     assert "/api/miners/bulk" in schema.json()["paths"]
     api.force_authenticate(farm.users["owner"])
     assert api.get("/api/docs/").status_code == 200
+
+
+def test_unexpected_errors_keep_the_shape_and_hide_internals(api, farm, monkeypatch):
+    from sites import selectors
+
+    def explode(**kwargs):
+        raise RuntimeError("database password is hunter2")
+
+    monkeypatch.setattr(selectors, "site_list", explode)
+    api.force_authenticate(farm.users["owner"])
+    api.raise_request_exception = False
+    response = api.get("/api/v1/sites")
+    assert response.status_code == 500
+    body = response.json()
+    assert body["error_code"] == "server_error"
+    assert "hunter2" not in response.content.decode()
+    assert body["request_id"] == response["X-Request-ID"]

@@ -203,3 +203,13 @@ def test_every_role_has_a_matrix_row():
     for role in Role:
         for module in Module:
             assert (role, module) in MATRIX
+
+
+def test_only_user_managers_grant_object_permissions(client, farm):
+    url = f"/admin/sites/site/{farm.site_a.pk}/permissions/"
+    client.force_login(farm.users["siteowner_a"])
+    assert client.get(url).status_code == 403
+    assert client.get(f"/admin/sites/site/{farm.site_b.pk}/permissions/").status_code == 404
+    client.force_login(farm.users["admin"])
+    assert client.get(url).status_code == 200
+    assert client.get(f"/admin/sites/customer/{farm.client_x.pk}/permissions/").status_code == 200

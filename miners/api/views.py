@@ -74,7 +74,9 @@ class MinerViewSet(ScopedViewSet):
     ordering = ["id"]
 
     def get_queryset(self):
-        return selectors.miner_list(user=self.request.user)
+        qs = selectors.miner_list(user=self.request.user)
+        # Lists never show the sealed identity, so they never load it (it is the widest column).
+        return qs.defer("identity_sealed") if self.action == "list" else qs
 
     def get_serializer_class(self):
         if self.action == "list":

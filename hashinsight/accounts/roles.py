@@ -95,7 +95,7 @@ def can_manage_role(actor, role: str) -> bool:
 
 def matrix_markdown() -> str:
     symbol = {Access.FULL: "F", Access.READ: "R", Access.NONE: "–"}
-    head = "| module | " + " | ".join(str(r.label) for r in _COLUMNS) + " |"
+    head = "| module | " + " | ".join(r.value for r in _COLUMNS) + " |"
     lines = [head, "| --- |" + " --- |" * len(_COLUMNS)]
     for module, row in _ROWS.items():
         lines.append(f"| {module.value} | " + " | ".join(symbol[a] for a in row) + " |")

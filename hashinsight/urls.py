@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from hashinsight import api_urls
@@ -11,17 +12,30 @@ handler403 = "hashinsight.core.api.errors.handler403"
 handler404 = "hashinsight.core.api.errors.handler404"
 handler500 = "hashinsight.core.api.errors.handler500"
 
+
+def _form_page(heading) -> dict:
+    return {"template_name": "registration/form_page.html", "extra_context": {"heading": heading}}
+
+
 urlpatterns = [
     path("", include("hashinsight.portal.urls", namespace="portal")),
     path("accounts/login/", portal.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("accounts/password/change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path(
+        "accounts/password/change/",
+        auth_views.PasswordChangeView.as_view(**_form_page(_("Change your password"))),
+        name="password_change",
+    ),
     path("accounts/password/change/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
-    path("accounts/password/reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path(
+        "accounts/password/reset/",
+        auth_views.PasswordResetView.as_view(**_form_page(_("Reset your password"))),
+        name="password_reset",
+    ),
     path("accounts/password/reset/done/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
     path(
         "accounts/reset/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(),
+        auth_views.PasswordResetConfirmView.as_view(**_form_page(_("Choose a new password"))),
         name="password_reset_confirm",
     ),
     path("accounts/reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),

@@ -5,7 +5,7 @@ from hashinsight.accounts.roles import Module
 from hashinsight.core.admin import ScopedAdminMixin
 from miners import selectors
 from miners.models import Miner, MinerModel, PortfolioEntry
-from sites.selectors import customer_list, manageable_site_ids, site_is_manageable, site_list, zone_list
+from sites.selectors import customer_list, manageable_site_ids, site_list, zone_list
 
 
 @admin.register(MinerModel)
@@ -30,6 +30,7 @@ class MinerAdmin(ScopedAdminMixin, admin.ModelAdmin):
 
     module = Module.HOSTING
     selector = staticmethod(selectors.miner_list)
+    site_id_attr = "site_id"
     list_display = ["serial", "model", "site", "zone", "customer", "status", "rack", "shelf", "slot", "firmware"]
     list_filter = ["status", "site", "model__vendor"]
     search_fields = ["serial", "asset_tag", "pool_worker"]
@@ -37,13 +38,6 @@ class MinerAdmin(ScopedAdminMixin, admin.ModelAdmin):
     autocomplete_fields = ["site", "zone", "customer", "model"]
     exclude = ["identity_sealed"]
     show_full_result_count = False
-
-    def has_change_permission(self, request, obj=None):
-        allowed = super().has_change_permission(request, obj)
-        return allowed and (obj is None or site_is_manageable(user=request.user, site_id=obj.site_id))
-
-    def has_delete_permission(self, request, obj=None):
-        return self.has_change_permission(request, obj)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         ids = manageable_site_ids(user=request.user)

@@ -42,18 +42,12 @@ class SiteAdmin(ScopedAdminMixin, GrantAdminMixin, admin.ModelAdmin):
 
     module = Module.HOSTING
     selector = staticmethod(selectors.site_list)
+    site_id_attr = "pk"
     list_display = ["name", "slug", "location", "timezone", "capacity_kw", "created_at"]
     list_filter = ["timezone"]
     search_fields = ["name", "slug", "location"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [ZoneInline]
-
-    def has_change_permission(self, request, obj=None):
-        allowed = super().has_change_permission(request, obj)
-        return allowed and (obj is None or selectors.site_is_manageable(user=request.user, site_id=obj.pk))
-
-    def has_delete_permission(self, request, obj=None):
-        return self.has_change_permission(request, obj)
 
     def has_add_permission(self, request, *args):
         # Grants are tied to the creator through the service; admins create sites here, site owners in the API.
@@ -64,18 +58,12 @@ class SiteAdmin(ScopedAdminMixin, GrantAdminMixin, admin.ModelAdmin):
 class ZoneAdmin(ScopedAdminMixin, admin.ModelAdmin):
     module = Module.HOSTING
     selector = staticmethod(selectors.zone_list)
+    site_id_attr = "site_id"
     list_display = ["name", "site", "kind", "energy_source", "capacity_kw"]
     list_filter = ["kind", "energy_source", "site"]
     search_fields = ["name", "site__name"]
     autocomplete_fields = ["site"]
     list_select_related = ["site"]
-
-    def has_change_permission(self, request, obj=None):
-        allowed = super().has_change_permission(request, obj)
-        return allowed and (obj is None or selectors.site_is_manageable(user=request.user, site_id=obj.site_id))
-
-    def has_delete_permission(self, request, obj=None):
-        return self.has_change_permission(request, obj)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "site":

@@ -11,6 +11,9 @@ from hashinsight.accounts.roles import Access, has_access
 class ScopedAdminMixin:
     module: str
     selector = None  # callable(user=...) -> QuerySet
+    # For objects inside a site: the attribute holding the site id. Changing them then also needs
+    # a manage grant on that site (a read-only grant shows them but cannot change them).
+    site_id_attr: str | None = None
 
     def get_queryset(self, request):
         qs = type(self).selector(user=request.user) if type(self).selector else super().get_queryset(request)
@@ -27,10 +30,16 @@ class ScopedAdminMixin:
         return has_access(request.user, self.module, Access.FULL)
 
     def has_change_permission(self, request, obj=None):
-        return has_access(request.user, self.module, Access.FULL)
+        if not has_access(request.user, self.module, Access.FULL):
+            return False
+        if obj is None or self.site_id_attr is None:
+            return True
+        from sites.selectors import site_is_manageable
+
+        return site_is_manageable(user=request.user, site_id=getattr(obj, self.site_id_attr))
 
     def has_delete_permission(self, request, obj=None):
-        return has_access(request.user, self.module, Access.FULL)
+        return self.has_change_permission(request, obj)
 
     def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
         raise Http404

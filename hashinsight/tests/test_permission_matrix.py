@@ -213,3 +213,15 @@ def test_only_user_managers_grant_object_permissions(client, farm):
     client.force_login(farm.users["admin"])
     assert client.get(url).status_code == 200
     assert client.get(f"/admin/sites/customer/{farm.client_x.pk}/permissions/").status_code == 200
+
+
+def test_read_only_grant_sees_but_cannot_change_in_admin(client, farm):
+    miner = farm.miners[("site-b", "own")]
+    client.force_login(farm.users["siteowner_b_ro"])
+    page = client.get(f"/admin/miners/miner/{miner.pk}/change/")
+    assert page.status_code == 200
+    assert page.context["has_change_permission"] is False
+    response = client.post(f"/admin/miners/miner/{miner.pk}/change/", {"serial": "HACKED"})
+    assert response.status_code == 403
+    miner.refresh_from_db()
+    assert miner.serial != "HACKED"

@@ -34,7 +34,7 @@ seed: setup
 
 serve:
 	@echo "HashInsight on http://$(HOST):$(PORT)/  (demo logins: var/demo-credentials.txt)"
-	$(VENV)/bin/uvicorn hashinsight.asgi:application --host $(HOST) --port $(PORT)
+	$(PY) manage.py run_embedded --host $(HOST) --port $(PORT)
 
 test: setup
 	scripts/ensure_chromium.sh

@@ -74,3 +74,14 @@ def farm(db):
 def _fast_password_hashing(settings):
     # PBKDF2's deliberate slowness would dominate a suite that creates hundreds of users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery():
+    """Tasks run inline in tests unless a test starts a real worker; errors surface in the test."""
+    from hashinsight.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager = False

@@ -4,8 +4,10 @@ from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from hashinsight.accounts.api.views import ApiTokenViewSet, MeView, UserViewSet
+from hashinsight.events.api.views import JobRunViewSet, ScheduleViewSet
 from miners.api.views import MinerModelViewSet, MinerViewSet, PortfolioViewSet
 from sites.api.views import CustomerViewSet, SiteViewSet, ZoneViewSet
+from telemetry.api.views import AlertViewSet
 
 
 class Router(DefaultRouter):
@@ -25,6 +27,9 @@ router.register("miners", MinerViewSet, basename="miner")
 router.register("portfolio", PortfolioViewSet, basename="portfolio")
 router.register("users", UserViewSet, basename="user")
 router.register("tokens", ApiTokenViewSet, basename="apitoken")
+router.register("alerts", AlertViewSet, basename="alert")
+router.register("jobs", JobRunViewSet, basename="jobrun")
+router.register("schedules", ScheduleViewSet, basename="schedule")
 
 v1 = [path("me", MeView.as_view(), name="me"), *router.urls]
 

@@ -65,6 +65,8 @@ INSTALLED_APPS = [
     "hashinsight.events",
     "hashinsight.observability",
     "hashinsight.portal",
+    "django_celery_beat",
+    "channels",
     "sites",
     "miners",
     "telemetry",
@@ -74,6 +76,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "hashinsight.observability.middleware.RequestIdMiddleware",
+    "hashinsight.observability.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -146,12 +149,45 @@ if REDIS_URL:
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
     }
-    CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "hashinsight"}}
-    CELERY_BROKER_URL = "memory://"
+    # Embedded mode runs worker and beat inside the web process (manage.py run_embedded), so an
+    # in-process broker is enough; the outbox relay re-sends anything lost when the process stops.
+    CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Jobs: Celery and beat -----------------------------------------------------------------------
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True  # every task is idempotent (outbox receipts, coalesced work)
+CELERY_TASK_REJECT_ON_WORKER_LOST = True  # a killed worker's task goes back to the queue
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=120)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=180)
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "telemetry.*": {"queue": "telemetry"},
+    "intelligence.*": {"queue": "intelligence"},
+}
+# Longer than any countdown we schedule (retries back off to at most OUTBOX_RETRY_CAP_S), so Redis
+# never redelivers a waiting message early.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
+CELERY_WORKER_SEND_TASK_EVENTS = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = "UTC"
+
+# --- Outbox -------------------------------------------------------------------------------------
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=6)
+OUTBOX_RETRY_BASE_S = env.float("OUTBOX_RETRY_BASE_S", default=2.0)
+OUTBOX_RETRY_CAP_S = env.float("OUTBOX_RETRY_CAP_S", default=600.0)
+# A pending row younger than this is left to its on-commit hand-off; older ones the relay sends.
+OUTBOX_RELAY_GRACE_S = env.float("OUTBOX_RELAY_GRACE_S", default=5.0)
+# A dispatched row not finished after this long is sent again (its worker died or the message was lost).
+OUTBOX_DISPATCH_TIMEOUT_S = env.float("OUTBOX_DISPATCH_TIMEOUT_S", default=300.0)
+COALESCE_WINDOW_S = env.float("COALESCE_WINDOW_S", default=2.0)
 
 # --- Auth, sessions, throttling ------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -259,6 +295,9 @@ SPECTACULAR_SETTINGS = {
 }
 BULK_IMPORT_MAX_ROWS = 10_000
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024  # 10,000 CSV rows with credentials fit well inside
+
+# Optional bearer token for /metrics (Prometheus' authorization: credentials). Empty: open.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # --- Logging ------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

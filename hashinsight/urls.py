@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from hashinsight import api_urls
+from hashinsight.observability import views as observability
 from hashinsight.portal import views as portal
 
 handler400 = "hashinsight.core.api.errors.handler400"
@@ -41,6 +42,9 @@ urlpatterns = [
     path("accounts/reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    path("api/health", observability.health, name="health"),
+    path("ready", observability.ready, name="ready"),
+    path("metrics", observability.metrics, name="metrics"),
     path("api/v1/", include(api_urls.v1)),
     path("api/", include(api_urls.seed_aliases)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from hashinsight.core.errors import DomainError
+from hashinsight.events import outbox
 from miners.models import Miner, MinerModel
 from sites.models import Zone
 from sites.selectors import customer_list, manageable_site_ids, site_list
@@ -304,7 +305,19 @@ def miners_bulk_import(*, actor, parsed: ParsedFile) -> list[Miner]:
         )
     try:
         with transaction.atomic():
-            return Miner.objects.bulk_create([m for _, m in miners], batch_size=1000)
+            created = Miner.objects.bulk_create([m for _, m in miners], batch_size=1000)
+            ids = [m.pk for m in created if m.pk is not None]
+            outbox.publish(
+                "miners.bulk_imported",
+                aggregate=f"user:{actor.pk}",
+                payload={
+                    "site_ids": sorted({m.site_id for m in created}),
+                    "customer_ids": sorted({m.customer_id for m in created if m.customer_id}),
+                    "count": len(created), "first_id": min(ids, default=None), "last_id": max(ids, default=None),
+                    "actor_id": actor.pk,
+                },
+            )  # fmt: skip
+            return created
     except IntegrityError:
         # Another writer took a serial, tag or position between our checks and the insert.
         raise DomainError(

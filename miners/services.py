@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from hashinsight.core.errors import DomainError
+from hashinsight.events import outbox
 from miners.models import Miner, PortfolioEntry
 from sites.selectors import site_is_manageable
 
@@ -42,6 +43,14 @@ def miner_create(*, actor, **fields) -> Miner:
     miner = _apply(Miner(), fields)
     miner.full_clean()
     miner.save()
+    outbox.publish(
+        "miner.created",
+        aggregate=f"miner:{miner.pk}",
+        payload={
+            "miner_id": miner.pk, "site_id": miner.site_id, "customer_id": miner.customer_id,
+            "model_id": miner.model_id, "serial": miner.serial,
+        },
+    )  # fmt: skip
     return miner
 
 
@@ -64,11 +73,16 @@ def miner_delete(*, actor, miner: Miner) -> None:
     miner.delete()
 
 
+def _portfolio_changed(user_id: int) -> None:
+    outbox.publish("portfolio.changed", aggregate=f"user:{user_id}", payload={"user_id": user_id})
+
+
 @transaction.atomic
 def portfolio_entry_create(*, user, **fields) -> PortfolioEntry:
     entry = PortfolioEntry(user=user, **fields)
     entry.full_clean()
     entry.save()
+    _portfolio_changed(user.pk)
     return entry
 
 
@@ -78,4 +92,12 @@ def portfolio_entry_update(*, entry: PortfolioEntry, **fields) -> PortfolioEntry
         setattr(entry, name, value)
     entry.full_clean()
     entry.save()
+    _portfolio_changed(entry.user_id)
     return entry
+
+
+@transaction.atomic
+def portfolio_entry_delete(*, entry: PortfolioEntry) -> None:
+    user_id = entry.user_id
+    entry.delete()
+    _portfolio_changed(user_id)

@@ -9,5 +9,6 @@ urlpatterns = [
     path("sites/", views.site_list, name="site-list"),
     path("sites/<slug:slug>/", views.site_detail, name="site-detail"),
     path("miners/", views.miner_list, name="miner-list"),
+    path("alerts/", views.alert_list, name="alert-list"),
     path("calculator/", views.calculator, name="calculator"),
 ]

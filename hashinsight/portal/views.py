@@ -19,6 +19,7 @@ from intelligence.profitability import FORMULA, ProfitInputs, mining_profitabili
 from miners import selectors as miner_selectors
 from miners.models import Miner
 from sites import selectors as site_selectors
+from telemetry import selectors as alert_selectors
 
 PAGE_SIZE = 50
 
@@ -124,6 +125,12 @@ def miner_list(request):
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "portal/miner_list.html", {"form": form, "page": page, "query": query.urlencode()})
+
+
+@module_required(Module.HOSTING)
+def alert_list(request):
+    alerts = alert_selectors.alert_list(user=request.user).exclude(status="resolved")[:200]
+    return render(request, "portal/alert_list.html", {"alerts": alerts})
 
 
 def calculator(request):

@@ -9,9 +9,10 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from hashinsight.accounts.roles import Access, Module, has_access
+from hashinsight.core import cache as cache_helper
 from hashinsight.core.api.views import ScopedViewSet
 from hashinsight.core.errors import DomainError
-from miners import bulk_import, selectors, services
+from miners import bulk_import, selectors, services, summaries  # noqa: F401 - summaries registers builders
 from miners.api.serializers import (
     BulkImportResultSerializer,
     MinerDetailSerializer,
@@ -165,3 +166,14 @@ class PortfolioViewSet(ScopedViewSet):
 
     def perform_update(self, serializer):
         serializer.instance = services.portfolio_entry_update(entry=serializer.instance, **serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        services.portfolio_entry_delete(entry=instance)
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @action(detail=False, methods=["get"])
+    def summary(self, request):
+        """Your portfolio's TH/s, kW and estimated daily revenue, cost and profit (cached;
+        ``X-Cache`` says hit, miss, stale or bypass)."""
+        result = cache_helper.get("user_portfolio", id=request.user.pk)
+        return Response(result.value, headers={"X-Cache": result.state})

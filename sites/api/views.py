@@ -8,7 +8,7 @@ from sites import selectors, services
 from sites.api.serializers import CustomerSerializer, SiteSerializer, ZoneSerializer
 
 
-def _require_manage(user, site_id: int) -> None:
+def require_manage(user, site_id: int) -> None:
     if not selectors.site_is_manageable(user=user, site_id=site_id):
         raise DomainError("site_read_only", "You may view this site but not change it.", status=403)
 
@@ -29,11 +29,11 @@ class SiteViewSet(ScopedViewSet):
         serializer.instance = services.site_create(actor=self.request.user, **serializer.validated_data)
 
     def perform_update(self, serializer):
-        _require_manage(self.request.user, serializer.instance.pk)
+        require_manage(self.request.user, serializer.instance.pk)
         serializer.instance = services.site_update(site=serializer.instance, **serializer.validated_data)
 
     def perform_destroy(self, instance):
-        _require_manage(self.request.user, instance.pk)
+        require_manage(self.request.user, instance.pk)
         services.site_delete(site=instance)
 
 
@@ -52,17 +52,17 @@ class ZoneViewSet(ScopedViewSet):
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)
         site = data.pop("site")
-        _require_manage(self.request.user, site.pk)
+        require_manage(self.request.user, site.pk)
         serializer.instance = services.zone_create(site=site, **data)
 
     def perform_update(self, serializer):
-        _require_manage(self.request.user, serializer.instance.site_id)
+        require_manage(self.request.user, serializer.instance.site_id)
         if "site" in serializer.validated_data:
-            _require_manage(self.request.user, serializer.validated_data["site"].pk)
+            require_manage(self.request.user, serializer.validated_data["site"].pk)
         serializer.instance = services.zone_update(zone=serializer.instance, **serializer.validated_data)
 
     def perform_destroy(self, instance):
-        _require_manage(self.request.user, instance.site_id)
+        require_manage(self.request.user, instance.site_id)
         services.zone_delete(zone=instance)
 
 

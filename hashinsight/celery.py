@@ -1,0 +1,30 @@
+"""The Celery application. Configuration lives in settings (CELERY_*); tasks are found per app."""
+
+import os
+
+from celery import Celery, signals
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hashinsight.settings")
+
+app = Celery("hashinsight")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+app.autodiscover_tasks(["hashinsight.events", "hashinsight.observability"])
+
+
+@signals.before_task_publish.connect
+def _carry_request_id(headers=None, **kwargs):
+    """The request id of the web request that queued a task travels with it into the worker's logs."""
+    from hashinsight.observability.context import current_request_id
+
+    rid = current_request_id()
+    if rid and headers is not None:
+        headers.setdefault("request_id", rid)
+
+
+@signals.task_prerun.connect
+def _restore_request_id(task=None, **kwargs):
+    from hashinsight.observability.context import request_id_var
+
+    rid = getattr(task.request, "request_id", None) if task else None
+    request_id_var.set(rid or (task.request.id if task else None))

@@ -1,0 +1,106 @@
+"""The one cache helper: the seed's key names, versioned invalidation, lazy rebuild and
+stale-while-revalidate. When the cache (Redis) is down, reads compute from the database instead.
+
+An entry is ``{"v": version, "at": built_at, "value": ...}``. ``invalidate`` bumps the key's version,
+so every process sees the old entry as stale at once; a stale entry is served (``X-Cache: stale``)
+while one background rebuild — guarded by a short lock — replaces it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
+
+KEYS = {
+    "user_portfolio": "user_portfolio:{id}",
+    "forecast": "forecast:{id}",
+    "optimize": "optimize:{id}:{date}",
+    "site_summary": "site_summary:{id}",
+}
+FRESH_S = 300
+KEEP_S = 24 * 3600
+LOCK_S = 60
+_BUILDERS: dict[str, Callable[..., Any]] = {}
+
+
+class Cached(NamedTuple):
+    value: Any
+    state: str  # hit | miss | stale | bypass
+
+
+def register_builder(name: str):
+    def decorator(fn):
+        _BUILDERS[name] = fn
+        return fn
+
+    return decorator
+
+
+def cache_key(name: str, **parts) -> str:
+    return KEYS[name].format(**parts)
+
+
+def _version(key: str) -> int:
+    return cache.get(f"v:{key}") or 0
+
+
+def store(name: str, value, **parts) -> None:
+    key = cache_key(name, **parts)
+    try:
+        cache.set(key, {"v": _version(key), "at": time.time(), "value": value}, KEEP_S)
+    except Exception:
+        logger.warning("cache unavailable; value not stored", extra={"cache_key": key})
+
+
+def build_and_store(name: str, **parts):
+    value = _BUILDERS[name](**parts)
+    store(name, value, **parts)
+    return value
+
+
+def invalidate(name: str, **parts) -> None:
+    key = cache_key(name, **parts)
+    try:
+        try:
+            cache.incr(f"v:{key}")
+        except ValueError:  # no version yet
+            cache.set(f"v:{key}", 1, None)
+    except Exception:
+        logger.warning("cache unavailable; invalidation skipped", extra={"cache_key": key})
+
+
+def get(name: str, *, fresh_s: float = FRESH_S, **parts) -> Cached:
+    """Read through the cache: hit, stale (served, rebuilt in the background) or miss (built now)."""
+    builder = _BUILDERS[name]
+    key = cache_key(name, **parts)
+    try:
+        entry = cache.get(key)
+        version = _version(key)
+    except Exception:
+        logger.warning("cache unavailable; computing from the database", extra={"cache_key": key})
+        return Cached(builder(**parts), "bypass")
+    if entry is None:
+        return Cached(build_and_store(name, **parts), "miss")
+    if entry["v"] == version and time.time() - entry["at"] < fresh_s:
+        return Cached(entry["value"], "hit")
+    _rebuild_in_background(name, key, parts)
+    return Cached(entry["value"], "stale")
+
+
+def _rebuild_in_background(name: str, key: str, parts: dict) -> None:
+    try:
+        if not cache.add(f"lock:{key}", 1, LOCK_S):
+            return  # another rebuild is already on its way
+    except Exception:
+        return
+    from hashinsight.core.tasks import rebuild_cache
+
+    try:
+        rebuild_cache.delay(name, parts)
+    except Exception:
+        cache.delete(f"lock:{key}")

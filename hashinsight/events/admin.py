@@ -1,0 +1,66 @@
+from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
+
+from hashinsight.accounts.roles import Access, Module, has_access
+from hashinsight.events import processing
+from hashinsight.events.models import EventFailure, JobRun, OutboxEvent
+
+
+class SystemAdmin(admin.ModelAdmin):
+    """SYSTEM module: owners and admins act, site owners read (the matrix's SYSTEM row)."""
+
+    def has_module_permission(self, request):
+        return has_access(request.user, Module.SYSTEM, Access.READ)
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(OutboxEvent)
+class OutboxEventAdmin(SystemAdmin):
+    list_display = ["created_at", "event_type", "aggregate", "status", "attempts", "next_attempt_at", "finished_at"]
+    list_filter = ["status", "event_type"]
+    search_fields = ["id", "aggregate", "request_id"]
+    readonly_fields = [f.name for f in OutboxEvent._meta.fields]
+    show_full_result_count = False
+
+
+@admin.register(EventFailure)
+class EventFailureAdmin(SystemAdmin):
+    list_display = ["created_at", "event_type", "handler", "error", "attempts", "replayed_at"]
+    list_filter = ["handler", "replayed_at"]
+    search_fields = ["event__id", "handler", "error"]
+    readonly_fields = ["event", "handler", "error", "traceback", "payload", "attempts", "created_at", "replayed_at"]
+    actions = ["replay"]
+
+    @admin.display(description=_("event type"))
+    def event_type(self, obj):
+        return obj.event.event_type
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("event")
+
+    @admin.action(description=_("Replay the selected events"))
+    def replay(self, request, queryset):
+        if not has_access(request.user, Module.SYSTEM, Access.FULL):
+            self.message_user(request, _("Only system administrators can replay events."), messages.ERROR)
+            return
+        for failure in queryset.filter(replayed_at__isnull=True):
+            processing.replay(failure)
+        self.message_user(request, _("Replay queued."), messages.SUCCESS)
+
+
+@admin.register(JobRun)
+class JobRunAdmin(SystemAdmin):
+    list_display = ["created_at", "job_type", "trigger", "status", "duration_ms", "processed", "succeeded", "failed"]
+    list_filter = ["job_type", "status", "trigger"]
+    readonly_fields = [f.name for f in JobRun._meta.fields]

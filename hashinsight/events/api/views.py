@@ -1,0 +1,108 @@
+"""/api/v1/jobs (job runs and metrics per job type) and /api/v1/schedules (pause, resume, run now)."""
+
+from __future__ import annotations
+
+from django.db.models import Avg, Count, Max, Q
+from django_celery_beat.models import PeriodicTask
+from drf_spectacular.utils import OpenApiTypes, extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from hashinsight.accounts.permissions import ModuleAccess
+from hashinsight.accounts.roles import Module
+from hashinsight.events.models import JobRun
+
+
+class JobRunSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = JobRun
+        fields = [
+            "id", "job_type", "priority", "status", "trigger", "started_at", "finished_at", "duration_ms",
+            "processed", "succeeded", "failed", "retries", "error", "result", "created_at",
+        ]  # fmt: skip
+
+
+class JobRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Runs of scheduled and manual batch jobs (SYSTEM module)."""
+
+    module = Module.SYSTEM
+    permission_classes = [ModuleAccess]
+    serializer_class = JobRunSerializer
+    queryset = JobRun.objects.all()
+    filterset_fields = ["job_type", "status", "trigger"]
+    ordering_fields = ["created_at", "duration_ms"]
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @action(detail=False)
+    def metrics(self, request):
+        """Per job type: runs, successes, failures, mean and max duration, last run."""
+        rows = (
+            JobRun.objects.values("job_type")
+            .annotate(
+                runs=Count("id"),
+                succeeded=Count("id", filter=Q(status=JobRun.Status.SUCCESS)),
+                failed=Count("id", filter=Q(status=JobRun.Status.FAILED)),
+                mean_duration_ms=Avg("duration_ms"),
+                max_duration_ms=Max("duration_ms"),
+                last_run=Max("created_at"),
+            )
+            .order_by("job_type")
+        )
+        return Response({"results": list(rows)})
+
+
+class ScheduleSerializer(serializers.ModelSerializer):
+    every_s = serializers.IntegerField(source="interval.every", read_only=True, default=None)
+    crontab = serializers.CharField(source="crontab.__str__", read_only=True, default=None)
+
+    class Meta:
+        model = PeriodicTask
+        fields = [
+            "id",
+            "name",
+            "task",
+            "enabled",
+            "every_s",
+            "crontab",
+            "queue",
+            "last_run_at",
+            "total_run_count",
+            "description",
+        ]
+        read_only_fields = fields
+
+
+class ScheduleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Periodic jobs (django-celery-beat). Pausing and resuming need SYSTEM FULL."""
+
+    module = Module.SYSTEM
+    permission_classes = [ModuleAccess]
+    serializer_class = ScheduleSerializer
+    queryset = PeriodicTask.objects.select_related("interval", "crontab").order_by("name")
+
+    def _set_enabled(self, enabled: bool):
+        task = self.get_object()
+        task.enabled = enabled
+        task.save(update_fields=["enabled"])  # PeriodicTask.save bumps beat's change marker
+        return Response(ScheduleSerializer(task).data)
+
+    @extend_schema(request=None, responses={200: ScheduleSerializer})
+    @action(detail=True, methods=["post"])
+    def pause(self, request, pk=None):
+        return self._set_enabled(False)
+
+    @extend_schema(request=None, responses={200: ScheduleSerializer})
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        return self._set_enabled(True)
+
+    @extend_schema(request=None, responses={202: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["post"], url_path="run")
+    def run_now(self, request, pk=None):
+        """Queue the job once now; its JobRun records trigger=manual."""
+        from celery import current_app
+
+        task = self.get_object()
+        result = current_app.send_task(task.task, kwargs={"trigger": "manual"}, queue=task.queue or None)
+        return Response({"task_id": result.id}, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class EventsConfig(AppConfig):
+    name = "hashinsight.events"
+    label = "events"
+    verbose_name = _("Events")
+
+    def ready(self):
+        # Handlers register themselves on import; each app keeps its own in ``handlers.py``.
+        from django.utils.module_loading import autodiscover_modules
+
+        autodiscover_modules("handlers")

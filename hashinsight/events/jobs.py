@@ -1,0 +1,50 @@
+"""Job records: every scheduled or manual batch run leaves a JobRun row."""
+
+from __future__ import annotations
+
+import functools
+import time
+
+from django.utils import timezone
+
+from hashinsight.events.models import JobRun
+
+
+class JobContext:
+    def __init__(self, run: JobRun):
+        self.run = run
+
+    def count(self, *, processed: int = 0, succeeded: int = 0, failed: int = 0) -> None:
+        self.run.processed += processed
+        self.run.succeeded += succeeded
+        self.run.failed += failed
+
+
+def job(job_type: str, *, priority: int = JobRun.Priority.NORMAL):
+    """Wrap a task body so its run is recorded. The body takes ``ctx`` and returns a result dict."""
+
+    def decorator(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, trigger: str = "schedule", task_id: str = "", retries: int = 0, **kwargs):
+            run = JobRun.objects.create(
+                job_type=job_type, priority=priority, status=JobRun.Status.RUNNING, trigger=trigger,
+                started_at=timezone.now(), task_id=task_id, retries=retries,
+            )  # fmt: skip
+            ctx = JobContext(run)
+            start = time.perf_counter()
+            try:
+                result = fn(ctx, *args, **kwargs) or {}
+            except Exception as exc:
+                run.status, run.error = JobRun.Status.FAILED, f"{type(exc).__name__}: {exc}"[:2000]
+                raise
+            else:
+                run.status, run.result = JobRun.Status.SUCCESS, result
+                return result
+            finally:
+                run.finished_at = timezone.now()
+                run.duration_ms = int((time.perf_counter() - start) * 1000)
+                run.save()
+
+        return wrapper
+
+    return decorator

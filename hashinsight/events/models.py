@@ -1,0 +1,140 @@
+"""The transactional outbox: events written in the same transaction as the change they describe."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class OutboxEvent(models.Model):
+    """One event, from the commit that produced it until every handler has run.
+
+    pending → dispatched (handed to Celery) → done, or back to pending with a later
+    ``next_attempt_at`` after a failure, or failed after the last attempt (see EventFailure)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        DISPATCHED = "dispatched", _("Dispatched")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    event_type = models.CharField(_("event type"), max_length=64)
+    schema_version = models.PositiveSmallIntegerField(_("schema version"), default=1)
+    aggregate = models.CharField(_("aggregate"), max_length=120, help_text=_("what changed, e.g. user:12"))
+    payload = models.JSONField(_("payload"))
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("outbox event")
+        verbose_name_plural = _("outbox events")
+        ordering = ["created_at"]
+        indexes = [
+            # The relay's scan: unfinished rows by when they are due.
+            models.Index(
+                fields=["status", "next_attempt_at"],
+                name="outbox_unfinished",
+                condition=models.Q(status__in=["pending", "dispatched"]),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.event_type} {self.aggregate} ({self.status})"
+
+
+class HandlerReceipt(models.Model):
+    """Proof that one handler applied one event. Written in the handler's own transaction, so a
+    redelivered event skips handlers that already ran: at-least-once delivery, exactly-once effects."""
+
+    event = models.ForeignKey(OutboxEvent, on_delete=models.CASCADE, related_name="receipts")
+    handler = models.CharField(max_length=120)
+    applied_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["event", "handler"], name="receipt_once_per_handler")]
+
+
+class EventFailure(models.Model):
+    """An event whose handler failed on its last attempt, kept for inspection and replay."""
+
+    event = models.ForeignKey(OutboxEvent, on_delete=models.CASCADE, related_name="failures")
+    handler = models.CharField(max_length=120)
+    error = models.TextField()
+    traceback = models.TextField()
+    payload = models.JSONField()
+    attempts = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    replayed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("event failure")
+        verbose_name_plural = _("event failures")
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.event.event_type} → {self.handler}"
+
+
+class CoalescedWork(models.Model):
+    """A unit of follow-up work (e.g. 'recalculate user 12') requested by many events; one row per
+    key while it waits, so a burst of events inside the window runs the work once."""
+
+    key = models.CharField(max_length=120, unique=True)
+    task = models.CharField(max_length=120)
+    args = models.JSONField(default=list)
+    due_at = models.DateTimeField()
+    requests = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.key
+
+
+class JobRun(models.Model):
+    """One run of a scheduled or manual batch job, with what it processed and how it ended."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        RUNNING = "running", _("Running")
+        SUCCESS = "success", _("Success")
+        FAILED = "failed", _("Failed")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    class Priority(models.IntegerChoices):
+        LOW = 1, _("Low")
+        NORMAL = 5, _("Normal")
+        HIGH = 9, _("High")
+
+    job_type = models.CharField(_("job type"), max_length=80, db_index=True)
+    priority = models.PositiveSmallIntegerField(_("priority"), choices=Priority.choices, default=Priority.NORMAL)
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.PENDING)
+    trigger = models.CharField(_("trigger"), max_length=20, default="schedule")  # schedule | manual | event
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    processed = models.PositiveIntegerField(default=0)
+    succeeded = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    retries = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("job run")
+        verbose_name_plural = _("job runs")
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["job_type", "-created_at"], name="jobrun_type_recent")]
+
+    def __str__(self):
+        return f"{self.job_type} {self.status}"

@@ -1,0 +1,106 @@
+"""Publishing and dispatching outbox events.
+
+``publish`` is called by services inside their transaction; the row commits (or rolls back) with the
+state change. After commit the event is handed to Celery; if that hand-off never happens (crash,
+broker down) the relay finds the row still pending and sends it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterable
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from pydantic import ValidationError
+
+from hashinsight.core.errors import DomainError
+from hashinsight.events.contracts import REGISTRY, Contract
+from hashinsight.events.models import OutboxEvent
+from hashinsight.observability.context import current_request_id
+
+logger = logging.getLogger(__name__)
+UNFINISHED = (OutboxEvent.Status.PENDING, OutboxEvent.Status.DISPATCHED)
+
+
+def validate_payload(event_type: str, version: int, payload: dict) -> Contract:
+    contract = REGISTRY.get((event_type, version))
+    if contract is None:
+        raise DomainError("unknown_event_type", f"No contract for {event_type} v{version}.", status=500)
+    try:
+        return contract.model_validate(payload)
+    except ValidationError as exc:
+        raise DomainError(
+            "invalid_event", f"Payload for {event_type} does not match its contract.", status=500,
+            details={"errors": exc.errors(include_url=False, include_context=False)},
+        ) from exc  # fmt: skip
+
+
+def publish(event_type: str, *, aggregate: str, payload: dict, version: int = 1) -> OutboxEvent:
+    """Append an event to the outbox in the caller's transaction; dispatched after it commits."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("outbox.publish must run inside the transaction that changes state")
+    body = validate_payload(event_type, version, payload).model_dump(mode="json")
+    event = OutboxEvent.objects.create(
+        event_type=event_type, schema_version=version, aggregate=aggregate, payload=body,
+        request_id=current_request_id() or "",
+    )  # fmt: skip
+    transaction.on_commit(lambda: dispatch([event.pk]))
+    return event
+
+
+def dispatch(event_ids: Iterable, *, countdown: float = 0) -> int:
+    """Mark events dispatched and send one task each. Marking first means a fast worker's 'done'
+    is never overwritten; if sending fails the rows go back to pending for the relay."""
+    from hashinsight.events.tasks import process_event
+
+    ids = list(event_ids)
+    if not ids:
+        return 0
+    expected_start = timezone.now() + timedelta(seconds=countdown)
+    claimed = list(OutboxEvent.objects.filter(pk__in=ids, status__in=UNFINISHED).values_list("pk", flat=True))
+    OutboxEvent.objects.filter(pk__in=claimed, status__in=UNFINISHED).update(
+        status=OutboxEvent.Status.DISPATCHED, dispatched_at=expected_start
+    )
+    sent = 0
+    for pk in claimed:
+        try:
+            process_event.apply_async(args=[str(pk)], countdown=countdown or None)
+            sent += 1
+        except Exception:  # the broker is down: the relay will send it later
+            logger.warning("outbox hand-off failed; left for the relay", extra={"event_id": str(pk)}, exc_info=True)
+            OutboxEvent.objects.filter(pk=pk, status=OutboxEvent.Status.DISPATCHED).update(
+                status=OutboxEvent.Status.PENDING, next_attempt_at=timezone.now()
+            )
+    return sent
+
+
+def retry_delay(attempts: int) -> float:
+    """Exponential backoff with full-range jitter (0.5×–1.5×), capped."""
+    base = settings.OUTBOX_RETRY_BASE_S * (2 ** max(attempts - 1, 0))
+    return min(base, settings.OUTBOX_RETRY_CAP_S) * random.uniform(0.5, 1.5)
+
+
+def relay(limit: int = 1000) -> dict:
+    """Re-send what the on-commit hand-off missed: pending rows past the grace period (or whose
+    retry is due) and dispatched rows that never finished. Returns counts for the job record."""
+    now = timezone.now()
+    grace = now - timedelta(seconds=settings.OUTBOX_RELAY_GRACE_S)
+    stuck_since = now - timedelta(seconds=settings.OUTBOX_DISPATCH_TIMEOUT_S)
+    due = (
+        Q(status=OutboxEvent.Status.PENDING)
+        & (Q(next_attempt_at__isnull=True, created_at__lte=grace) | Q(next_attempt_at__lte=now))
+    ) | Q(status=OutboxEvent.Status.DISPATCHED, dispatched_at__lte=stuck_since)
+    ids = list(OutboxEvent.objects.filter(due).order_by("created_at").values_list("pk", flat=True)[:limit])
+    sent = dispatch(ids)
+    from hashinsight.events.coalesce import sweep
+
+    return {"resent": sent, "found": len(ids), "coalesced_rescheduled": sweep()}
+
+
+def backlog() -> int:
+    return OutboxEvent.objects.filter(status__in=UNFINISHED).count()

@@ -1,0 +1,78 @@
+"""Prometheus metrics. Per-process instruments (request durations, WebSocket connections) plus a
+collector that reads shared state (outbox, jobs, failures) from the database at scrape time, so
+every web replica reports the same cluster-wide figures whichever process ran the work."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+REQUEST_DURATION = Histogram(
+    "hashinsight_http_request_duration_seconds",
+    "HTTP request duration by route and status.",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+WEBSOCKET_CONNECTIONS = Gauge(
+    "hashinsight_websocket_connections", "Open WebSocket connections in this process.", registry=REGISTRY
+)
+
+
+class DatabaseCollector:
+    def collect(self):
+        from django.db.models import Count, Sum
+        from django.utils import timezone
+
+        from hashinsight.events.models import EventFailure, JobRun, OutboxEvent
+
+        backlog = GaugeMetricFamily("hashinsight_outbox_events", "Outbox events by status.", labels=["status"])
+        for row in OutboxEvent.objects.values("status").annotate(n=Count("pk")):
+            backlog.add_metric([row["status"]], row["n"])
+        yield backlog
+        since = timezone.now() - timedelta(hours=24)
+        runs = CounterMetricFamily(
+            "hashinsight_job_runs_24h", "Job runs in the last 24 h by type and status.", labels=["job_type", "status"]
+        )
+        duration = GaugeMetricFamily(
+            "hashinsight_job_duration_seconds_sum_24h", "Total job run time in the last 24 h.", labels=["job_type"]
+        )
+        for row in JobRun.objects.filter(created_at__gte=since).values("job_type", "status").annotate(n=Count("id")):
+            runs.add_metric([row["job_type"], row["status"]], row["n"])
+        for row in JobRun.objects.filter(created_at__gte=since).values("job_type").annotate(ms=Sum("duration_ms")):
+            duration.add_metric([row["job_type"]], (row["ms"] or 0) / 1000)
+        yield runs
+        yield duration
+        failures = GaugeMetricFamily("hashinsight_event_failures_24h", "Events that exhausted their retries, 24 h.")
+        failures.add_metric([], EventFailure.objects.filter(created_at__gte=since).count())
+        yield failures
+        processed = CounterMetricFamily(
+            "hashinsight_events_done_1m", "Events finished in the last minute (ingest/processing rate)."
+        )
+        processed.add_metric(
+            [], OutboxEvent.objects.filter(finished_at__gte=timezone.now() - timedelta(minutes=1)).count()
+        )
+        yield processed
+
+
+REGISTRY.register(DatabaseCollector())
+
+
+class MetricsMiddleware:
+    """Times every request, labelled by the URL pattern (not the raw path, to bound cardinality)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        start = time.perf_counter()
+        response = self.get_response(request)
+        match = getattr(request, "resolver_match", None)
+        route = match.route if match and match.route else ("unmatched" if response.status_code == 404 else "other")
+        REQUEST_DURATION.labels(request.method, route, str(response.status_code)).observe(time.perf_counter() - start)
+        return response

@@ -1,0 +1,37 @@
+from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
+
+from hashinsight.accounts.roles import Module
+from hashinsight.core.admin import ScopedAdminMixin
+from telemetry import selectors, services
+from telemetry.models import Alert
+
+
+@admin.register(Alert)
+class AlertAdmin(ScopedAdminMixin, admin.ModelAdmin):
+    module = Module.HOSTING
+    selector = staticmethod(selectors.alert_list)
+    site_id_attr = "site_id"
+    list_display = ["last_seen", "severity", "status", "alert_type", "site", "miner", "count", "message"]
+    list_filter = ["status", "severity", "alert_type", "site"]
+    search_fields = ["alert_type", "message", "miner__serial"]
+    list_select_related = ["site", "miner"]
+    readonly_fields = [f.name for f in Alert._meta.fields]
+    actions = ["acknowledge", "resolve"]
+
+    def has_add_permission(self, request, *args):
+        return False  # alerts are raised by rules and the raise_alert command, through the service
+
+    @admin.action(description=_("Acknowledge selected alerts"))
+    def acknowledge(self, request, queryset):
+        for alert in queryset:
+            if self.has_change_permission(request, alert):
+                services.alert_acknowledge(alert=alert, actor=request.user)
+        self.message_user(request, _("Alerts acknowledged."), messages.SUCCESS)
+
+    @admin.action(description=_("Resolve selected alerts"))
+    def resolve(self, request, queryset):
+        for alert in queryset:
+            if self.has_change_permission(request, alert):
+                services.alert_resolve(alert=alert, actor=request.user)
+        self.message_user(request, _("Alerts resolved."), messages.SUCCESS)

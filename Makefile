@@ -26,11 +26,18 @@ assets: static/vendor/.built
 
 run: setup migrate seed serve
 
-migrate: setup
-	$(PY) manage.py migrate --noinput
+# With COMPOSE=1, migrate and seed run inside the docker compose stack instead of the local venv.
+ifdef COMPOSE
+MANAGE := docker compose run --rm web python manage.py
+else
+MANAGE := $(PY) manage.py
+endif
 
-seed: setup
-	$(PY) manage.py seed_demo
+migrate: $(if $(COMPOSE),,setup)
+	$(MANAGE) migrate --noinput
+
+seed: $(if $(COMPOSE),,setup)
+	$(MANAGE) seed_demo
 
 serve:
 	@echo "HashInsight on http://$(HOST):$(PORT)/  (demo logins: var/demo-credentials.txt)"
@@ -59,6 +66,7 @@ bench: setup
 
 # Production (docker compose; see README).
 up:
+	test -f .env || (echo "copy .env.example to .env and fill it in first" && exit 1)
 	docker compose up -d --build
 logs:
 	docker compose logs -f --tail=200

@@ -41,7 +41,8 @@ FIELD_ENCRYPTION_OLD_KEYS = env.str("FIELD_ENCRYPTION_OLD_KEYS", default="")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])  # django-cors-headers
+CORS_URLS_REGEX = r"^/api/.*$"
 if PRODUCTION and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must be set in production")
 
@@ -54,6 +55,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "corsheaders",
     "rest_framework",
     "django_filters",
     "drf_spectacular",
@@ -79,6 +81,7 @@ MIDDLEWARE = [
     "hashinsight.observability.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -295,6 +298,9 @@ SPECTACULAR_SETTINGS = {
 }
 BULK_IMPORT_MAX_ROWS = 10_000
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024  # 10,000 CSV rows with credentials fit well inside
+
+# The assistant (intelligence milestone) uses OpenAI function calling when a key is set.
+OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
 
 # Optional bearer token for /metrics (Prometheus' authorization: credentials). Empty: open.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

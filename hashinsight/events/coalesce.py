@@ -3,6 +3,7 @@ window run it once. The request is a database row, so it survives a Redis or wor
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 from django.conf import settings
@@ -31,10 +32,8 @@ def request_work(key: str, task_name: str, args: list, *, window_s: float | None
 def _schedule(key: str, countdown: float) -> None:
     from hashinsight.events.tasks import run_coalesced
 
-    try:
+    with contextlib.suppress(Exception):  # broker down: sweep() reschedules it
         run_coalesced.apply_async(args=[key], countdown=countdown or None)
-    except Exception:  # noqa: S110 - broker down: sweep() reschedules it
-        pass
 
 
 def run(key: str) -> str:

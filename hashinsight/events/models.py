@@ -62,6 +62,9 @@ class HandlerReceipt(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["event", "handler"], name="receipt_once_per_handler")]
 
+    def __str__(self):
+        return f"{self.handler} applied {self.event_id}"
+
 
 class EventFailure(models.Model):
     """An event whose handler failed on its last attempt, kept for inspection and replay."""

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 SCHEDULES = [
     # name, task, every (seconds), queue, description
-    ("outbox relay", "events.relay", 10, "default", "Re-send outbox events whose hand-off was missed or whose worker died."),
-    ("worker heartbeat", "observability.worker_heartbeat", 30, "default", "Proves a worker is consuming; read by /api/health."),
-    ("cache warming", "core.warm_caches", 300, "default", "Pre-computes portfolio and site figures, most active first."),
-    ("housekeeping", "events.prune", 3600, "default", "Deletes finished outbox rows after 7 days and job runs after 30."),
+    ("outbox relay", "events.relay", 10, "default",
+     "Re-send outbox events whose hand-off was missed or whose worker died."),
+    ("worker heartbeat", "observability.worker_heartbeat", 30, "default",
+     "Proves a worker is consuming; read by /api/health."),
+    ("cache warming", "core.warm_caches", 300, "default",
+     "Pre-computes portfolio and site figures, most active first."),
+    ("housekeeping", "events.prune", 3600, "default",
+     "Deletes finished outbox rows after 7 days and job runs after 30."),
 ]  # fmt: skip
 
 

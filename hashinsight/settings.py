@@ -191,6 +191,9 @@ OUTBOX_RELAY_GRACE_S = env.float("OUTBOX_RELAY_GRACE_S", default=5.0)
 # A dispatched row not finished after this long is sent again (its worker died or the message was lost).
 OUTBOX_DISPATCH_TIMEOUT_S = env.float("OUTBOX_DISPATCH_TIMEOUT_S", default=300.0)
 COALESCE_WINDOW_S = env.float("COALESCE_WINDOW_S", default=2.0)
+OUTBOX_QUEUE = env.str("OUTBOX_QUEUE", default="default")
+# Extra modules imported at start-up to register event handlers (plugins, test support).
+EVENT_HANDLER_MODULES = env.list("EVENT_HANDLER_MODULES", default=[])
 
 # --- Auth, sessions, throttling ------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

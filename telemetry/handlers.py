@@ -12,7 +12,7 @@ def push_alert(payload, event) -> None:
     layer = get_channel_layer()
     message = {
         "type": "alert.message",
-        "event": {"id": str(event.pk), "type": event.event_type, "alert": payload.model_dump(mode="json")},
+        "event": {"id": str(event.pk), "event_type": event.event_type, "alert": payload.model_dump(mode="json")},
     }
     for group in groups_for_alert(payload):
         async_to_sync(layer.group_send)(group, message)

@@ -7,11 +7,19 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from hashinsight.accounts.roles import GLOBAL_ROLES, STAFF_ROLES, Role
+
+
+class UserManager(DjangoUserManager):
+    def create_superuser(self, username, email=None, password=None, **extra_fields):
+        # `createsuperuser` makes an OWNER: staff and superuser flags follow the role (see save()).
+        extra_fields.setdefault("role", Role.OWNER)
+        return super().create_superuser(username, email, password, **extra_fields)
 
 
 class User(AbstractUser):
@@ -20,6 +28,8 @@ class User(AbstractUser):
 
     role = models.CharField(_("role"), max_length=24, choices=Role.choices, default=Role.GUEST, db_index=True)
     language = models.CharField(_("language"), max_length=10, choices=settings.LANGUAGES, default="en")
+
+    objects = UserManager()
 
     class Meta:
         verbose_name = _("user")

@@ -12,3 +12,9 @@ class EventsConfig(AppConfig):
         from django.utils.module_loading import autodiscover_modules
 
         autodiscover_modules("handlers")
+        from importlib import import_module
+
+        from django.conf import settings
+
+        for module in settings.EVENT_HANDLER_MODULES:
+            import_module(module)

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from hashinsight.events.models import CoalescedWork
 
@@ -32,7 +33,7 @@ def request_work(key: str, task_name: str, args: list, *, window_s: float | None
 def _schedule(key: str, countdown: float) -> None:
     from hashinsight.events.tasks import run_coalesced
 
-    with contextlib.suppress(Exception):  # broker down: sweep() reschedules it
+    with contextlib.suppress(OperationalError, OSError):  # broker down: sweep() reschedules it
         run_coalesced.apply_async(args=[key], countdown=countdown or None)
 
 
@@ -44,6 +45,7 @@ def run(key: str) -> str:
     if row is None:
         return "nothing"
     seen = row.requests
+    current_app.loader.import_default_modules()  # task modules, when this runs outside a worker
     current_app.tasks[row.task].run(*row.args)
     # Requests that arrived while we ran need one more run; keep the row and schedule it.
     if CoalescedWork.objects.filter(pk=row.pk, requests=seen).delete()[0] == 0:

@@ -69,7 +69,7 @@ def dispatch(event_ids: Iterable, *, countdown: float = 0) -> int:
     sent = 0
     for pk in claimed:
         try:
-            process_event.apply_async(args=[str(pk)], countdown=countdown or None)
+            process_event.apply_async(args=[str(pk)], countdown=countdown or None, queue=settings.OUTBOX_QUEUE)
             sent += 1
         except Exception:  # the broker is down: the relay will send it later
             logger.warning("outbox hand-off failed; left for the relay", extra={"event_id": str(pk)}, exc_info=True)

@@ -51,7 +51,10 @@ def _failed(event: OutboxEvent, handler: str) -> str:
     tb = traceback.format_exc()
     error = tb.strip().splitlines()[-1][:500]
     attempts = event.attempts + 1
-    logger.warning("event handler failed", extra={"event_id": str(event.pk), "handler": handler, "attempt": attempts})
+    logger.warning(
+        "event handler failed",
+        extra={"event_id": str(event.pk), "handler": handler, "attempt": attempts, "error": error},
+    )
     if attempts >= settings.OUTBOX_MAX_ATTEMPTS:
         with transaction.atomic():
             OutboxEvent.objects.filter(pk=event.pk).update(

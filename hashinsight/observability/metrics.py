@@ -25,6 +25,9 @@ WEBSOCKET_CONNECTIONS = Gauge(
 
 
 class DatabaseCollector:
+    def describe(self):
+        return []  # nothing to query at registration (import) time; families appear on scrape
+
     def collect(self):
         from django.db.models import Count, Sum
         from django.utils import timezone

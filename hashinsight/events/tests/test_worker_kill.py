@@ -1,0 +1,131 @@
+"""A real Celery worker on the real Redis broker and PostgreSQL, killed with SIGKILL mid-task: the
+event is delivered again and its effect lands exactly once. Needs Redis and PostgreSQL (CI)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.db import connection, transaction
+
+from hashinsight.events import outbox
+from hashinsight.events.models import JobRun, OutboxEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ROOT = Path(django_settings.BASE_DIR)
+QUEUE = "killtest"
+
+
+def database_url() -> str:
+    s = connection.settings_dict
+    return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+@pytest.fixture
+def worker_env(on_postgres, redis_url, tmp_path, settings):
+    from hashinsight.celery import app
+
+    if not app.conf.broker_url.startswith("redis"):
+        pytest.skip("the Celery broker is not Redis")
+    app.conf.task_always_eager = False
+    settings.OUTBOX_QUEUE = QUEUE
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "REDIS_URL": redis_url,
+        "CELERY_BROKER_URL": app.conf.broker_url,
+        "EVENT_HANDLER_MODULES": "hashinsight.events.tests.support",
+        "OUTBOX_QUEUE": QUEUE,
+        "KILLTEST_DIR": str(tmp_path),
+        "KILLTEST_SLEEP_S": "3",
+        "LOG_LEVEL": "WARNING",
+    }
+    # Start from an empty queue: nothing left over from an earlier run.
+    with app.connection_for_write() as conn:
+        if _queue_exists(conn):
+            conn.default_channel.queue_purge(QUEUE)
+    procs = []
+
+    def start():
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "hashinsight", "worker", "-Q", QUEUE, "-c", "1",
+             "--pool", "prefork", "--without-heartbeat", "--without-mingle", "--without-gossip", "-l", "WARNING"],
+            cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        procs.append(proc)
+        return proc
+
+    yield start, tmp_path
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _queue_exists(conn) -> bool:
+    try:
+        conn.default_channel.queue_declare(QUEUE, passive=True)
+        return True
+    except Exception:
+        return False
+
+
+def publish(user_id: int) -> OutboxEvent:
+    with transaction.atomic():
+        return outbox.publish("portfolio.changed", aggregate=f"user:{user_id}", payload={"user_id": user_id})
+
+
+def wait_for(predicate, timeout=60.0, step=0.1):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+def started(tmp: Path, event) -> list[str]:
+    path = tmp / "started"
+    return [ln for ln in path.read_text().splitlines() if ln.startswith(str(event.pk))] if path.exists() else []
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def test_killed_pool_process_task_is_redelivered_and_applied_once(worker_env):
+    start, tmp = worker_env
+    worker = start()
+    event = publish(1)  # committed: the on-commit hand-off sends it to the worker's queue
+    assert wait_for(lambda: started(tmp, event)), "the worker never started the task"
+    pid = int(started(tmp, event)[0].split()[1])
+    os.kill(pid, signal.SIGKILL)  # the process running the task dies mid-handler
+    assert wait_for(lambda: OutboxEvent.objects.get(pk=event.pk).status == "done", timeout=90)
+    assert len(started(tmp, event)) == 2  # delivered again after the kill
+    assert JobRun.objects.filter(job_type="killtest-effect", result__event=str(event.pk)).count() == 1
+    assert worker.poll() is None
+
+
+def test_killed_worker_is_recovered_by_the_relay_and_applied_once(worker_env, settings):
+    from hashinsight.events.outbox import relay
+
+    start, tmp = worker_env
+    first = start()
+    event = publish(2)
+    assert wait_for(lambda: started(tmp, event)), "the worker never started the task"
+    os.killpg(first.pid, signal.SIGKILL)  # the whole worker, main process and pool, is gone
+    first.wait()
+    assert OutboxEvent.objects.get(pk=event.pk).status == "dispatched"
+    start()
+    settings.OUTBOX_DISPATCH_TIMEOUT_S = 1
+    time.sleep(1.5)
+    assert relay()["resent"] == 1
+    assert wait_for(lambda: OutboxEvent.objects.get(pk=event.pk).status == "done", timeout=90)
+    assert JobRun.objects.filter(job_type="killtest-effect", result__event=str(event.pk)).count() == 1

@@ -77,11 +77,11 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
-def _eager_celery():
-    """Tasks run inline in tests unless a test starts a real worker; errors surface in the test."""
+def _eager_celery(request):
+    """Tasks run inline in tests, unless the test is marked ``real_worker``; errors surface in the test."""
     from hashinsight.celery import app
 
-    app.conf.task_always_eager = True
+    app.conf.task_always_eager = request.node.get_closest_marker("real_worker") is None
     app.conf.task_eager_propagates = True
     yield
     app.conf.task_always_eager = False

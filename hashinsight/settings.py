@@ -6,6 +6,7 @@ and unsafe fallbacks raise ImproperlyConfigured instead of silently degrading.
 """
 
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -143,17 +144,32 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env.str("REDIS_URL", default="")
 if PRODUCTION and not REDIS_URL:
     raise ImproperlyConfigured("REDIS_URL must be set in production")
+
+
+def _redis_db(url: str, offset: int) -> str:
+    """The same server, database number + offset: broker, cache and channel layer never share a
+    keyspace, so clearing the cache (FLUSHDB) can never drop queued or unacknowledged tasks."""
+    parsed = urlsplit(url)
+    base = int(parsed.path.strip("/") or 0)
+    return urlunsplit(parsed._replace(path=f"/{base + offset}"))
+
+
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
+            "LOCATION": env.str("CACHE_URL", default=_redis_db(REDIS_URL, 1)),
             "KEY_PREFIX": "hi",
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
     }
     CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [env.str("CHANNEL_LAYER_URL", default=_redis_db(REDIS_URL, 2))]},
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "hashinsight"}}
     # Embedded mode runs worker and beat inside the web process (manage.py run_embedded), so an

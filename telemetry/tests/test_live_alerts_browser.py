@@ -28,7 +28,14 @@ def asgi_server(redis_url, settings):
             "CONFIG": {"hosts": [redis_url], "prefix": f"t{time.time_ns()}"},
         }
     }
+    from django.db import connections
+
     from hashinsight.asgi import application
+
+    # The server's threads must not keep database connections past the test (it drops the database).
+    db_settings = connections.settings["default"]
+    max_age = db_settings.get("CONN_MAX_AGE", 0)
+    db_settings["CONN_MAX_AGE"] = 0
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -45,6 +52,7 @@ def asgi_server(redis_url, settings):
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+    db_settings["CONN_MAX_AGE"] = max_age
 
 
 def test_alert_appears_live_for_the_right_user(page, asgi_server, farm):  # noqa: F811

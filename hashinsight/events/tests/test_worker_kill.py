@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection, transaction
+from kombu import Exchange, Queue
 
 from hashinsight.events import outbox
 from hashinsight.events.models import JobRun, OutboxEvent
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.real_worker]
 ROOT = Path(django_settings.BASE_DIR)
 QUEUE = "killtest"
 
@@ -33,7 +34,6 @@ def worker_env(on_postgres, redis_url, tmp_path, settings):
 
     if not app.conf.broker_url.startswith("redis"):
         pytest.skip("the Celery broker is not Redis")
-    app.conf.task_always_eager = False
     settings.OUTBOX_QUEUE = QUEUE
     env = {
         **os.environ,
@@ -46,37 +46,36 @@ def worker_env(on_postgres, redis_url, tmp_path, settings):
         "KILLTEST_SLEEP_S": "3",
         "LOG_LEVEL": "WARNING",
     }
-    # Start from an empty queue: nothing left over from an earlier run.
+    # Declare the queue (and, on Redis, its exchange binding) before anything is published to it,
+    # and start from an empty queue: nothing left over from an earlier run.
     with app.connection_for_write() as conn:
-        if _queue_exists(conn):
-            conn.default_channel.queue_purge(QUEUE)
+        Queue(QUEUE, Exchange(QUEUE), routing_key=QUEUE)(conn.default_channel).declare()
+        conn.default_channel.queue_purge(QUEUE)
     procs = []
+    log = (tmp_path / "worker.log").open("ab")
 
     def start():
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "hashinsight", "worker", "-Q", QUEUE, "-c", "1",
-             "--pool", "prefork", "--without-heartbeat", "--without-mingle", "--without-gossip", "-l", "WARNING"],
-            cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+             "--pool", "prefork", "--without-heartbeat", "--without-mingle", "--without-gossip", "-l", "INFO"],
+            cwd=ROOT, env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         procs.append(proc)
+        assert wait_for(lambda: b"ready." in (tmp_path / "worker.log").read_bytes(), timeout=60), worker_log(tmp_path)
         return proc
 
     yield start, tmp_path
+    log.close()
     for proc in procs:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
 
-def _queue_exists(conn) -> bool:
-    try:
-        conn.default_channel.queue_declare(QUEUE, passive=True)
-        return True
-    except Exception:
-        return False
-
-
 def publish(user_id: int) -> OutboxEvent:
+    from hashinsight.celery import app
+
+    assert not app.conf.task_always_eager
     with transaction.atomic():
         return outbox.publish("portfolio.changed", aggregate=f"user:{user_id}", payload={"user_id": user_id})
 
@@ -95,19 +94,18 @@ def started(tmp: Path, event) -> list[str]:
     return [ln for ln in path.read_text().splitlines() if ln.startswith(str(event.pk))] if path.exists() else []
 
 
-def children(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
-    return [int(x) for x in out.split()]
+def worker_log(tmp: Path) -> str:
+    return "the worker's log:\n" + (tmp / "worker.log").read_text(errors="replace")[-3000:]
 
 
 def test_killed_pool_process_task_is_redelivered_and_applied_once(worker_env):
     start, tmp = worker_env
     worker = start()
     event = publish(1)  # committed: the on-commit hand-off sends it to the worker's queue
-    assert wait_for(lambda: started(tmp, event)), "the worker never started the task"
+    assert wait_for(lambda: started(tmp, event)), worker_log(tmp)
     pid = int(started(tmp, event)[0].split()[1])
     os.kill(pid, signal.SIGKILL)  # the process running the task dies mid-handler
-    assert wait_for(lambda: OutboxEvent.objects.get(pk=event.pk).status == "done", timeout=90)
+    assert wait_for(lambda: OutboxEvent.objects.get(pk=event.pk).status == "done", timeout=90), worker_log(tmp)
     assert len(started(tmp, event)) == 2  # delivered again after the kill
     assert JobRun.objects.filter(job_type="killtest-effect", result__event=str(event.pk)).count() == 1
     assert worker.poll() is None
@@ -119,7 +117,7 @@ def test_killed_worker_is_recovered_by_the_relay_and_applied_once(worker_env, se
     start, tmp = worker_env
     first = start()
     event = publish(2)
-    assert wait_for(lambda: started(tmp, event)), "the worker never started the task"
+    assert wait_for(lambda: started(tmp, event)), worker_log(tmp)
     os.killpg(first.pid, signal.SIGKILL)  # the whole worker, main process and pool, is gone
     first.wait()
     assert OutboxEvent.objects.get(pk=event.pk).status == "dispatched"
@@ -127,5 +125,5 @@ def test_killed_worker_is_recovered_by_the_relay_and_applied_once(worker_env, se
     settings.OUTBOX_DISPATCH_TIMEOUT_S = 1
     time.sleep(1.5)
     assert relay()["resent"] == 1
-    assert wait_for(lambda: OutboxEvent.objects.get(pk=event.pk).status == "done", timeout=90)
+    assert wait_for(lambda: OutboxEvent.objects.get(pk=event.pk).status == "done", timeout=90), worker_log(tmp)
     assert JobRun.objects.filter(job_type="killtest-effect", result__event=str(event.pk)).count() == 1

@@ -8,6 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.db import connections
 
 from hashinsight.portal.tests.test_browser import browser, page  # noqa: F401 - shared fixtures
 from hashinsight.tests.factories import PASSWORD
@@ -28,8 +29,6 @@ def asgi_server(redis_url, settings):
             "CONFIG": {"hosts": [redis_url], "prefix": f"t{time.time_ns()}"},
         }
     }
-    from django.db import connections
-
     from hashinsight.asgi import application
 
     # The server's threads must not keep database connections past the test (it drops the database).
@@ -63,13 +62,18 @@ def test_alert_appears_live_for_the_right_user(page, asgi_server, farm):  # noqa
     page.wait_for_url(f"{asgi_server}/alerts/")
     page.locator("[data-testid=live-status][data-state=live]").wait_for(timeout=15_000)
 
-    def raise_alert(miner, alert_type, message):
+    def raise_in_thread(miner, alert_type, message):
+        try:
+            return services.alert_raise(
+                site=miner.site, miner=miner, alert_type=alert_type, severity="critical", message=message
+            )
+        finally:
+            connections.close_all()  # this thread's connection would otherwise outlive the test database
+
+    def raise_alert(*args):
         # Playwright's sync API keeps an event loop in this thread; a worker thread has none, like Celery.
         with ThreadPoolExecutor(1) as pool:
-            return pool.submit(
-                services.alert_raise, site=miner.site, miner=miner, alert_type=alert_type, severity="critical",
-                message=message,
-            ).result()  # fmt: skip
+            return pool.submit(raise_in_thread, *args).result()
 
     raise_alert(farm.miners[("site-a", "client-y")], "temp", "not yours")
     alert = raise_alert(farm.miners[("site-b", "client-x")], "fan", "Fan 2 stopped")

@@ -8,9 +8,14 @@ from hashinsight.events import coalesce, outbox, processing
 from hashinsight.events.jobs import job
 
 
-@shared_task(name="events.process_event", acks_late=True, ignore_result=True)
-def process_event(event_id: str) -> str:
-    return processing.process(event_id)
+@shared_task(name="events.process_events", acks_late=True, ignore_result=True)
+def process_events(event_ids: list[str]) -> dict:
+    """Apply a batch of events. Redelivered after a crash, finished events are skipped quickly."""
+    outcomes: dict[str, int] = {}
+    for event_id in event_ids:
+        outcome = processing.process(event_id)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
 
 
 @shared_task(name="events.run_coalesced", acks_late=True, ignore_result=True)

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from hashinsight.accounts.permissions import ModuleAccess
 from hashinsight.accounts.roles import Module
+from hashinsight.core.errors import DomainError
 from hashinsight.events.models import JobRun
 
 
@@ -103,6 +104,10 @@ class ScheduleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         """Queue the job once now; its JobRun records trigger=manual."""
         from celery import current_app
 
-        task = self.get_object()
-        result = current_app.send_task(task.task, kwargs={"trigger": "manual"}, queue=task.queue or None)
+        schedule = self.get_object()
+        current_app.loader.import_default_modules()
+        task = current_app.tasks.get(schedule.task)
+        if task is None:
+            raise DomainError("unknown_task", f"No task named {schedule.task!r} is installed.", status=409)
+        result = task.apply_async(kwargs={"trigger": "manual"}, queue=schedule.queue or None)
         return Response({"task_id": result.id}, status=status.HTTP_202_ACCEPTED)

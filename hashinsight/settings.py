@@ -167,7 +167,19 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [env.str("CHANNEL_LAYER_URL", default=_redis_db(REDIS_URL, 2))]},
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": env.str("CHANNEL_LAYER_URL", default=_redis_db(REDIS_URL, 2)),
+                        # redis-py's async pool fails (not waits) past its size; a burst of
+                        # reconnecting browsers must not turn into HTTP 500s.
+                        "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=4000),
+                        # redis-py 8 reads with a 5 s timeout by default, exactly channels_redis'
+                        # 5 s blocking pop: the race kills the layer's receive loop. Read longer.
+                        "socket_timeout": 15,
+                    }
+                ]
+            },
         }
     }
 else:
@@ -188,6 +200,9 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "telemetry.*": {"queue": "telemetry"},
     "intelligence.*": {"queue": "intelligence"},
+    # Follow-up recalculations must never queue ahead of event hand-offs.
+    "events.run_coalesced": {"queue": "intelligence"},
+    "core.rebuild_cache": {"queue": "intelligence"},
 }
 # Longer than any countdown we schedule (retries back off to at most OUTBOX_RETRY_CAP_S), so Redis
 # never redelivers a waiting message early.

@@ -1,19 +1,24 @@
-"""What follows a change to miners or portfolios: invalidate, then one coalesced recalculation."""
+"""What follows a change to miners or portfolios: invalidate, then one coalesced recalculation.
+Batch handlers: a burst of events touches each user or site once."""
 
 from hashinsight.core import cache as cache_helper
-from hashinsight.events.coalesce import request_work
+from hashinsight.events.coalesce import request_work_many
 from hashinsight.events.registry import handles
 
 
-@handles("miner.created", "miners.bulk_imported")
-def recalculate_sites(payload, event) -> None:
-    site_ids = [payload.site_id] if hasattr(payload, "site_id") else payload.site_ids
-    for site_id in site_ids:
+@handles("miner.created", "miners.bulk_imported", batch=True)
+def recalculate_sites(pairs) -> None:
+    site_ids = set()
+    for payload, _event in pairs:
+        site_ids.update([payload.site_id] if hasattr(payload, "site_id") else payload.site_ids)
+    for site_id in sorted(site_ids):
         cache_helper.invalidate("site_summary", id=site_id)
-        request_work(f"recalc:site:{site_id}", "miners.recalculate_site", [site_id])
+    request_work_many([(f"recalc:site:{s}", "miners.recalculate_site", [s]) for s in sorted(site_ids)])
 
 
-@handles("portfolio.changed")
-def recalculate_portfolio(payload, event) -> None:
-    cache_helper.invalidate("user_portfolio", id=payload.user_id)
-    request_work(f"recalc:user:{payload.user_id}", "miners.recalculate_user_all", [payload.user_id])
+@handles("portfolio.changed", batch=True)
+def recalculate_portfolio(pairs) -> None:
+    user_ids = sorted({payload.user_id for payload, _event in pairs})
+    for user_id in user_ids:
+        cache_helper.invalidate("user_portfolio", id=user_id)
+    request_work_many([(f"recalc:user:{u}", "miners.recalculate_user_all", [u]) for u in user_ids])

@@ -7,7 +7,7 @@ import contextlib
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from kombu.exceptions import OperationalError
@@ -16,18 +16,33 @@ from hashinsight.events.models import CoalescedWork
 
 
 def request_work(key: str, task_name: str, args: list, *, window_s: float | None = None) -> bool:
-    """Ask for ``task_name(*args)`` to run once after the window; returns True for the first request."""
+    """Ask for ``task_name(*args)`` to run once after the window; True if this was the first request."""
+    return bool(request_work_many([(key, task_name, args)], window_s=window_s))
+
+
+def request_work_many(requests: list[tuple[str, str, list]], *, window_s: float | None = None) -> list[str]:
+    """Record work requests (a few queries for any number); returns the keys that were new and are
+    scheduled to run after the window. Repeats of a waiting key only raise its request count."""
     window = settings.COALESCE_WINDOW_S if window_s is None else window_s
-    try:
-        with transaction.atomic():
-            CoalescedWork.objects.create(
-                key=key, task=task_name, args=args, due_at=timezone.now() + timedelta(seconds=window)
-            )
-    except IntegrityError:
-        CoalescedWork.objects.filter(key=key).update(requests=F("requests") + 1)
-        return False
-    transaction.on_commit(lambda: _schedule(key, window))
-    return True
+    wanted = {key: (task, args) for key, task, args in requests}
+    if not wanted:
+        return []
+    with transaction.atomic():
+        existing = set(CoalescedWork.objects.filter(key__in=wanted).values_list("key", flat=True))
+        if existing:
+            CoalescedWork.objects.filter(key__in=existing).update(requests=F("requests") + 1)
+        due = timezone.now() + timedelta(seconds=window)
+        new = [
+            CoalescedWork(key=key, task=task, args=args, due_at=due)
+            for key, (task, args) in wanted.items()
+            if key not in existing
+        ]
+        # A concurrent request may create the same key first: ignore it; its creator schedules the run.
+        CoalescedWork.objects.bulk_create(new, ignore_conflicts=True)
+    keys = [w.key for w in new]
+    for key in keys:
+        transaction.on_commit(lambda key=key: _schedule(key, window))
+    return keys
 
 
 def _schedule(key: str, countdown: float) -> None:

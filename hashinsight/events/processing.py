@@ -1,9 +1,15 @@
-"""Applying one event: every handler once, with retries, backoff and a failure record at the end."""
+"""Applying events: every handler once per event, with retries, backoff and a failure record.
+
+Events are processed in batches: one query loads the batch, one loads its receipts, batch handlers
+apply a whole group in one transaction (with all its receipts), and one UPDATE marks the batch done.
+If a batch handler fails, its events are retried one by one so a single bad event cannot hold up
+the others."""
 
 from __future__ import annotations
 
 import logging
 import traceback
+from collections import defaultdict
 from datetime import timedelta
 
 from django.conf import settings
@@ -12,43 +18,87 @@ from django.utils import timezone
 
 from hashinsight.events.contracts import REGISTRY
 from hashinsight.events.models import EventFailure, HandlerReceipt, OutboxEvent
-from hashinsight.events.registry import handlers_for
+from hashinsight.events.registry import Handler, handlers_for
 
 logger = logging.getLogger(__name__)
+FINISHED = (OutboxEvent.Status.DONE, OutboxEvent.Status.FAILED)
 
 
 def process(event_id) -> str:
-    event = OutboxEvent.objects.filter(pk=event_id).first()
-    if event is None:
-        return "missing"
-    if event.status in (OutboxEvent.Status.DONE, OutboxEvent.Status.FAILED):
-        return event.status  # a redelivery after the work was finished
-    payload = REGISTRY[(event.event_type, event.schema_version)].model_validate(event.payload)
-    done = set(HandlerReceipt.objects.filter(event=event).values_list("handler", flat=True))
-    for name, handler in handlers_for(event.event_type):
-        if name in done:
-            continue
-        try:
-            with transaction.atomic():
-                handler(payload, event)
-                HandlerReceipt.objects.create(event=event, handler=name)
-        except IntegrityError:
-            # Another delivery of this event applied the handler at the same moment.
-            if HandlerReceipt.objects.filter(event=event, handler=name).exists():
+    """Apply one event; returns its outcome (done, retrying, failed, missing or already finished)."""
+    return process_many([event_id]).get(str(event_id), "missing")
+
+
+def process_many(event_ids) -> dict[str, str]:
+    ids = [str(i) for i in event_ids]
+    events = {str(e.pk): e for e in OutboxEvent.objects.filter(pk__in=ids)}
+    outcomes = {pk: events[pk].status if pk in events else "missing" for pk in ids}
+    todo = [e for e in events.values() if e.status not in FINISHED]
+    if not todo:
+        return outcomes
+    receipts = {
+        (str(event_id), handler)
+        for event_id, handler in HandlerReceipt.objects.filter(event__in=todo).values_list("event_id", "handler")
+    }
+    failed: set[str] = set()
+    by_type: dict[str, list[OutboxEvent]] = defaultdict(list)
+    for event in todo:
+        by_type[event.event_type].append(event)
+    for event_type, group in by_type.items():
+        pairs = [(REGISTRY[(e.event_type, e.schema_version)].model_validate(e.payload), e) for e in group]
+        for handler in handlers_for(event_type):
+            pending = [
+                (p, e) for p, e in pairs if (str(e.pk), handler.name) not in receipts and str(e.pk) not in failed
+            ]
+            if handler.batch and len(pending) > 1 and _apply_batch(handler, pending):
                 continue
-            return _failed(event, name)
-        except Exception:
-            return _failed(event, name)
-    OutboxEvent.objects.filter(pk=event.pk).update(
-        status=OutboxEvent.Status.DONE, finished_at=timezone.now(), last_error="", attempts=event.attempts + 1
-    )
-    return "done"
+            for payload, event in pending:
+                error = _apply_one(handler, payload, event)
+                if error is not None:
+                    failed.add(str(event.pk))
+                    outcomes[str(event.pk)] = _failed(event, handler.name, error)
+    done = [e.pk for e in todo if str(e.pk) not in failed]
+    if done:
+        OutboxEvent.objects.filter(pk__in=done).exclude(status__in=FINISHED).update(
+            status=OutboxEvent.Status.DONE, finished_at=timezone.now(), last_error=""
+        )
+        outcomes.update({str(pk): "done" for pk in done})
+    return outcomes
 
 
-def _failed(event: OutboxEvent, handler: str) -> str:
+def _apply_batch(handler: Handler, pairs) -> bool:
+    try:
+        with transaction.atomic():
+            handler.fn(pairs)
+            HandlerReceipt.objects.bulk_create([HandlerReceipt(event=e, handler=handler.name) for _, e in pairs])
+        return True
+    except Exception:
+        logger.info("batch handler failed; retrying its events one by one", extra={"handler": handler.name})
+        return False
+
+
+def _apply_one(handler: Handler, payload, event) -> str | None:
+    """Apply one handler to one event with its receipt; returns the traceback if it failed."""
+    try:
+        with transaction.atomic():
+            if handler.batch:
+                handler.fn([(payload, event)])
+            else:
+                handler.fn(payload, event)
+            HandlerReceipt.objects.create(event=event, handler=handler.name)
+        return None
+    except IntegrityError:
+        # Another delivery of this event applied the handler at the same moment.
+        if HandlerReceipt.objects.filter(event=event, handler=handler.name).exists():
+            return None
+        return traceback.format_exc()
+    except Exception:
+        return traceback.format_exc()
+
+
+def _failed(event: OutboxEvent, handler: str, tb: str) -> str:
     from hashinsight.events.outbox import dispatch, retry_delay
 
-    tb = traceback.format_exc()
     error = tb.strip().splitlines()[-1][:500]
     attempts = event.attempts + 1
     logger.warning(

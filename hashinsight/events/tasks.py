@@ -12,8 +12,7 @@ from hashinsight.events.jobs import job
 def process_events(event_ids: list[str]) -> dict:
     """Apply a batch of events. Redelivered after a crash, finished events are skipped quickly."""
     outcomes: dict[str, int] = {}
-    for event_id in event_ids:
-        outcome = processing.process(event_id)
+    for outcome in processing.process_many(event_ids).values():
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
 

@@ -32,7 +32,7 @@ def calls(monkeypatch):
             raise RuntimeError("boom")
         recorder.append((str(event.pk), payload.user_id))
 
-    monkeypatch.setitem(registry._HANDLERS, "portfolio.changed", [("test.recorder", handler)])
+    monkeypatch.setitem(registry._HANDLERS, "portfolio.changed", [registry.Handler("test.recorder", handler, False)])
     return recorder
 
 
@@ -155,3 +155,17 @@ def test_admin_replay_action(admin_client, calls, django_capture_on_commit_callb
             "/admin/events/eventfailure/", {"action": "replay", "_selected_action": [failure.pk]}, follow=True
         )
     assert OutboxEvent.objects.get(pk=event.pk).status == OutboxEvent.Status.DONE
+
+
+def test_publish_many_dispatches_once_per_transaction(calls, django_capture_on_commit_callbacks, monkeypatch):
+    sent = []
+    from hashinsight.events.tasks import process_events
+
+    real = process_events.apply_async
+    monkeypatch.setattr(process_events, "apply_async", lambda *a, **kw: sent.append(kw["args"][0]) or real(*a, **kw))
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        outbox.publish_many("portfolio.changed", [(f"user:{i}", {"user_id": i}) for i in range(120)])
+        outbox.publish("portfolio.changed", aggregate="user:999", payload={"user_id": 999})
+    assert [len(batch) for batch in sent] == [50, 50, 21]  # one hand-off, in batches of 50
+    assert OutboxEvent.objects.filter(status="done").count() == 121
+    assert len(calls) == 121

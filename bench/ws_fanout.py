@@ -116,7 +116,11 @@ def main():
         )
     finally:
         server.terminate()
-        server.wait()
+        try:
+            server.wait(timeout=10)  # uvicorn waits for open WebSockets before it exits
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
     print(f"machine: {machine()}")
     print(f"{args.clients:,} clients × {args.alerts} alerts: delivered {delivered:,}/{expected:,} "
           f"(lost {expected - delivered})")  # fmt: skip

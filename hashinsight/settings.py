@@ -187,7 +187,7 @@ else:
     # Embedded mode runs worker and beat inside the web process (manage.py run_embedded), so an
     # in-process broker is enough; the outbox relay re-sends anything lost when the process stops.
     CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "hashinsight.core.channel_layer.ThreadSafeInMemoryChannelLayer"}}
 
 # --- Jobs: Celery and beat -----------------------------------------------------------------------
 CELERY_TASK_IGNORE_RESULT = True
@@ -220,7 +220,9 @@ OUTBOX_RETRY_CAP_S = env.float("OUTBOX_RETRY_CAP_S", default=600.0)
 # A pending row younger than this is left to its on-commit hand-off; older ones the relay sends.
 OUTBOX_RELAY_GRACE_S = env.float("OUTBOX_RELAY_GRACE_S", default=5.0)
 # A dispatched row not finished after this long is sent again (its worker died or the message was lost).
-OUTBOX_DISPATCH_TIMEOUT_S = env.float("OUTBOX_DISPATCH_TIMEOUT_S", default=300.0)
+# Embedded mode's in-memory broker loses whatever another process (a management command) dispatched,
+# so there the relay re-sends sooner.
+OUTBOX_DISPATCH_TIMEOUT_S = env.float("OUTBOX_DISPATCH_TIMEOUT_S", default=300.0 if REDIS_URL else 15.0)
 COALESCE_WINDOW_S = env.float("COALESCE_WINDOW_S", default=2.0)
 OUTBOX_QUEUE = env.str("OUTBOX_QUEUE", default="default")
 # Extra modules imported at start-up to register event handlers (plugins, test support).

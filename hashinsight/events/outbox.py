@@ -89,6 +89,16 @@ def _flush_pending() -> None:
 
 
 BATCH = 50  # events per task: a burst costs one broker round-trip per 50 events, not per event
+# Set by run_embedded: this process runs a worker that consumes its in-memory broker.
+LOCAL_WORKER = False
+
+
+def _nobody_listens() -> bool:
+    """True in a process (a management command) whose in-memory broker has no worker: what it sends
+    there is lost, so it leaves events pending for the embedded server's relay instead."""
+    from hashinsight.celery import app
+
+    return app.conf.broker_url.startswith("memory") and not LOCAL_WORKER and not app.conf.task_always_eager
 
 
 def dispatch(event_ids: Iterable, *, countdown: float = 0) -> int:
@@ -97,7 +107,7 @@ def dispatch(event_ids: Iterable, *, countdown: float = 0) -> int:
     from hashinsight.events.tasks import process_events
 
     ids = list(event_ids)
-    if not ids:
+    if not ids or _nobody_listens():
         return 0
     expected_start = timezone.now() + timedelta(seconds=countdown)
     claimed = list(OutboxEvent.objects.filter(pk__in=ids, status__in=UNFINISHED).values_list("pk", flat=True))

@@ -169,3 +169,17 @@ def test_publish_many_dispatches_once_per_transaction(calls, django_capture_on_c
     assert [len(batch) for batch in sent] == [50, 50, 21]  # one hand-off, in batches of 50
     assert OutboxEvent.objects.filter(status="done").count() == 121
     assert len(calls) == 121
+
+
+def test_a_process_without_a_worker_leaves_events_for_the_embedded_relay(calls, django_capture_on_commit_callbacks):
+    from hashinsight.celery import app
+
+    broker = app.conf.broker_url
+    app.conf.task_always_eager, app.conf.broker_url = False, "memory://"
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            event = publish_portfolio_changed()
+    finally:
+        app.conf.task_always_eager, app.conf.broker_url = True, broker
+    assert OutboxEvent.objects.get(pk=event.pk).status == OutboxEvent.Status.PENDING  # not sent into the void
+    assert calls == []

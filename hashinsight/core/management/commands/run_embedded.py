@@ -30,6 +30,9 @@ class Command(BaseCommand):
         from celery.worker import WorkController
 
         from hashinsight.celery import app
+        from hashinsight.events import outbox
+
+        outbox.LOCAL_WORKER = True
 
         worker = WorkController(
             app=app, pool_cls="threads", concurrency=concurrency, hostname="embedded@localhost",

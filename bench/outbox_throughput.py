@@ -24,7 +24,7 @@ from _setup import ROOT, machine, percentile
 
 BROKER = "redis://127.0.0.1:6379/4"
 POOL = os.environ.get("BENCH_POOL", "prefork")
-CONCURRENCY = os.environ.get("BENCH_CONCURRENCY", "2")
+CONCURRENCY = os.environ.get("BENCH_CONCURRENCY", "1")
 
 
 def env() -> dict:
@@ -38,10 +38,25 @@ def env() -> dict:
     }
 
 
-def start_worker(log: Path) -> subprocess.Popen:
+class Workers:
+    """The production topology: event hand-offs and follow-up recalculations on separate workers,
+    so a burst of recalculations never queues ahead of events."""
+
+    def __init__(self, log: Path):
+        self.procs = [
+            _worker(log, "default", POOL, CONCURRENCY),
+            _worker(log, "intelligence", "prefork", "1"),
+        ]
+
+    def kill(self):
+        for proc in self.procs:
+            kill(proc)
+
+
+def _worker(log: Path, queues: str, pool: str, concurrency: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "hashinsight", "worker", "-Q", "default,intelligence",
-         "--pool", POOL, "-c", CONCURRENCY, "--without-heartbeat", "--without-mingle", "--without-gossip",
+        [sys.executable, "-m", "celery", "-A", "hashinsight", "worker", "-Q", queues, "--pool", pool,
+         "-c", concurrency, "-n", f"{queues}@%h", "--without-heartbeat", "--without-mingle", "--without-gossip",
          "-l", "ERROR"],
         cwd=ROOT, env=env(), start_new_session=True, stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -98,7 +113,7 @@ def main():
         conn.default_channel.client.flushdb()  # broker database 4 only
     logs = Path(ROOT / "var" / "bench")
     logs.mkdir(parents=True, exist_ok=True)
-    worker, relay_proc = start_worker(logs / "worker.log"), start_relay(logs / "relay.log")
+    worker, relay_proc = Workers(logs / "worker.log"), start_relay(logs / "relay.log")
     time.sleep(4)  # let the worker come up
     print(f"machine: {machine()}")
     print(
@@ -114,9 +129,9 @@ def main():
             outbox.publish_many("portfolio.changed", items)
             published += len(items)
         if not args.no_kill and published == args.events // 3 // args.per_commit * args.per_commit:
-            kill(worker)
-            kills.append(("worker", time.time()))
-            worker = start_worker(logs / "worker.log")
+            worker.kill()
+            kills.append(("workers", time.time()))
+            worker = Workers(logs / "worker.log")
         if not args.no_kill and published == 2 * args.events // 3 // args.per_commit * args.per_commit:
             kill(relay_proc)
             kills.append(("relay", time.time()))
@@ -128,7 +143,7 @@ def main():
         time.sleep(0.5)
     time.sleep(15)  # let follow-up recalculations and autovacuum after the burst settle
     latency = [latency_phase(int(rate), args.seconds, n) for n, rate in enumerate(args.rates.split(","))]
-    kill(worker)
+    worker.kill()
     kill(relay_proc)
 
     total = OutboxEvent.objects.filter(aggregate="burst").count()

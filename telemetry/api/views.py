@@ -5,6 +5,7 @@ from rest_framework.response import Response
 
 from hashinsight.accounts.permissions import ModuleAccess
 from hashinsight.accounts.roles import Module
+from sites.api.views import require_manage
 from telemetry import selectors, services
 from telemetry.models import Alert
 
@@ -35,8 +36,6 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return selectors.alert_list(user=self.request.user)
 
     def _act(self, fn):
-        from sites.api.views import require_manage
-
         alert = self.get_object()
         require_manage(self.request.user, alert.site_id)
         return Response(AlertSerializer(fn(alert=alert, actor=self.request.user)).data)

@@ -23,8 +23,8 @@ from pathlib import Path
 from _setup import ROOT, machine, percentile
 
 BROKER = "redis://127.0.0.1:6379/4"
-POOL = os.environ.get("BENCH_POOL", "prefork")
-CONCURRENCY = os.environ.get("BENCH_CONCURRENCY", "1")
+POOL = os.environ.get("BENCH_POOL", "threads")
+CONCURRENCY = os.environ.get("BENCH_CONCURRENCY", "4")
 
 
 def env() -> dict:

@@ -99,3 +99,14 @@ def test_csrf_is_enforced_on_the_portal(settings):
 def test_interface_speaks_chinese(client):
     page = client.get("/calculator/", HTTP_ACCEPT_LANGUAGE="zh-hans")
     assert "挖矿收益计算器" in page.content.decode()
+
+
+def test_every_message_has_a_chinese_translation():
+    from pathlib import Path
+
+    import polib
+    from django.conf import settings
+
+    po = polib.pofile(str(Path(settings.BASE_DIR) / "locale/zh_Hans/LC_MESSAGES/django.po"))
+    missing = [e.msgid for e in po if not e.translated() and not e.obsolete]
+    assert missing == []

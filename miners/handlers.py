@@ -11,14 +11,12 @@ def recalculate_sites(pairs) -> None:
     site_ids = set()
     for payload, _event in pairs:
         site_ids.update([payload.site_id] if hasattr(payload, "site_id") else payload.site_ids)
-    for site_id in sorted(site_ids):
-        cache_helper.invalidate("site_summary", id=site_id)
+    cache_helper.invalidate_many("site_summary", [{"id": s} for s in sorted(site_ids)])
     request_work_many([(f"recalc:site:{s}", "miners.recalculate_site", [s]) for s in sorted(site_ids)])
 
 
 @handles("portfolio.changed", batch=True)
 def recalculate_portfolio(pairs) -> None:
     user_ids = sorted({payload.user_id for payload, _event in pairs})
-    for user_id in user_ids:
-        cache_helper.invalidate("user_portfolio", id=user_id)
+    cache_helper.invalidate_many("user_portfolio", [{"id": u} for u in user_ids])
     request_work_many([(f"recalc:user:{u}", "miners.recalculate_user_all", [u]) for u in user_ids])

@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 
 logger = logging.getLogger(__name__)
 
@@ -64,14 +65,29 @@ def build_and_store(name: str, **parts):
 
 
 def invalidate(name: str, **parts) -> None:
-    key = cache_key(name, **parts)
+    invalidate_many(name, [parts])
+
+
+def invalidate_many(name: str, parts_list: list[dict]) -> None:
+    """Bump the version of many keys; on Redis in one pipelined round-trip (INCR creates missing keys)."""
+    version_keys = [f"v:{cache_key(name, **parts)}" for parts in parts_list]
     try:
-        try:
-            cache.incr(f"v:{key}")
-        except ValueError:  # no version yet
-            cache.set(f"v:{key}", 1, None)
+        backend = caches["default"]
+        if isinstance(backend, RedisCache):
+            # Django exposes no pipeline; its client wrapper (private, stable since 4.0) gives the redis client.
+            client = backend._cache.get_client(write=True)
+            pipe = client.pipeline(transaction=False)
+            for key in version_keys:
+                pipe.incr(backend.make_and_validate_key(key))
+            pipe.execute()
+            return
+        for key in version_keys:
+            try:
+                backend.incr(key)
+            except ValueError:  # no version yet
+                backend.set(key, 1, None)
     except Exception:
-        logger.warning("cache unavailable; invalidation skipped", extra={"cache_key": key})
+        logger.warning("cache unavailable; invalidation skipped", extra={"cache_keys": version_keys[:5]})
 
 
 def get(name: str, *, fresh_s: float = FRESH_S, **parts) -> Cached:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import uuid
 from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from pydantic import ValidationError
@@ -109,11 +110,7 @@ def dispatch(event_ids: Iterable, *, countdown: float = 0) -> int:
     ids = list(event_ids)
     if not ids or _nobody_listens():
         return 0
-    expected_start = timezone.now() + timedelta(seconds=countdown)
-    claimed = list(OutboxEvent.objects.filter(pk__in=ids, status__in=UNFINISHED).values_list("pk", flat=True))
-    OutboxEvent.objects.filter(pk__in=claimed, status__in=UNFINISHED).update(
-        status=OutboxEvent.Status.DISPATCHED, dispatched_at=expected_start
-    )
+    claimed = _claim(ids, timezone.now() + timedelta(seconds=countdown))
     sent = 0
     for start in range(0, len(claimed), BATCH):
         batch = [str(pk) for pk in claimed[start : start + BATCH]]
@@ -126,6 +123,27 @@ def dispatch(event_ids: Iterable, *, countdown: float = 0) -> int:
                 status=OutboxEvent.Status.PENDING, next_attempt_at=timezone.now()
             )
     return sent
+
+
+def _claim(ids: list, dispatched_at) -> list[str]:
+    """Mark the unfinished ones among ``ids`` dispatched and return them, in one statement
+    (UPDATE … RETURNING, on PostgreSQL and SQLite alike): this runs once per committed transaction."""
+    pk = OutboxEvent._meta.pk
+    table = connection.ops.quote_name(OutboxEvent._meta.db_table)
+    placeholders = ", ".join(["%s"] * len(ids))
+    sql = (
+        f"UPDATE {table} SET status = %s, dispatched_at = %s "  # noqa: S608 - only placeholders are interpolated
+        f"WHERE id IN ({placeholders}) AND status IN (%s, %s) RETURNING id"
+    )
+    params = [
+        OutboxEvent.Status.DISPATCHED,
+        connection.ops.adapt_datetimefield_value(dispatched_at),
+        *(pk.get_db_prep_value(pk.to_python(i), connection) for i in ids),
+        *UNFINISHED,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [str(uuid.UUID(str(row[0]))) for row in cursor.fetchall()]
 
 
 def retry_delay(attempts: int) -> float:

@@ -5,3 +5,7 @@ from django.utils.translation import gettext_lazy as _
 class MinersConfig(AppConfig):
     name = "miners"
     verbose_name = _("Miners")
+
+    def ready(self):
+        # Registers the user_portfolio and site_summary cache builders, whoever reads them first.
+        from miners import summaries  # noqa: F401

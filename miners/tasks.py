@@ -3,7 +3,6 @@
 from celery import shared_task
 
 from hashinsight.core import cache as cache_helper
-from miners import summaries  # noqa: F401 - registers the cache builders
 
 
 @shared_task(name="miners.recalculate_user_all", acks_late=True, ignore_result=True)

@@ -20,7 +20,6 @@ def _warm(ctx, limit: int = 200):
     from django.db.models import Count
 
     from hashinsight.accounts.models import User
-    from miners import summaries  # noqa: F401 - registers builders
     from sites.models import Site
 
     users = (

@@ -45,21 +45,13 @@ def validate_payload(event_type: str, version: int, payload: dict) -> Contract:
 
 def publish(event_type: str, *, aggregate: str, payload: dict, version: int = 1) -> OutboxEvent:
     """Append an event to the outbox in the caller's transaction; dispatched after it commits."""
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("outbox.publish must run inside the transaction that changes state")
-    body = validate_payload(event_type, version, payload).model_dump(mode="json")
-    event = OutboxEvent.objects.create(
-        event_type=event_type, schema_version=version, aggregate=aggregate, payload=body,
-        request_id=current_request_id() or "",
-    )  # fmt: skip
-    _after_commit(event.pk)
-    return event
+    return publish_many(event_type, [(aggregate, payload)], version=version)[0]
 
 
 def publish_many(event_type: str, items: list[tuple[str, dict]], *, version: int = 1) -> list[OutboxEvent]:
     """``publish`` for many events of one type (aggregate, payload pairs): one INSERT for all."""
     if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("outbox.publish_many must run inside the transaction that changes state")
+        raise RuntimeError("outbox.publish must run inside the transaction that changes state")
     request_id = current_request_id() or ""
     events = OutboxEvent.objects.bulk_create(
         [

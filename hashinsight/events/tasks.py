@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from celery import shared_task
 
 from hashinsight.events import coalesce, outbox, processing
@@ -11,10 +13,7 @@ from hashinsight.events.jobs import job
 @shared_task(name="events.process_events", acks_late=True, ignore_result=True)
 def process_events(event_ids: list[str]) -> dict:
     """Apply a batch of events. Redelivered after a crash, finished events are skipped quickly."""
-    outcomes: dict[str, int] = {}
-    for outcome in processing.process_many(event_ids).values():
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    return outcomes
+    return dict(Counter(processing.process_many(event_ids).values()))
 
 
 @shared_task(name="events.run_coalesced", acks_late=True, ignore_result=True)

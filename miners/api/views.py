@@ -12,7 +12,7 @@ from hashinsight.accounts.roles import Access, Module, has_access
 from hashinsight.core import cache as cache_helper
 from hashinsight.core.api.views import ScopedViewSet
 from hashinsight.core.errors import DomainError
-from miners import bulk_import, selectors, services, summaries  # noqa: F401 - summaries registers builders
+from miners import bulk_import, selectors, services
 from miners.api.serializers import (
     BulkImportResultSerializer,
     MinerDetailSerializer,

@@ -7,7 +7,7 @@ from django.db import transaction
 from hashinsight.core.errors import DomainError
 from hashinsight.events import outbox
 from miners.models import Miner, PortfolioEntry
-from sites.selectors import site_is_manageable
+from sites.selectors import require_site_manageable
 
 IDENTITY_FIELDS = ("ip", "mac", "username", "password")
 
@@ -18,9 +18,8 @@ def check_placement(*, actor, site, zone) -> None:
         raise DomainError(
             "zone_not_in_site", "The zone does not belong to the miner's site.", details={"zone": zone.pk}
         )
-    if not site_is_manageable(user=actor, site_id=site.pk):
-        # The caller saw the site through a read-only grant: a refusal, not a 404.
-        raise DomainError("site_read_only", "You may view this site but not change what is in it.", status=403)
+    # The caller saw the site through a read-only grant: a refusal, not a 404.
+    require_site_manageable(user=actor, site_id=site.pk)
 
 
 def _apply(miner: Miner, fields: dict) -> Miner:

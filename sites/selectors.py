@@ -17,6 +17,7 @@ from __future__ import annotations
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from hashinsight.accounts.roles import Role, role_of
+from hashinsight.core.errors import DomainError
 from sites.models import (
     Customer,
     CustomerGroupObjectPermission,
@@ -117,6 +118,12 @@ def site_is_manageable(*, user, site_id: int) -> bool:
     if role == Role.MINING_SITE_OWNER:
         return site_id in granted_site_ids(user, manage=True)
     return False
+
+
+def require_site_manageable(*, user, site_id: int) -> None:
+    """Refuse (403) a change to a site the user sees only through a read-only grant."""
+    if not site_is_manageable(user=user, site_id=site_id):
+        raise DomainError("site_read_only", "You may view this site but not change it or what is in it.", status=403)
 
 
 def manageable_site_ids(*, user) -> list[int] | None:

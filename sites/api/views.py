@@ -3,14 +3,8 @@ from django_filters import rest_framework as filters
 
 from hashinsight.accounts.roles import Module
 from hashinsight.core.api.views import ScopedViewSet
-from hashinsight.core.errors import DomainError
 from sites import selectors, services
 from sites.api.serializers import CustomerSerializer, SiteSerializer, ZoneSerializer
-
-
-def require_manage(user, site_id: int) -> None:
-    if not selectors.site_is_manageable(user=user, site_id=site_id):
-        raise DomainError("site_read_only", "You may view this site but not change it.", status=403)
 
 
 class SiteViewSet(ScopedViewSet):
@@ -29,11 +23,11 @@ class SiteViewSet(ScopedViewSet):
         serializer.instance = services.site_create(actor=self.request.user, **serializer.validated_data)
 
     def perform_update(self, serializer):
-        require_manage(self.request.user, serializer.instance.pk)
+        selectors.require_site_manageable(user=self.request.user, site_id=serializer.instance.pk)
         serializer.instance = services.site_update(site=serializer.instance, **serializer.validated_data)
 
     def perform_destroy(self, instance):
-        require_manage(self.request.user, instance.pk)
+        selectors.require_site_manageable(user=self.request.user, site_id=instance.pk)
         services.site_delete(site=instance)
 
 
@@ -52,17 +46,17 @@ class ZoneViewSet(ScopedViewSet):
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)
         site = data.pop("site")
-        require_manage(self.request.user, site.pk)
+        selectors.require_site_manageable(user=self.request.user, site_id=site.pk)
         serializer.instance = services.zone_create(site=site, **data)
 
     def perform_update(self, serializer):
-        require_manage(self.request.user, serializer.instance.site_id)
+        selectors.require_site_manageable(user=self.request.user, site_id=serializer.instance.site_id)
         if "site" in serializer.validated_data:
-            require_manage(self.request.user, serializer.validated_data["site"].pk)
+            selectors.require_site_manageable(user=self.request.user, site_id=serializer.validated_data["site"].pk)
         serializer.instance = services.zone_update(zone=serializer.instance, **serializer.validated_data)
 
     def perform_destroy(self, instance):
-        require_manage(self.request.user, instance.site_id)
+        selectors.require_site_manageable(user=self.request.user, site_id=instance.site_id)
         services.zone_delete(zone=instance)
 
 

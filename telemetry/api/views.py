@@ -5,7 +5,7 @@ from rest_framework.response import Response
 
 from hashinsight.accounts.permissions import ModuleAccess
 from hashinsight.accounts.roles import Module
-from sites.api.views import require_manage
+from sites.selectors import require_site_manageable
 from telemetry import selectors, services
 from telemetry.models import Alert
 
@@ -37,7 +37,7 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     def _act(self, fn):
         alert = self.get_object()
-        require_manage(self.request.user, alert.site_id)
+        require_site_manageable(user=self.request.user, site_id=alert.site_id)
         return Response(AlertSerializer(fn(alert=alert, actor=self.request.user)).data)
 
     @extend_schema(request=None, responses={200: AlertSerializer})

@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from hashinsight import api_urls
 from hashinsight.observability import views as observability
-from hashinsight.portal import views as portal
+from hashinsight.portal.views.common import LoginView
 
 handler400 = "hashinsight.core.api.errors.handler400"
 handler403 = "hashinsight.core.api.errors.handler403"
@@ -20,7 +20,7 @@ def _form_page(heading) -> dict:
 
 urlpatterns = [
     path("", include("hashinsight.portal.urls", namespace="portal")),
-    path("accounts/login/", portal.LoginView.as_view(), name="login"),
+    path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "accounts/password/change/",

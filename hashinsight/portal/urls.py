@@ -1,14 +1,14 @@
 from django.urls import path
 
-from hashinsight.portal import views
+from hashinsight.portal.views import alerts, calculator, dashboard, miners, sites
 
 app_name = "portal"
 
 urlpatterns = [
-    path("", views.dashboard, name="dashboard"),
-    path("sites/", views.site_list, name="site-list"),
-    path("sites/<slug:slug>/", views.site_detail, name="site-detail"),
-    path("miners/", views.miner_list, name="miner-list"),
-    path("alerts/", views.alert_list, name="alert-list"),
-    path("calculator/", views.calculator, name="calculator"),
+    path("", dashboard.dashboard, name="dashboard"),
+    path("sites/", sites.site_list, name="site-list"),
+    path("sites/<slug:slug>/", sites.site_detail, name="site-detail"),
+    path("miners/", miners.miner_list, name="miner-list"),
+    path("alerts/", alerts.alert_list, name="alert-list"),
+    path("calculator/", calculator.calculator, name="calculator"),
 ]

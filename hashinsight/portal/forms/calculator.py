@@ -1,10 +1,12 @@
+"""The calculator's form."""
+
 from decimal import Decimal
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from intelligence.market import latest_snapshot
-from miners.models import Miner, MinerModel
+from miners.models import MinerModel
 
 
 class CalculatorForm(forms.Form):
@@ -73,16 +75,3 @@ class CalculatorForm(forms.Form):
         if data.get("power_w") is None:
             self.add_error("power_w", _("Pick a model or enter the power draw."))
         return data
-
-
-class MinerFilterForm(forms.Form):
-    q = forms.CharField(required=False, label=_("Search"))
-    site = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label=_("Site"))
-    status = forms.ChoiceField(
-        required=False, choices=[("", _("Any status")), *Miner.Status.choices], label=_("Status")
-    )
-    vendor = forms.CharField(required=False, label=_("Vendor"))
-
-    def __init__(self, *args, sites=(), **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["site"].choices = [("", _("All sites")), *[(s.pk, s.name) for s in sites]]

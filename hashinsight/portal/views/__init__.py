@@ -1,0 +1,1 @@
+"""Portal pages, one module per page family; ``urls.py`` names each view by module."""

@@ -13,6 +13,10 @@ handler403 = "hashinsight.core.api.errors.handler403"
 handler404 = "hashinsight.core.api.errors.handler404"
 handler500 = "hashinsight.core.api.errors.handler500"
 
+admin.site.site_header = _("HashInsight")
+admin.site.site_title = _("HashInsight admin")
+admin.site.index_title = _("Operations")
+
 
 def _form_page(heading) -> dict:
     return {"template_name": "registration/form_page.html", "extra_context": {"heading": heading}}

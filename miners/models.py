@@ -87,8 +87,8 @@ class Miner(models.Model):
     pool_url = models.CharField(_("pool URL"), max_length=255, blank=True)
     pool_worker = models.CharField(_("pool worker"), max_length=120, blank=True)
     identity_sealed = models.TextField(_("sealed network identity"), blank=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
         verbose_name = _("miner")
@@ -136,14 +136,16 @@ class Miner(models.Model):
 class PortfolioEntry(models.Model):
     """The seed's ``user_miners``: miners an app customer owns outside our sites, by model and count."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="portfolio")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="portfolio", verbose_name=_("user")
+    )
     model = models.ForeignKey(MinerModel, on_delete=models.PROTECT, related_name="+", verbose_name=_("model"))
     quantity = models.PositiveIntegerField(_("quantity"), validators=[MinValueValidator(1)])
     power_price_usd_per_kwh = models.DecimalField(
         _("power price (USD/kWh)"), max_digits=8, decimal_places=5, validators=[MinValueValidator(0)]
     )
     label = models.CharField(_("label"), max_length=120, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("portfolio entry")

@@ -30,8 +30,8 @@ class Site(models.Model):
     capacity_kw = models.DecimalField(
         _("capacity (kW)"), max_digits=12, decimal_places=2, validators=[MinValueValidator(0)]
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
         verbose_name = _("site")
@@ -103,7 +103,7 @@ class Customer(models.Model):
     )
     contract_start = models.DateField(_("contract start"))
     contract_end = models.DateField(_("contract end"), null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("hosting client")

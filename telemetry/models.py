@@ -32,7 +32,12 @@ class Alert(models.Model):
     )
     # Copied from the miner when raised, so a client's alerts are found by customer_id like their miners.
     customer = models.ForeignKey(
-        "sites.Customer", on_delete=models.SET_NULL, related_name="alerts", null=True, blank=True
+        "sites.Customer",
+        on_delete=models.SET_NULL,
+        related_name="alerts",
+        null=True,
+        blank=True,
+        verbose_name=_("hosting client"),
     )
     alert_type = models.CharField(_("type"), max_length=64)
     severity = models.CharField(_("severity"), max_length=10, choices=AlertSeverity.choices)
@@ -44,10 +49,15 @@ class Alert(models.Model):
     first_seen = models.DateTimeField(_("first seen"))
     last_seen = models.DateTimeField(_("last seen"))
     acknowledged_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("acknowledged by"),
     )
-    acknowledged_at = models.DateTimeField(null=True, blank=True)
-    resolved_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField(_("acknowledged at"), null=True, blank=True)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("alert")

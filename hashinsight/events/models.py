@@ -28,11 +28,11 @@ class OutboxEvent(models.Model):
     status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
-    request_id = models.CharField(max_length=64, blank=True)
+    request_id = models.CharField(_("request id"), max_length=64, blank=True)
     last_error = models.TextField(_("last error"), blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    dispatched_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
+    dispatched_at = models.DateTimeField(_("dispatched"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("outbox event")
@@ -60,6 +60,8 @@ class HandlerReceipt(models.Model):
     applied_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("handler receipt")
+        verbose_name_plural = _("handler receipts")
         constraints = [models.UniqueConstraint(fields=["event", "handler"], name="receipt_once_per_handler")]
 
     def __str__(self):
@@ -69,14 +71,14 @@ class HandlerReceipt(models.Model):
 class EventFailure(models.Model):
     """An event whose handler failed on its last attempt, kept for inspection and replay."""
 
-    event = models.ForeignKey(OutboxEvent, on_delete=models.CASCADE, related_name="failures")
-    handler = models.CharField(max_length=120)
-    error = models.TextField()
-    traceback = models.TextField()
-    payload = models.JSONField()
-    attempts = models.PositiveIntegerField()
-    created_at = models.DateTimeField(auto_now_add=True)
-    replayed_at = models.DateTimeField(null=True, blank=True)
+    event = models.ForeignKey(OutboxEvent, on_delete=models.CASCADE, related_name="failures", verbose_name=_("event"))
+    handler = models.CharField(_("handler"), max_length=120)
+    error = models.TextField(_("error"))
+    traceback = models.TextField(_("traceback"))
+    payload = models.JSONField(_("payload"))
+    attempts = models.PositiveIntegerField(_("attempts"))
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    replayed_at = models.DateTimeField(_("replayed"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("event failure")
@@ -97,6 +99,10 @@ class CoalescedWork(models.Model):
     due_at = models.DateTimeField()
     requests = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("coalesced work")
+        verbose_name_plural = _("coalesced work")
 
     def __str__(self):
         return self.key
@@ -121,17 +127,17 @@ class JobRun(models.Model):
     priority = models.PositiveSmallIntegerField(_("priority"), choices=Priority.choices, default=Priority.NORMAL)
     status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.PENDING)
     trigger = models.CharField(_("trigger"), max_length=20, default="schedule")  # schedule | manual | event
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    duration_ms = models.PositiveIntegerField(null=True, blank=True)
-    processed = models.PositiveIntegerField(default=0)
-    succeeded = models.PositiveIntegerField(default=0)
-    failed = models.PositiveIntegerField(default=0)
-    retries = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
-    result = models.JSONField(default=dict, blank=True)
-    task_id = models.CharField(max_length=64, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"), null=True, blank=True)
+    processed = models.PositiveIntegerField(_("processed"), default=0)
+    succeeded = models.PositiveIntegerField(_("succeeded"), default=0)
+    failed = models.PositiveIntegerField(_("failed"), default=0)
+    retries = models.PositiveIntegerField(_("retries"), default=0)
+    error = models.TextField(_("error"), blank=True)
+    result = models.JSONField(_("result"), default=dict, blank=True)
+    task_id = models.CharField(_("task id"), max_length=64, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
 
     class Meta:
         verbose_name = _("job run")

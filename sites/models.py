@@ -7,6 +7,7 @@ performance guide): miners and everything below them are reached through ``site_
 from __future__ import annotations
 
 import zoneinfo
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
@@ -30,6 +31,15 @@ class Site(models.Model):
     capacity_kw = models.DecimalField(
         _("capacity (kW)"), max_digits=12, decimal_places=2, validators=[MinValueValidator(0)]
     )
+    # What the operator pays for energy at this site; the fleet economics use it for power cost.
+    # 0.05 USD/kWh is a typical industrial mining rate, a placeholder until the operator sets theirs.
+    power_price_usd_per_kwh = models.DecimalField(
+        _("power price (USD/kWh)"),
+        max_digits=8,
+        decimal_places=5,
+        default=Decimal("0.05"),
+        validators=[MinValueValidator(0)],
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -37,7 +47,10 @@ class Site(models.Model):
         verbose_name = _("site")
         verbose_name_plural = _("sites")
         ordering = ["name"]
-        constraints = [models.CheckConstraint(condition=models.Q(capacity_kw__gte=0), name="site_capacity_kw_gte_0")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(capacity_kw__gte=0), name="site_capacity_kw_gte_0"),
+            models.CheckConstraint(condition=models.Q(power_price_usd_per_kwh__gte=0), name="site_power_price_gte_0"),
+        ]
 
     def __str__(self):
         return self.name

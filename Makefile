@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test setup assets lint fmt migrate seed serve messages bench up logs clean
+.PHONY: run test setup assets lint fmt migrate seed serve messages bench mutation up logs clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,13 @@ messages: setup
 
 bench: setup
 	$(PY) bench/run_all.py
+
+# Mutation testing of the services, selectors and outbox (mutmut; configured in pyproject.toml). Runs
+# resume where they stopped; `rm -rf mutants` starts afresh. Two children by default: the box is shared.
+MUTATION_JOBS ?= 2
+mutation: setup
+	$(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS)
+	$(PY) scripts/mutation_report.py
 
 # Production (docker compose; see README).
 up:

@@ -12,6 +12,8 @@ import pytest
 from rest_framework.test import APIClient
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+# `make mutation` works in a copy of the tree under mutants/; a plain `pytest` must not collect it twice.
+collect_ignore = ["mutants"]
 
 
 def _reachable(url: str, default_port: int) -> bool:

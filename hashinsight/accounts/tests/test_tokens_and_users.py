@@ -1,6 +1,6 @@
 import pytest
 
-from hashinsight.accounts.models import ApiToken, hash_secret
+from hashinsight.accounts.models import ApiToken, User, hash_secret
 from hashinsight.tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -54,13 +54,18 @@ def test_admin_manages_users_but_not_admins_or_owners(api):
     client = UserFactory(role="CLIENT")
     api.force_authenticate(admin)
     assert api.patch(f"/api/v1/users/{client.pk}", {"email": "c@example.test"}, format="json").status_code == 200
+    assert User.objects.get(pk=client.pk).email == "c@example.test"
+    other_email = other_admin.email
     refused = api.patch(f"/api/v1/users/{other_admin.pk}", {"email": "x@example.test"}, format="json")
     assert refused.status_code == 403 and refused.json()["error_code"] == "role_forbidden"
+    assert User.objects.get(pk=other_admin.pk).email == other_email
     promote = api.patch(f"/api/v1/users/{client.pk}", {"role": "OWNER"}, format="json")
     assert promote.status_code == 403
+    assert User.objects.get(pk=client.pk).role == "CLIENT"
     created = api.post("/api/v1/users", {"username": "newbie", "role": "CLIENT", "password": "weak"}, format="json")
     assert created.status_code == 400
     assert "password" in str(created.json()["details"]) or created.json()["error_code"] == "validation_error"
+    assert not User.objects.filter(username="newbie").exists()
 
 
 def test_owner_creates_admin_and_disabling_revokes_tokens(api):
@@ -71,10 +76,26 @@ def test_owner_creates_admin_and_disabling_revokes_tokens(api):
     )
     assert response.status_code == 201
     new_id = response.json()["id"]
+    created = User.objects.get(pk=new_id)
+    assert (created.username, created.role, created.is_active) == ("ops2", "ADMIN", True)
+    assert created.check_password("long-enough-passphrase-1")
+
+    api.force_authenticate(created)
+    full = api.post("/api/v1/tokens", {"name": "ci"}, format="json").json()["token"]
+    api.force_authenticate(None)
+    assert api.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {full}").status_code == 200
+
     api.force_authenticate(UserFactory(role="CLIENT"))
     assert api.get("/api/v1/users").status_code == 403
     api.force_authenticate(owner)
     assert api.delete(f"/api/v1/users/{new_id}").status_code == 204
+
+    assert User.objects.get(pk=new_id).is_active is False
+    assert ApiToken.objects.get(user_id=new_id).revoked_at is not None
+    api.force_authenticate(None)
+    refused = api.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {full}")
+    assert refused.status_code == 401
+    assert refused.json()["error_code"] == "authentication_failed"
 
 
 def test_me_reports_access_per_module(api):

@@ -57,7 +57,13 @@ class Alert(models.Model):
         verbose_name=_("acknowledged by"),
     )
     acknowledged_at = models.DateTimeField(_("acknowledged at"), null=True, blank=True)
+    ack_note = models.CharField(_("acknowledgement note"), max_length=500, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("resolved by"),
+    )  # fmt: skip
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    resolution_note = models.CharField(_("resolution note"), max_length=500, blank=True)
 
     class Meta:
         verbose_name = _("alert")

@@ -11,16 +11,16 @@ from hashinsight.events import outbox
 from telemetry.models import Alert
 
 
+def _payload(alert: Alert) -> dict:
+    return {
+        "alert_id": alert.pk, "site_id": alert.site_id, "customer_id": alert.customer_id,
+        "miner_id": alert.miner_id, "alert_type": alert.alert_type, "severity": alert.severity,
+        "status": alert.status, "count": alert.count, "message": alert.message,
+    }  # fmt: skip
+
+
 def _publish(event_type: str, alert: Alert) -> None:
-    outbox.publish(
-        event_type,
-        aggregate=f"alert:{alert.pk}",
-        payload={
-            "alert_id": alert.pk, "site_id": alert.site_id, "customer_id": alert.customer_id,
-            "miner_id": alert.miner_id, "alert_type": alert.alert_type, "severity": alert.severity,
-            "status": alert.status, "count": alert.count, "message": alert.message,
-        },
-    )  # fmt: skip
+    outbox.publish(event_type, aggregate=f"alert:{alert.pk}", payload=_payload(alert))
 
 
 @transaction.atomic
@@ -55,26 +55,62 @@ def alert_raise(
     return alert
 
 
-@transaction.atomic
-def alert_acknowledge(*, alert: Alert, actor) -> Alert:
-    alert = Alert.objects.select_for_update().get(pk=alert.pk)
-    if alert.status != Alert.Status.OPEN:
-        return alert  # acknowledging twice (or a resolved alert) changes nothing
-    alert.status = Alert.Status.ACKNOWLEDGED
-    alert.acknowledged_by = actor
-    alert.acknowledged_at = timezone.now()
-    alert.save(update_fields=["status", "acknowledged_by", "acknowledged_at"])
-    _publish("alert.updated", alert)
-    return alert
+NOTE_MAX_CHARS = 500
+ACKNOWLEDGE_FIELDS = ["status", "acknowledged_by", "acknowledged_at", "ack_note"]
+RESOLVE_FIELDS = ["status", "resolved_by", "resolved_at", "resolution_note"]
+
+
+def _clean_note(note) -> str:
+    if not isinstance(note, str):
+        raise DomainError("invalid_note", "The note must be text.")
+    note = note.strip()
+    if len(note) > NOTE_MAX_CHARS:
+        raise DomainError("invalid_note", f"The note may be at most {NOTE_MAX_CHARS} characters.")
+    return note
+
+
+def _locked(alert_ids) -> list[Alert]:
+    # Rows locked in primary-key order, so two bulk actions over overlapping alerts cannot deadlock.
+    return list(Alert.objects.select_for_update().filter(pk__in=list(alert_ids)).order_by("pk"))
 
 
 @transaction.atomic
-def alert_resolve(*, alert: Alert, actor=None) -> Alert:
-    alert = Alert.objects.select_for_update().get(pk=alert.pk)
-    if alert.status == Alert.Status.RESOLVED:
-        return alert
-    alert.status = Alert.Status.RESOLVED
-    alert.resolved_at = timezone.now()
-    alert.save(update_fields=["status", "resolved_at"])
-    _publish("alert.resolved", alert)
-    return alert
+def alerts_acknowledge(*, alert_ids, actor, note: str = "") -> list[Alert]:
+    """Acknowledge the open ones among ``alert_ids``; returns those that changed. Alerts already
+    acknowledged or resolved are left as they are (a repeat changes nothing)."""
+    note = _clean_note(note)
+    now = timezone.now()
+    changed = [a for a in _locked(alert_ids) if a.status == Alert.Status.OPEN]
+    for alert in changed:
+        alert.status = Alert.Status.ACKNOWLEDGED
+        alert.acknowledged_by, alert.acknowledged_at, alert.ack_note = actor, now, note
+    Alert.objects.bulk_update(changed, ACKNOWLEDGE_FIELDS)
+    if changed:
+        outbox.publish_many("alert.updated", [(f"alert:{a.pk}", _payload(a)) for a in changed])
+    return changed
+
+
+@transaction.atomic
+def alerts_resolve(*, alert_ids, actor=None, note: str = "") -> list[Alert]:
+    """Resolve the unresolved ones among ``alert_ids``; returns those that changed."""
+    note = _clean_note(note)
+    now = timezone.now()
+    changed = [a for a in _locked(alert_ids) if a.status != Alert.Status.RESOLVED]
+    for alert in changed:
+        alert.status = Alert.Status.RESOLVED
+        alert.resolved_by, alert.resolved_at, alert.resolution_note = actor, now, note
+    Alert.objects.bulk_update(changed, RESOLVE_FIELDS)
+    if changed:
+        outbox.publish_many("alert.resolved", [(f"alert:{a.pk}", _payload(a)) for a in changed])
+    return changed
+
+
+def alert_acknowledge(*, alert: Alert, actor, note: str = "") -> Alert:
+    """One alert; acknowledging twice (or a resolved alert) changes nothing."""
+    alerts_acknowledge(alert_ids=[alert.pk], actor=actor, note=note)
+    return Alert.objects.get(pk=alert.pk)
+
+
+def alert_resolve(*, alert: Alert, actor=None, note: str = "") -> Alert:
+    alerts_resolve(alert_ids=[alert.pk], actor=actor, note=note)
+    return Alert.objects.get(pk=alert.pk)

@@ -71,6 +71,8 @@ def parse_csv(data: bytes) -> ParsedFile:
             "invalid_encoding", "The file is not valid UTF-8. Save it as 'CSV UTF-8' and try again.",
             details={"byte_offset": exc.start},
         ) from None  # fmt: skip
+    if not text.strip():
+        raise DomainError("empty_file", "The file has no rows to import.")
     reader = csv.DictReader(io.StringIO(text, newline=""), restkey="__extra__")
     header = [h.strip() for h in (reader.fieldnames or [])]
     reader.fieldnames = header
@@ -166,7 +168,9 @@ def _validate_row(line: int, cells: dict, lookups: _Lookups, errors: list[RowErr
         errors.append(RowError(line, field_name, code, message))
 
     for key, value in cells.items():
-        if value and value.startswith(FORMULA_START) and not _is_number(value):
+        if "\x00" in value:  # PostgreSQL refuses NUL in text; report it here, not as a 500 at insert
+            err(key, "nul_character", "Cells may not contain NUL characters.")
+        elif value and value.startswith(FORMULA_START) and not _is_number(value):
             err(key, "formula_cell", "Cells starting with =, +, -, @ or a tab are refused (spreadsheet formulas).")
     values = {k: (cells.get(k) or "").strip() for k in COLUMNS}
     for key in REQUIRED:

@@ -6,11 +6,20 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from hashinsight.security.crypto import open_json, seal_json
+
+# The catalog's bounds, in one place: the field validators (admin forms, API serializers), the CHECK
+# constraints (the database) and ``MinerModel.clean`` all read these. 2,000 TH/s and 20 kW per unit are
+# about twice today's largest hydro miners; the efficiency cap (about ten times the least efficient ASIC ever
+# sold) keeps ``efficiency_j_per_th`` inside the 8 digits the API prints, so one bad row cannot turn
+# every catalog read into an error.
+HASHRATE_THS_MIN, HASHRATE_THS_MAX = Decimal("0.01"), Decimal("2000")
+POWER_W_MIN, POWER_W_MAX = Decimal("1"), Decimal("20000")
+EFFICIENCY_J_PER_TH_MAX = Decimal("100000")
 
 
 class MinerModel(models.Model):
@@ -27,8 +36,14 @@ class MinerModel(models.Model):
     vendor = models.CharField(_("vendor"), max_length=80)
     name = models.CharField(_("model"), max_length=120)
     code = models.SlugField(_("code"), max_length=120, unique=True)
-    hashrate_ths = models.DecimalField(_("nominal TH/s"), max_digits=10, decimal_places=2)
-    power_w = models.DecimalField(_("nominal W"), max_digits=10, decimal_places=1)
+    hashrate_ths = models.DecimalField(
+        _("nominal TH/s"), max_digits=10, decimal_places=2,
+        validators=[MinValueValidator(HASHRATE_THS_MIN), MaxValueValidator(HASHRATE_THS_MAX)],
+    )  # fmt: skip
+    power_w = models.DecimalField(
+        _("nominal W"), max_digits=10, decimal_places=1,
+        validators=[MinValueValidator(POWER_W_MIN), MaxValueValidator(POWER_W_MAX)],
+    )  # fmt: skip
     cooling = models.CharField(_("cooling"), max_length=16, choices=Cooling.choices, default=Cooling.AIR)
     release_date = models.DateField(_("release date"), null=True, blank=True)
     source = models.CharField(_("source"), max_length=200, blank=True)
@@ -39,16 +54,36 @@ class MinerModel(models.Model):
         ordering = ["vendor", "name", "-hashrate_ths"]
         constraints = [
             models.UniqueConstraint(fields=["vendor", "name", "hashrate_ths"], name="minermodel_unique_bin"),
-            models.CheckConstraint(condition=models.Q(hashrate_ths__gt=0), name="minermodel_hashrate_gt_0"),
-            models.CheckConstraint(condition=models.Q(power_w__gt=0), name="minermodel_power_gt_0"),
+            models.CheckConstraint(
+                condition=models.Q(hashrate_ths__gte=HASHRATE_THS_MIN, hashrate_ths__lte=HASHRATE_THS_MAX),
+                name="minermodel_hashrate_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(power_w__gte=POWER_W_MIN, power_w__lte=POWER_W_MAX), name="minermodel_power_range"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(power_w__lte=models.F("hashrate_ths") * EFFICIENCY_J_PER_TH_MAX),
+                name="minermodel_efficiency_max",
+            ),
         ]
 
     def __str__(self):
         return f"{self.name} {self.hashrate_ths.normalize():f}T"
 
+    def clean(self):
+        check_efficiency(hashrate_ths=self.hashrate_ths, power_w=self.power_w)
+
     @property
     def efficiency_j_per_th(self) -> Decimal:
         return (self.power_w / self.hashrate_ths).quantize(Decimal("0.01"))
+
+
+def check_efficiency(*, hashrate_ths, power_w) -> None:
+    """Refuse a power that is absurd for the hashrate (each may be within its own bounds)."""
+    if hashrate_ths and power_w and hashrate_ths > 0 and power_w > hashrate_ths * EFFICIENCY_J_PER_TH_MAX:
+        raise ValidationError(
+            {"power_w": _("At most %(max)s J/TH: check the units (W, TH/s).") % {"max": f"{EFFICIENCY_J_PER_TH_MAX:,}"}}
+        )
 
 
 class MinerStatus(models.TextChoices):

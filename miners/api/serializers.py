@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from miners.models import Miner, MinerModel, PortfolioEntry
+from miners.models import Miner, MinerModel, PortfolioEntry, check_efficiency
 from miners.selectors import miner_model_list
 from sites.models import Zone
 from sites.selectors import customer_list, site_is_manageable, site_list, zone_list
@@ -24,6 +24,15 @@ class MinerModelSerializer(serializers.ModelSerializer):
             "source",
         ]
         read_only_fields = ["id"]
+
+    def validate(self, attrs):
+        # The field bounds come from the model's validators; the pair is checked by the same rule as
+        # MinerModel.clean and the database's CHECK, so the write fails here with a 400, not there.
+        check_efficiency(
+            hashrate_ths=attrs.get("hashrate_ths", getattr(self.instance, "hashrate_ths", None)),
+            power_w=attrs.get("power_w", getattr(self.instance, "power_w", None)),
+        )
+        return attrs
 
 
 class _Scoped(serializers.PrimaryKeyRelatedField):

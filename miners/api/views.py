@@ -1,18 +1,17 @@
-import json
-
-from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiTypes, extend_schema
-from rest_framework import status, viewsets
+from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from hashinsight.accounts.roles import Access, Module, has_access
 from hashinsight.core import cache as cache_helper
+from hashinsight.core.api import parsers
 from hashinsight.core.api.views import ScopedViewSet
 from hashinsight.core.errors import DomainError
 from miners import bulk_import, selectors, services
+from miners.api.filtersets import MinerFilter
 from miners.api.serializers import (
     BulkImportResultSerializer,
     MinerDetailSerializer,
@@ -21,25 +20,6 @@ from miners.api.serializers import (
     MinerWriteSerializer,
     PortfolioEntrySerializer,
 )
-from miners.models import Miner
-
-
-class RawBodyParser(BaseParser):
-    """Hands the body over as bytes; bulk import decodes it itself to report encoding errors."""
-
-    media_type = "*/*"
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        return stream.read()
-
-
-class MinerFilter(filters.FilterSet):
-    vendor = filters.CharFilter(field_name="model__vendor", lookup_expr="iexact")
-    rack = filters.CharFilter()
-
-    class Meta:
-        model = Miner
-        fields = ["site", "zone", "customer", "model", "status", "rack", "firmware"]
 
 
 class MinerModelViewSet(viewsets.ModelViewSet):
@@ -117,7 +97,11 @@ class MinerViewSet(ScopedViewSet):
         responses={201: BulkImportResultSerializer},
         description="Import up to 10,000 miners from CSV (body or multipart `file`) or JSON; all rows or none.",
     )
-    @action(detail=False, methods=["post"], parser_classes=[JSONParser, MultiPartParser, FormParser, RawBodyParser])
+    @action(
+        detail=False,
+        methods=["post"],
+        parser_classes=[parsers.JSONParser, MultiPartParser, FormParser, parsers.RawBodyParser],
+    )
     def bulk(self, request):
         parsed = self._parse_bulk(request)
         created = bulk_import.miners_bulk_import(actor=request.user, parsed=parsed)
@@ -137,12 +121,16 @@ class MinerViewSet(ScopedViewSet):
             data = upload.read()
             if (upload.name or "").lower().endswith(".json"):
                 try:
-                    return bulk_import.parse_json(json.loads(data))
-                except (UnicodeDecodeError, json.JSONDecodeError):
+                    return bulk_import.parse_json(parsers.loads(data))
+                except parsers.NulCharacter:
+                    raise
+                except exceptions.ParseError:
                     raise DomainError("malformed_json", "The JSON file could not be parsed.") from None
             return bulk_import.parse_csv(data)
         if content_type in ("text/csv", "application/csv", "text/plain", "application/octet-stream", ""):
-            return bulk_import.parse_csv(request.data)
+            # An empty body never reaches the parser: DRF hands over an empty dict instead of b"".
+            body = request.data if isinstance(request.data, bytes) else b""
+            return bulk_import.parse_csv(body)
         raise DomainError(
             "unsupported_media_type",
             f"Send text/csv, application/json or multipart/form-data, not {content_type}.",

@@ -1,9 +1,9 @@
 from django.db.models import Count
-from django_filters import rest_framework as filters
 
 from hashinsight.accounts.roles import Module
 from hashinsight.core.api.views import ScopedViewSet
 from sites import selectors, services
+from sites.api.filtersets import CustomerFilter, ZoneFilter
 from sites.api.serializers import CustomerSerializer, SiteSerializer, ZoneSerializer
 
 
@@ -38,7 +38,7 @@ class ZoneViewSet(ScopedViewSet):
     serializer_class = ZoneSerializer
     search_fields = ["name"]
     ordering_fields = ["name", "capacity_kw"]
-    filterset_fields = ["site", "kind", "energy_source"]
+    filterset_class = ZoneFilter
 
     def get_queryset(self):
         return selectors.zone_list(user=self.request.user)
@@ -58,19 +58,6 @@ class ZoneViewSet(ScopedViewSet):
     def perform_destroy(self, instance):
         selectors.require_site_manageable(user=self.request.user, site_id=instance.site_id)
         services.zone_delete(zone=instance)
-
-
-class CustomerFilter(filters.FilterSet):
-    active_on = filters.DateFilter(method="filter_active_on", label="contract active on this date")
-
-    class Meta:
-        model = selectors.Customer
-        fields = ["slug"]
-
-    def filter_active_on(self, queryset, name, value):
-        from django.db.models import Q
-
-        return queryset.filter(Q(contract_start__lte=value), Q(contract_end__isnull=True) | Q(contract_end__gte=value))
 
 
 class CustomerViewSet(ScopedViewSet):

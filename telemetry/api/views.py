@@ -1,5 +1,5 @@
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, serializers, viewsets
+from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -7,20 +7,8 @@ from hashinsight.accounts.permissions import ModuleAccess
 from hashinsight.accounts.roles import Module
 from sites.selectors import require_site_manageable
 from telemetry import selectors, services
-from telemetry.models import Alert
-
-
-class AlertSerializer(serializers.ModelSerializer):
-    site_name = serializers.CharField(source="site.name", read_only=True)
-    miner_serial = serializers.CharField(source="miner.serial", read_only=True, default=None)
-
-    class Meta:
-        model = Alert
-        fields = [
-            "id", "site", "site_name", "miner", "miner_serial", "alert_type", "severity", "status", "message",
-            "evidence", "count", "first_seen", "last_seen", "acknowledged_at", "resolved_at",
-        ]  # fmt: skip
-        read_only_fields = fields
+from telemetry.api.filtersets import AlertFilter
+from telemetry.api.serializers import AlertSerializer
 
 
 class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -29,7 +17,7 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     module = Module.HOSTING
     permission_classes = [ModuleAccess]
     serializer_class = AlertSerializer
-    filterset_fields = ["site", "status", "severity", "alert_type", "miner"]
+    filterset_class = AlertFilter
     ordering_fields = ["last_seen", "first_seen", "count"]
 
     def get_queryset(self):

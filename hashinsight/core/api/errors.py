@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import logging
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
+from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404, JsonResponse
+from django.utils.translation import gettext as _
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from hashinsight.core.api.parsers import NulCharacter, RequestTooLarge
 from hashinsight.core.errors import DomainError
 from hashinsight.observability.context import current_request_id
 
 logger = logging.getLogger(__name__)
 
 _CODES = {
+    NulCharacter: "nul_character",  # before ParseError, its base
+    RequestTooLarge: "request_too_large",
     exceptions.ValidationError: "validation_error",
     exceptions.ParseError: "malformed_request",
     exceptions.AuthenticationFailed: "authentication_failed",
@@ -42,9 +48,34 @@ def _message_and_details(exc: exceptions.APIException) -> tuple[str, dict]:
     return str(detail), {}
 
 
+def _conflict(exc) -> exceptions.APIException | None:
+    """Database refusals that mean "someone else changed this first" or "this is still in use": 409.
+
+    Services check before they write, but two requests can pass the check together; the constraint
+    then decides, and the loser gets a stable code instead of a 500. Services whose intent is
+    idempotent retry inside a savepoint instead of letting this through."""
+    if isinstance(exc, ProtectedError | RestrictedError):
+        logger.info("delete refused by a protected reference", exc_info=exc)
+        return _Conflict(_("Other records still refer to this one; move or delete them first."), code="protected")
+    if isinstance(exc, IntegrityError):
+        logger.warning("write refused by a database constraint", exc_info=exc)
+        return _Conflict(_("The change conflicts with data saved meanwhile; nothing was changed. Try again."))
+    return None
+
+
+class _Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+    if isinstance(exc, RequestDataTooBig):
+        exc = RequestTooLarge()
+    elif isinstance(exc, SuspiciousOperation):  # too many fields, a bad multipart boundary…
+        exc = exceptions.ParseError(_("The request could not be read."))
+    exc = _conflict(exc) or exc
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     if isinstance(exc, Http404):
@@ -58,7 +89,10 @@ def exception_handler(exc, context):
             error_body("server_error", "An unexpected error occurred. Quote the request id when reporting it."),
             status=status.HTTP_500_INTERNAL_SERVER_ERROR,
         )
-    code = next((c for cls, c in _CODES.items() if isinstance(exc, cls)), getattr(exc, "default_code", "error"))
+    if isinstance(exc, _Conflict):
+        code = exc.get_codes()
+    else:
+        code = next((c for cls, c in _CODES.items() if isinstance(exc, cls)), getattr(exc, "default_code", "error"))
     message, details = _message_and_details(exc)
     if isinstance(exc, exceptions.Throttled) and exc.wait:
         details = {"retry_after_s": int(exc.wait)}
@@ -95,7 +129,10 @@ def handler403(request, exception=None):
 
 
 def handler400(request, exception=None):
+    # Django lands here for a SuspiciousOperation raised outside DRF (e.g. a middleware reading the body).
     if _wants_json(request):
+        if isinstance(exception, RequestDataTooBig):
+            return JsonResponse(error_body("request_too_large", RequestTooLarge.default_detail), status=413)
         return JsonResponse(error_body("bad_request", "Bad request."), status=400)
     from django.views.defaults import bad_request
 

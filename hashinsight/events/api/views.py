@@ -5,23 +5,15 @@ from __future__ import annotations
 from django.db.models import Avg, Count, Max, Q
 from django_celery_beat.models import PeriodicTask
 from drf_spectacular.utils import OpenApiTypes, extend_schema
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from hashinsight.accounts.permissions import ModuleAccess
 from hashinsight.accounts.roles import Module
 from hashinsight.core.errors import DomainError
+from hashinsight.events.api.serializers import JobRunSerializer, ScheduleSerializer
 from hashinsight.events.models import JobRun
-
-
-class JobRunSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = JobRun
-        fields = [
-            "id", "job_type", "priority", "status", "trigger", "started_at", "finished_at", "duration_ms",
-            "processed", "succeeded", "failed", "retries", "error", "result", "created_at",
-        ]  # fmt: skip
 
 
 class JobRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -51,27 +43,6 @@ class JobRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             .order_by("job_type")
         )
         return Response({"results": list(rows)})
-
-
-class ScheduleSerializer(serializers.ModelSerializer):
-    every_s = serializers.IntegerField(source="interval.every", read_only=True, default=None)
-    crontab = serializers.CharField(source="crontab.__str__", read_only=True, default=None)
-
-    class Meta:
-        model = PeriodicTask
-        fields = [
-            "id",
-            "name",
-            "task",
-            "enabled",
-            "every_s",
-            "crontab",
-            "queue",
-            "last_run_at",
-            "total_run_count",
-            "description",
-        ]
-        read_only_fields = fields
 
 
 class ScheduleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

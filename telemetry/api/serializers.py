@@ -1,0 +1,17 @@
+from rest_framework import serializers
+
+from telemetry.models import Alert
+
+
+class AlertSerializer(serializers.ModelSerializer):
+    site_name = serializers.CharField(source="site.name", read_only=True)
+    # Site-wide alerts have no miner.
+    miner_serial = serializers.CharField(source="miner.serial", read_only=True, default=None, allow_null=True)
+
+    class Meta:
+        model = Alert
+        fields = [
+            "id", "site", "site_name", "miner", "miner_serial", "alert_type", "severity", "status", "message",
+            "evidence", "count", "first_seen", "last_seen", "acknowledged_at", "resolved_at",
+        ]  # fmt: skip
+        read_only_fields = fields

@@ -1,14 +1,19 @@
-"""Generated from the access matrix and the grants in ``build_farm``: for every role and every
-object endpoint, the objects a user may not see answer 404 and leak nothing, and the allowed
-operations succeed. The expectations below are written out by hand, not derived from the code."""
+"""For every role and every object endpoint, with the grants in ``build_farm``: the objects a user
+may not see answer 404 and leak nothing, the allowed operations succeed and change the row, and the
+refused ones change nothing. The expectations are written out by hand, not derived from the code
+(nor from ``MATRIX``): a wrong rule in the code must disagree with this file."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
-from hashinsight.accounts.roles import MATRIX, Access, Module, Role
+from hashinsight.accounts.roles import MATRIX, Module, Role
+from hashinsight.tests.factories import ZoneFactory
 from miners.models import Miner
 from sites.models import Zone
+from sites.services import site_grant
 
 pytestmark = pytest.mark.django_db
 
@@ -49,7 +54,11 @@ WRITABLE = {
     "sites": {"owner": EVERYTHING, "admin": EVERYTHING, "siteowner_a": {"A"}},
     "zones": {"owner": EVERYTHING, "admin": EVERYTHING, "siteowner_a": {"A"}},
     "customers": {"owner": EVERYTHING, "admin": EVERYTHING},
-    "miners": {"owner": EVERYTHING, "admin": EVERYTHING, "siteowner_a": VISIBLE["miners"]["siteowner_a"]},
+    "miners": {
+        "owner": EVERYTHING,
+        "admin": EVERYTHING,
+        "siteowner_a": {("site-a", "client-x"), ("site-a", "client-y"), ("site-a", "own")},
+    },
     "portfolio": {"customer": {"customer"}},
 }
 
@@ -76,14 +85,22 @@ def writable(endpoint, user, key):
     return rule == EVERYTHING or key in rule
 
 
+# One field per endpoint, its new value as sent and as read back from the database.
 PATCHES = {
-    "sites": {"location": "Changed"},
-    "zones": {"capacity_kw": "1234.00"},
-    "customers": {"email": "changed@example.test"},
-    "miners": {"firmware": "patched-fw"},
-    "portfolio": {"quantity": 3},
+    "sites": ("location", "Changed", "Changed"),
+    "zones": ("capacity_kw", "1234.00", Decimal("1234.00")),
+    "customers": ("email", "changed@example.test", "changed@example.test"),
+    "miners": ("firmware", "patched-fw", "patched-fw"),
+    "portfolio": ("quantity", 3, 3),
 }
+# What DELETE answers for an object the user may change: sites, zones and clients of the farm all
+# still hold miners (409, kept); a miner or a portfolio entry goes.
+DELETE_WHEN_WRITABLE = {"sites": 409, "zones": 409, "customers": 409, "miners": 204, "portfolio": 204}
 CASES = [(e, u) for e in VISIBLE for u in USERS]
+
+
+def reread(obj):
+    return type(obj).objects.get(pk=obj.pk)
 
 
 @pytest.mark.parametrize(("endpoint", "username"), CASES)
@@ -104,12 +121,16 @@ def test_list_shows_exactly_the_visible_objects(api, farm, endpoint, username):
 def test_detail_update_delete_follow_scope(api, farm, endpoint, username):
     api.force_authenticate(farm.users[username])
     rule = VISIBLE[endpoint][username]
+    field, sent, stored = PATCHES[endpoint]
     for key, obj in objects(farm, endpoint).items():
         url = f"/api/v1/{endpoint}/{obj.pk}"
+        original = getattr(reread(obj), field)
+        assert original != stored  # or the check below could not tell a write from no write
         detail = api.get(url)
-        patch = api.patch(url, PATCHES[endpoint], format="json")
+        patch = api.patch(url, {field: sent}, format="json")
         if rule == FORBIDDEN:
             assert (detail.status_code, patch.status_code) == (403, 403), key
+            assert getattr(reread(obj), field) == original, key
             continue
         if key not in visible_keys(endpoint, username, farm):
             # Hidden: the same answer as for an id that never existed, and no data in it.
@@ -117,15 +138,43 @@ def test_detail_update_delete_follow_scope(api, farm, endpoint, username):
             assert patch.status_code == 404, key
             assert set(detail.json()) == {"error_code", "message", "request_id", "details"}
             assert str(obj.pk) not in detail.content.decode().replace(detail.json()["request_id"], "")
+            assert getattr(reread(obj), field) == original, key
             continue
         assert detail.status_code == 200, key
         assert detail.json()["id"] == obj.pk
-        assert patch.status_code == (200 if writable(endpoint, username, key) else 403), (key, patch.json())
-    # Deleting a hidden object is a 404 and deletes nothing.
+        if writable(endpoint, username, key):
+            assert patch.status_code == 200, (key, patch.json())
+            assert getattr(reread(obj), field) == stored, key
+        else:
+            assert patch.status_code == 403, (key, patch.json())
+            assert getattr(reread(obj), field) == original, key
     for key, obj in objects(farm, endpoint).items():
-        if rule != FORBIDDEN and key not in visible_keys(endpoint, username, farm):
-            assert api.delete(f"/api/v1/{endpoint}/{obj.pk}").status_code == 404
-            assert type(obj).objects.filter(pk=obj.pk).exists()
+        response = api.delete(f"/api/v1/{endpoint}/{obj.pk}")
+        if rule == FORBIDDEN:
+            expected = 403
+        elif key not in visible_keys(endpoint, username, farm):
+            expected = 404  # deleting a hidden object is a 404 and deletes nothing
+        elif not writable(endpoint, username, key):
+            expected = 403
+        else:
+            expected = DELETE_WHEN_WRITABLE[endpoint]
+        assert response.status_code == expected, (key, response.content)
+        assert type(obj).objects.filter(pk=obj.pk).exists() is (expected != 204), key
+
+
+# What creating a miner in each site answers, per user: 201, or the refusal and its error code. A
+# hidden site is not even a valid choice (400, as for a missing one); a site seen through a read-only
+# grant is a refusal (403); roles without HOSTING write access are refused outright.
+MINER_CREATE = {
+    "owner": {"site-a": 201, "site-b": 201},
+    "admin": {"site-a": 201, "site-b": 201},
+    "siteowner_a": {"site-a": 201, "site-b": (400, "validation_error")},
+    "siteowner_b_ro": {"site-a": (400, "validation_error"), "site-b": (403, "site_read_only")},
+    "client_x": {"site-a": (403, "permission_denied"), "site-b": (403, "permission_denied")},
+    "client_y": {"site-a": (403, "permission_denied"), "site-b": (403, "permission_denied")},
+    "customer": {"site-a": (403, "permission_denied"), "site-b": (403, "permission_denied")},
+    "guest": {"site-a": (403, "permission_denied"), "site-b": (403, "permission_denied")},
+}
 
 
 @pytest.mark.parametrize("username", USERS)
@@ -133,30 +182,51 @@ def test_miner_create_only_into_manageable_sites(api, farm, username):
     api.force_authenticate(farm.users[username])
     for site, zone in ((farm.site_a, farm.zone_a), (farm.site_b, farm.zone_b)):
         before = Miner.objects.count()
-        body = {
-            "site": site.pk,
-            "zone": zone.pk,
-            "model": farm.miners[("site-a", "own")].model_id,
-            "serial": f"NEW-{username}-{site.slug}",
-        }
+        serial = f"NEW-{username}-{site.slug}"
+        body = {"site": site.pk, "zone": zone.pk, "model": farm.miners[("site-a", "own")].model_id, "serial": serial}
         response = api.post("/api/v1/miners", body, format="json")
-        may_write = writable("miners", username, (site.slug, "own"))
-        if may_write:
+        expected = MINER_CREATE[username][site.slug]
+        if expected == 201:
             assert response.status_code == 201, response.json()
             assert Miner.objects.count() == before + 1
+            created = Miner.objects.get(serial=serial)
+            assert (created.site_id, created.zone_id) == (site.pk, zone.pk)
             continue
-        assert Miner.objects.count() == before
-        if (
-            VISIBLE["miners"][username] == FORBIDDEN
-            or MATRIX[(farm.users[username].role, Module.HOSTING)] < Access.FULL
-        ):
-            assert response.status_code == 403
-        elif site.slug in {k[0] for k in visible_keys("miners", username, farm)}:
-            assert response.status_code == 403  # visible through a read-only grant
-            assert response.json()["error_code"] == "site_read_only"
-        else:
-            assert response.status_code == 400  # the site is not even a valid choice
+        assert (response.status_code, response.json()["error_code"]) == expected
+        if expected[0] == 400:
             assert "site" in response.json()["details"]
+        assert Miner.objects.count() == before
+        assert not Miner.objects.filter(serial=serial).exists()
+
+
+def test_zone_cannot_move_into_a_read_only_site(api, farm):
+    """The target of a move is checked too, not only the zone's current site."""
+    user = farm.users["siteowner_a"]
+    site_grant(user=user, site=farm.site_b, manage=False)
+    empty = ZoneFactory(site=farm.site_a, name="A2")  # empty: only the site check can refuse the move
+    api.force_authenticate(user)
+    response = api.patch(f"/api/v1/zones/{empty.pk}", {"site": farm.site_b.pk}, format="json")
+    assert (response.status_code, response.json()["error_code"]) == (403, "site_read_only")
+    assert Zone.objects.get(pk=empty.pk).site_id == farm.site_a.pk
+    api.force_authenticate(farm.users["owner"])
+    assert api.patch(f"/api/v1/zones/{empty.pk}", {"site": farm.site_b.pk}, format="json").status_code == 200
+    assert Zone.objects.get(pk=empty.pk).site_id == farm.site_b.pk
+
+
+def test_miner_cannot_move_into_a_read_only_site(api, farm):
+    user = farm.users["siteowner_a"]
+    site_grant(user=user, site=farm.site_b, manage=False)
+    miner = farm.miners[("site-a", "own")]
+    api.force_authenticate(user)
+    response = api.patch(f"/api/v1/miners/{miner.pk}", {"site": farm.site_b.pk, "zone": farm.zone_b.pk}, format="json")
+    assert (response.status_code, response.json()["error_code"]) == (403, "site_read_only")
+    stored = Miner.objects.get(pk=miner.pk)
+    assert (stored.site_id, stored.zone_id) == (farm.site_a.pk, farm.zone_a.pk)
+    # Nor out of one: a miner at the read-only site cannot be pulled into the managed one.
+    theirs = farm.miners[("site-b", "own")]
+    pulled = api.patch(f"/api/v1/miners/{theirs.pk}", {"site": farm.site_a.pk, "zone": farm.zone_a.pk}, format="json")
+    assert (pulled.status_code, pulled.json()["error_code"]) == (403, "site_read_only")
+    assert Miner.objects.get(pk=theirs.pk).site_id == farm.site_b.pk
 
 
 def test_site_owner_creating_a_site_is_granted_it(api, farm):

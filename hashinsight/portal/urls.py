@@ -1,6 +1,6 @@
 from django.urls import path
 
-from hashinsight.portal.views import alerts, calculator, dashboard, miners, sites
+from hashinsight.portal.views import alerts, calculator, dashboard, jobs, miners, sites
 
 app_name = "portal"
 
@@ -10,5 +10,9 @@ urlpatterns = [
     path("sites/<slug:slug>/", sites.site_detail, name="site-detail"),
     path("miners/", miners.miner_list, name="miner-list"),
     path("alerts/", alerts.alert_list, name="alert-list"),
+    path("alerts/<int:pk>/row", alerts.alert_row, name="alert-row"),
+    path("alerts/acknowledge/", alerts.alert_acknowledge, name="alert-acknowledge"),
+    path("alerts/resolve/", alerts.alert_resolve, name="alert-resolve"),
+    path("jobs/", jobs.job_list, name="job-list"),
     path("calculator/", calculator.calculator, name="calculator"),
 ]

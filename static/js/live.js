@@ -1,6 +1,11 @@
 // Live alerts: one WebSocket per tab to /ws/alerts/, reconnecting with exponential backoff and
-// jitter; a navbar indicator shows the connection, new alerts raise a toast and update any alert
-// table on the page (rows keyed by alert id, so a redelivered event just rewrites its row).
+// jitter; a navbar indicator shows the connection and new alerts raise a toast.
+// An alert table on the page ([data-live-alerts]) is kept current without a reload: for each event the
+// row is fetched from the server (data-row-url, with the page's filters in data-query), rendered by
+// the same template as the page, so live and server-rendered rows are identical. 204 (no longer
+// matches the filters) or 404 (no longer visible) removes the row.
+// Resume: the id of the last event seen is kept per tab (sessionStorage) and sent as ?after= when
+// reconnecting, so the server replays what was missed while the connection was down.
 (function () {
   "use strict";
   const indicator = document.getElementById("live-status");
@@ -8,7 +13,9 @@
   const table = document.querySelector("[data-live-alerts]");
   if (!indicator) return;
   const labels = JSON.parse(indicator.dataset.labels);
+  const LAST_EVENT_KEY = "hashinsight.alerts.lastEventId";
   const seen = new Set();
+  const rowUpdates = new Map(); // alert id -> promise chain, so updates of one row apply in order
   let attempt = 0;
   let socket = null;
   let lastMessage = 0;
@@ -17,6 +24,14 @@
     indicator.dataset.state = state;
     indicator.textContent = labels[state];
     indicator.className = "badge me-3 " + ({live: "text-bg-success", connecting: "text-bg-warning", offline: "text-bg-danger"}[state]);
+  }
+
+  function lastEventId() {
+    try { return sessionStorage.getItem(LAST_EVENT_KEY); } catch (e) { return null; }
+  }
+
+  function rememberEvent(id) {
+    try { sessionStorage.setItem(LAST_EVENT_KEY, id); } catch (e) { /* storage disabled: no resume */ }
   }
 
   function el(tag, text, cls) {
@@ -39,35 +54,63 @@
     box.addEventListener("hidden.bs.toast", () => box.remove());
   }
 
-  function upsertRow(alert) {
-    if (!table) return;
+  async function refreshRow(alertId) {
     const tbody = table.tBodies[0];
-    let row = tbody.querySelector(`tr[data-alert-id="${alert.alert_id}"]`);
-    if (!row) {
-      row = document.createElement("tr");
-      row.dataset.alertId = alert.alert_id;
-      row.dataset.testid = "alert-row";
+    const current = tbody.querySelector(`tr[data-alert-id="${alertId}"]`);
+    const base = table.dataset.rowUrl.replace("/0/", `/${encodeURIComponent(alertId)}/`);
+    const query = table.dataset.query;
+    let response;
+    try {
+      response = await fetch(query ? `${base}?${query}` : base, {credentials: "same-origin", headers: {"X-Requested-With": "fetch"}});
+    } catch (e) {
+      return; // network trouble: the next event or a reload brings the row up to date
+    }
+    if (response.status === 204 || response.status === 404) {
+      if (current) current.remove();
+      return;
+    }
+    if (!response.ok) return;
+    const template = document.createElement("template");
+    template.innerHTML = (await response.text()).trim();
+    const row = template.content.querySelector("tr");
+    if (!row) return;
+    if (current) {
+      const box = current.querySelector("input[name=ids]");
+      const newBox = row.querySelector("input[name=ids]");
+      if (box && newBox) newBox.checked = box.checked; // keep the user's selection
+      current.replaceWith(row);
+    } else if (table.dataset.firstPage) {
+      // New alerts belong at the top of the first page; other pages show them when visited.
       tbody.prepend(row);
       const empty = tbody.querySelector("[data-empty]");
       if (empty) empty.remove();
     }
-    row.replaceChildren(
-      el("td", new Date().toLocaleString()), el("td", alert.severity), el("td", alert.status),
-      el("td", alert.alert_type), el("td", String(alert.site_id)), el("td", String(alert.count)), el("td", alert.message),
-    );
+  }
+
+  function updateRow(alertId) {
+    if (!table || !table.dataset.rowUrl) return;
+    const chain = (rowUpdates.get(alertId) || Promise.resolve()).then(() => refreshRow(alertId));
+    rowUpdates.set(alertId, chain);
+    chain.finally(() => { if (rowUpdates.get(alertId) === chain) rowUpdates.delete(alertId); });
+  }
+
+  function socketUrl() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const after = lastEventId();
+    return `${scheme}://${location.host}/ws/alerts/` + (after ? `?after=${encodeURIComponent(after)}` : "");
   }
 
   function connect() {
     setState("connecting");
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    socket = new WebSocket(`${scheme}://${location.host}/ws/alerts/`);
+    socket = new WebSocket(socketUrl());
     socket.onopen = () => { attempt = 0; lastMessage = Date.now(); setState("live"); };
     socket.onmessage = (msg) => {
       lastMessage = Date.now();
       const data = JSON.parse(msg.data);
       if (data.type !== "alert" || seen.has(data.id)) return;
       seen.add(data.id);
-      upsertRow(data.alert);
+      rememberEvent(data.id);
+      updateRow(data.alert.alert_id);
       toast(data.alert);
       document.dispatchEvent(new CustomEvent("hashinsight:alert", {detail: data}));
     };

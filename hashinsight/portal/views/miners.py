@@ -2,35 +2,56 @@
 
 from __future__ import annotations
 
-from django.core.paginator import Paginator
-from django.db.models import Q
-from django.shortcuts import render
+from django.utils.translation import gettext_lazy as _
 
 from hashinsight.accounts.roles import Module
 from hashinsight.portal.forms.filters import MinerFilterForm
-from hashinsight.portal.views.common import PAGE_SIZE, module_required
+from hashinsight.portal.tables import Column, CsvColumn, ListPage
+from hashinsight.portal.views.common import module_required
 from miners import selectors as miner_selectors
+from miners.models import Miner
 from sites import selectors as site_selectors
+
+
+class MinerTable(ListPage):
+    columns = [
+        Column("serial", _("Serial"), sort="serial"),
+        Column("model", _("Model"), sort="model__name"),
+        Column("site", _("Site"), sort="site__name"),
+        Column("zone", _("Zone"), sort="zone__name"),
+        Column("position", _("Position"), sort=("rack", "shelf", "slot")),
+        Column("client", _("Client"), sort="customer__company"),
+        Column("status", _("Status"), sort="status"),
+        Column("firmware", _("Firmware"), sort="firmware"),
+    ]
+    csv_columns = [
+        CsvColumn(_("Serial"), "serial"),
+        CsvColumn(_("Asset tag"), "asset_tag"),
+        CsvColumn(_("Vendor"), "model__vendor"),
+        CsvColumn(_("Model"), "model__name"),
+        CsvColumn(_("Nominal hashrate (TH/s)"), "model__hashrate_ths"),
+        CsvColumn(_("Nominal power (W)"), "model__power_w"),
+        CsvColumn(_("Site"), "site__name"),
+        CsvColumn(_("Zone"), "zone__name"),
+        CsvColumn(_("Rack"), "rack"),
+        CsvColumn(_("Shelf"), "shelf"),
+        CsvColumn(_("Slot"), "slot"),
+        CsvColumn(_("Hosting client"), "customer__company"),
+        CsvColumn(_("Status"), "status", display=dict(Miner.Status.choices)),
+        CsvColumn(_("Firmware"), "firmware"),
+        CsvColumn(_("Pool worker"), "pool_worker"),
+    ]
+    filter_form = MinerFilterForm
+    default_sort = "serial"
+    csv_name = "miners"
+
+    def get_queryset(self):
+        return miner_selectors.miner_list(user=self.request.user).defer("identity_sealed")
+
+    def form_kwargs(self):
+        return {"sites": site_selectors.site_list(user=self.request.user).only("id", "name").order_by("name")}
 
 
 @module_required(Module.HOSTING)
 def miner_list(request):
-    visible_sites = site_selectors.site_list(user=request.user).only("id", "name")
-    form = MinerFilterForm(request.GET or None, sites=visible_sites)
-    miners = miner_selectors.miner_list(user=request.user).defer("identity_sealed").order_by("id")
-    if form.is_valid():
-        data = form.cleaned_data
-        if data.get("q"):
-            miners = miners.filter(
-                Q(serial__icontains=data["q"]) | Q(asset_tag__icontains=data["q"]) | Q(pool_worker__icontains=data["q"])
-            )
-        if data.get("site"):
-            miners = miners.filter(site_id=data["site"])
-        if data.get("status"):
-            miners = miners.filter(status=data["status"])
-        if data.get("vendor"):
-            miners = miners.filter(model__vendor__iexact=data["vendor"])
-    page = Paginator(miners, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    return render(request, "portal/miner_list.html", {"form": form, "page": page, "query": query.urlencode()})
+    return MinerTable(request).respond("portal/miner_list.html")

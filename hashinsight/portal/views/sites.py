@@ -4,20 +4,47 @@ from __future__ import annotations
 
 from django.db.models import Count, Sum
 from django.shortcuts import get_object_or_404, render
+from django.utils.translation import gettext_lazy as _
 
 from hashinsight.accounts.roles import Module
+from hashinsight.portal.forms.filters import SiteFilterForm
+from hashinsight.portal.tables import Column, CsvColumn, ListPage
 from hashinsight.portal.views.common import module_required
 from miners import selectors as miner_selectors
 from miners.models import Miner
 from sites import selectors as site_selectors
 
 
+class SiteTable(ListPage):
+    columns = [
+        Column("name", _("Name"), sort="name"),
+        Column("location", _("Location"), sort="location"),
+        Column("timezone", _("Time zone"), sort="timezone"),
+        Column("capacity", _("Capacity (kW)"), sort="capacity_kw", numeric=True),
+        Column("miners", _("Miners"), sort="miner_count", numeric=True),
+    ]
+    csv_columns = [
+        CsvColumn(_("Name"), "name"),
+        CsvColumn(_("Slug"), "slug"),
+        CsvColumn(_("Location"), "location"),
+        CsvColumn(_("Time zone"), "timezone"),
+        CsvColumn(_("Capacity (kW)"), "capacity_kw"),
+        CsvColumn(_("Miners"), "miner_count"),
+    ]
+    filter_form = SiteFilterForm
+    default_sort = "name"
+    csv_name = "sites"
+
+    def get_queryset(self):
+        # Counts only the miners this user may see (a client's own, a site owner's whole site).
+        return site_selectors.site_list(user=self.request.user).annotate(
+            miner_count=Count("miners", filter=miner_selectors.miner_scope_q_for(self.request.user)),
+        )
+
+
 @module_required(Module.HOSTING)
 def site_list(request):
-    sites = site_selectors.site_list(user=request.user).annotate(
-        miner_count=Count("miners", filter=miner_selectors.miner_scope_q_for(request.user)),
-    )
-    return render(request, "portal/site_list.html", {"sites": sites})
+    return SiteTable(request).respond("portal/site_list.html")
 
 
 @module_required(Module.HOSTING)

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "hashinsight.events",
     "hashinsight.observability",
     "hashinsight.portal",
+    "hashinsight.demo",
     "django_celery_beat",
     "channels",
     "sites",

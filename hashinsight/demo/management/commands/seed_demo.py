@@ -1,5 +1,6 @@
 """Creates (idempotently) a demo farm: three sites in three time zones, zones, three hosting clients,
-thousands of miners across real models, one user per role and a portfolio for the app customer."""
+thousands of miners across real models, one user per role, a portfolio for the app customer, and a
+few realistic open alerts (raised through the alert service, like the edge would)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from miners.catalog import load_catalog
 from miners.models import Miner, MinerModel, PortfolioEntry
 from sites.models import Customer, Site, Zone
 from sites.services import customer_add_contact, site_grant
+from telemetry.models import Alert
+from telemetry.services import alert_raise, alerts_acknowledge
 
 SITES = [
     # slug, name, location, timezone, capacity kW, zones (name, kind, capacity kW, energy source)
@@ -76,9 +79,11 @@ class Command(BaseCommand):
             customers = self._customers()
             created_users = self._users(sites, customers)
         added = self._miners(miners, sites, customers, rng, seal=not no_identity)
+        alerts = self._alerts(sites)
         self.stdout.write(
             self.style.SUCCESS(
-                f"Demo farm ready: {len(sites)} sites, {Miner.objects.count():,} miners ({added:,} new)."
+                f"Demo farm ready: {len(sites)} sites, {Miner.objects.count():,} miners ({added:,} new), "
+                f"{alerts} new alerts."
             )
         )
         self._report_credentials(created_users)
@@ -173,6 +178,45 @@ class Command(BaseCommand):
                 batch = []
         Miner.objects.bulk_create(batch)
         return total + len(batch)
+
+    def _alerts(self, sites) -> int:
+        """A few open alerts, once: offline miners, a hot zone, a failed fan; one already acknowledged."""
+        if Alert.objects.exists():
+            return 0
+        raised = []
+        offline = Miner.objects.filter(status=Miner.Status.OFFLINE).select_related("site").order_by("pk")[:5]
+        for minutes, miner in enumerate(offline, start=1):
+            raised.append(
+                alert_raise(
+                    site=miner.site, miner=miner, alert_type="miner_offline", severity=Alert.Severity.CRITICAL,
+                    message=f"Miner {miner.serial} has not reported for {15 * minutes} minutes.",
+                    evidence={"last_report_minutes_ago": 15 * minutes, "rack": miner.rack},
+                )
+            )  # fmt: skip
+        hot_site = sites[0]
+        zone = hot_site.zones.order_by("name").first()
+        if zone is not None:
+            raised.append(
+                alert_raise(
+                    site=hot_site, alert_type="zone_temperature", severity=Alert.Severity.WARNING,
+                    message=f"{zone.name}: inlet air 38.5 °C for 20 minutes (limit 35 °C).",
+                    evidence={"zone": zone.name, "inlet_temp_c": 38.5, "limit_c": 35},
+                )
+            )  # fmt: skip
+        fan_miner = Miner.objects.filter(status=Miner.Status.ACTIVE).select_related("site").order_by("pk").first()
+        if fan_miner is not None:
+            raised.append(
+                alert_raise(
+                    site=fan_miner.site, miner=fan_miner, alert_type="fan_failure", severity=Alert.Severity.CRITICAL,
+                    message=f"Fan 3 on {fan_miner.serial} at 0 RPM; chip temperature 91 °C.",
+                    evidence={"fan": 3, "fan_rpm": 0, "temp_chip_max_c": 91},
+                )
+            )  # fmt: skip
+        if raised:
+            alerts_acknowledge(
+                alert_ids=[raised[0].pk], actor=User.objects.get(username="admin"), note="Technician on the way."
+            )
+        return len(raised)
 
     def _report_credentials(self, created) -> None:
         path = Path(settings.VAR_DIR) / "demo-credentials.txt"

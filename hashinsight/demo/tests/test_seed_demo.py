@@ -1,0 +1,52 @@
+import pytest
+from django.core.management import call_command
+
+from hashinsight.accounts.models import User
+from miners.models import Miner
+from sites.models import Site
+
+pytestmark = pytest.mark.django_db
+
+
+def test_seed_demo_is_idempotent_and_writes_credentials_once(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    call_command("seed_demo", "--miners", "60")
+    call_command("seed_demo", "--miners", "60")
+    assert Site.objects.count() == 3
+    assert Miner.objects.count() == 60
+    assert set(User.objects.values_list("role", flat=True)) == {
+        "OWNER",
+        "ADMIN",
+        "MINING_SITE_OWNER",
+        "CLIENT",
+        "CUSTOMER",
+        "GUEST",
+    }
+    lines = (tmp_path / "demo-credentials.txt").read_text().splitlines()
+    assert len(lines) == 6
+    owner_password = lines[0].split()[-1]
+    assert User.objects.get(username="owner").check_password(owner_password)
+    assert len(set(Site.objects.values_list("timezone", flat=True))) == 3
+    assert Miner.objects.values("model").distinct().count() >= 5
+
+
+def test_seed_demo_leaves_a_few_realistic_open_alerts_once(settings, tmp_path):
+    from telemetry.models import Alert
+
+    settings.VAR_DIR = tmp_path
+    call_command("seed_demo", "--miners", "300")
+    call_command("seed_demo", "--miners", "300")  # a second run adds none and counts none up
+    alerts = list(Alert.objects.select_related("miner"))
+    by_type = {}
+    for alert in alerts:
+        by_type.setdefault(alert.alert_type, []).append(alert)
+    assert set(by_type) == {"miner_offline", "zone_temperature", "fan_failure"}
+    assert all(a.miner.status == Miner.Status.OFFLINE for a in by_type["miner_offline"])
+    assert 1 <= len(by_type["miner_offline"]) <= 5
+    assert by_type["zone_temperature"][0].miner is None
+    assert by_type["zone_temperature"][0].severity == "warning"
+    assert all(a.count == 1 for a in alerts)
+    assert [a.status for a in alerts].count(Alert.Status.ACKNOWLEDGED) == 1
+    acked = Alert.objects.get(status=Alert.Status.ACKNOWLEDGED)
+    assert acked.acknowledged_by.username == "admin" and acked.ack_note
+    assert Alert.objects.exclude(status=Alert.Status.RESOLVED).count() == len(alerts)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from hashinsight.core.errors import DomainError
 from hashinsight.events import outbox
@@ -34,14 +34,26 @@ def _apply(miner: Miner, fields: dict) -> Miner:
     return miner
 
 
+def _duplicate_serial() -> DomainError:
+    return DomainError("duplicate_serial", "A miner with this serial number already exists.", status=409)
+
+
 @transaction.atomic
 def miner_create(*, actor, **fields) -> Miner:
     check_placement(actor=actor, site=fields["site"], zone=fields["zone"])
     if Miner.objects.filter(serial=fields["serial"]).exists():
-        raise DomainError("duplicate_serial", "A miner with this serial number already exists.", status=409)
+        raise _duplicate_serial()
     miner = _apply(Miner(), fields)
     miner.full_clean()
-    miner.save()
+    try:
+        # Two creates of one serial can both pass the checks; the unique index picks the winner,
+        # and the savepoint keeps the caller's transaction usable to say so.
+        with transaction.atomic():
+            miner.save()
+    except IntegrityError:
+        if Miner.objects.filter(serial=miner.serial).exists():
+            raise _duplicate_serial() from None
+        raise
     outbox.publish(
         "miner.created",
         aggregate=f"miner:{miner.pk}",

@@ -3,7 +3,7 @@ the outbox handler pushes it to the right WebSocket groups after commit."""
 
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from hashinsight.core.errors import DomainError
@@ -23,6 +23,10 @@ def _publish(event_type: str, alert: Alert) -> None:
     outbox.publish(event_type, aggregate=f"alert:{alert.pk}", payload=_payload(alert))
 
 
+def _open_alert(key: str) -> Alert | None:
+    return Alert.objects.select_for_update().filter(dedupe_key=key).exclude(status=Alert.Status.RESOLVED).first()
+
+
 @transaction.atomic
 def alert_raise(
     *, site, alert_type: str, severity: str, message: str, miner=None, evidence: dict | None = None
@@ -33,15 +37,24 @@ def alert_raise(
         raise DomainError("miner_not_in_site", "The miner is not at this site.")
     now = timezone.now()
     key = f"{site.pk}:{miner.pk if miner else '-'}:{alert_type}"
-    alert = Alert.objects.select_for_update().filter(dedupe_key=key).exclude(status=Alert.Status.RESOLVED).first()
+    alert = _open_alert(key)
     if alert is None:
-        alert = Alert.objects.create(
-            site=site, miner=miner, customer_id=miner.customer_id if miner else None, alert_type=alert_type,
-            severity=severity, message=message[:500], evidence=evidence or {}, dedupe_key=key,
-            first_seen=now, last_seen=now,
-        )  # fmt: skip
-        _publish("alert.raised", alert)
-        return alert
+        try:
+            # Two first raises of one key can both miss the lookup; the partial unique index lets one
+            # insert win. Raising is idempotent, so the other counts onto the winner's alert below.
+            with transaction.atomic():
+                alert = Alert.objects.create(
+                    site=site, miner=miner, customer_id=miner.customer_id if miner else None,
+                    alert_type=alert_type, severity=severity, message=message[:500], evidence=evidence or {},
+                    dedupe_key=key, first_seen=now, last_seen=now,
+                )  # fmt: skip
+        except IntegrityError:
+            alert = _open_alert(key)
+            if alert is None:
+                raise
+        else:
+            _publish("alert.raised", alert)
+            return alert
     alert.count += 1
     alert.last_seen = now
     alert.message = message[:500]

@@ -63,18 +63,20 @@ async def test_client_a_never_receives_client_b_alerts(farm):
         assert (await comm.receive_json_from())["type"] == "hello"
 
     alert = await raise_alert(farm, ("site-a", "client-x"))  # transaction=True: commits, hand-off runs
-
     got_x = await comm_x.receive_json_from(timeout=3)
     assert got_x["type"] == "alert" and got_x["alert"]["alert_id"] == alert.pk
     got_site = await comm_site_a.receive_json_from(timeout=3)
     assert got_site["alert"]["alert_id"] == alert.pk
-    assert await comm_y.receive_nothing(timeout=0.5)
 
+    # No waiting for silence: frames arrive in order, so the next frame each socket receives shows
+    # that nothing it may not see came before it.
     hidden = await raise_alert(farm, ("site-b", "client-y"), message="B only")
     got_y = await comm_y.receive_json_from(timeout=3)
-    assert got_y["alert"]["alert_id"] == hidden.pk
-    assert await comm_x.receive_nothing(timeout=0.5)
-    assert await comm_site_a.receive_nothing(timeout=0.5)
+    assert got_y["alert"]["alert_id"] == hidden.pk  # not client X's alert raised before it
+    marker = await raise_alert(farm, ("site-a", "client-x"), message="marker")  # a repeat: alert.updated
+    for comm in (comm_x, comm_site_a):
+        nxt = await comm.receive_json_from(timeout=3)
+        assert (nxt["alert"]["alert_id"], nxt["alert"]["message"]) == (marker.pk, "marker")  # not B's
     for comm in (comm_x, comm_y, comm_site_a):
         await comm.disconnect()
 
@@ -106,3 +108,18 @@ async def test_repeats_update_the_same_alert_and_resolve_is_pushed(farm):
     resolved = await comm.receive_json_from(timeout=3)
     assert resolved["alert"]["status"] == "resolved"
     await comm.disconnect()
+
+
+@override_settings(CHANNEL_LAYERS=LAYERS)
+async def test_disconnect_leaves_every_group(farm):
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    comm, ok, _ = await connect(await token_for(farm.users["siteowner_a"]))
+    assert ok
+    hello = await comm.receive_json_from()
+    members = {group: set(channels) for group, channels in layer.groups.items() if channels}
+    assert len(members) == hello["groups"] >= 2  # the user's own group and site A's
+    (channel,) = set().union(*members.values())
+    await comm.disconnect()
+    assert [group for group, channels in layer.groups.items() if channel in channels] == []

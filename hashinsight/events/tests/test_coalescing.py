@@ -1,6 +1,9 @@
 """Repeated events for the same user or site run one recalculation, not one per event."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from hashinsight.core import cache as cache_helper
 from hashinsight.events.models import CoalescedWork, OutboxEvent
@@ -58,3 +61,29 @@ def test_bulk_import_publishes_one_event_and_one_recalculation_per_site(
     assert events.get().payload["count"] == 500
     assert builds["site_summary"] == 1
     assert cache_helper.get("site_summary", id=farm.site_a.pk).value["by_status"]["active"] == 503
+
+
+def test_work_whose_message_was_lost_is_run_by_the_sweep(builds, django_capture_on_commit_callbacks, settings):
+    from hashinsight.events.coalesce import sweep
+    from hashinsight.events.processing import process
+
+    user = UserFactory(role="CUSTOMER")
+    entry = PortfolioEntryFactory(user=user)
+    services.portfolio_entry_update(entry=entry, quantity=3)
+    with django_capture_on_commit_callbacks(execute=False):  # the scheduled run's message is lost
+        for event in OutboxEvent.objects.filter(status__in=["pending", "dispatched"]):
+            process(event.pk)
+    key = f"recalc:user:{user.pk}"
+    assert CoalescedWork.objects.filter(key=key).exists()
+
+    assert sweep() == 0  # not overdue yet: its own message may still come
+    assert builds["user_portfolio"] == 0
+    assert CoalescedWork.objects.filter(key=key).exists()
+
+    overdue = settings.OUTBOX_RELAY_GRACE_S + settings.COALESCE_WINDOW_S + 1
+    CoalescedWork.objects.filter(key=key).update(due_at=timezone.now() - timedelta(seconds=overdue))
+    assert sweep() == 1
+    assert builds["user_portfolio"] == 1  # run inline (eager tasks), once
+    assert not CoalescedWork.objects.filter(key=key).exists()
+    assert cache_helper.get("user_portfolio", id=user.pk).value["hashrate_ths"] == "600.00"  # 3 × 200 TH/s
+    assert sweep() == 0

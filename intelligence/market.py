@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -15,6 +16,9 @@ BLOCKS_PER_DAY = Decimal(144)
 BLOCK_SUBSIDY_BTC = Decimal("3.125")
 # Used when the latest day has no fee figure; a typical 2025 level (about 0.02 BTC per block).
 FALLBACK_FEES_BTC_PER_BLOCK = Decimal("0.02")
+# Figures older than this are shown with a warning: price and difficulty move enough in two days
+# (a difficulty retarget is every ~14 days, BTC often moves 5 % a day) that revenue may be off.
+STALE_AFTER_DAYS = 2
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,19 @@ class MarketSnapshot:
     difficulty: Decimal
     block_subsidy_btc: Decimal
     fees_btc_per_block: Decimal
+
+    def is_stale(self, *, today: date) -> bool:
+        return is_stale(self.date, today=today)
+
+
+def age_days(day: str, *, today: date) -> int:
+    return (today - date.fromisoformat(day)).days
+
+
+def is_stale(day: str, *, today: date) -> bool:
+    """Are figures of ``day`` (ISO date) too old to trust? ``today`` is the caller's UTC date,
+    passed in so this module stays free of clocks."""
+    return age_days(day, today=today) > STALE_AFTER_DAYS
 
 
 @lru_cache(maxsize=1)

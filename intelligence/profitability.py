@@ -11,7 +11,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, fields
 from decimal import Decimal
 
 TWO_32 = Decimal(2**32)
@@ -76,6 +77,33 @@ class ProfitResult:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def margin_pct(self) -> Decimal | None:
+        """Profit as a share of revenue; None when the fleet earns nothing."""
+        return self.profit_usd_per_day / self.revenue_usd_per_day * 100 if self.revenue_usd_per_day else None
+
+
+# The additive figures; the break-evens are ratios and are recomputed from the totals.
+SUMMED = tuple(f.name for f in fields(ProfitResult) if not f.name.startswith("break_even") and f.name != "formula")
+
+
+def combine(results: Iterable[ProfitResult]) -> ProfitResult:
+    """The total of several groups (a site's models, a fleet's sites); empty gives zeros.
+
+    The break-evens are the whole's, not an average of the parts': the one power price, or the one
+    BTC price, at which the total profit is zero."""
+    results = list(results)
+    totals = {name: sum((getattr(r, name) for r in results), Decimal(0)) for name in SUMMED}
+    return ProfitResult(
+        **totals,
+        break_even_electricity_usd_per_kwh=(
+            totals["revenue_usd_per_day"] / totals["energy_kwh_per_day"] if totals["energy_kwh_per_day"] else Decimal(0)
+        ),
+        break_even_btc_price_usd=(
+            totals["power_cost_usd_per_day"] / totals["btc_per_day"] if totals["btc_per_day"] else None
+        ),
+    )
 
 
 def mining_profitability(inputs: ProfitInputs) -> ProfitResult:

@@ -1,57 +1,261 @@
-"""Fleet and portfolio figures kept warm in the cache (``user_portfolio:{id}``, ``site_summary:{id}``)."""
+"""Fleet and portfolio money, kept warm in the cache, and the one place that composes it for a user.
+
+Cached parts (``hashinsight.core.cache`` keys):
+- ``site_summary:{id}``: a whole site, priced at the site's power price (the operator's view);
+- ``customer_summary:{id}``: one hosting client's miners, per site, priced at its hosting rate
+  (a client must never see a site's figures, which include other clients' miners);
+- ``user_portfolio:{id}``: an app customer's portfolio entries, each at its own power price.
+
+Every part is built with a constant number of queries, whatever the fleet size: miners are grouped
+by model in SQL and the calculator (``intelligence.profitability``) runs once per group.
+
+"Expected" counts only miners that are hashing (status ACTIVE): offline and maintenance miners
+neither earn nor draw power, retired ones are gone. "Nominal" is every miner in service (all but
+RETIRED) at its nameplate figures: what the fleet would earn if all of it hashed. Both use the
+model's nominal TH/s and W, not telemetry.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import Count, Sum
+from django.db.models import Count
 
+from hashinsight.accounts.roles import Role, role_of
+from hashinsight.core import cache as cache_helper
 from hashinsight.core.cache import register_builder
-from intelligence.market import latest_snapshot
-from intelligence.profitability import ProfitInputs, mining_profitability
-from miners.models import Miner, PortfolioEntry
+from intelligence.market import MarketSnapshot, latest_snapshot
+from intelligence.profitability import ProfitInputs, ProfitResult, combine, mining_profitability
+from miners.models import Miner, MinerModel, PortfolioEntry
+from sites import selectors as site_selectors
+from sites.models import Customer, Site
 
 POOL_FEE_PCT = Decimal(2)
+EARNING = frozenset({Miner.Status.ACTIVE})
+IN_SERVICE = frozenset(s for s in Miner.Status.values if s != Miner.Status.RETIRED)
 
 
-@register_builder("user_portfolio")
-def portfolio_summary(*, id: int) -> dict:
-    """Fleet TH/s, kW and estimated daily revenue, power cost and profit at current market figures."""
-    market = latest_snapshot()
-    totals = {k: Decimal(0) for k in ("hashrate_ths", "power_kw", "revenue_usd_day", "cost_usd_day", "btc_day")}
-    entries = PortfolioEntry.objects.filter(user_id=id).select_related("model")
-    for entry in entries:
-        result = mining_profitability(
-            ProfitInputs(
-                hashrate_ths=entry.model.hashrate_ths, power_w=entry.model.power_w, quantity=entry.quantity,
-                electricity_usd_per_kwh=entry.power_price_usd_per_kwh, btc_price_usd=market.btc_price_usd,
-                difficulty=market.difficulty, block_subsidy_btc=market.block_subsidy_btc,
-                fees_btc_per_block=market.fees_btc_per_block, pool_fee_pct=POOL_FEE_PCT,
-            )
-        )  # fmt: skip
-        totals["hashrate_ths"] += result.fleet_hashrate_ths
-        totals["power_kw"] += result.fleet_power_kw
-        totals["revenue_usd_day"] += result.revenue_usd_per_day
-        totals["cost_usd_day"] += result.power_cost_usd_per_day
-        totals["btc_day"] += result.btc_per_day
+def _profit(model: MinerModel, quantity: int, price: Decimal, market: MarketSnapshot) -> ProfitResult:
+    return mining_profitability(
+        ProfitInputs(
+            hashrate_ths=model.hashrate_ths, power_w=model.power_w, quantity=quantity,
+            electricity_usd_per_kwh=price, btc_price_usd=market.btc_price_usd, difficulty=market.difficulty,
+            block_subsidy_btc=market.block_subsidy_btc, fees_btc_per_block=market.fees_btc_per_block,
+            pool_fee_pct=POOL_FEE_PCT,
+        )
+    )  # fmt: skip
+
+
+def _pack(result: ProfitResult) -> dict:
+    """Strings, so an entry reads the same through any cache serializer (and as JSON in the API)."""
+    return {k: (None if v is None else str(v)) for k, v in result.as_dict().items() if k != "formula"}
+
+
+def unpack(data: dict) -> ProfitResult:
+    return ProfitResult(**{k: (None if v is None else Decimal(v)) for k, v in data.items()})
+
+
+def _group_economics(rows: list[dict], models: dict[int, MinerModel], price: Decimal, market: MarketSnapshot) -> dict:
+    """``rows``: ``{"model_id", "status", "n"}`` for one site (or one client at one site)."""
+    by_status: dict[str, int] = {}
+    earning: dict[int, int] = {}
+    in_service: dict[int, int] = {}
+    for row in rows:
+        by_status[row["status"]] = by_status.get(row["status"], 0) + row["n"]
+        if row["status"] in EARNING:
+            earning[row["model_id"]] = earning.get(row["model_id"], 0) + row["n"]
+        if row["status"] in IN_SERVICE:
+            in_service[row["model_id"]] = in_service.get(row["model_id"], 0) + row["n"]
+    expected = combine(_profit(models[m], n, price, market) for m, n in earning.items())
+    nominal = combine(_profit(models[m], n, price, market) for m, n in in_service.items())
     return {
-        "user_id": id,
-        "entries": len(entries),
-        "hashrate_ths": str(totals["hashrate_ths"].quantize(Decimal("0.01"))),
-        "power_kw": str(totals["power_kw"].quantize(Decimal("0.001"))),
-        "btc_per_day": str(totals["btc_day"].quantize(Decimal("0.00000001"))),
-        "revenue_usd_per_day": str(totals["revenue_usd_day"].quantize(Decimal("0.01"))),
-        "power_cost_usd_per_day": str(totals["cost_usd_day"].quantize(Decimal("0.01"))),
-        "profit_usd_per_day": str((totals["revenue_usd_day"] - totals["cost_usd_day"]).quantize(Decimal("0.01"))),
-        "market_date": market.date,
+        "by_status": by_status,
+        "nominal_kw": str(nominal.fleet_power_kw),
+        "expected": _pack(expected),
+        "nominal": _pack(nominal),
     }
+
+
+def _models_of(rows: list[dict]) -> dict[int, MinerModel]:
+    return MinerModel.objects.in_bulk({r["model_id"] for r in rows})
 
 
 @register_builder("site_summary")
 def site_summary(*, id: int) -> dict:
-    rows = Miner.objects.filter(site_id=id).values("status").annotate(n=Count("id"), w=Sum("model__power_w"))
+    """A whole site at its power price: three queries for any number of miners."""
+    market = latest_snapshot()
+    price = Site.objects.filter(pk=id).values_list("power_price_usd_per_kwh", flat=True).first()
+    rows = list(Miner.objects.filter(site_id=id).values("model_id", "status").annotate(n=Count("id")).order_by())
     return {
         "site_id": id,
-        "by_status": {r["status"]: r["n"] for r in rows},
-        "nominal_kw": str(sum((r["w"] or 0) for r in rows if r["status"] != Miner.Status.RETIRED) / 1000),
+        "power_price_usd_per_kwh": str(price or 0),
+        "market_date": market.date,
+        **_group_economics(rows, _models_of(rows), price or Decimal(0), market),
     }
+
+
+@register_builder("customer_summary")
+def customer_summary(*, id: int) -> dict:
+    """One hosting client's miners, per site, at its hosting rate (what it pays per kWh)."""
+    market = latest_snapshot()
+    rate = Customer.objects.filter(pk=id).values_list("hosting_rate_usd_per_kwh", flat=True).first() or Decimal(0)
+    rows = list(
+        Miner.objects.filter(customer_id=id).values("site_id", "model_id", "status").annotate(n=Count("id")).order_by()
+    )
+    models = _models_of(rows)
+    site_ids = sorted({r["site_id"] for r in rows})
+    return {
+        "customer_id": id,
+        "power_price_usd_per_kwh": str(rate),
+        "market_date": market.date,
+        "sites": [
+            {"site_id": s, **_group_economics([r for r in rows if r["site_id"] == s], models, rate, market)}
+            for s in site_ids
+        ],
+    }
+
+
+@register_builder("user_portfolio")
+def portfolio_summary(*, id: int) -> dict:
+    """Fleet TH/s, kW and estimated daily revenue, power cost and profit at current market figures
+    (the body of ``/api/v1/portfolio/summary``), totals and per entry."""
+    market = latest_snapshot()
+    entries = list(PortfolioEntry.objects.filter(user_id=id).select_related("model"))
+    results = {e.pk: _profit(e.model, e.quantity, e.power_price_usd_per_kwh, market) for e in entries}
+    total = combine(results.values())
+    return {
+        "user_id": id,
+        "entries": len(entries),
+        **_rounded(total),
+        "market_date": market.date,
+        "by_entry": [{"id": pk, **_rounded(r)} for pk, r in results.items()],
+    }
+
+
+def _rounded(r: ProfitResult) -> dict:
+    def q(value, places):
+        return None if value is None else str(value.quantize(Decimal(places)))
+
+    return {
+        "hashrate_ths": q(r.fleet_hashrate_ths, "0.01"),
+        "power_kw": q(r.fleet_power_kw, "0.001"),
+        "btc_per_day": q(r.btc_per_day, "0.00000001"),
+        "revenue_usd_per_day": q(r.revenue_usd_per_day, "0.01"),
+        "power_cost_usd_per_day": q(r.power_cost_usd_per_day, "0.01"),
+        "profit_usd_per_day": q(r.profit_usd_per_day, "0.01"),
+        "margin_pct": q(r.margin_pct, "0.1"),
+        "break_even_power_usd_per_kwh": q(r.break_even_electricity_usd_per_kwh, "0.00001"),
+        "break_even_btc_price_usd": q(r.break_even_btc_price_usd, "0.01"),
+    }
+
+
+# --- Composition for a user ----------------------------------------------------------------------
+
+
+@dataclass
+class SiteMoney:
+    site: Site
+    by_status: dict[str, int]
+    expected: ProfitResult
+    nominal: ProfitResult
+    power_prices: set[Decimal] = field(default_factory=set)
+
+    @property
+    def power_price_usd_per_kwh(self) -> Decimal | None:
+        """The one price these figures used, or None when several did (clients at different rates)."""
+        return next(iter(self.power_prices)) if len(self.power_prices) == 1 else None
+
+    @property
+    def in_service(self) -> int:
+        return sum(n for s, n in self.by_status.items() if s in IN_SERVICE)
+
+
+@dataclass
+class FleetMoney:
+    sites: list[SiteMoney]
+    expected: ProfitResult
+    nominal: ProfitResult
+    market_date: str
+    priced_at: str  # "site": each site's power price; "hosting": the client's hosting rate
+    cache_state: str  # the worst of the parts': miss > stale > bypass > hit
+
+    @property
+    def by_status(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for s in self.sites:
+            for status, n in s.by_status.items():
+                totals[status] = totals.get(status, 0) + n
+        return totals
+
+    @property
+    def in_service(self) -> int:
+        return sum(s.in_service for s in self.sites)
+
+    @property
+    def hosting(self) -> bool:
+        return self.priced_at == "hosting"
+
+    @property
+    def power_price_usd_per_kwh(self) -> Decimal | None:
+        """The one price all sites use, or None when they differ."""
+        prices = set().union(*(s.power_prices for s in self.sites))
+        return next(iter(prices)) if len(prices) == 1 else None
+
+
+_STATE_RANK = {"hit": 0, "bypass": 1, "stale": 2, "miss": 3}
+
+
+def fleet_money(*, user, site: Site | None = None) -> FleetMoney | None:
+    """The user's fleet (or one ``site`` of it) from cached parts; None for roles without a fleet.
+
+    Operators (OWNER, ADMIN, MINING_SITE_OWNER) read whole-site parts for the sites they see; a
+    CLIENT reads its own customers' parts, so it never sees figures of miners it does not own.
+    This mirrors ``sites.selectors.miner_scope_q``'s branches: site grants vs customer grants.
+    Queries: the site list (one) and, for a client, its grant ids; the rest comes from the cache."""
+    role = role_of(user)
+    sites_qs = site_selectors.site_list(user=user)
+    if site is not None:
+        sites_qs = sites_qs.filter(pk=site.pk)
+    sites = {s.pk: s for s in sites_qs}
+    rows: dict[int, SiteMoney] = {}
+    states, dates = [], set()
+
+    def add(site_id: int, part: dict, price: str) -> None:
+        if site_id not in sites:
+            return
+        row = rows.setdefault(
+            site_id, SiteMoney(site=sites[site_id], by_status={}, expected=combine([]), nominal=combine([]))
+        )
+        for status, n in part["by_status"].items():
+            row.by_status[status] = row.by_status.get(status, 0) + n
+        row.expected = combine([row.expected, unpack(part["expected"])])
+        row.nominal = combine([row.nominal, unpack(part["nominal"])])
+        row.power_prices.add(Decimal(price))
+
+    if role in (Role.OWNER, Role.ADMIN, Role.MINING_SITE_OWNER):
+        priced_at = "site"
+        for site_id in sites:
+            cached = cache_helper.get("site_summary", id=site_id)
+            states.append(cached.state)
+            dates.add(cached.value["market_date"])
+            add(site_id, cached.value, cached.value["power_price_usd_per_kwh"])
+    elif role == Role.CLIENT:
+        priced_at = "hosting"
+        for customer_id in site_selectors.granted_customer_ids(user):
+            cached = cache_helper.get("customer_summary", id=customer_id)
+            states.append(cached.state)
+            dates.add(cached.value["market_date"])
+            for part in cached.value["sites"]:
+                add(part["site_id"], part, cached.value["power_price_usd_per_kwh"])
+    else:
+        return None
+    ordered = [rows[pk] for pk in sites if pk in rows]
+    return FleetMoney(
+        sites=ordered,
+        expected=combine(r.expected for r in ordered),
+        nominal=combine(r.nominal for r in ordered),
+        market_date=min(dates) if dates else latest_snapshot().date,
+        priced_at=priced_at,
+        cache_state=max(states, key=_STATE_RANK.__getitem__) if states else "hit",
+    )

@@ -366,4 +366,6 @@ async def _async_chunks(chunks: Iterator[bytes]):
                 return
             yield chunk
     finally:
-        await sync_to_async(chunks.close, thread_sensitive=True)()
+        # A client that disconnects mid-export must not leave the database cursor open.
+        if hasattr(chunks, "close"):
+            await sync_to_async(chunks.close, thread_sensitive=True)()

@@ -11,7 +11,9 @@ pytestmark = pytest.mark.django_db
 
 def test_errors_have_one_shape_and_carry_the_request_id(api, farm):
     response = api.get("/api/v1/miners")
-    assert response.status_code == 403 or response.status_code == 401
+    # Anonymous: 401 with the scheme to use (a token), not 403, which would mean "signed in, not allowed".
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == 'Bearer realm="api"'
     body = response.json()
     assert set(body) == {"error_code", "message", "request_id", "details"}
     assert body["request_id"] == response["X-Request-ID"]

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from hashinsight.tests.factories import PASSWORD
+from hashinsight.tests.factories import PASSWORD, MinerFactory, SiteFactory, ZoneFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -55,9 +55,14 @@ def test_client_logs_in_and_sees_only_its_miners(page, live_server, farm):
     serials = {rows.nth(i).locator("td").first.inner_text() for i in range(rows.count())}
     assert serials == {farm.miners[("site-a", "client-x")].serial, farm.miners[("site-b", "client-x")].serial}
     assert page.locator("[data-testid=whoami]").inner_text().startswith("client_x")
-    # Another client's miner is not reachable by URL either.
-    hidden_site_response = page.goto(f"{live_server.url}/sites/does-not-exist/")
+    # A site with none of its miners is not reachable by URL: the same 404 as a site that never existed.
+    hidden = SiteFactory(slug="site-hidden", name="Hidden Ridge")
+    MinerFactory(zone=ZoneFactory(site=hidden), site=hidden, customer=farm.client_y)
+    assert page.goto(f"{live_server.url}/sites/{farm.site_a.slug}/").status == 200
+    hidden_site_response = page.goto(f"{live_server.url}/sites/{hidden.slug}/")
     assert hidden_site_response.status == 404
+    assert "Hidden Ridge" not in page.content()
+    assert page.goto(f"{live_server.url}/sites/does-not-exist/").status == 404
 
 
 def test_guest_uses_calculator_and_switches_to_chinese(page, live_server, db):

@@ -7,5 +7,6 @@ class MinersConfig(AppConfig):
     verbose_name = _("Miners")
 
     def ready(self):
-        # Registers the user_portfolio and site_summary cache builders, whoever reads them first.
-        from miners import summaries  # noqa: F401
+        # Registers the user_portfolio and site_summary cache builders, whoever reads them first,
+        # and what the core's cache-warming job keeps warm.
+        from miners import summaries, warming  # noqa: F401

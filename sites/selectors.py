@@ -1,6 +1,7 @@
 """Reads of sites, zones and customers, already restricted to what a user may see.
 
-The scope rules, in one place:
+The scope rules, in one place (``scope_of``; the querysets here, ``miner_scope_q`` and the
+WebSocket groups in ``telemetry.groups`` are all derived from the ``Scope`` it returns):
 - OWNER and ADMIN see everything;
 - a MINING_SITE_OWNER sees the sites granted to them (``view_site``, directly or through a group),
   everything inside those sites, and the customers with miners there;
@@ -13,6 +14,9 @@ list) and everything else is a single filtered queryset.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
@@ -51,62 +55,97 @@ def granted_customer_ids(user) -> list[int]:
     return _granted_ids(user, CustomerUserObjectPermission, CustomerGroupObjectPermission, "view_customer")
 
 
+@dataclass(frozen=True)
+class Scope:
+    """What a user sees: every row (``all``), rows of some sites, rows of some hosting clients, or
+    nothing. A role's scope is decided in ``scope_of`` only; callers turn it into a filter or into
+    WebSocket groups, never back into a role switch of their own."""
+
+    kind: Literal["all", "sites", "customers", "none"]
+    ids: tuple[int, ...] = ()
+
+    def q(self, *, prefix: str = "") -> Q | None:
+        """A filter on rows carrying ``site_id``/``customer_id``; None for every row."""
+        if self.kind == "all":
+            return None
+        if self.kind == "sites":
+            return Q(**{f"{prefix}site_id__in": self.ids})
+        if self.kind == "customers":
+            return Q(**{f"{prefix}customer_id__in": self.ids})
+        return Q(**{f"{prefix}pk__in": []})
+
+    def allows(self, *, site_id: int | None, customer_id: int | None) -> bool:
+        """The same rule for one row already in memory (e.g. an alert about to be pushed)."""
+        if self.kind == "all":
+            return True
+        if self.kind == "sites":
+            return site_id in self.ids
+        if self.kind == "customers":
+            return customer_id is not None and customer_id in self.ids
+        return False
+
+
+def scope_of(user) -> Scope:
+    """The user's scope; one query at most (the grant ids, cached on the user object)."""
+    role = role_of(user)
+    if role in (Role.OWNER, Role.ADMIN):
+        return Scope("all")
+    if role == Role.MINING_SITE_OWNER:
+        return Scope("sites", tuple(granted_site_ids(user)))
+    if role == Role.CLIENT:
+        return Scope("customers", tuple(granted_customer_ids(user)))
+    return Scope("none")
+
+
 def miner_scope_q(user, *, prefix: str = "") -> Q | None:
     """A Q restricting rows that carry ``site_id``/``customer_id`` (miners, telemetry, alerts…).
 
     Returns None when the user sees every row, and ``Q(pk__in=[])`` when they see none."""
-    role = role_of(user)
-    if role in (Role.OWNER, Role.ADMIN):
-        return None
-    if role == Role.MINING_SITE_OWNER:
-        return Q(**{f"{prefix}site_id__in": granted_site_ids(user)})
-    if role == Role.CLIENT:
-        return Q(**{f"{prefix}customer_id__in": granted_customer_ids(user)})
-    return Q(**{f"{prefix}pk__in": []})
+    return scope_of(user).q(prefix=prefix)
 
 
 def site_list(*, user) -> QuerySet[Site]:
-    role = role_of(user)
+    scope = scope_of(user)
     qs = Site.objects.all()
-    if role in (Role.OWNER, Role.ADMIN):
+    if scope.kind == "all":
         return qs
-    if role == Role.MINING_SITE_OWNER:
-        return qs.filter(pk__in=granted_site_ids(user))
-    if role == Role.CLIENT:
+    if scope.kind == "sites":
+        return qs.filter(pk__in=scope.ids)
+    if scope.kind == "customers":
         from miners.models import Miner
 
-        hosted = Miner.objects.filter(site_id=OuterRef("pk"), customer_id__in=granted_customer_ids(user))
+        hosted = Miner.objects.filter(site_id=OuterRef("pk"), customer_id__in=scope.ids)
         return qs.filter(Exists(hosted))
     return qs.none()
 
 
 def zone_list(*, user) -> QuerySet[Zone]:
-    role = role_of(user)
+    scope = scope_of(user)
     qs = Zone.objects.select_related("site")
-    if role in (Role.OWNER, Role.ADMIN):
+    if scope.kind == "all":
         return qs
-    if role == Role.MINING_SITE_OWNER:
-        return qs.filter(site_id__in=granted_site_ids(user))
-    if role == Role.CLIENT:
+    if scope.kind == "sites":
+        return qs.filter(site_id__in=scope.ids)
+    if scope.kind == "customers":
         from miners.models import Miner
 
-        hosted = Miner.objects.filter(zone_id=OuterRef("pk"), customer_id__in=granted_customer_ids(user))
+        hosted = Miner.objects.filter(zone_id=OuterRef("pk"), customer_id__in=scope.ids)
         return qs.filter(Exists(hosted))
     return qs.none()
 
 
 def customer_list(*, user) -> QuerySet[Customer]:
-    role = role_of(user)
+    scope = scope_of(user)
     qs = Customer.objects.all()
-    if role in (Role.OWNER, Role.ADMIN):
+    if scope.kind == "all":
         return qs
-    if role == Role.MINING_SITE_OWNER:
+    if scope.kind == "sites":
         from miners.models import Miner
 
-        hosted = Miner.objects.filter(customer_id=OuterRef("pk"), site_id__in=granted_site_ids(user))
+        hosted = Miner.objects.filter(customer_id=OuterRef("pk"), site_id__in=scope.ids)
         return qs.filter(Exists(hosted))
-    if role == Role.CLIENT:
-        return qs.filter(pk__in=granted_customer_ids(user))
+    if scope.kind == "customers":
+        return qs.filter(pk__in=scope.ids)
     return qs.none()
 
 

@@ -1,45 +1,117 @@
-"""``/ws/alerts/``: live alert events for the groups the user's grants allow, nothing else."""
+"""``/ws/alerts/``: live alert events for the groups the user's grants allow, nothing else.
+
+``?after=<event id>`` replays what a reconnecting client missed (``telemetry.replay``) before the
+live frames. Access is re-checked when ``access.changed`` arrives on the user's group
+(``hashinsight.core.realtime.notify_access_changed``) and every ``recheck_s`` seconds as a backstop
+for changes made outside the services: groups no longer allowed are left, frames outside the current
+scope are dropped, and a deactivated user or a revoked token or ended session closes with 4403."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from hashinsight.accounts.ws_auth import current_user
+from hashinsight.core.realtime import ACCESS_CHANGED
 from hashinsight.observability.metrics import WEBSOCKET_CONNECTIONS
-from telemetry.groups import groups_for
+from sites.selectors import Scope, scope_of
+from telemetry.groups import groups_for_scope
+from telemetry.replay import missed_alert_frames
+
+logger = logging.getLogger(__name__)
 
 HEARTBEAT_S = 30
+RECHECK_S = 15
+REVOKED = 4403
+
+
+def _scope_and_groups(user) -> tuple[Scope, list[str]]:
+    scope = scope_of(user)
+    return scope, groups_for_scope(user.pk, scope)
 
 
 class AlertConsumer(AsyncJsonWebsocketConsumer):
     heartbeat_s = HEARTBEAT_S
+    recheck_s = RECHECK_S
 
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated or not user.is_active:
             await self.close(code=4401)  # refused before accept: nothing is ever sent
             return
-        self.groups_joined = await database_sync_to_async(groups_for)(user)
-        for group in self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
+        self.user_id = user.pk
+        self.groups_joined: set[str] = set()
+        self.closing = False
+        self.access, groups = await database_sync_to_async(_scope_and_groups)(user)
+        await self._join(groups)
         await self.accept()
         WEBSOCKET_CONNECTIONS.inc()
         self._counted = True
-        await self.send_json({"type": "hello", "groups": len(self.groups_joined)})
-        self._heartbeat = asyncio.ensure_future(self._beat())
+        # Replayed before any live frame: live messages wait in the channel until connect returns.
+        after = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("after", [None])[0]
+        frames, truncated = await database_sync_to_async(missed_alert_frames)(scope=self.access, after=after)
+        await self.send_json({"type": "hello", "groups": len(self.groups_joined), "replayed": len(frames),
+                              "truncated": truncated})  # fmt: skip
+        # Ids replayed here may also arrive live (their handler was still running): send them once.
+        self._replayed_ids = {frame["id"] for frame in frames}
+        for frame in frames:
+            await self.send_json(frame)
+        self._tasks = [asyncio.ensure_future(self._beat()), asyncio.ensure_future(self._recheck_every())]
+
+    async def _join(self, groups) -> None:
+        wanted = set(groups)
+        for group in sorted(self.groups_joined - wanted):
+            await self.channel_layer.group_discard(group, self.channel_name)
+        for group in sorted(wanted - self.groups_joined):
+            await self.channel_layer.group_add(group, self.channel_name)
+        self.groups_joined = wanted
 
     async def _beat(self):
         while True:
             await asyncio.sleep(self.heartbeat_s)
             await self.send_json({"type": "heartbeat"})
 
+    async def _recheck_every(self):
+        # Through the channel, not directly: the re-check then runs between frames, never beside one.
+        await asyncio.sleep(self.recheck_s * random.uniform(0.5, 1.0))  # spread a reconnect wave
+        while True:
+            await self.channel_layer.send(self.channel_name, {"type": ACCESS_CHANGED})
+            await asyncio.sleep(self.recheck_s)
+
+    async def access_changed(self, message):
+        if self.closing:
+            return
+        try:
+            user = await current_user(self.scope)
+            if user is None or user.pk != self.user_id:
+                await self._revoke()
+                return
+            self.access, groups = await database_sync_to_async(_scope_and_groups)(user)
+        except Exception:
+            # The database is unreachable, not the grant revoked: keep the connection, try again later.
+            logger.warning("websocket access re-check failed", exc_info=True, extra={"user_id": self.user_id})
+            return
+        if set(groups) != self.groups_joined:
+            await self._join(groups)
+            # Tells the page its view changed (it may reload); frames outside the new scope stop here.
+            await self.send_json({"type": "access", "groups": len(self.groups_joined)})
+
+    async def _revoke(self):
+        self.closing = True
+        await self._join([])
+        await self.close(code=REVOKED)
+
     async def disconnect(self, code):
-        if getattr(self, "_heartbeat", None):
-            self._heartbeat.cancel()
-        for group in getattr(self, "groups_joined", []):
+        for task in getattr(self, "_tasks", []):
+            task.cancel()
+        for group in getattr(self, "groups_joined", ()):
             await self.channel_layer.group_discard(group, self.channel_name)
+        self.groups_joined = set()
         if getattr(self, "_counted", False):
             WEBSOCKET_CONNECTIONS.dec()
             self._counted = False
@@ -48,5 +120,21 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         if content.get("type") == "ping":
             await self.send_json({"type": "pong"})
 
+    async def alert_batch(self, message):
+        for frame in message["frames"]:
+            await self._push(frame)
+
     async def alert_message(self, message):
-        await self.send_json({"type": "alert", **message["event"]})
+        # The one-alert message of workers from before batching; kept while they drain.
+        await self._push({"type": "alert", **message["event"]})
+
+    async def _push(self, frame):
+        if self.closing:
+            return
+        if frame["id"] in self._replayed_ids:
+            return
+        alert = frame["alert"]
+        # Sent before a re-check shrank the groups, or to a group left since: not ours to see now.
+        if not self.access.allows(site_id=alert.get("site_id"), customer_id=alert.get("customer_id")):
+            return
+        await self.send_json(frame)

@@ -1,9 +1,10 @@
-"""WebSocket group names, and which groups a user may join (derived only from server-side grants)."""
+"""WebSocket group names, and which groups a user may join: derived from the user's ``Scope``
+(``sites.selectors.scope_of``, the same definition the querysets use), never from a role here."""
 
 from __future__ import annotations
 
-from hashinsight.accounts.roles import Role, role_of
-from sites.selectors import granted_customer_ids, granted_site_ids
+from hashinsight.core.realtime import user_group
+from sites.selectors import Scope, scope_of
 
 ALL = "alerts.all"
 
@@ -16,20 +17,19 @@ def customer_group(customer_id: int) -> str:
     return f"customer.{customer_id}"
 
 
-def user_group(user_id: int) -> str:
-    return f"user.{user_id}"
+def groups_for_scope(user_id: int, scope: Scope) -> list[str]:
+    groups = [user_group(user_id)]
+    if scope.kind == "all":
+        groups.append(ALL)
+    elif scope.kind == "sites":
+        groups += [site_group(pk) for pk in scope.ids]
+    elif scope.kind == "customers":
+        groups += [customer_group(pk) for pk in scope.ids]
+    return groups
 
 
 def groups_for(user) -> list[str]:
-    role = role_of(user)
-    groups = [user_group(user.pk)]
-    if role in (Role.OWNER, Role.ADMIN):
-        groups.append(ALL)
-    elif role == Role.MINING_SITE_OWNER:
-        groups += [site_group(pk) for pk in granted_site_ids(user)]
-    elif role == Role.CLIENT:
-        groups += [customer_group(pk) for pk in granted_customer_ids(user)]
-    return groups
+    return groups_for_scope(user.pk, scope_of(user))
 
 
 def groups_for_alert(payload) -> list[str]:

@@ -1,18 +1,32 @@
-"""Alert events → WebSocket groups. Pushing twice (a redelivery) is harmless: browsers key by event id."""
+"""Alert events → WebSocket groups, a batch at a time: one channel-layer message per group per batch,
+carrying that group's alerts in order (the consumer sends one frame per alert). A burst thus costs a
+few group sends per batch instead of one per alert and group. Pushing twice (a redelivery) is
+harmless: browsers key frames by event id."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from hashinsight.events.registry import handles
 from telemetry.groups import groups_for_alert
+from telemetry.replay import alert_frame
 
 
-@handles("alert.raised", "alert.updated", "alert.resolved")
-def push_alert(payload, event) -> None:
-    layer = get_channel_layer()
-    message = {
-        "type": "alert.message",
-        "event": {"id": str(event.pk), "event_type": event.event_type, "alert": payload.model_dump(mode="json")},
-    }
-    for group in groups_for_alert(payload):
-        async_to_sync(layer.group_send)(group, message)
+@handles("alert.raised", "alert.updated", "alert.resolved", batch=True)
+def push_alert(pairs) -> None:
+    by_group: dict[str, list[dict]] = defaultdict(list)
+    for payload, event in sorted(pairs, key=lambda pair: (pair[1].created_at, str(pair[1].pk))):
+        frame = alert_frame(event.pk, event.event_type, payload.model_dump(mode="json"))
+        for group in groups_for_alert(payload):
+            by_group[group].append(frame)
+    async_to_sync(_send)(get_channel_layer(), by_group)
+
+
+async def _send(layer, by_group: dict[str, list[dict]]) -> None:
+    await asyncio.gather(
+        *(layer.group_send(group, {"type": "alert.batch", "frames": frames}) for group, frames in by_group.items())
+    )

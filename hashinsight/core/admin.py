@@ -6,13 +6,15 @@ from __future__ import annotations
 from django.http import Http404
 
 from hashinsight.accounts.roles import Access, has_access
+from hashinsight.core import registry
 
 
 class ScopedAdminMixin:
     module: str
     selector = None  # callable(user=...) -> QuerySet
     # For objects inside a site: the attribute holding the site id. Changing them then also needs
-    # a manage grant on that site (a read-only grant shows them but cannot change them).
+    # a manage grant on that site (a read-only grant shows them but cannot change them); the sites
+    # app answers that through the core registry.
     site_id_attr: str | None = None
 
     def get_queryset(self, request):
@@ -34,9 +36,7 @@ class ScopedAdminMixin:
             return False
         if obj is None or self.site_id_attr is None:
             return True
-        from sites.selectors import site_is_manageable
-
-        return site_is_manageable(user=request.user, site_id=getattr(obj, self.site_id_attr))
+        return registry.site_manageable(user=request.user, site_id=getattr(obj, self.site_id_attr))
 
     def has_delete_permission(self, request, obj=None):
         return self.has_change_permission(request, obj)

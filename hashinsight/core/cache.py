@@ -22,6 +22,7 @@ KEYS = {
     "forecast": "forecast:{id}",
     "optimize": "optimize:{id}:{date}",
     "site_summary": "site_summary:{id}",
+    "customer_summary": "customer_summary:{id}",  # a hosting client's miners only, never a whole site
 }
 FRESH_S = 300
 KEEP_S = 24 * 3600
@@ -50,17 +51,28 @@ def _version(key: str) -> int:
     return cache.get(f"v:{key}") or 0
 
 
-def store(name: str, value, **parts) -> None:
-    key = cache_key(name, **parts)
+def _store(key: str, value, version: int) -> None:
     try:
-        cache.set(key, {"v": _version(key), "at": time.time(), "value": value}, KEEP_S)
+        cache.set(key, {"v": version, "at": time.time(), "value": value}, KEEP_S)
     except Exception:
         logger.warning("cache unavailable; value not stored", extra={"cache_key": key})
 
 
 def build_and_store(name: str, **parts):
+    """Build and store the entry, stamped with the version read *before* building: an invalidation
+    that lands mid-build then leaves the new entry already stale, instead of blessing old data."""
+    key = cache_key(name, **parts)
+    try:
+        version = _version(key)
+    except Exception:
+        logger.warning("cache unavailable; computing from the database", extra={"cache_key": key})
+        return _BUILDERS[name](**parts)
+    return _build(name, key, version, parts)
+
+
+def _build(name: str, key: str, version: int, parts: dict):
     value = _BUILDERS[name](**parts)
-    store(name, value, **parts)
+    _store(key, value, version)
     return value
 
 
@@ -101,7 +113,7 @@ def get(name: str, *, fresh_s: float = FRESH_S, **parts) -> Cached:
         logger.warning("cache unavailable; computing from the database", extra={"cache_key": key})
         return Cached(builder(**parts), "bypass")
     if entry is None:
-        return Cached(build_and_store(name, **parts), "miss")
+        return Cached(_build(name, key, version, parts), "miss")
     if entry["v"] == version and time.time() - entry["at"] < fresh_s:
         return Cached(entry["value"], "hit")
     _rebuild_in_background(name, key, parts)

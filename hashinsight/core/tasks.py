@@ -2,6 +2,7 @@ from celery import shared_task
 from django.core.cache import cache
 
 from hashinsight.core import cache as cache_helper
+from hashinsight.core import registry
 from hashinsight.events.jobs import job
 
 
@@ -16,27 +17,19 @@ def rebuild_cache(name: str, parts: dict) -> None:
 
 @job("cache_warming", priority=1)
 def _warm(ctx, limit: int = 200):
-    """Most active first: users by last login (with a portfolio), sites by fleet size."""
-    from django.db.models import Count
-
-    from hashinsight.accounts.models import User
-    from sites.models import Site
-
-    users = (
-        User.objects.filter(is_active=True, portfolio__isnull=False)
-        .distinct()
-        .order_by("-last_login")
-        .values_list("pk", flat=True)[:limit]
-    )
-    sites = Site.objects.annotate(n=Count("miners")).order_by("-n").values_list("pk", flat=True)[:limit]
-    for name, ids in (("user_portfolio", users), ("site_summary", sites)):
-        for pk in ids:
+    """Rebuild what the registered warmers name (most active first, ``limit`` per kind of entry);
+    one failing entry is counted and skipped, not fatal."""
+    warmed: dict[str, int] = {}
+    for warmer_name, warmer in registry.warmers().items():
+        targets = list(warmer(limit))
+        for builder_name, parts in targets:
             try:
-                cache_helper.build_and_store(name, id=pk)
+                cache_helper.build_and_store(builder_name, **parts)
                 ctx.count(processed=1, succeeded=1)
             except Exception:
                 ctx.count(processed=1, failed=1)
-    return {"users": len(users), "sites": len(sites)}
+        warmed[warmer_name] = len(targets)
+    return warmed
 
 
 @shared_task(name="core.warm_caches", bind=True, acks_late=True, ignore_result=True)

@@ -49,6 +49,86 @@ def test_invalidation_serves_stale_and_rebuilds_once(builder):
     assert cache_helper.get("forecast", id=1) == ({"id": 1, "value": "v2"}, "hit")
 
 
+def test_an_invalidation_during_a_build_is_not_lost(monkeypatch):
+    # The entry is stamped with the version read before building: data changed mid-build leaves it
+    # stale (and rebuilt), instead of stored under the new version as if it were current.
+    state = {"value": "old", "calls": 0}
+
+    def build(*, id):
+        state["calls"] += 1
+        value = state["value"]
+        if state["calls"] == 1:
+            state["value"] = "new"  # a write lands while we build from what we already read
+            cache_helper.invalidate("forecast", id=id)
+        return value
+
+    monkeypatch.setitem(cache_helper._BUILDERS, "forecast", build)
+    assert cache_helper.get("forecast", id=7) == ("old", "miss")
+    assert cache_helper.get("forecast", id=7) == ("old", "stale")  # rebuild runs (eagerly) behind it
+    assert state["calls"] == 2
+    assert cache_helper.get("forecast", id=7) == ("new", "hit")
+
+
+def test_a_background_rebuild_interrupted_by_an_invalidation_stays_stale(monkeypatch):
+    calls = []
+
+    def build(*, id):
+        calls.append(id)
+        if len(calls) == 2:
+            cache_helper.invalidate("forecast", id=id)
+        return len(calls)
+
+    monkeypatch.setitem(cache_helper._BUILDERS, "forecast", build)
+    cache_helper.build_and_store("forecast", id=8)
+    cache_helper.invalidate("forecast", id=8)
+    cache_helper.build_and_store("forecast", id=8)  # invalidated again while it ran
+    assert cache_helper.get("forecast", id=8).state == "stale"
+
+
+def test_warming_walks_what_the_apps_registered(farm, monkeypatch):
+    from hashinsight.core import registry
+    from hashinsight.core.tasks import warm_caches
+    from hashinsight.events.models import JobRun
+
+    assert "miners" in registry.warmers()  # registered by the miners app at start
+    built = []
+    monkeypatch.setitem(cache_helper._BUILDERS, "forecast", lambda *, id: built.append(id) or id)
+    monkeypatch.setitem(registry._WARMERS, "extra", lambda limit: [("forecast", {"id": 5}), ("nope", {"id": 1})])
+    result = warm_caches.run()
+    assert result["extra"] == 2 and built == [5]
+    # Two sites and two portfolios in the farm, most active first.
+    assert result["miners"] == 4
+    assert cache_helper.get("site_summary", id=farm.site_a.pk).state == "hit"
+    assert cache_helper.get("user_portfolio", id=farm.users["customer"].pk).state == "hit"
+    run = JobRun.objects.get(job_type="cache_warming")
+    assert (run.processed, run.succeeded, run.failed) == (6, 5, 1)
+
+
+def test_warm_targets_put_the_most_active_first(farm):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from hashinsight.tests.factories import MinerFactory
+    from miners.warming import warm_targets
+
+    farm.users["customer2"].last_login = timezone.now()
+    farm.users["customer2"].save(update_fields=["last_login"])
+    farm.users["customer"].last_login = timezone.now() - timedelta(days=3)
+    farm.users["customer"].save(update_fields=["last_login"])
+    MinerFactory(zone=farm.zone_b, site=farm.site_b)  # site B now has the larger fleet
+    targets = warm_targets(1)
+    assert targets == [("user_portfolio", {"id": farm.users["customer2"].pk}), ("site_summary", {"id": farm.site_b.pk})]
+
+
+def test_admin_change_check_comes_from_the_sites_app(farm):
+    from hashinsight.core import registry
+
+    assert registry.site_manageable(user=farm.users["siteowner_a"], site_id=farm.site_a.pk)
+    assert not registry.site_manageable(user=farm.users["siteowner_a"], site_id=farm.site_b.pk)
+    assert not registry.site_manageable(user=farm.users["siteowner_b_ro"], site_id=farm.site_b.pk)
+
+
 def test_old_entries_go_stale_by_age(builder):
     cache_helper.get("forecast", id=3)
     assert cache_helper.get("forecast", id=3, fresh_s=0).state == "stale"

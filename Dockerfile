@@ -17,6 +17,7 @@ COPY --from=assets /src/static/vendor static/vendor
 # collectstatic needs settings but no real secrets or services.
 RUN SECRET_KEY=build FIELD_ENCRYPTION_KEY=MDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDA= \
     DATABASE_URL=sqlite:////tmp/build.sqlite3 REDIS_URL=redis://localhost:6379/0 ALLOWED_HOSTS=build \
+    TRUSTED_PROXY_COUNT=0 METRICS_PUBLIC=true \
     python manage.py collectstatic --noinput
 USER hashinsight
 EXPOSE 8000

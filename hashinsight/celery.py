@@ -28,3 +28,26 @@ def _restore_request_id(task=None, **kwargs):
 
     rid = getattr(task.request, "request_id", None) if task else None
     request_id_var.set(rid or (task.request.id if task else None))
+
+
+@signals.worker_init.connect
+def _name_worker(sender=None, **kwargs):
+    from hashinsight.observability import heartbeat
+
+    heartbeat.worker_started(getattr(sender, "hostname", None) or "worker")
+
+
+@signals.worker_ready.connect
+def _start_heartbeat(sender=None, **kwargs):
+    """Beat at once (health would otherwise call a fresh worker stale until the first scheduled
+    heartbeat) and keep beating from a thread, whatever the worker's tasks are doing."""
+    from hashinsight.observability import heartbeat
+
+    heartbeat.start_beating()
+
+
+@signals.worker_shutdown.connect
+def _stop_heartbeat(**kwargs):
+    from hashinsight.observability import heartbeat
+
+    heartbeat.stop_beating()

@@ -46,6 +46,10 @@ CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])  # django-co
 CORS_URLS_REGEX = r"^/api/.*$"
 if PRODUCTION and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must be set in production")
+if PRODUCTION:
+    # The container's own probes (compose healthcheck, a scraper on the host) call 127.0.0.1 or
+    # localhost; those names cannot be used to poison links sent to users, so they are always allowed.
+    ALLOWED_HOSTS = [*ALLOWED_HOSTS, "localhost", "127.0.0.1"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -80,6 +84,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "hashinsight.observability.middleware.RequestIdMiddleware",
+    # Database down: 503 with Retry-After, pages and API alike (hashinsight/observability/unavailable.py).
+    "hashinsight.observability.unavailable.DatabaseUnavailableMiddleware",
     "hashinsight.observability.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -187,7 +193,8 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "hashinsight"}}
     # Embedded mode runs worker and beat inside the web process (manage.py run_embedded), so an
     # in-process broker is enough; the outbox relay re-sends anything lost when the process stops.
-    CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
+    # A host name, though the memory transport ignores it: without one kombu warns at every start.
+    CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://localhost/")
     CHANNEL_LAYERS = {"default": {"BACKEND": "hashinsight.core.channel_layer.ThreadSafeInMemoryChannelLayer"}}
 
 # --- Jobs: Celery and beat -----------------------------------------------------------------------
@@ -204,7 +211,16 @@ CELERY_TASK_ROUTES = {
     # Follow-up recalculations must never queue ahead of event hand-offs.
     "events.run_coalesced": {"queue": "intelligence"},
     "core.rebuild_cache": {"queue": "intelligence"},
+    # Periodic upkeep has a queue (and a worker slot) of its own, so a backlog of events cannot
+    # delay the relay or the heartbeat (hashinsight/events/schedules.py names the same queue).
+    **{
+        task: {"queue": "housekeeping"}
+        for task in ("events.relay", "events.prune", "observability.worker_heartbeat", "core.warm_caches")
+    },
 }
+# Worker liveness: every worker process writes its heartbeat this often from a thread of its own
+# (busy or not); the relay re-sends events held by a worker silent for 3 periods.
+WORKER_HEARTBEAT_S = env.float("WORKER_HEARTBEAT_S", default=5.0)
 # Longer than any countdown we schedule (retries back off to at most OUTBOX_RETRY_CAP_S), so Redis
 # never redelivers a waiting message early.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
@@ -225,6 +241,9 @@ OUTBOX_RELAY_GRACE_S = env.float("OUTBOX_RELAY_GRACE_S", default=5.0)
 # so there the relay re-sends sooner.
 OUTBOX_DISPATCH_TIMEOUT_S = env.float("OUTBOX_DISPATCH_TIMEOUT_S", default=300.0 if REDIS_URL else 15.0)
 COALESCE_WINDOW_S = env.float("COALESCE_WINDOW_S", default=2.0)
+# How far the relay's sweep pushes back a coalesced request it re-sends (its message may be only
+# waiting in a slow queue): at most one extra message per key per this many seconds.
+COALESCE_RESCHEDULE_S = env.float("COALESCE_RESCHEDULE_S", default=60.0)
 OUTBOX_QUEUE = env.str("OUTBOX_QUEUE", default="default")
 # Extra modules imported at start-up to register event handlers (plugins, test support).
 EVENT_HANDLER_MODULES = env.list("EVENT_HANDLER_MODULES", default=[])
@@ -256,7 +275,10 @@ CSRF_COOKIE_SECURE = PRODUCTION
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    # Probes and scrapers inside the network speak plain http to the container: never redirect them.
+    SECURE_REDIRECT_EXEMPT = [r"^api/health$", r"^ready$", r"^metrics$"]
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 30)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
     SECURE_CONTENT_TYPE_NOSNIFF = True
     SECURE_REFERRER_POLICY = "same-origin"
 
@@ -266,6 +288,11 @@ AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)  # hours
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# How many proxies (load balancers) stand in front of the web process and append to X-Forwarded-For.
+# Wrong in either direction is unsafe: too low and every user shares the balancer's IP (five bad
+# logins lock everyone out), too high and a client can forge its IP. Production makes you choose.
+if PRODUCTION and env.str("TRUSTED_PROXY_COUNT", default="") == "":
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be set in production (0 if clients connect directly)")
 AXES_IPWARE_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 AXES_VERBOSE = False
 
@@ -292,7 +319,7 @@ USE_TZ = True
 
 # --- Static files -------------------------------------------------------------------------------
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles" if PRODUCTION else VAR_DIR / "static"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles" if PRODUCTION else VAR_DIR / "static")))
 if not PRODUCTION:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing root
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -345,8 +372,14 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024  # 10,000 CSV rows with credentia
 # The assistant (intelligence milestone) uses OpenAI function calling when a key is set.
 OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
 
-# Optional bearer token for /metrics (Prometheus' authorization: credentials). Empty: open.
+# Bearer token for /metrics (Prometheus' authorization: credentials). Without one /metrics is open,
+# which production accepts only when asked for explicitly (METRICS_PUBLIC=true, e.g. a private network).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_PUBLIC = env.bool("METRICS_PUBLIC", default=not PRODUCTION)
+if PRODUCTION and not METRICS_TOKEN and not METRICS_PUBLIC:
+    raise ImproperlyConfigured("Set METRICS_TOKEN, or METRICS_PUBLIC=true to serve /metrics without one, in production")
+# The database-derived gauges of /metrics are computed at most this often (seconds; shared cache).
+METRICS_DB_CACHE_S = env.float("METRICS_DB_CACHE_S", default=10.0)
 
 # --- Logging ------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import time
+from datetime import timedelta
 
+from django.conf import settings
 from django.utils import timezone
 
 from hashinsight.events.models import JobRun
@@ -48,3 +50,16 @@ def job(job_type: str, *, priority: int = JobRun.Priority.NORMAL):
         return wrapper
 
     return decorator
+
+
+ABANDONED = "Abandoned: its worker stopped before the run finished."
+
+
+def abandon_stale_runs() -> int:
+    """Mark failed the runs still RUNNING past the task hard time limit: no live worker can still be
+    inside them (Celery kills a task at that limit), so their worker died without recording the end."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+    return JobRun.objects.filter(status=JobRun.Status.RUNNING, started_at__lt=cutoff).update(
+        status=JobRun.Status.FAILED, finished_at=now, error=ABANDONED
+    )

@@ -32,6 +32,10 @@ class OutboxEvent(models.Model):
     last_error = models.TextField(_("last error"), blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
     dispatched_at = models.DateTimeField(_("dispatched"), null=True, blank=True)
+    # The worker (one process start, see observability.heartbeat) applying a dispatched event. If
+    # that worker stops beating, the relay sends the event again at once instead of after the
+    # dispatch timeout. Empty while the event waits in the broker's queue.
+    worker = models.CharField(_("worker"), max_length=200, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
     class Meta:
@@ -98,6 +102,9 @@ class CoalescedWork(models.Model):
     args = models.JSONField(default=list)
     due_at = models.DateTimeField()
     requests = models.PositiveIntegerField(default=1)
+    # Lease of the run in progress: a second delivery of the key waits its turn instead of running
+    # the work twice at once; a lease left by a dead worker lapses and the sweep reschedules the key.
+    running_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -124,7 +124,7 @@ def _claim(ids: list, dispatched_at) -> list[str]:
     table = connection.ops.quote_name(OutboxEvent._meta.db_table)
     placeholders = ", ".join(["%s"] * len(ids))
     sql = (
-        f"UPDATE {table} SET status = %s, dispatched_at = %s "  # noqa: S608 - only placeholders are interpolated
+        f"UPDATE {table} SET status = %s, dispatched_at = %s, worker = '' "  # noqa: S608 - only placeholders are interpolated
         f"WHERE id IN ({placeholders}) AND status IN (%s, %s) RETURNING id"
     )
     params = [
@@ -146,14 +146,23 @@ def retry_delay(attempts: int) -> float:
 
 def relay(limit: int = 1000) -> dict:
     """Re-send what the on-commit hand-off missed: pending rows past the grace period (or whose
-    retry is due) and dispatched rows that never finished. Returns counts for the job record."""
+    retry is due), dispatched rows whose worker died while applying them (seconds after its
+    heartbeat stops), and dispatched rows that never finished (their message was lost in the
+    broker: after the dispatch timeout). Returns counts for the job record."""
+    from hashinsight.observability.heartbeat import live_workers
+
     now = timezone.now()
     grace = now - timedelta(seconds=settings.OUTBOX_RELAY_GRACE_S)
     stuck_since = now - timedelta(seconds=settings.OUTBOX_DISPATCH_TIMEOUT_S)
+    dispatched = Q(status=OutboxEvent.Status.DISPATCHED)
     due = (
-        Q(status=OutboxEvent.Status.PENDING)
-        & (Q(next_attempt_at__isnull=True, created_at__lte=grace) | Q(next_attempt_at__lte=now))
-    ) | Q(status=OutboxEvent.Status.DISPATCHED, dispatched_at__lte=stuck_since)
+        (
+            Q(status=OutboxEvent.Status.PENDING)
+            & (Q(next_attempt_at__isnull=True, created_at__lte=grace) | Q(next_attempt_at__lte=now))
+        )
+        | (dispatched & Q(dispatched_at__lte=stuck_since))
+        | (dispatched & ~Q(worker="") & ~Q(worker__in=live_workers()))
+    )
     ids = list(OutboxEvent.objects.filter(due).order_by("created_at").values_list("pk", flat=True)[:limit])
     sent = dispatch(ids)
     from hashinsight.events.coalesce import sweep

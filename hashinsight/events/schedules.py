@@ -4,16 +4,21 @@
 
 from __future__ import annotations
 
+# Every periodic job runs on the ``housekeeping`` queue, which a worker slot of its own consumes:
+# a backlog of event hand-offs on ``default`` must never delay the relay that recovers lost events,
+# nor the heartbeat that tells /api/health a worker is alive.
+HOUSEKEEPING_QUEUE = "housekeeping"
+
 SCHEDULES = [
     # name, task, every (seconds), queue, description
-    ("outbox relay", "events.relay", 10, "default",
+    ("outbox relay", "events.relay", 10, HOUSEKEEPING_QUEUE,
      "Re-send outbox events whose hand-off was missed or whose worker died."),
-    ("worker heartbeat", "observability.worker_heartbeat", 30, "default",
+    ("worker heartbeat", "observability.worker_heartbeat", 30, HOUSEKEEPING_QUEUE,
      "Proves a worker is consuming; read by /api/health."),
-    ("cache warming", "core.warm_caches", 300, "default",
+    ("cache warming", "core.warm_caches", 300, HOUSEKEEPING_QUEUE,
      "Pre-computes portfolio and site figures, most active first."),
-    ("housekeeping", "events.prune", 3600, "default",
-     "Deletes finished outbox rows after 7 days and job runs after 30."),
+    ("housekeeping", "events.prune", 3600, HOUSEKEEPING_QUEUE,
+     "Deletes finished outbox rows after 7 days and job runs after 30; marks runs abandoned by a dead worker."),
 ]  # fmt: skip
 
 
@@ -28,3 +33,10 @@ def sync_schedules(IntervalSchedule=None, PeriodicTask=None) -> int:
         )
         created += was_created
     return created
+
+
+def move_to_housekeeping_queue(PeriodicTask) -> int:
+    """Existing schedules of these tasks that still name the old ``default`` queue move to
+    housekeeping (an admin's own choice of another queue is kept)."""
+    tasks = [task for _, task, *_ in SCHEDULES]
+    return PeriodicTask.objects.filter(task__in=tasks, queue__in=["", "default", None]).update(queue=HOUSEKEEPING_QUEUE)

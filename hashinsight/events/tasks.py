@@ -7,13 +7,15 @@ from collections import Counter
 from celery import shared_task
 
 from hashinsight.events import coalesce, outbox, processing
-from hashinsight.events.jobs import job
+from hashinsight.events.jobs import abandon_stale_runs, job
 
 
 @shared_task(name="events.process_events", acks_late=True, ignore_result=True)
 def process_events(event_ids: list[str]) -> dict:
     """Apply a batch of events. Redelivered after a crash, finished events are skipped quickly."""
-    return dict(Counter(processing.process_many(event_ids).values()))
+    from hashinsight.observability.heartbeat import worker_id
+
+    return dict(Counter(processing.process_many(event_ids, worker=worker_id()).values()))
 
 
 @shared_task(name="events.run_coalesced", acks_late=True, ignore_result=True)
@@ -40,14 +42,19 @@ def _prune(ctx):
     from django.utils import timezone
 
     from hashinsight.events.models import JobRun, OutboxEvent
+    from hashinsight.observability.models import WorkerHeartbeat
 
     now = timezone.now()
     events, _ = OutboxEvent.objects.filter(
         status=OutboxEvent.Status.DONE, finished_at__lt=now - timedelta(days=7)
     ).delete()
     runs, _ = JobRun.objects.filter(created_at__lt=now - timedelta(days=30)).delete()
-    ctx.count(processed=events + runs, succeeded=events + runs)
-    return {"outbox_deleted": events, "job_runs_deleted": runs}
+    abandoned = abandon_stale_runs()
+    # One heartbeat row per worker start: those of long-gone starts only clutter the admin.
+    workers, _ = WorkerHeartbeat.objects.filter(seen_at__lt=now - timedelta(days=1)).delete()
+    ctx.count(processed=events + runs + abandoned, succeeded=events + runs + abandoned)
+    return {"outbox_deleted": events, "job_runs_deleted": runs, "job_runs_abandoned": abandoned,
+            "heartbeats_deleted": workers}  # fmt: skip
 
 
 @shared_task(name="events.prune", bind=True, acks_late=True, ignore_result=True)

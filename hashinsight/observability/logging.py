@@ -4,6 +4,8 @@ import json
 import logging
 from datetime import UTC, datetime
 
+from django.utils.functional import SimpleLazyObject, empty
+
 from hashinsight.observability.context import request_id_var, user_id_var
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -17,6 +19,10 @@ class RequestContextFilter(logging.Filter):
         request = getattr(record, "request", None)
         record.request_id = request_id_var.get() or getattr(request, "id", None)
         user = getattr(request, "user", None)
+        # A lazy user not loaded yet stays unloaded: loading it needs the database, which may be
+        # exactly what failed (a log line must never raise a second error).
+        if isinstance(user, SimpleLazyObject) and user._wrapped is empty:
+            user = None
         record.user_id = user_id_var.get() or (user.pk if getattr(user, "is_authenticated", False) else None)
         return True
 

@@ -4,6 +4,7 @@ every web replica reports the same cluster-wide figures whichever process ran th
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import timedelta
 
@@ -24,42 +25,79 @@ WEBSOCKET_CONNECTIONS = Gauge(
 )
 
 
+def _database_figures() -> dict:
+    """The cluster-wide figures, as plain data (cacheable): five queries."""
+    from django.db.models import Count, Sum
+    from django.utils import timezone
+
+    from hashinsight.events.models import EventFailure, JobRun, OutboxEvent
+
+    now = timezone.now()
+    since = now - timedelta(hours=24)
+    recent = JobRun.objects.filter(created_at__gte=since)
+    return {
+        "outbox": [(r["status"], r["n"]) for r in OutboxEvent.objects.values("status").annotate(n=Count("pk"))],
+        "runs": [
+            (r["job_type"], r["status"], r["n"]) for r in recent.values("job_type", "status").annotate(n=Count("id"))
+        ],
+        "durations": [
+            (r["job_type"], (r["ms"] or 0) / 1000) for r in recent.values("job_type").annotate(ms=Sum("duration_ms"))
+        ],
+        "failures": EventFailure.objects.filter(created_at__gte=since).count(),
+        "done_1m": OutboxEvent.objects.filter(finished_at__gte=now - timedelta(minutes=1)).count(),
+    }
+
+
+def database_figures() -> dict:
+    """``_database_figures`` through the shared cache for METRICS_DB_CACHE_S: a scrape (or an
+    anonymous hit, where /metrics is public) costs at most one cache read most of the time, and
+    every web replica serves the same figures. A cache that is down only costs the queries."""
+    from django.conf import settings
+    from django.core.cache import cache
+
+    ttl = settings.METRICS_DB_CACHE_S
+    if ttl <= 0:
+        return _database_figures()
+    try:
+        figures = cache.get("metrics:database")
+    except Exception:
+        return _database_figures()
+    if figures is None:
+        figures = _database_figures()
+        with contextlib.suppress(Exception):
+            cache.set("metrics:database", figures, timeout=ttl)
+    return figures
+
+
 class DatabaseCollector:
     def describe(self):
         return []  # nothing to query at registration (import) time; families appear on scrape
 
     def collect(self):
-        from django.db.models import Count, Sum
-        from django.utils import timezone
-
-        from hashinsight.events.models import EventFailure, JobRun, OutboxEvent
-
+        figures = database_figures()
         backlog = GaugeMetricFamily("hashinsight_outbox_events", "Outbox events by status.", labels=["status"])
-        for row in OutboxEvent.objects.values("status").annotate(n=Count("pk")):
-            backlog.add_metric([row["status"]], row["n"])
+        for status, n in figures["outbox"]:
+            backlog.add_metric([status], n)
         yield backlog
-        since = timezone.now() - timedelta(hours=24)
         runs = CounterMetricFamily(
             "hashinsight_job_runs_24h", "Job runs in the last 24 h by type and status.", labels=["job_type", "status"]
         )
         duration = GaugeMetricFamily(
             "hashinsight_job_duration_seconds_sum_24h", "Total job run time in the last 24 h.", labels=["job_type"]
         )
-        for row in JobRun.objects.filter(created_at__gte=since).values("job_type", "status").annotate(n=Count("id")):
-            runs.add_metric([row["job_type"], row["status"]], row["n"])
-        for row in JobRun.objects.filter(created_at__gte=since).values("job_type").annotate(ms=Sum("duration_ms")):
-            duration.add_metric([row["job_type"]], (row["ms"] or 0) / 1000)
+        for job_type, status, n in figures["runs"]:
+            runs.add_metric([job_type, status], n)
+        for job_type, seconds in figures["durations"]:
+            duration.add_metric([job_type], seconds)
         yield runs
         yield duration
         failures = GaugeMetricFamily("hashinsight_event_failures_24h", "Events that exhausted their retries, 24 h.")
-        failures.add_metric([], EventFailure.objects.filter(created_at__gte=since).count())
+        failures.add_metric([], figures["failures"])
         yield failures
         processed = CounterMetricFamily(
             "hashinsight_events_done_1m", "Events finished in the last minute (ingest/processing rate)."
         )
-        processed.add_metric(
-            [], OutboxEvent.objects.filter(finished_at__gte=timezone.now() - timedelta(minutes=1)).count()
-        )
+        processed.add_metric([], figures["done_1m"])
         yield processed
 
 

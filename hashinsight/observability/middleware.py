@@ -1,6 +1,8 @@
 import re
 import uuid
 
+from django.utils.functional import SimpleLazyObject, empty
+
 from hashinsight.observability.context import request_id_var, user_id_var
 
 # A caller-supplied id is kept only if it is short and plain, so it is safe to log and echo.
@@ -21,6 +23,9 @@ class RequestIdMiddleware:
         try:
             response = self.get_response(request)
             user = getattr(request, "user", None)
+            # Only a user already loaded: loading one here needs the database, which may be down.
+            if isinstance(user, SimpleLazyObject) and user._wrapped is empty:
+                user = None
             if user is not None and getattr(user, "is_authenticated", False):
                 user_id_var.set(user.pk)
         finally:

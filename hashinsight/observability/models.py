@@ -3,7 +3,7 @@ from django.utils.translation import gettext_lazy as _
 
 
 class WorkerHeartbeat(models.Model):
-    """Last time each worker ran the heartbeat task; /api/health reports the freshest."""
+    """Last heartbeat of each worker start (observability/heartbeat.py); /api/health reports the freshest."""
 
     hostname = models.CharField(_("host name"), max_length=200, unique=True)
     seen_at = models.DateTimeField(_("last seen"))

@@ -1,12 +1,12 @@
 import socket
 
 from celery import shared_task
-from django.utils import timezone
 
-from hashinsight.observability.models import WorkerHeartbeat
+from hashinsight.observability import heartbeat
 
 
 @shared_task(name="observability.worker_heartbeat", bind=True, ignore_result=True)
 def worker_heartbeat(self, trigger: str = "schedule") -> None:
-    host = self.request.hostname or socket.gethostname()
-    WorkerHeartbeat.objects.update_or_create(hostname=host, defaults={"seen_at": timezone.now()})
+    """Scheduled on the housekeeping queue: proves beat → broker → worker still works end to end
+    (the liveness itself comes from each worker's heartbeat thread)."""
+    heartbeat.beat(heartbeat.worker_id() or self.request.hostname or socket.gethostname())

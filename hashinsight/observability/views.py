@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hashinsight.observability import health as health_checks
 from hashinsight.observability.metrics import REGISTRY
+from hashinsight.observability.unavailable import RETRY_AFTER_S
 
 
 @never_cache
@@ -22,7 +23,10 @@ def health(request):
 @require_GET
 def ready(request):
     ok, checks = health_checks.ready()
-    return JsonResponse({"ready": ok, "checks": checks}, status=200 if ok else 503)
+    response = JsonResponse({"ready": ok, "checks": checks}, status=200 if ok else 503)
+    if not ok:
+        response["Retry-After"] = str(RETRY_AFTER_S)
+    return response
 
 
 @never_cache

@@ -17,6 +17,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from hashinsight.core.api.parsers import NulCharacter, RequestTooLarge
 from hashinsight.core.errors import DomainError
 from hashinsight.observability.context import current_request_id
+from hashinsight.observability.unavailable import RETRY_AFTER_S, is_database_down
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +83,10 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     if isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    if is_database_down(exc):
+        # The database is unreachable: temporary, and nothing was written (observability/unavailable.py).
+        body = error_body("database_unavailable", _("The database is unavailable; retry shortly."))
+        return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": str(RETRY_AFTER_S)})
     response = drf_exception_handler(exc, context)
     if response is None:
         logger.exception("unhandled API error", exc_info=exc)

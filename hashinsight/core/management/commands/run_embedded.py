@@ -26,6 +26,7 @@ class Command(BaseCommand):
         if settings.PRODUCTION:
             raise CommandError("run_embedded is for embedded mode; production runs web, worker and beat apart.")
         import uvicorn
+        from celery import signals
         from celery.beat import EmbeddedService
         from celery.worker import WorkController
 
@@ -36,8 +37,10 @@ class Command(BaseCommand):
 
         worker = WorkController(
             app=app, pool_cls="threads", concurrency=concurrency, hostname="embedded@localhost",
-            queues=["default", "telemetry", "intelligence"], without_heartbeat=True, without_mingle=True,
-            without_gossip=True, loglevel="INFO",
+            queues=["default", "telemetry", "intelligence", "housekeeping"], without_heartbeat=True,
+            without_mingle=True, without_gossip=True, loglevel="INFO",
+            # A bare WorkController never sends worker_ready (the CLI worker does): the heartbeat starts there.
+            ready_callback=lambda consumer: signals.worker_ready.send(sender=consumer),
         )  # fmt: skip
         worker_thread = threading.Thread(target=worker.start, name="celery-worker", daemon=True)
         worker_thread.start()

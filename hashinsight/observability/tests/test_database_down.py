@@ -1,0 +1,86 @@
+"""With the database unreachable every request answers 503 with Retry-After (pages, admin, API reads
+and writes), never a 500. The outage is simulated by making every query fail the way psycopg does
+when PostgreSQL is down; test_production_mode.py does it for real against a closed port."""
+
+import pytest
+from django.core.handlers.exception import convert_exception_to_response
+from django.db import OperationalError
+from django.db.backends.utils import CursorWrapper
+from django.test import RequestFactory
+
+from hashinsight.observability.unavailable import RETRY_AFTER_S, DatabaseUnavailableMiddleware
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def database_down(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OperationalError('connection to server at "127.0.0.1", port 5432 failed: Connection refused')
+
+    def down():
+        monkeypatch.setattr(CursorWrapper, "execute", refuse)
+        monkeypatch.setattr(CursorWrapper, "executemany", refuse)
+
+    return down
+
+
+def _is_503(response):
+    assert response.status_code == 503, response.content[:300]
+    assert response["Retry-After"] == str(RETRY_AFTER_S)
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_api_reads_and_writes_answer_503_database_unavailable(api, farm, database_down, method):
+    api.force_authenticate(farm.users["owner"])
+    database_down()
+    if method == "get":
+        response = api.get("/api/v1/sites/")
+    else:
+        response = api.post("/api/v1/sites/", {"name": "New", "slug": "new"}, format="json")
+    _is_503(response)
+    body = response.json()
+    assert body["error_code"] == "database_unavailable"
+    assert set(body) == {"error_code", "message", "request_id", "details"}
+
+
+def test_api_token_authentication_with_the_database_down_is_503_not_401(api, database_down):
+    database_down()
+    response = api.get("/api/v1/sites/", HTTP_AUTHORIZATION="Bearer hi_abcd1234_secretsecret")
+    _is_503(response)
+    assert response.json()["error_code"] == "database_unavailable"
+
+
+@pytest.mark.parametrize("path", ["/", "/sites/", "/admin/", "/admin/miners/miner/"])
+def test_pages_and_admin_answer_a_503_page(client, farm, database_down, path):
+    client.force_login(farm.users["owner"])
+    database_down()
+    response = client.get(path)
+    _is_503(response)
+    assert b"Temporarily unavailable" in response.content
+
+
+def test_a_database_error_raised_by_another_middleware_also_becomes_503():
+    """A session saved on the way out fails outside the view: Django's per-middleware wrapper has
+    already made it a 500 when it reaches us; the request is marked and the 500 replaced."""
+
+    def session_save_fails(request):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    middleware = DatabaseUnavailableMiddleware(convert_exception_to_response(session_save_fails))
+    _is_503(middleware(RequestFactory().get("/sites/")))
+
+
+def test_other_server_errors_stay_500():
+    def bug(request):
+        raise ValueError("a bug, not an outage")
+
+    middleware = DatabaseUnavailableMiddleware(convert_exception_to_response(bug))
+    assert middleware(RequestFactory().get("/sites/")).status_code == 500
+
+
+def test_ready_says_when_to_retry(client, monkeypatch):
+    from hashinsight.observability import health
+
+    monkeypatch.setattr(health, "check_database", lambda: {"ok": False, "error": "OperationalError"})
+    _is_503(client.get("/ready"))

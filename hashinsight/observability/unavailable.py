@@ -1,0 +1,68 @@
+"""PostgreSQL down answers 503 with Retry-After, never 500: on pages, in admin and (through the API's
+exception handler) in the API. A 503 tells load balancers and clients the failure is temporary and
+the request may be repeated; nothing was written, since the transaction could not even start."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse, JsonResponse
+from django.template.loader import render_to_string
+from django.utils.translation import gettext as _
+
+from hashinsight.observability.context import current_request_id
+
+logger = logging.getLogger(__name__)
+RETRY_AFTER_S = 5
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+
+
+def is_database_down(exc: BaseException | None) -> bool:
+    return isinstance(exc, DATABASE_ERRORS)
+
+
+def unavailable_response(request) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        from hashinsight.core.api.errors import error_body
+
+        response = JsonResponse(
+            error_body("database_unavailable", _("The database is unavailable; retry shortly.")), status=503
+        )
+    else:
+        html = render_to_string("503.html", {"request_id": current_request_id()})
+        response = HttpResponse(html, status=503)
+    response["Retry-After"] = str(RETRY_AFTER_S)
+    return response
+
+
+class DatabaseUnavailableMiddleware:
+    """Outermost but one (after the request id): a database error anywhere below becomes a 503.
+
+    A view's exception arrives in ``process_exception``. One raised by another middleware (a
+    session saved on the way out) has already been turned into a 500 by Django's per-middleware
+    wrapper by the time it gets here, so ``got_request_exception`` (connected in apps.py) marks the
+    request and the 500 is replaced on the way out."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if getattr(request, "_database_down", False) and response.status_code == 500:
+            return unavailable_response(request)
+        return response
+
+    def process_exception(self, request, exception):
+        if is_database_down(exception):
+            logger.warning("database unavailable", extra={"path": request.path, "error": str(exception)[:200]})
+            return unavailable_response(request)
+        return None
+
+
+def mark_database_down(sender=None, request=None, **kwargs) -> None:
+    """got_request_exception receiver: remember that the 500 being built is a database outage."""
+    import sys
+
+    if request is not None and is_database_down(sys.exc_info()[1]):
+        request._database_down = True

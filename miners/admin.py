@@ -3,13 +3,15 @@ from django.utils.translation import gettext_lazy as _
 
 from hashinsight.accounts.roles import Module
 from hashinsight.core.admin import ScopedAdminMixin
-from miners import selectors
+from hashinsight.core.admin_writes import ServiceWritesAdminMixin
+from miners import selectors, services
 from miners.models import Miner, MinerModel, PortfolioEntry
+from sites.admin_filters import CustomerListFilter, SiteListFilter, ZoneListFilter
 from sites.selectors import customer_list, manageable_site_ids, site_list, zone_list
 
 
 @admin.register(MinerModel)
-class MinerModelAdmin(ScopedAdminMixin, admin.ModelAdmin):
+class MinerModelAdmin(ScopedAdminMixin, ServiceWritesAdminMixin, admin.ModelAdmin):
     module = Module.SYSTEM
     list_display = ["name", "vendor", "hashrate_ths", "power_w", "efficiency", "cooling", "code"]
     list_filter = ["vendor", "cooling"]
@@ -23,16 +25,31 @@ class MinerModelAdmin(ScopedAdminMixin, admin.ModelAdmin):
     def efficiency(self, obj):
         return obj.efficiency_j_per_th
 
+    def create_object(self, request, fields):
+        return services.miner_model_create(actor=request.user, **fields)
+
+    def update_object(self, request, obj, fields):
+        return services.miner_model_update(actor=request.user, miner_model=obj, **fields)
+
+    def delete_object(self, request, obj):
+        services.miner_model_delete(actor=request.user, miner_model=obj)
+
 
 @admin.register(Miner)
-class MinerAdmin(ScopedAdminMixin, admin.ModelAdmin):
+class MinerAdmin(ScopedAdminMixin, ServiceWritesAdminMixin, admin.ModelAdmin):
     """The sealed network identity is never shown in admin lists or forms; use the API detail view."""
 
     module = Module.HOSTING
     selector = staticmethod(selectors.miner_list)
     site_id_attr = "site_id"
     list_display = ["serial", "model", "site", "zone", "customer", "status", "rack", "shelf", "slot", "firmware"]
-    list_filter = ["status", "site", "model__vendor"]
+    list_filter = [
+        "status",
+        ("site", SiteListFilter),
+        ("zone", ZoneListFilter),
+        ("customer", CustomerListFilter),
+        "model__vendor",
+    ]
     search_fields = ["serial", "asset_tag", "pool_worker"]
     list_select_related = ["model", "site", "zone", "customer"]
     autocomplete_fields = ["site", "zone", "customer", "model"]
@@ -51,9 +68,18 @@ class MinerAdmin(ScopedAdminMixin, admin.ModelAdmin):
             kwargs["queryset"] = customer_list(user=request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
+    def create_object(self, request, fields):
+        return services.miner_create(actor=request.user, **fields)
+
+    def update_object(self, request, obj, fields):
+        return services.miner_update(actor=request.user, miner=obj, **fields)
+
+    def delete_object(self, request, obj):
+        services.miner_delete(actor=request.user, miner=obj)
+
 
 @admin.register(PortfolioEntry)
-class PortfolioEntryAdmin(admin.ModelAdmin):
+class PortfolioEntryAdmin(ServiceWritesAdminMixin, admin.ModelAdmin):
     list_display = ["user", "model", "quantity", "power_price_usd_per_kwh", "label", "created_at"]
     search_fields = ["user__username", "label"]
     autocomplete_fields = ["user", "model"]
@@ -68,3 +94,12 @@ class PortfolioEntryAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return self.has_module_permission(request)
+
+    def create_object(self, request, fields):
+        return services.portfolio_entry_create(**fields)
+
+    def update_object(self, request, obj, fields):
+        return services.portfolio_entry_update(entry=obj, **fields)
+
+    def delete_object(self, request, obj):
+        services.portfolio_entry_delete(entry=obj)

@@ -1,22 +1,92 @@
-"""What follows a change to miners or portfolios: invalidate, then one coalesced recalculation.
-Batch handlers: a burst of events touches each user or site once."""
+"""What follows a change to miners, portfolios or the catalog: invalidate, then one coalesced
+recalculation. Batch handlers: a burst of events touches each user or site once."""
 
 from hashinsight.core import cache as cache_helper
 from hashinsight.events.coalesce import request_work_many
 from hashinsight.events.registry import handles
 
 
-@handles("miner.created", "miners.bulk_imported", batch=True)
+def _refresh_sites(site_ids) -> None:
+    ids = sorted(set(site_ids))
+    cache_helper.invalidate_many("site_summary", [{"id": s} for s in ids])
+    request_work_many([(f"recalc:site:{s}", "miners.recalculate_site", [s]) for s in ids])
+
+
+def _refresh_users(user_ids) -> None:
+    ids = sorted(set(user_ids))
+    cache_helper.invalidate_many("user_portfolio", [{"id": u} for u in ids])
+    request_work_many([(f"recalc:user:{u}", "miners.recalculate_user_all", [u]) for u in ids])
+
+
+def _site_ids_of(payload) -> list[int]:
+    if hasattr(payload, "site_ids"):  # miners.bulk_imported
+        return list(payload.site_ids)
+    if getattr(payload, "old_site_id", None) is not None:  # miner.updated / miner.deleted: the site it left too
+        return [payload.site_id, payload.old_site_id]
+    return [payload.site_id]
+
+
+@handles("miner.created", "miner.updated", "miner.deleted", "miners.bulk_imported", batch=True)
 def recalculate_sites(pairs) -> None:
-    site_ids = set()
-    for payload, _event in pairs:
-        site_ids.update([payload.site_id] if hasattr(payload, "site_id") else payload.site_ids)
-    cache_helper.invalidate_many("site_summary", [{"id": s} for s in sorted(site_ids)])
-    request_work_many([(f"recalc:site:{s}", "miners.recalculate_site", [s]) for s in sorted(site_ids)])
+    _refresh_sites(s for payload, _event in pairs for s in _site_ids_of(payload))
+
+
+@handles("site.changed", "zone.changed", batch=True)
+def recalculate_changed_sites(pairs) -> None:
+    _refresh_sites(payload.site_id for payload, _event in pairs if payload.action != "deleted")
 
 
 @handles("portfolio.changed", batch=True)
 def recalculate_portfolio(pairs) -> None:
-    user_ids = sorted({payload.user_id for payload, _event in pairs})
-    cache_helper.invalidate_many("user_portfolio", [{"id": u} for u in user_ids])
-    request_work_many([(f"recalc:user:{u}", "miners.recalculate_user_all", [u]) for u in user_ids])
+    _refresh_users(payload.user_id for payload, _event in pairs)
+
+
+@handles("miner_model.changed", batch=True)
+def recalculate_model_users(pairs) -> None:
+    """Every portfolio and site summary that counts a changed model. A deleted model is used by
+    nothing (both references are PROTECT), so only the remaining ids are looked up."""
+    from miners.models import Miner, PortfolioEntry
+
+    model_ids = sorted({payload.model_id for payload, _event in pairs})
+    users = PortfolioEntry.objects.filter(model_id__in=model_ids).values_list("user_id", flat=True).distinct()
+    sites = Miner.objects.filter(model_id__in=model_ids).values_list("site_id", flat=True).distinct()
+    _refresh_users(users)
+    _refresh_sites(sites)
+
+
+# --- A hosting client's own figures (customer_summary), apart from its sites' ----------------------
+
+
+def _refresh_customers(customer_ids) -> None:
+    ids = sorted({c for c in customer_ids if c is not None})
+    cache_helper.invalidate_many("customer_summary", [{"id": c} for c in ids])
+    request_work_many([(f"recalc:customer:{c}", "miners.recalculate_customer", [c]) for c in ids])
+
+
+def _customer_ids_of(payload) -> list[int | None]:
+    if hasattr(payload, "customer_ids"):  # miners.bulk_imported
+        return list(payload.customer_ids)
+    return [payload.customer_id, getattr(payload, "old_customer_id", None)]  # the client it left too
+
+
+@handles("miner.created", "miner.updated", "miner.deleted", "miners.bulk_imported", batch=True)
+def recalculate_customers(pairs) -> None:
+    _refresh_customers(c for payload, _event in pairs for c in _customer_ids_of(payload))
+
+
+@handles("customer.changed", batch=True)
+def recalculate_changed_customers(pairs) -> None:
+    """Its hosting rate prices its figures."""
+    _refresh_customers(payload.object_id for payload, _event in pairs if payload.action != "deleted")
+
+
+@handles("miner_model.changed", batch=True)
+def recalculate_model_customers(pairs) -> None:
+    from miners.models import Miner
+
+    model_ids = sorted({payload.model_id for payload, _event in pairs})
+    _refresh_customers(
+        Miner.objects.filter(model_id__in=model_ids, customer__isnull=False)
+        .values_list("customer_id", flat=True)
+        .distinct()
+    )

@@ -3,6 +3,7 @@ from django.utils.translation import gettext_lazy as _
 
 from hashinsight.accounts.roles import Module
 from hashinsight.core.admin import ScopedAdminMixin
+from sites.admin_filters import SiteListFilter
 from telemetry import selectors, services
 from telemetry.models import Alert
 
@@ -13,7 +14,7 @@ class AlertAdmin(ScopedAdminMixin, admin.ModelAdmin):
     selector = staticmethod(selectors.alert_list)
     site_id_attr = "site_id"
     list_display = ["last_seen", "severity", "status", "alert_type", "site", "miner", "count", "message"]
-    list_filter = ["status", "severity", "alert_type", "site"]
+    list_filter = ["status", "severity", "alert_type", ("site", SiteListFilter)]
     search_fields = ["alert_type", "message", "miner__serial"]
     list_select_related = ["site", "miner"]
     readonly_fields = [f.name for f in Alert._meta.fields]
@@ -21,6 +22,12 @@ class AlertAdmin(ScopedAdminMixin, admin.ModelAdmin):
 
     def has_add_permission(self, request, *args):
         return False  # alerts are raised by rules and the raise_alert command, through the service
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # alerts are resolved, not deleted: a delete would bypass the service and its event
+
+    def save_model(self, request, obj, form, change):
+        pass  # every field is read-only; alerts change only through the acknowledge/resolve actions
 
     @admin.action(description=_("Acknowledge selected alerts"))
     def acknowledge(self, request, queryset):

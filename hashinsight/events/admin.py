@@ -28,8 +28,8 @@ class SystemAdmin(admin.ModelAdmin):
 @admin.register(OutboxEvent)
 class OutboxEventAdmin(SystemAdmin):
     list_display = ["created_at", "event_type", "aggregate", "status", "attempts", "next_attempt_at", "finished_at"]
-    list_filter = ["status", "event_type"]
-    search_fields = ["id", "aggregate", "request_id"]
+    list_filter = ["status", "event_type", "created_at"]
+    search_fields = ["id", "event_type", "aggregate", "request_id", "last_error"]
     readonly_fields = [f.name for f in OutboxEvent._meta.fields]
     show_full_result_count = False
 
@@ -37,12 +37,13 @@ class OutboxEventAdmin(SystemAdmin):
 @admin.register(EventFailure)
 class EventFailureAdmin(SystemAdmin):
     list_display = ["created_at", "event_type", "handler", "error", "attempts", "replayed_at"]
-    list_filter = ["handler", "replayed_at"]
-    search_fields = ["event__id", "handler", "error"]
+    list_filter = ["event__event_type", "handler", "replayed_at", "created_at"]
+    # Event id, event type, handler or a piece of the error: what an operator pastes from a log or alert.
+    search_fields = ["event__id", "event__event_type", "handler", "error"]
     readonly_fields = ["event", "handler", "error", "traceback", "payload", "attempts", "created_at", "replayed_at"]
     actions = ["replay"]
 
-    @admin.display(description=_("event type"))
+    @admin.display(description=_("event type"), ordering="event__event_type")
     def event_type(self, obj):
         return obj.event.event_type
 
@@ -62,5 +63,7 @@ class EventFailureAdmin(SystemAdmin):
 @admin.register(JobRun)
 class JobRunAdmin(SystemAdmin):
     list_display = ["created_at", "job_type", "trigger", "status", "duration_ms", "processed", "succeeded", "failed"]
-    list_filter = ["job_type", "status", "trigger"]
+    list_filter = ["job_type", "status", "trigger", "created_at"]
+    search_fields = ["job_type", "status", "task_id", "error"]
     readonly_fields = [f.name for f in JobRun._meta.fields]
+    show_full_result_count = False

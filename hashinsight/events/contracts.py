@@ -31,8 +31,62 @@ class MinersBulkImported(Contract):
     actor_id: int
 
 
+class MinerChanged(Contract):
+    """miner.updated / miner.deleted. ``old_*`` differ from the current ids when the miner moved,
+    so both the site (or client) it left and the one it joined are refreshed."""
+
+    miner_id: int
+    site_id: int
+    old_site_id: int
+    customer_id: int | None
+    old_customer_id: int | None
+    model_id: int
+
+
+class MinerModelChanged(Contract):
+    """A catalog entry's nominal figures changed (or it was added or removed): every portfolio and
+    site summary using it is stale."""
+
+    model_id: int
+    action: Literal["created", "updated", "deleted"]
+
+
+class SiteChanged(Contract):
+    """site.changed / zone.changed / customer.changed: a site, zone or hosting client was created,
+    edited or deleted (``site_id`` is None for a hosting client)."""
+
+    object_id: int
+    site_id: int | None
+    action: Literal["created", "updated", "deleted"]
+
+
+class AccessGrant(Contract):
+    user_id: int
+    codename: str
+
+
+class AccessChanged(Contract):
+    """Direct user grants on one site or hosting client changed (site.access_changed /
+    customer.access_changed). ``user_ids`` are the users whose scope changed."""
+
+    object_id: int
+    actor_id: int | None
+    added: list[AccessGrant]
+    removed: list[AccessGrant]
+    user_ids: list[int]
+
+
 class PortfolioChanged(Contract):
     user_id: int
+
+
+class UserRoleChanged(Contract):
+    """A user's role changed (accounts.services.user_update); the audit chain will record it."""
+
+    user_id: int
+    old_role: str
+    new_role: str
+    actor_id: int
 
 
 class AlertEvent(Contract):
@@ -69,7 +123,16 @@ class CurtailmentPlanned(Contract):
 REGISTRY: dict[tuple[str, int], type[Contract]] = {
     ("miner.created", 1): MinerCreated,
     ("miners.bulk_imported", 1): MinersBulkImported,
+    ("miner.updated", 1): MinerChanged,
+    ("miner.deleted", 1): MinerChanged,
+    ("miner_model.changed", 1): MinerModelChanged,
+    ("site.changed", 1): SiteChanged,
+    ("zone.changed", 1): SiteChanged,
+    ("customer.changed", 1): SiteChanged,
+    ("site.access_changed", 1): AccessChanged,
+    ("customer.access_changed", 1): AccessChanged,
     ("portfolio.changed", 1): PortfolioChanged,
+    ("user.role_changed", 1): UserRoleChanged,
     ("alert.raised", 1): AlertEvent,
     ("alert.updated", 1): AlertEvent,
     ("alert.resolved", 1): AlertEvent,

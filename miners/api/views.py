@@ -39,10 +39,17 @@ class MinerModelViewSet(viewsets.ModelViewSet):
         ):
             self.permission_denied(request, message="Only system administrators edit the catalog.")
 
+    # Writes go through the services so every portfolio and site summary using the model is refreshed.
+    def perform_create(self, serializer):
+        serializer.instance = services.miner_model_create(actor=self.request.user, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.miner_model_update(
+            actor=self.request.user, miner_model=serializer.instance, **serializer.validated_data
+        )
+
     def perform_destroy(self, instance):
-        if instance.miners.exists():
-            raise DomainError("model_in_use", "Miners of this model exist; it cannot be deleted.", status=409)
-        instance.delete()
+        services.miner_model_delete(actor=self.request.user, miner_model=instance)
 
 
 class MinerViewSet(ScopedViewSet):

@@ -10,8 +10,6 @@ from django.core.exceptions import PermissionDenied
 
 from hashinsight.accounts.roles import Access, has_access
 
-PAGE_SIZE = 50
-
 
 def module_required(module: str, access: Access = Access.READ):
     def decorator(view):

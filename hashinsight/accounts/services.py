@@ -9,6 +9,7 @@ from django.utils import timezone
 from hashinsight.accounts.models import ApiToken, User, hash_secret
 from hashinsight.accounts.roles import can_manage_role
 from hashinsight.core.errors import DomainError
+from hashinsight.events.outbox import publish
 
 
 def _check_role_change(*, actor: User, role: str) -> None:
@@ -28,10 +29,13 @@ def user_create(*, actor: User, username: str, password: str, role: str, email: 
 
 @transaction.atomic
 def user_update(*, actor: User, user: User, **fields) -> User:
-    _check_role_change(actor=actor, role=user.role)
+    # Lock the row and judge against the role stored now, not the caller's copy: two admins changing
+    # one user's role at once are applied one after the other, each checked against the other's result.
+    old_role = User.objects.select_for_update().values_list("role", flat=True).get(pk=user.pk)
+    _check_role_change(actor=actor, role=old_role)
     if "role" in fields:
         _check_role_change(actor=actor, role=fields["role"])
-        if user.pk == actor.pk and fields["role"] != user.role:
+        if user.pk == actor.pk and fields["role"] != old_role:
             raise DomainError("role_self_change", "You cannot change your own role.", status=400)
     password = fields.pop("password", None)
     for name, value in fields.items():
@@ -40,6 +44,12 @@ def user_update(*, actor: User, user: User, **fields) -> User:
         validate_password(password, user)
         user.set_password(password)
     user.save()
+    if user.role != old_role:
+        # audit: the audit chain (control-plane issue) records role changes here, in this transaction.
+        publish(
+            "user.role_changed", aggregate=f"user:{user.pk}",
+            payload={"user_id": user.pk, "old_role": old_role, "new_role": user.role, "actor_id": actor.pk},
+        )  # fmt: skip
     return user
 
 

@@ -1,0 +1,66 @@
+"""Periodic upkeep has a queue of its own (and every deployment consumes it); job runs left RUNNING
+by a dead worker are closed by the housekeeping job."""
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from django.conf import settings
+from django.utils import timezone
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+from hashinsight.events.jobs import ABANDONED
+from hashinsight.events.models import JobRun
+from hashinsight.events.schedules import HOUSEKEEPING_QUEUE, SCHEDULES, move_to_housekeeping_queue, sync_schedules
+
+ROOT = Path(settings.BASE_DIR)
+
+
+def test_every_periodic_job_is_scheduled_and_routed_to_the_housekeeping_queue():
+    from hashinsight.celery import app
+
+    for _, task, _, queue, _ in SCHEDULES:
+        assert queue == HOUSEKEEPING_QUEUE, task
+        assert app.amqp.router.route({}, task)["queue"].name == HOUSEKEEPING_QUEUE, task
+    assert app.amqp.router.route({}, "events.process_events")["queue"].name == "default"
+
+
+@pytest.mark.django_db
+def test_existing_schedules_move_to_housekeeping_but_an_admins_own_queue_is_kept():
+    PeriodicTask.objects.all().delete()
+    every, _ = IntervalSchedule.objects.get_or_create(every=10, period="seconds")
+    PeriodicTask.objects.create(name="outbox relay", task="events.relay", interval=every, queue="default")
+    PeriodicTask.objects.create(name="housekeeping", task="events.prune", interval=every, queue="special")
+    assert move_to_housekeeping_queue(PeriodicTask) == 1
+    assert PeriodicTask.objects.get(name="outbox relay").queue == HOUSEKEEPING_QUEUE
+    assert PeriodicTask.objects.get(name="housekeeping").queue == "special"
+    sync_schedules()
+    assert PeriodicTask.objects.get(name="worker heartbeat").queue == HOUSEKEEPING_QUEUE
+
+
+def test_every_deployment_runs_a_worker_on_the_housekeeping_queue():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    consumed = [" ".join(s.get("command", [])) for s in compose.values()]
+    assert any("worker" in c and "-Q housekeeping" in c for c in consumed)
+    procfile = (ROOT / "Procfile").read_text()
+    assert any("worker" in line and "-Q housekeeping" in line for line in procfile.splitlines())
+    embedded = (ROOT / "hashinsight/core/management/commands/run_embedded.py").read_text()
+    assert '"housekeeping"' in embedded
+
+
+@pytest.mark.django_db
+def test_prune_closes_runs_their_worker_abandoned_and_leaves_live_ones(settings):
+    from hashinsight.events.tasks import prune
+
+    settings.CELERY_TASK_TIME_LIMIT = 180
+    now = timezone.now()
+    dead = JobRun.objects.create(job_type="cache_warming", status="running", started_at=now - timedelta(minutes=10))
+    live = JobRun.objects.create(job_type="cache_warming", status="running", started_at=now - timedelta(seconds=30))
+    result = prune.apply(kwargs={"trigger": "manual"}).get()
+    assert result["job_runs_abandoned"] == 1
+    dead.refresh_from_db()
+    live.refresh_from_db()
+    assert (dead.status, dead.error) == ("failed", ABANDONED)
+    assert dead.finished_at is not None
+    assert live.status == "running"

@@ -2,14 +2,17 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.utils.translation import gettext_lazy as _
 
+from hashinsight.accounts import services
 from hashinsight.accounts.models import ApiToken, User
 from hashinsight.accounts.roles import Module, can_manage_role
 from hashinsight.accounts.selectors import user_list
 from hashinsight.core.admin import ScopedAdminMixin
+from hashinsight.core.admin_writes import ServiceWritesAdminMixin, adopt
+from hashinsight.core.errors import DomainError
 
 
 @admin.register(User)
-class UserAdmin(ScopedAdminMixin, DjangoUserAdmin):
+class UserAdmin(ScopedAdminMixin, ServiceWritesAdminMixin, DjangoUserAdmin):
     module = Module.USER
     selector = staticmethod(user_list)
     list_display = ["username", "email", "role", "is_active", "last_login", "date_joined"]
@@ -30,6 +33,26 @@ class UserAdmin(ScopedAdminMixin, DjangoUserAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # accounts are disabled, never deleted: the audit trail keeps its actors
+
+    # Through the account services: role changes are locked, checked and published, and disabling a
+    # user revokes their tokens and closes their WebSockets, as it does from the API.
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        password = form.cleaned_data.get("password1")
+        if not password:  # admin's "password-based authentication: disabled"; our accounts always sign in
+            raise DomainError("password_required", str(_("Set a password for the new user.")))
+        data = form.cleaned_data
+        user = services.user_create(actor=request.user, username=data["username"], role=data["role"], password=password)
+        adopt(obj, user)
+
+    def update_object(self, request, obj, fields):
+        fields.pop("password", None)  # the change form shows the hash read-only; passwords change on their own page
+        deactivate = fields.pop("is_active", None) is False
+        user = services.user_update(actor=request.user, user=obj, **fields)
+        if deactivate:
+            user = services.user_deactivate(actor=request.user, user=user)
+        return user
 
     def formfield_for_choice_field(self, db_field, request, **kwargs):
         if db_field.name == "role":
@@ -58,6 +81,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Revoke selected tokens"))
     def revoke(self, request, queryset):
-        from django.utils import timezone
-
-        queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        # Through the service, so each owner's open WebSockets close at once.
+        for token in queryset.filter(revoked_at__isnull=True).select_related("user"):
+            services.api_token_revoke(token=token, actor=request.user)

@@ -57,12 +57,17 @@ def unpack(data: dict) -> ProfitResult:
 
 
 def _group_economics(rows: list[dict], models: dict[int, MinerModel], price: Decimal, market: MarketSnapshot) -> dict:
-    """``rows``: ``{"model_id", "status", "n"}`` for one site (or one client at one site)."""
+    """``rows``: ``{"zone_id", "model_id", "status", "n"}`` for one site (or one client at one site)."""
     by_status: dict[str, int] = {}
     earning: dict[int, int] = {}
     in_service: dict[int, int] = {}
+    zones: dict[int, dict] = {}
     for row in rows:
         by_status[row["status"]] = by_status.get(row["status"], 0) + row["n"]
+        zone = zones.setdefault(row["zone_id"], {"zone_id": row["zone_id"], "miners": 0, "nominal_w": Decimal(0)})
+        zone["miners"] += row["n"]
+        if row["status"] in IN_SERVICE:
+            zone["nominal_w"] += models[row["model_id"]].power_w * row["n"]
         if row["status"] in EARNING:
             earning[row["model_id"]] = earning.get(row["model_id"], 0) + row["n"]
         if row["status"] in IN_SERVICE:
@@ -74,6 +79,10 @@ def _group_economics(rows: list[dict], models: dict[int, MinerModel], price: Dec
         "nominal_kw": str(nominal.fleet_power_kw),
         "expected": _pack(expected),
         "nominal": _pack(nominal),
+        "zones": [
+            {"zone_id": z["zone_id"], "miners": z["miners"], "nominal_kw": str(z["nominal_w"] / 1000)}
+            for z in zones.values()
+        ],
     }
 
 
@@ -86,7 +95,9 @@ def site_summary(*, id: int) -> dict:
     """A whole site at its power price: three queries for any number of miners."""
     market = latest_snapshot()
     price = Site.objects.filter(pk=id).values_list("power_price_usd_per_kwh", flat=True).first()
-    rows = list(Miner.objects.filter(site_id=id).values("model_id", "status").annotate(n=Count("id")).order_by())
+    rows = list(
+        Miner.objects.filter(site_id=id).values("zone_id", "model_id", "status").annotate(n=Count("id")).order_by()
+    )
     return {
         "site_id": id,
         "power_price_usd_per_kwh": str(price or 0),
@@ -101,7 +112,10 @@ def customer_summary(*, id: int) -> dict:
     market = latest_snapshot()
     rate = Customer.objects.filter(pk=id).values_list("hosting_rate_usd_per_kwh", flat=True).first() or Decimal(0)
     rows = list(
-        Miner.objects.filter(customer_id=id).values("site_id", "model_id", "status").annotate(n=Count("id")).order_by()
+        Miner.objects.filter(customer_id=id)
+        .values("site_id", "zone_id", "model_id", "status")
+        .annotate(n=Count("id"))
+        .order_by()
     )
     models = _models_of(rows)
     site_ids = sorted({r["site_id"] for r in rows})
@@ -160,6 +174,7 @@ class SiteMoney:
     expected: ProfitResult
     nominal: ProfitResult
     power_prices: set[Decimal] = field(default_factory=set)
+    zones: dict[int, dict] = field(default_factory=dict)  # zone id → {"miners", "nominal_kw"}
 
     @property
     def power_price_usd_per_kwh(self) -> Decimal | None:
@@ -229,6 +244,10 @@ def fleet_money(*, user, site: Site | None = None) -> FleetMoney | None:
         )
         for status, n in part["by_status"].items():
             row.by_status[status] = row.by_status.get(status, 0) + n
+        for z in part.get("zones", []):  # entries built before zones were kept have none
+            zone = row.zones.setdefault(z["zone_id"], {"miners": 0, "nominal_kw": Decimal(0)})
+            zone["miners"] += z["miners"]
+            zone["nominal_kw"] += Decimal(z["nominal_kw"])
         row.expected = combine([row.expected, unpack(part["expected"])])
         row.nominal = combine([row.nominal, unpack(part["nominal"])])
         row.power_prices.add(Decimal(price))

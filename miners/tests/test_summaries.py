@@ -81,6 +81,7 @@ def test_worked_example_counts_only_hashing_miners(model_100t):
     assert _close(nominal.revenue_usd_per_day, "48.05")
     assert _close(nominal.power_cost_usd_per_day, "43.20")
     assert _close(value["nominal_kw"], "45.00")  # 15 × 3 kW
+    assert value["zones"] == [{"zone_id": zone.pk, "miners": 16, "nominal_kw": "45.0"}]  # the retired one draws nothing
 
 
 def test_site_summary_is_a_constant_number_of_queries(django_assert_num_queries, model_100t):

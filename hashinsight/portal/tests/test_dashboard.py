@@ -98,6 +98,9 @@ def test_client_site_page_shows_its_own_miners_there(farm, market):
     html = response.content.decode()
     assert text_of(html, "site-hashing") == ["1 / 1"]
     assert text_of(html, "site-revenue") == ["$6.41"]
+    # Its zone shows its one miner (3.5 kW), not the zone's three.
+    [zone_row] = re.findall(r'data-testid="zone-row">(.*?)</tr>', html)
+    assert re.findall(r'text-end">([^<]*)<', zone_row) == ["5,000", "1", "4"]
     assert "site-power-price" not in html  # the site's own power price is the operator's business
 
 

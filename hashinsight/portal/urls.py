@@ -1,6 +1,6 @@
 from django.urls import path
 
-from hashinsight.portal.views import alerts, calculator, dashboard, jobs, miners, sites
+from hashinsight.portal.views import alerts, calculator, dashboard, jobs, miners, portfolio, sites
 
 app_name = "portal"
 
@@ -15,4 +15,7 @@ urlpatterns = [
     path("alerts/resolve/", alerts.alert_resolve, name="alert-resolve"),
     path("jobs/", jobs.job_list, name="job-list"),
     path("calculator/", calculator.calculator, name="calculator"),
+    path("portfolio/add/", portfolio.portfolio_add, name="portfolio-add"),
+    path("portfolio/<int:pk>/edit/", portfolio.portfolio_edit, name="portfolio-edit"),
+    path("portfolio/<int:pk>/delete/", portfolio.portfolio_delete, name="portfolio-delete"),
 ]

@@ -111,10 +111,6 @@ def open_json(token: str, *, provider: KeyProvider | None = None, aad: bytes = b
     return json.loads(open_sealed(token, provider=provider or default_provider(), aad=aad))
 
 
-def token_key_id(token: str) -> str:
-    return token.split(".")[1]
-
-
 @lru_cache(maxsize=1)
 def default_provider() -> KeyProvider:
     from django.conf import settings

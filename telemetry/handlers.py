@@ -5,12 +5,9 @@ harmless: browsers key frames by event id."""
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
-
+from hashinsight.core.realtime import group_send_many
 from hashinsight.events.registry import handles
 from telemetry.groups import groups_for_alert
 from telemetry.replay import alert_frame
@@ -23,10 +20,4 @@ def push_alert(pairs) -> None:
         frame = alert_frame(event.pk, event.event_type, payload.model_dump(mode="json"))
         for group in groups_for_alert(payload):
             by_group[group].append(frame)
-    async_to_sync(_send)(get_channel_layer(), by_group)
-
-
-async def _send(layer, by_group: dict[str, list[dict]]) -> None:
-    await asyncio.gather(
-        *(layer.group_send(group, {"type": "alert.batch", "frames": frames}) for group, frames in by_group.items())
-    )
+    group_send_many([(group, {"type": "alert.batch", "frames": frames}) for group, frames in by_group.items()])

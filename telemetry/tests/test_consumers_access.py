@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import pytest_asyncio
+import redis
 from asgiref.sync import sync_to_async
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
@@ -47,18 +48,21 @@ async def layer(request, settings):
     if request.param == "redis":
         url = os.environ.get("REDIS_URL")
         need_service("redis", url, 6379)
+        layer_url = _channel_layer_url(url)
         settings.CHANNEL_LAYERS = {
-            "default": {
-                "BACKEND": "channels_redis.core.RedisChannelLayer",
-                "CONFIG": {"hosts": [_channel_layer_url(url)]},
-            }
+            "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [layer_url]}}
         }
+        # Not layer.flush(): that also closes the pools the worker-side sender loop holds.
+        clear = redis.Redis.from_url(layer_url).flushdb
     else:
         settings.CHANNEL_LAYERS = MEMORY
+        clear = None
     layer = channel_layers["default"]
-    await layer.flush()  # no group members left over from another test
+    if clear:
+        clear()  # no group members left over from another test
     yield layer
-    await layer.flush()
+    if clear:
+        clear()
 
 
 def application():

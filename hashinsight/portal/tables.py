@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +36,7 @@ from asgiref.sync import sync_to_async
 from django import forms
 from django.core.handlers.asgi import ASGIRequest
 from django.core.paginator import Paginator
+from django.db import connections, transaction
 from django.db.models import F, QuerySet
 from django.db.models.expressions import BaseExpression
 from django.http import HttpResponse, QueryDict, StreamingHttpResponse
@@ -338,15 +340,27 @@ def csv_chunks(columns: Sequence[CsvColumn], qs: QuerySet) -> Iterator[bytes]:
     yield buffer.getvalue().encode()
     buffer.seek(0)
     buffer.truncate()
-    rows = qs.values_list(*[c.field for c in columns]).iterator(chunk_size=CSV_CHUNK_ROWS)
-    for n, row in enumerate(rows, start=1):
-        writer.writerow([safe_cell(fn(v) if fn else v) for fn, v in zip(displays, row, strict=True)])
-        if n % CSV_CHUNK_ROWS == 0:
+    with _streaming_read(qs.db):
+        rows = qs.values_list(*[c.field for c in columns]).iterator(chunk_size=CSV_CHUNK_ROWS)
+        for n, row in enumerate(rows, start=1):
+            writer.writerow([safe_cell(fn(v) if fn else v) for fn, v in zip(displays, row, strict=True)])
+            if n % CSV_CHUNK_ROWS == 0:
+                yield buffer.getvalue().encode()
+                buffer.seek(0)
+                buffer.truncate()
+        if buffer.tell():
             yield buffer.getvalue().encode()
-            buffer.seek(0)
-            buffer.truncate()
-    if buffer.tell():
-        yield buffer.getvalue().encode()
+
+
+def _streaming_read(using: str):
+    """On PostgreSQL, a transaction around the read: outside one, Django's server-side cursor is
+    declared WITH HOLD, which makes PostgreSQL run the whole query and store its result before the
+    first row comes back (first rows after ~0.4 s at 100,000 miners instead of ~0.05 s). Inside one the
+    rows stream from the plan, and the export is one consistent snapshot. Not on SQLite, where our
+    transactions start IMMEDIATE and would hold the write lock for the whole download."""
+    if connections[using].vendor == "postgresql":
+        return transaction.atomic(using=using)
+    return nullcontext()
 
 
 def _for_server(request, chunks: Iterator[bytes]):

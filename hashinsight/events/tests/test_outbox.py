@@ -183,3 +183,117 @@ def test_a_process_without_a_worker_leaves_events_for_the_embedded_relay(calls, 
         app.conf.task_always_eager, app.conf.broker_url = True, broker
     assert OutboxEvent.objects.get(pk=event.pk).status == OutboxEvent.Status.PENDING  # not sent into the void
     assert calls == []
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Records each hand-off to the broker (batch and options) instead of running it."""
+    from hashinsight.events.tasks import process_events
+
+    calls = []
+    monkeypatch.setattr(process_events, "apply_async", lambda *a, **kw: calls.append(kw))
+    return calls
+
+
+def test_publish_records_the_request_id_and_the_validated_payload(calls, django_capture_on_commit_callbacks):
+    from hashinsight.observability.context import request_id_var
+
+    token = request_id_var.set("req-123")
+    try:
+        with django_capture_on_commit_callbacks(execute=False):
+            event = publish_portfolio_changed(user_id=5)
+    finally:
+        request_id_var.reset(token)
+    stored = OutboxEvent.objects.get(pk=event.pk)
+    assert (stored.event_type, stored.schema_version, stored.aggregate) == ("portfolio.changed", 1, "user:5")
+    assert (stored.request_id, stored.payload, stored.status) == ("req-123", {"user_id": 5}, OutboxEvent.Status.PENDING)
+
+
+def test_broker_down_leaves_events_pending_for_the_relay(calls, django_capture_on_commit_callbacks, monkeypatch):
+    from hashinsight.events.tasks import process_events
+
+    real = process_events.apply_async
+    broker = {"up": False}
+
+    def send(*args, **kwargs):
+        if not broker["up"]:
+            raise ConnectionError("broker unreachable")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(process_events, "apply_async", send)
+    with django_capture_on_commit_callbacks(execute=True):
+        event = publish_portfolio_changed()
+    stored = OutboxEvent.objects.get(pk=event.pk)
+    assert stored.status == OutboxEvent.Status.PENDING
+    assert stored.next_attempt_at is not None and stored.next_attempt_at <= timezone.now()
+    assert calls == []
+    broker["up"] = True
+    assert outbox.relay()["resent"] == 1  # due at once: the relay does not wait out the grace period
+    assert OutboxEvent.objects.get(pk=event.pk).status == OutboxEvent.Status.DONE
+    assert len(calls) == 1
+
+
+def test_dispatch_claims_only_unfinished_events_and_batches_them(sent, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False), transaction.atomic():
+        events = outbox.publish_many("portfolio.changed", [(f"user:{i}", {"user_id": i}) for i in range(51)])
+    OutboxEvent.objects.filter(pk=events[0].pk).update(status=OutboxEvent.Status.DONE)
+    assert outbox.dispatch([e.pk for e in events]) == 50
+    assert [len(call["args"][0]) for call in sent] == [50]
+    assert str(events[0].pk) not in sent[0]["args"][0]
+    assert OutboxEvent.objects.get(pk=events[0].pk).status == OutboxEvent.Status.DONE
+    assert OutboxEvent.objects.filter(status=OutboxEvent.Status.DISPATCHED).count() == 50
+    assert outbox.dispatch([]) == 0
+
+
+def test_dispatch_with_a_countdown_marks_the_time_it_is_due(sent, django_capture_on_commit_callbacks, settings):
+    with django_capture_on_commit_callbacks(execute=False):
+        event = publish_portfolio_changed()
+    before = timezone.now()
+    assert outbox.dispatch([event.pk], countdown=30) == 1
+    assert sent[0]["countdown"] == 30
+    assert sent[0]["queue"] == settings.OUTBOX_QUEUE
+    dispatched_at = OutboxEvent.objects.get(pk=event.pk).dispatched_at
+    assert before + timedelta(seconds=29) < dispatched_at < timezone.now() + timedelta(seconds=31)
+    outbox.dispatch([event.pk])
+    assert sent[1]["countdown"] is None
+
+
+def test_relay_leaves_events_that_are_on_their_way(sent, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        _fresh, retry_later, running, done = (publish_portfolio_changed(user_id=i) for i in range(4))
+    long_ago = timezone.now() - timedelta(hours=1)
+    OutboxEvent.objects.filter(pk__in=[retry_later.pk, running.pk, done.pk]).update(created_at=long_ago)
+    OutboxEvent.objects.filter(pk=retry_later.pk).update(next_attempt_at=timezone.now() + timedelta(minutes=5))
+    OutboxEvent.objects.filter(pk=running.pk).update(status=OutboxEvent.Status.DISPATCHED, dispatched_at=timezone.now())
+    OutboxEvent.objects.filter(pk=done.pk).update(status=OutboxEvent.Status.DONE)
+    assert outbox.relay()["found"] == 0
+    assert sent == []
+    OutboxEvent.objects.filter(pk=retry_later.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+    assert outbox.relay() == {"resent": 1, "found": 1, "coalesced_rescheduled": 0}
+    assert sent[0]["args"][0] == [str(retry_later.pk)]
+
+
+def test_relay_sends_the_oldest_first_up_to_its_limit(sent, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        events = [publish_portfolio_changed(user_id=i) for i in range(3)]
+    for age, event in zip((3, 1, 2), events, strict=True):
+        OutboxEvent.objects.filter(pk=event.pk).update(created_at=timezone.now() - timedelta(minutes=age))
+    result = outbox.relay(limit=2)
+    assert (result["found"], result["resent"]) == (2, 2)
+    assert sent[0]["args"][0] == [str(events[0].pk), str(events[2].pk)]
+
+
+def test_backlog_counts_what_is_not_finished(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        events = [publish_portfolio_changed(user_id=i) for i in range(4)]
+    OutboxEvent.objects.filter(pk=events[1].pk).update(status=OutboxEvent.Status.DISPATCHED)
+    OutboxEvent.objects.filter(pk=events[2].pk).update(status=OutboxEvent.Status.DONE)
+    OutboxEvent.objects.filter(pk=events[3].pk).update(status=OutboxEvent.Status.FAILED)
+    assert outbox.backlog() == 2
+
+
+def test_retry_delay_is_capped(settings):
+    settings.OUTBOX_RETRY_BASE_S = 2
+    settings.OUTBOX_RETRY_CAP_S = 10
+    assert all(5 <= outbox.retry_delay(30) <= 15 for _ in range(20))
+    assert all(1 <= outbox.retry_delay(0) <= 3 for _ in range(20))  # a first attempt waits the base

@@ -368,6 +368,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "hashinsight.core.api.schema.add_error_responses",
+    ],
 }
 BULK_IMPORT_MAX_ROWS = 10_000
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024  # 10,000 CSV rows with credentials fit well inside

@@ -179,3 +179,16 @@ def test_deeply_nested_json_is_a_400(owner_api):
     assert error(response, 400)["error_code"] == "malformed_request"
     response = owner_api.generic("POST", "/api/v1/miners/bulk", payload, content_type="application/json")
     assert error(response, 400)["error_code"] == "malformed_request"
+
+
+# --- found by the schema fuzz test ---------------------------------------------------------------------
+
+
+def test_a_user_without_a_role_is_a_400_naming_it(owner_api):
+    from hashinsight.accounts.models import User
+
+    before = User.objects.count()
+    body = {"username": "newbie", "email": "n@example.test", "password": "a-long-enough-pass-1"}
+    response = owner_api.post("/api/v1/users/", body, format="json")
+    assert "role" in error(response, 400)["details"]
+    assert User.objects.count() == before

@@ -64,7 +64,8 @@ class MinerListSerializer(serializers.ModelSerializer):
 
     site_name = serializers.CharField(source="site.name", read_only=True)
     zone_name = serializers.CharField(source="zone.name", read_only=True)
-    customer_name = serializers.CharField(source="customer.company", read_only=True, default=None)
+    # The farm's own miners have no hosting client.
+    customer_name = serializers.CharField(source="customer.company", read_only=True, default=None, allow_null=True)
     model_name = serializers.CharField(source="model.__str__", read_only=True)
     hashrate_ths = serializers.DecimalField(
         source="model.hashrate_ths", max_digits=10, decimal_places=2, read_only=True

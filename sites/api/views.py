@@ -20,11 +20,14 @@ class SiteViewSet(ScopedViewSet):
         return selectors.site_list(user=self.request.user).annotate(miner_count=Count("miners")).order_by("name")
 
     def perform_create(self, serializer):
-        serializer.instance = services.site_create(actor=self.request.user, **serializer.validated_data)
+        site = services.site_create(actor=self.request.user, **serializer.validated_data)
+        site.miner_count = 0  # what the list annotates; a new site has no miners yet
+        serializer.instance = site
 
     def perform_update(self, serializer):
         selectors.require_site_manageable(user=self.request.user, site_id=serializer.instance.pk)
-        serializer.instance = services.site_update(site=serializer.instance, **serializer.validated_data)
+        site = services.site_update(site=serializer.instance, **serializer.validated_data)
+        serializer.instance = self.get_queryset().get(pk=site.pk)  # with its miner_count, as a GET shows it
 
     def perform_destroy(self, instance):
         selectors.require_site_manageable(user=self.request.user, site_id=instance.pk)

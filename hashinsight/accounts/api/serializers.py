@@ -35,6 +35,8 @@ class UserSerializer(serializers.ModelSerializer):
             "password",
         ]
         read_only_fields = ["id", "is_active", "last_login", "date_joined"]
+        # The model's default (GUEST) is no choice for an account an admin creates; the service needs one.
+        extra_kwargs = {"role": {"required": True}}
 
     def validate(self, attrs):
         if self.instance is None and not attrs.get("password"):

@@ -192,3 +192,24 @@ def test_a_user_without_a_role_is_a_400_naming_it(owner_api):
     response = owner_api.post("/api/v1/users/", body, format="json")
     assert "role" in error(response, 400)["details"]
     assert User.objects.count() == before
+
+
+def test_a_csv_body_over_the_upload_limit_is_a_413_without_reading_it_all(owner_api, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    before = Miner.objects.count()
+    body = ("serial,model,site,zone\n" + "X,antminer-s21-200t,site-a,A1\n" * 200).encode()
+    response = owner_api.generic("POST", "/api/v1/miners/bulk", body, content_type="text/csv")
+    assert error(response, 413)["error_code"] == "request_too_large"
+    assert Miner.objects.count() == before
+
+
+def test_a_body_too_big_for_django_itself_is_a_413_in_the_error_shape(rf):
+    # Django answers a SuspiciousOperation raised outside DRF (a middleware reading the body) via handler400.
+    from django.core.exceptions import RequestDataTooBig
+
+    from hashinsight.core.api.errors import handler400
+
+    response = handler400(rf.post("/api/v1/sites"), RequestDataTooBig("too big"))
+    assert response.status_code == 413
+    assert set(json.loads(response.content)) == ERROR_KEYS
+    assert handler400(rf.post("/api/v1/sites"), None).status_code == 400

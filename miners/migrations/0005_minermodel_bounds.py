@@ -6,6 +6,23 @@ from decimal import Decimal
 from django.db import migrations, models
 
 
+def refuse_rows_out_of_bounds(apps, schema_editor):
+    """Name the catalog rows the new CHECK constraints would reject, instead of the database's bare error."""
+    MinerModel = apps.get_model("miners", "MinerModel")
+    Q, F = models.Q, models.F
+    bad = MinerModel.objects.filter(
+        Q(hashrate_ths__lt=Decimal("0.01")) | Q(hashrate_ths__gt=Decimal("2000"))
+        | Q(power_w__lt=Decimal("1")) | Q(power_w__gt=Decimal("20000"))
+        | Q(power_w__gt=F("hashrate_ths") * Decimal("100000"))
+    )
+    rows = [f"{m.pk} {m.code} ({m.hashrate_ths} TH/s, {m.power_w} W)" for m in bad[:20]]
+    if rows:
+        raise RuntimeError(
+            "Miner models outside the catalog bounds (0.01-2000 TH/s, 1-20000 W, at most 100000 J/TH); "
+            "correct or delete them, then migrate again: " + "; ".join(rows)
+        )
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -13,6 +30,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.RunPython(refuse_rows_out_of_bounds, migrations.RunPython.noop),
         migrations.RemoveConstraint(
             model_name='minermodel',
             name='minermodel_hashrate_gt_0',

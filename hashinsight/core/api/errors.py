@@ -49,6 +49,11 @@ def _message_and_details(exc: exceptions.APIException) -> tuple[str, dict]:
     return str(detail), {}
 
 
+class _Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
 def _conflict(exc) -> exceptions.APIException | None:
     """Database refusals that mean "someone else changed this first" or "this is still in use": 409.
 
@@ -62,11 +67,6 @@ def _conflict(exc) -> exceptions.APIException | None:
         logger.warning("write refused by a database constraint", exc_info=exc)
         return _Conflict(_("The change conflicts with data saved meanwhile; nothing was changed. Try again."))
     return None
-
-
-class _Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
 
 
 def exception_handler(exc, context):

@@ -2,11 +2,13 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from hashinsight import api_urls
 from hashinsight.observability import views as observability
+from hashinsight.portal.views.api_docs import RedocView, SwaggerView
 from hashinsight.portal.views.common import LoginView
+from hashinsight.portal.views.favicon import favicon
 
 handler400 = "hashinsight.core.api.errors.handler400"
 handler403 = "hashinsight.core.api.errors.handler403"
@@ -52,5 +54,8 @@ urlpatterns = [
     path("api/v1/", include(api_urls.v1)),
     path("api/", include(api_urls.seed_aliases)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # Swagger UI and ReDoc from local static files (drf-spectacular-sidecar), within the CSP.
+    path("api/docs/", SwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", RedocView.as_view(url_name="schema"), name="redoc"),
+    path("favicon.ico", favicon, name="favicon"),
 ]

@@ -7,7 +7,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from rest_framework import authentication, exceptions
+from rest_framework import authentication, exceptions, status
+from rest_framework.permissions import SAFE_METHODS
 
 from hashinsight.accounts.models import TOKEN_PREFIX, ApiToken, hash_secret
 
@@ -39,7 +40,16 @@ def authenticate_token(raw: str):
     return token.user, token
 
 
+class TokenReadOnly(exceptions.APIException):
+    status_code = status.HTTP_403_FORBIDDEN
+    default_code = "token_read_only"
+    default_detail = _("This API token is read-only; use a read-write token for this request.")
+
+
 class ApiTokenAuthentication(authentication.BaseAuthentication):
+    """Also enforces the token's scope: authentication is the one step every API view runs, whatever
+    its permission classes, so a read-only token cannot write through a view that forgot to check."""
+
     keywords = ("bearer", "token")
 
     def authenticate(self, request):
@@ -55,6 +65,8 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         result = authenticate_token(raw)
         if result is None:
             raise exceptions.AuthenticationFailed(_("Invalid, expired or revoked API token."))
+        if result[1].scope == ApiToken.Scope.READ and request.method not in SAFE_METHODS:
+            raise TokenReadOnly()
         return result
 
     def authenticate_header(self, request):

@@ -66,7 +66,12 @@ class ApiTokenQuerySet(models.QuerySet):
 
 class ApiToken(models.Model):
     """A credential for integrations. Only a SHA-256 hash of the secret is stored; the full token
-    (``hi_<prefix>_<secret>``) is shown once, when it is created."""
+    (``hi_<prefix>_<secret>``) is shown once, when it is created. A read-only token may only make safe
+    requests (GET, HEAD, OPTIONS), whatever its user's role allows."""
+
+    class Scope(models.TextChoices):
+        READ = "read", _("Read only")
+        READ_WRITE = "read_write", _("Read and write")
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens", verbose_name=_("user")
@@ -78,6 +83,8 @@ class ApiToken(models.Model):
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
     expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
     revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+    # Tokens made before scopes existed could write, so that stays the default.
+    scope = models.CharField(_("scope"), max_length=16, choices=Scope.choices, default=Scope.READ_WRITE)
 
     objects = ApiTokenQuerySet.as_manager()
 
@@ -99,3 +106,9 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())
+
+    @property
+    def status(self) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        return "active" if self.is_active else "expired"

@@ -65,16 +65,26 @@ def user_deactivate(*, actor: User, user: User) -> User:
 
 
 @transaction.atomic
-def api_token_create(*, user: User, name: str, expires_at=None) -> tuple[ApiToken, str]:
+def api_token_create(
+    *, user: User, name: str, expires_at=None, scope: str = ApiToken.Scope.READ_WRITE
+) -> tuple[ApiToken, str]:
     """Create a token and return it with the full secret, which is never retrievable again."""
+    if expires_at is not None and expires_at <= timezone.now():
+        raise DomainError("token_expiry_past", "The expiry must be in the future.")
     prefix, secret, full = ApiToken.generate()
     token = ApiToken.objects.create(
-        user=user, name=name, prefix=prefix, secret_hash=hash_secret(secret), expires_at=expires_at
+        user=user, name=name, prefix=prefix, secret_hash=hash_secret(secret), expires_at=expires_at, scope=scope
     )
     return token, full
 
 
-def api_token_revoke(*, token: ApiToken) -> ApiToken:
+@transaction.atomic
+def api_token_revoke(*, token: ApiToken, actor: User | None = None) -> ApiToken:
+    """Revoke ``token`` (a repeat is a no-op). With an ``actor``, it must own the token or be allowed to
+    manage its owner's role; callers look the token up through a selector first, so this is a second line."""
+    if actor is not None and token.user_id != actor.pk and not can_manage_role(actor, token.user.role):
+        raise DomainError("not_found", "Not found.", status=404)
+    token = ApiToken.objects.select_for_update().get(pk=token.pk)
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from hashinsight.portal.views import alerts, calculator, dashboard, jobs, miners, portfolio, sites
+from hashinsight.portal.views import alerts, calculator, dashboard, jobs, miners, portfolio, sites, tokens
 
 app_name = "portal"
 
@@ -18,4 +18,6 @@ urlpatterns = [
     path("portfolio/add/", portfolio.portfolio_add, name="portfolio-add"),
     path("portfolio/<int:pk>/edit/", portfolio.portfolio_edit, name="portfolio-edit"),
     path("portfolio/<int:pk>/delete/", portfolio.portfolio_delete, name="portfolio-delete"),
+    path("tokens/", tokens.token_list, name="tokens"),
+    path("tokens/<int:pk>/revoke/", tokens.token_revoke, name="token-revoke"),
 ]

@@ -88,7 +88,7 @@ def test_calculator_page_is_open_to_guests(client):
     html = page.content.decode()
     assert "3.27" in html  # revenue per day
     assert "0.0454" in html  # break-even electricity price
-    assert "2^32" in html  # the formula is shown
+    assert "difficulty × 2³²" in html  # the formula is shown
 
 
 @pytest.mark.django_db

@@ -84,5 +84,5 @@ class ApiTokenViewSet(
         return Response(body, status=status.HTTP_201_CREATED)
 
     def destroy(self, request, *args, **kwargs):
-        services.api_token_revoke(token=self.get_object())
+        services.api_token_revoke(token=self.get_object(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -5,31 +5,20 @@ from __future__ import annotations
 from django.shortcuts import render
 
 from hashinsight.portal.forms.calculator import CalculatorForm
+from hashinsight.portal.views.dashboard import market_context
 from intelligence.market import latest_snapshot
-from intelligence.profitability import FORMULA, ProfitInputs, mining_profitability
+from intelligence.profitability import InvalidInput, mining_profitability
 
 
 def calculator(request):
-    """Open to everyone, signed in or not (BASIC READ, the guest's one page)."""
-    form = CalculatorForm(request.GET or None, initial=CalculatorForm.initial_values())
+    """Open to everyone, signed in or not (BASIC READ, the guest's one page). Every figure has a
+    default, so the first visit already shows a result; the form is a GET, so the URL is the link to share."""
+    form = CalculatorForm.from_query(request.GET)
     result = None
-    if form.is_bound and form.is_valid():
-        data = form.cleaned_data
-        result = mining_profitability(
-            ProfitInputs(
-                hashrate_ths=data["hashrate_ths"],
-                power_w=data["power_w"],
-                quantity=data["quantity"],
-                electricity_usd_per_kwh=data["electricity_usd_per_kwh"],
-                btc_price_usd=data["btc_price_usd"],
-                difficulty=data["difficulty"],
-                block_subsidy_btc=data["block_subsidy_btc"],
-                fees_btc_per_block=data["fees_btc_per_block"],
-                pool_fee_pct=data["pool_fee_pct"],
-            )
-        )
-    return render(
-        request,
-        "portal/calculator.html",
-        {"form": form, "result": result, "formula": FORMULA, "market": latest_snapshot()},
-    )
+    if form.is_valid():
+        try:
+            result = mining_profitability(form.inputs())
+        except InvalidInput as exc:  # the form's bounds are the function's; this is a second line
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+    context = {"form": form, "result": result, **market_context(latest_snapshot().date)}
+    return render(request, "portal/calculator.html", context)

@@ -395,6 +395,8 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "hashinsight.core.api.schema.add_error_responses",
     ],
+    # Miners, alerts and job runs each have a "status"; name the miners' enum rather than "StatusBcdEnum".
+    "ENUM_NAME_OVERRIDES": {"MinerStatusEnum": "miners.models.MinerStatus"},
 }
 BULK_IMPORT_MAX_ROWS = 10_000
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024  # 10,000 CSV rows with credentials fit well inside

@@ -15,3 +15,10 @@ class AlertSerializer(serializers.ModelSerializer):
             "evidence", "count", "first_seen", "last_seen", "acknowledged_at", "resolved_at",
         ]  # fmt: skip
         read_only_fields = fields
+
+
+class AlertNoteSerializer(serializers.Serializer):
+    """The body of acknowledge and resolve (documentation only: the service validates the note, as it
+    does for the portal, so both answer the same invalid_note)."""
+
+    note = serializers.CharField(required=False, max_length=500)

@@ -1,5 +1,5 @@
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import mixins, serializers, viewsets
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -8,9 +8,7 @@ from hashinsight.accounts.roles import Module
 from sites.selectors import require_site_manageable
 from telemetry import selectors, services
 from telemetry.api.filtersets import AlertFilter
-from telemetry.api.serializers import AlertSerializer
-
-ALERT_NOTE = inline_serializer("AlertNote", {"note": serializers.CharField(required=False, max_length=500)})
+from telemetry.api.serializers import AlertNoteSerializer, AlertSerializer
 
 
 class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -33,12 +31,12 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         note = data.get("note", "")
         return Response(AlertSerializer(fn(alert=alert, actor=self.request.user, note=note)).data)
 
-    @extend_schema(request=ALERT_NOTE, responses={200: AlertSerializer})
+    @extend_schema(request=AlertNoteSerializer, responses={200: AlertSerializer})
     @action(detail=True, methods=["post"])
     def acknowledge(self, request, pk=None):
         return self._act(services.alert_acknowledge)
 
-    @extend_schema(request=ALERT_NOTE, responses={200: AlertSerializer})
+    @extend_schema(request=AlertNoteSerializer, responses={200: AlertSerializer})
     @action(detail=True, methods=["post"])
     def resolve(self, request, pk=None):
         return self._act(services.alert_resolve)

@@ -15,8 +15,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 
 from _setup import django_setup, machine, summary
+
+
+def count_queries(seen: list, execute, sql, params, many, context):
+    seen.append(sql)
+    return execute(sql, params, many, context)
 
 
 def timed(client, url: str, runs: int, before=None) -> tuple[list[float], set[str]]:
@@ -44,7 +50,6 @@ def main():
     from django.core.cache import cache
     from django.db import connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext
 
     from hashinsight.accounts.models import User
     from miners.models import Miner
@@ -67,8 +72,8 @@ def main():
         for _ in range(5):  # warm connections, templates and the cache
             client.get(url)
         warm, warm_states = timed(client, url, args.requests)
-        connection.queries_log.clear()  # a full log (maxlen) would make the count read 0
-        with CaptureQueriesContext(connection) as queries:
+        queries = []
+        with connection.execute_wrapper(partial(count_queries, queries)):
             client.get(url)
         cold, cold_states = timed(client, url, args.cold, before=cache.clear)
         print(f"{label:32} cached: {summary(warm)} X-Cache={','.join(sorted(warm_states))} queries={len(queries)}")

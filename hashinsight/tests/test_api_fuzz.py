@@ -2,7 +2,8 @@
 OpenAPI schema (documented status or the standard error shape, response body, content type).
 
 Bounded in time: a few examples per operation (``FUZZ_EXAMPLES``, default 10), run in-process
-through the WSGI handler, as an owner (sees everything) with a fresh read-write token per call.
+through the WSGI handler, as an owner (sees everything) and, with fewer cases, as a hosting client,
+each with a fresh read-write token per call.
 Excluded: ``POST /schedules/{id}/run`` (it would run a real batch job inline)."""
 
 from __future__ import annotations
@@ -62,20 +63,32 @@ def _keep_the_test_connection():
     signals.request_finished.connect(close_old_connections)
 
 
-@schema.parametrize()
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
-    derandomize=True,
-    database=None,
-)
-def test_api_answers_every_generated_request_within_its_schema(case, farm):
-    owner = farm.users["owner"]
-    # The fuzzer may revoke the token or disable the owner it is using; each call starts afresh.
-    User.objects.filter(pk=owner.pk).update(is_active=True)
-    _, token = api_token_create(user=owner, name="fuzz")
+SETTINGS = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
+    "derandomize": True,
+    "database": None,
+}
+
+
+def call_as(case, user):
+    # The fuzzer may revoke the token or disable the user it is using; each call starts afresh.
+    User.objects.filter(pk=user.pk).update(is_active=True)
+    _, token = api_token_create(user=user, name="fuzz")
     case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, excluded_checks=EXCLUDED_CHECKS)
+
+
+@schema.parametrize()
+@settings(max_examples=EXAMPLES, **SETTINGS)
+def test_api_answers_every_generated_request_within_its_schema(case, farm):
+    call_as(case, farm.users["owner"])
+
+
+@schema.parametrize()
+@settings(max_examples=max(2, EXAMPLES // 4), **SETTINGS)
+def test_api_answers_a_hosting_client_within_its_schema(case, farm):
+    # Fewer cases: what differs for a client is the scoping (404s, 403s), not the input space.
+    call_as(case, farm.users["client_x"])
 
 
 # --- responses the outside test found disagreeing with the schema, checked one by one -------------------

@@ -130,8 +130,21 @@ DATABASE_URL = env.str("DATABASE_URL", default="")
 if DATABASE_URL:
     DATABASES = {"default": env.db_url_config(DATABASE_URL)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
-        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+        # Connections are bounded per process (docs/DECISIONS.md, docs/BENCHMARKS.md): persistent
+        # ones (CONN_MAX_AGE > 0) pile up under ASGI, where each request runs in a thread of its own
+        # that leaves its connection behind. Production uses psycopg's pool (DB_POOL_MAX_SIZE per
+        # process, 0 for none); elsewhere a connection lives for one request or task.
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # with the pool: checked at checkout
+        pool_size = env.int("DB_POOL_MAX_SIZE", default=10 if PRODUCTION else 0)
+        if pool_size > 0:
+            DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool, not Django, keeps connections open
+            DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+                "min_size": 1,
+                "max_size": pool_size,
+                "timeout": env.float("DB_POOL_TIMEOUT_S", default=5.0),  # then OperationalError: a 503
+            }
+        else:
+            DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
 elif PRODUCTION:
     raise ImproperlyConfigured("DATABASE_URL must be set in production")
 else:

@@ -108,7 +108,11 @@ def test_production_builds_checks_and_serves_over_plain_http_inside_the_network(
     warnings = set(re.findall(r"\(security\.(W\d+)\)", deploy.stdout + deploy.stderr))
     assert warnings <= {"W005", "W021"}, deploy.stdout + deploy.stderr
 
-    down_env = production_env | {"DATABASE_URL": "postgres://postgres@127.0.0.1:5999/nothing_listens_here"}
+    # The pool (production's default) waits DB_POOL_TIMEOUT_S for a connection before giving up.
+    down_env = production_env | {
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5999/nothing_listens_here",
+        "DB_POOL_TIMEOUT_S": "1",
+    }
     with _uvicorn(production_env, tmp_path / "web.log") as port, _uvicorn(down_env, tmp_path / "down.log") as down:
         # Probes from inside the network: plain http, the container's own address as Host.
         status, _, body = _get(port, "/ready")

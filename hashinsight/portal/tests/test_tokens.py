@@ -204,3 +204,33 @@ def test_csv_export_lists_tokens_without_secrets(client, farm):
     body = b"".join(response.streaming_content).decode()
     assert "exported" in body and token.prefix in body
     assert full.split("_", 2)[2] not in body and token.secret_hash not in body
+
+
+# Whose tokens each user sees and may revoke on /tokens/, written out by hand (not derived from the code):
+# an owner everyone's, an admin everyone's but the owner's (as for the accounts themselves), the rest their own.
+ALL_USERS = [
+    "owner", "admin", "siteowner_a", "siteowner_b_ro", "client_x", "client_y", "customer", "customer2", "guest",
+]  # fmt: skip
+TOKENS_VISIBLE = {
+    "owner": set(ALL_USERS),
+    "admin": set(ALL_USERS) - {"owner"},
+    **{name: {name} for name in ALL_USERS if name not in ("owner", "admin")},
+}
+
+
+@pytest.mark.parametrize("viewer", ALL_USERS)
+def test_token_page_matrix(client, api, farm, viewer):
+    tokens = {name: api_token_create(user=farm.users[name], name=f"{name}'s")[0] for name in ALL_USERS}
+    client.force_login(farm.users[viewer])
+    shown = _prefixes(client.get("/tokens/").content.decode())
+    assert shown == {tokens[name].prefix for name in TOKENS_VISIBLE[viewer]}
+    # The API lists only your own, whoever you are.
+    api.force_authenticate(farm.users[viewer])
+    assert {t["prefix"] for t in api.get("/api/v1/tokens").json()["results"]} == {tokens[viewer].prefix}
+    for name, token in tokens.items():
+        status = client.post(f"/tokens/{token.pk}/revoke/").status_code
+        token.refresh_from_db()
+        if name in TOKENS_VISIBLE[viewer]:
+            assert status == 302 and token.revoked_at is not None, name
+        else:
+            assert status == 404 and token.revoked_at is None, name

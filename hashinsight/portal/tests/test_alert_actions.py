@@ -164,3 +164,24 @@ def test_the_row_fragment_is_404_when_hidden_and_204_when_filtered_out(client, f
     assert client.get(f"/alerts/{alerts['a_x'].pk}/row").status_code == 204  # default: unresolved
     assert client.get(f"/alerts/{alerts['a_x'].pk}/row?status=resolved").status_code == 200
     assert client.get(f"/alerts/{alerts['a_own'].pk}/row?severity=critical").status_code == 204
+
+
+def test_bulk_services_publish_one_event_per_changed_alert_and_refuse_bad_notes(farm, alerts):
+    from hashinsight.core.errors import DomainError
+    from hashinsight.events.models import OutboxEvent
+
+    alert_services.alerts_acknowledge(alert_ids=[alerts["a_own"].pk], actor=farm.users["owner"])
+    before = set(OutboxEvent.objects.values_list("pk", flat=True))
+    ids = [alerts["a_x"].pk, alerts["a_own"].pk]
+    changed = alert_services.alerts_acknowledge(alert_ids=ids, actor=farm.users["owner"], note="n")
+    assert [a.pk for a in changed] == [alerts["a_x"].pk]  # a_own was acknowledged already
+    new = OutboxEvent.objects.exclude(pk__in=before)
+    assert [(e.event_type, e.aggregate) for e in new] == [("alert.updated", f"alert:{alerts['a_x'].pk}")]
+    assert new.get().payload["status"] == "acknowledged"
+    resolved = alert_services.alerts_resolve(alert_ids=ids, actor=farm.users["owner"])
+    assert {a.pk for a in resolved} == set(ids)
+    assert OutboxEvent.objects.filter(event_type="alert.resolved").count() == 2
+    for bad in ("x" * 501, None, 5):
+        with pytest.raises(DomainError):
+            alert_services.alerts_resolve(alert_ids=[alerts["b_x"].pk], note=bad)
+    assert fresh(alerts["b_x"]).status == Alert.Status.OPEN

@@ -21,7 +21,7 @@ import time
 
 from _setup import ROOT, ensure_database, machine, percentile
 
-REDIS = "redis://127.0.0.1:6379/4"
+REDIS = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/4")
 
 
 def free_port() -> int:

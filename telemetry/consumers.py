@@ -1,25 +1,25 @@
 """``/ws/alerts/``: live alert events for the groups the user's grants allow, nothing else.
 
 ``?after=<event id>`` replays what a reconnecting client missed (``telemetry.replay``) before the
-live frames. Access is re-checked when ``access.changed`` arrives on the user's group
-(``hashinsight.core.realtime.notify_access_changed``) and every ``recheck_s`` seconds as a backstop
-for changes made outside the services: groups no longer allowed are left, frames outside the current
-scope are dropped, and a deactivated user or a revoked token or ended session closes with 4403."""
+live frames. Access is re-checked when ``access.changed`` arrives: sent to the user's group by the
+services (``hashinsight.core.realtime.notify_access_changed``), or to the socket by the process's
+watch every ``recheck_s`` seconds when it finds a change made outside them (``telemetry.access_watch``).
+Groups no longer allowed are left, frames outside the current scope are dropped, and a deactivated
+user or a revoked token or ended session closes with 4403."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from hashinsight.accounts.ws_auth import current_user
-from hashinsight.core.realtime import ACCESS_CHANGED
 from hashinsight.observability.metrics import WEBSOCKET_CONNECTIONS
 from sites.selectors import Scope, scope_of
+from telemetry.access_watch import Socket, watch_for
 from telemetry.groups import groups_for_scope
 from telemetry.replay import missed_alert_frames
 
@@ -54,14 +54,22 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         self._counted = True
         # Replayed before any live frame: live messages wait in the channel until connect returns.
         after = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("after", [None])[0]
-        frames, truncated = await database_sync_to_async(missed_alert_frames)(scope=self.access, after=after)
+        frames, truncated = [], False
+        if after:
+            frames, truncated = await database_sync_to_async(missed_alert_frames)(scope=self.access, after=after)
         await self.send_json({"type": "hello", "groups": len(self.groups_joined), "replayed": len(frames),
                               "truncated": truncated})  # fmt: skip
         # Ids replayed here may also arrive live (their handler was still running): send them once.
         self._replayed_ids = {frame["id"] for frame in frames}
         for frame in frames:
             await self.send_json(frame)
-        self._tasks = [asyncio.ensure_future(self._beat()), asyncio.ensure_future(self._recheck_every())]
+        self._tasks = [asyncio.ensure_future(self._beat())]
+        self._watch = watch_for(self.channel_layer, lambda: AlertConsumer.recheck_s)
+        session_key = None if "api_token_id" in self.scope else getattr(self.scope.get("session"), "session_key", None)
+        self._watch.add(
+            self.channel_name,
+            Socket(self.user_id, self.scope.get("api_token_id"), session_key, frozenset(self.groups_joined)),
+        )
 
     async def _join(self, groups) -> None:
         wanted = set(groups)
@@ -70,18 +78,14 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         for group in sorted(wanted - self.groups_joined):
             await self.channel_layer.group_add(group, self.channel_name)
         self.groups_joined = wanted
+        watched = getattr(self, "_watch", None) and self._watch.sockets.get(self.channel_name)
+        if watched:
+            watched.groups = frozenset(wanted)
 
     async def _beat(self):
         while True:
             await asyncio.sleep(self.heartbeat_s)
             await self.send_json({"type": "heartbeat"})
-
-    async def _recheck_every(self):
-        # Through the channel, not directly: the re-check then runs between frames, never beside one.
-        await asyncio.sleep(self.recheck_s * random.uniform(0.5, 1.0))  # spread a reconnect wave
-        while True:
-            await self.channel_layer.send(self.channel_name, {"type": ACCESS_CHANGED})
-            await asyncio.sleep(self.recheck_s)
 
     async def access_changed(self, message):
         if self.closing:
@@ -109,6 +113,8 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code):
         for task in getattr(self, "_tasks", []):
             task.cancel()
+        if getattr(self, "_watch", None):
+            self._watch.remove(self.channel_name)
         for group in getattr(self, "groups_joined", ()):
             await self.channel_layer.group_discard(group, self.channel_name)
         self.groups_joined = set()

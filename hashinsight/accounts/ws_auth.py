@@ -7,7 +7,8 @@
 - the portal's session cookie (Channels' AuthMiddlewareStack), only from an allowed Origin: a
   missing or foreign Origin is refused (403) before the session is even read.
 
-``current_user`` re-checks a connection later (revoked token, ended session, deactivated user)."""
+``current_user`` re-checks a connection later (revoked token, ended session, deactivated user);
+``live_users`` does the same for every open connection of a process at once."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ from channels.auth import AuthMiddlewareStack, get_user
 from channels.db import database_sync_to_async
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.models import AnonymousUser
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from hashinsight.accounts.authentication import authenticate_token
 from hashinsight.accounts.models import ApiToken
@@ -66,3 +70,43 @@ def _token_user(token_id: int | None):
         return None
     token = ApiToken.objects.active().select_related("user").filter(pk=token_id).first()
     return token.user if token is not None and token.user.is_active else None
+
+
+def live_users(*, token_ids, session_keys) -> tuple[dict, dict]:
+    """Bulk ``current_user``: the active user behind each still-valid token id and session key
+    (missing keys are revoked, expired or ended). A few queries whatever the number of sockets."""
+    tokens = {
+        token.pk: token.user
+        for token in ApiToken.objects.active().select_related("user").filter(pk__in=token_ids, user__is_active=True)
+    }
+    data = _session_data(set(session_keys))
+    claimed = {key: d.get(SESSION_KEY) for key, d in data.items()}
+    users = get_user_model().objects.filter(pk__in={pk for pk in claimed.values() if pk}, is_active=True).in_bulk()
+    sessions = {}
+    for key, d in data.items():
+        user = users.get(_as_pk(claimed[key]))
+        if user is None or d.get(BACKEND_SESSION_KEY) not in settings.AUTHENTICATION_BACKENDS:
+            continue
+        if constant_time_compare(d.get(HASH_SESSION_KEY) or "", user.get_session_auth_hash()):
+            sessions[key] = user
+    return tokens, sessions
+
+
+def _as_pk(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _session_data(keys: set[str]) -> dict[str, dict]:
+    if not keys:
+        return {}
+    if settings.SESSION_ENGINE == "django.contrib.sessions.backends.db":
+        from django.contrib.sessions.models import Session
+
+        rows = Session.objects.filter(session_key__in=keys, expire_date__gt=timezone.now())
+        return {row.session_key: row.get_decoded() for row in rows}
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    loaded = {key: store(session_key=key).load() for key in keys}
+    return {key: data for key, data in loaded.items() if data}

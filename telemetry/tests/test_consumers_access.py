@@ -368,3 +368,43 @@ async def test_live_copy_of_a_replayed_event_is_not_sent_twice(farm, layer):
     ]})  # fmt: skip
     assert await comm.receive_nothing(timeout=0.3)
     await comm.disconnect()
+
+
+async def test_the_watch_flags_only_sockets_whose_access_changed_in_constant_queries(farm):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from telemetry.access_watch import Socket, _stale
+    from telemetry.groups import groups_for
+
+    def socket_for(name, *, session=False):
+        user = farm.users[name]
+        if session:
+            client = Client()
+            client.force_login(user)
+            key, token_id = client.cookies["sessionid"].value, None
+        else:
+            key, token_id = None, api_token_create(user=user, name="watch")[0].pk
+        return Socket(user.pk, token_id, key, frozenset(groups_for(user)))
+
+    def check():
+        from sites.selectors import scope_of, scopes_of
+
+        everyone = list(farm.users.values())
+        assert scopes_of(everyone) == {user.pk: scope_of(user) for user in everyone}  # the bulk form agrees
+        sockets = {
+            f"{name}-{session}": socket_for(name, session=session)
+            for name in ("owner", "siteowner_a", "client_x", "client_y", "customer")
+            for session in (False, True)
+        }
+        with CaptureQueriesContext(connection) as unchanged:
+            assert _stale(sockets) == []
+        ApiToken.objects.filter(user=farm.users["client_y"]).update(revoked_at=timezone.now())
+        remove_perm(SITE_VIEW, farm.users["siteowner_a"], farm.site_a)
+        farm.users["owner"].set_password("changed-password-1")  # ends its sessions (hash differs)
+        farm.users["owner"].save()
+        assert sorted(_stale(sockets)) == ["client_y-False", "owner-True", "siteowner_a-False", "siteowner_a-True"]
+        return len(unchanged)
+
+    queries = await sync_to_async(check)()
+    assert queries <= 8  # tokens, sessions, users, and grants: not per socket

@@ -65,7 +65,8 @@ class TokenTable(ListPage):
         return {"sees_others": has_access(self.request.user, Module.USER, Access.FULL)}
 
     def context(self) -> dict:
-        created = self.request.session.pop(CREATED_KEY, None)
+        # Only a GET shows (and so consumes) the new secret: a HEAD, e.g. from a link checker, must not.
+        created = self.request.session.pop(CREATED_KEY, None) if self.request.method == "GET" else None
         token = None
         if created is not None:
             token = self.get_queryset().filter(pk=created["id"]).first()

@@ -5,6 +5,7 @@ from decimal import Decimal
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from hashinsight.portal.forms.calculator import DEFAULT_ELECTRICITY_USD_PER_KWH, default_model
 from miners.models import PortfolioEntry
 from miners.selectors import miner_model_list
 
@@ -19,6 +20,16 @@ class PortfolioEntryForm(forms.ModelForm):
     class Meta:
         model = PortfolioEntry
         fields = ["model", "quantity", "power_price_usd_per_kwh", "label"]
+
+    @classmethod
+    def initial_values(cls) -> dict:
+        """The calculator's common model and power price, so a new entry starts from sensible figures."""
+        model = default_model()
+        return {
+            "model": model.pk if model else None,
+            "quantity": 1,
+            "power_price_usd_per_kwh": DEFAULT_ELECTRICITY_USD_PER_KWH,
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -49,6 +49,15 @@ def test_customer_adds_an_entry_and_sees_its_money(farm, s19):
 
 
 @pytest.mark.django_db
+def test_the_add_form_starts_from_the_calculators_common_model_and_price(farm):
+    html = login(farm.users["customer"]).get("/portfolio/add/").content.decode()
+    common = farm.portfolio["customer"].model  # the factory's Antminer S21 200T, the calculator's default
+    assert re.search(rf'<option value="{common.pk}" selected>', html)
+    assert 'name="power_price_usd_per_kwh" value="0.05"' in html
+    assert 'name="quantity" value="1"' in html
+
+
+@pytest.mark.django_db
 def test_customer_edits_its_entry(farm, s19):
     entry = farm.portfolio["customer"]
     response = login(farm.users["customer"]).post(

@@ -40,7 +40,7 @@ def _save(request, form, write) -> bool:
 
 @portfolio_required
 def portfolio_add(request):
-    form = PortfolioEntryForm(request.POST or None)
+    form = PortfolioEntryForm(request.POST or None, initial=PortfolioEntryForm.initial_values())
     if request.method == "POST" and _save(
         request, form, lambda data: services.portfolio_entry_create(user=request.user, **data)
     ):

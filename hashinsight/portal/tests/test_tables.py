@@ -252,3 +252,44 @@ def test_jobs_page_needs_system_access_and_is_linked_for_those_who_have_it(clien
     assert client.get("/jobs/").status_code == 403
     assert client.get("/jobs/?format=csv").status_code == 403
     assert 'href="/jobs/"' not in client.get("/miners/").content.decode()
+
+
+# Who reaches the list pages and their exports, written out by hand (anonymous visitors go to login).
+PAGE_STATUS = {
+    #                 sites miners alerts jobs
+    "owner":          (200, 200, 200, 200),
+    "admin":          (200, 200, 200, 200),
+    "siteowner_a":    (200, 200, 200, 200),
+    "siteowner_b_ro": (200, 200, 200, 200),
+    "client_x":       (200, 200, 200, 403),
+    "customer":       (403, 403, 403, 403),
+    "guest":          (403, 403, 403, 403),
+}  # fmt: skip
+# An alert on site A, on client X's miner: its row fragment, and acknowledging it.
+ROW_STATUS = {"owner": 200, "admin": 200, "siteowner_a": 200, "siteowner_b_ro": 404, "client_x": 200,
+              "client_y": 404, "customer": 403, "guest": 403}  # fmt: skip
+ACK_STATUS = {"owner": 302, "admin": 302, "siteowner_a": 302, "siteowner_b_ro": 404, "client_x": 403,
+              "client_y": 403, "customer": 403, "guest": 403}  # fmt: skip
+
+
+@pytest.mark.parametrize("user", [*PAGE_STATUS, None])
+def test_list_pages_and_exports_by_role(client, farm, user):
+    if user:
+        client.force_login(farm.users[user])
+    paths = ["/sites/", "/miners/", "/alerts/", "/jobs/"]
+    for path, expected in zip(paths, PAGE_STATUS.get(user, (302,) * 4), strict=True):
+        assert client.get(path).status_code == expected, (user, path)
+        assert client.get(f"{path}?format=csv").status_code == expected, (user, path, "csv")
+
+
+@pytest.mark.parametrize("user", ROW_STATUS)
+def test_alert_row_and_actions_by_role(client, farm, user):
+    from telemetry.models import Alert
+
+    miner = farm.miners[("site-a", "client-x")]
+    alert = alert_services.alert_raise(site=miner.site, miner=miner, alert_type="fan", severity="critical", message="m")
+    client.force_login(farm.users[user])
+    assert client.get(f"/alerts/{alert.pk}/row").status_code == ROW_STATUS[user]
+    assert client.post("/alerts/acknowledge/", {"only": alert.pk}).status_code == ACK_STATUS[user]
+    expected = "acknowledged" if ACK_STATUS[user] == 302 else "open"
+    assert Alert.objects.get(pk=alert.pk).status == expected

@@ -22,7 +22,6 @@ from decimal import Decimal
 
 from django.db.models import Count
 
-from hashinsight.accounts.roles import Role, role_of
 from hashinsight.core import cache as cache_helper
 from hashinsight.core.cache import register_builder
 from intelligence.market import MarketSnapshot, latest_snapshot
@@ -224,11 +223,13 @@ _STATE_RANK = {"hit": 0, "bypass": 1, "stale": 2, "miss": 3}
 def fleet_money(*, user, site: Site | None = None) -> FleetMoney | None:
     """The user's fleet (or one ``site`` of it) from cached parts; None for roles without a fleet.
 
-    Operators (OWNER, ADMIN, MINING_SITE_OWNER) read whole-site parts for the sites they see; a
-    CLIENT reads its own customers' parts, so it never sees figures of miners it does not own.
-    This mirrors ``sites.selectors.miner_scope_q``'s branches: site grants vs customer grants.
-    Queries: the site list (one) and, for a client, its grant ids; the rest comes from the cache."""
-    role = role_of(user)
+    The user's scope (``sites.selectors.scope_of``) decides the parts: a scope of every site or of
+    some sites reads whole-site parts for the sites it sees; a scope of hosting clients reads those
+    clients' own parts, so a client never sees figures of miners it does not own.
+    Queries: the grant ids and the site list; the rest comes from the cache."""
+    scope = site_selectors.scope_of(user)
+    if scope.kind == "none":
+        return None
     sites_qs = site_selectors.site_list(user=user)
     if site is not None:
         sites_qs = sites_qs.filter(pk=site.pk)
@@ -252,23 +253,21 @@ def fleet_money(*, user, site: Site | None = None) -> FleetMoney | None:
         row.nominal = combine([row.nominal, unpack(part["nominal"])])
         row.power_prices.add(Decimal(price))
 
-    if role in (Role.OWNER, Role.ADMIN, Role.MINING_SITE_OWNER):
+    if scope.kind in ("all", "sites"):
         priced_at = "site"
         for site_id in sites:
             cached = cache_helper.get("site_summary", id=site_id)
             states.append(cached.state)
             dates.add(cached.value["market_date"])
             add(site_id, cached.value, cached.value["power_price_usd_per_kwh"])
-    elif role == Role.CLIENT:
+    else:  # a hosting client's scope
         priced_at = "hosting"
-        for customer_id in site_selectors.granted_customer_ids(user):
+        for customer_id in scope.ids:
             cached = cache_helper.get("customer_summary", id=customer_id)
             states.append(cached.state)
             dates.add(cached.value["market_date"])
             for part in cached.value["sites"]:
                 add(part["site_id"], part, cached.value["power_price_usd_per_kwh"])
-    else:
-        return None
     ordered = [rows[pk] for pk in sites if pk in rows]
     return FleetMoney(
         sites=ordered,

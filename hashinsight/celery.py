@@ -51,3 +51,16 @@ def _stop_heartbeat(**kwargs):
     from hashinsight.observability import heartbeat
 
     heartbeat.stop_beating()
+
+
+@signals.worker_process_init.connect
+def _forget_inherited_connection_pool(**kwargs):
+    """A prefork child must not use the connection pool its parent made (the heartbeat thread runs
+    in the parent): its idle connections are the parent's sockets. Forget it without closing it,
+    which would end the parent's connections too; the child builds its own on first use."""
+    from django.db import connections
+
+    for conn in connections.all():
+        pools = getattr(type(conn), "_connection_pools", None)  # Django's per-process pool registry
+        if pools:
+            pools.clear()

@@ -16,7 +16,10 @@ from hashinsight.observability.unavailable import RETRY_AFTER_S
 def health(request):
     """Operational figures (no customer data): open to load balancers and monitors."""
     body = health_checks.health()
-    return JsonResponse(body, status=503 if body["status"] == "down" else 200)
+    response = JsonResponse(body, status=503 if body["status"] == "down" else 200)
+    if body["status"] == "down":
+        response["Retry-After"] = str(RETRY_AFTER_S)
+    return response
 
 
 @never_cache

@@ -84,3 +84,12 @@ def test_ready_says_when_to_retry(client, monkeypatch):
 
     monkeypatch.setattr(health, "check_database", lambda: {"ok": False, "error": "OperationalError"})
     _is_503(client.get("/ready"))
+
+
+def test_health_says_down_and_when_to_retry(client, monkeypatch):
+    from hashinsight.observability import health
+
+    monkeypatch.setattr(health, "check_database", lambda: {"ok": False, "error": "OperationalError"})
+    response = client.get("/api/health")
+    _is_503(response)
+    assert response.json()["status"] == "down"

@@ -15,7 +15,6 @@
   const labels = JSON.parse(indicator.dataset.labels);
   const LAST_EVENT_KEY = "hashinsight.alerts.lastEventId";
   const seen = new Set();
-  const rowUpdates = new Map(); // alert id -> promise chain, so updates of one row apply in order
   let attempt = 0;
   let socket = null;
   let lastMessage = 0;
@@ -54,6 +53,20 @@
     box.addEventListener("hidden.bs.toast", () => box.remove());
   }
 
+  // Updates are gathered for a moment: repeats of one alert cost one fetch, and a burst (more than
+  // BURST alerts at once) re-reads the table body of this very page in one request instead of one
+  // request per alert, so a storm of alerts cannot turn every open page into a request storm.
+  const BURST = 10;
+  const GATHER_MS = 250;
+  const pending = new Set();
+  let gatherTimer = null;
+  let running = Promise.resolve();
+
+  function keepSelection(from, to) {
+    const ticked = new Set([...from.querySelectorAll("input[name=ids]:checked")].map((box) => box.value));
+    to.querySelectorAll("input[name=ids]").forEach((box) => { box.checked = ticked.has(box.value); });
+  }
+
   async function refreshRow(alertId) {
     const tbody = table.tBodies[0];
     const current = tbody.querySelector(`tr[data-alert-id="${alertId}"]`);
@@ -75,9 +88,7 @@
     const row = template.content.querySelector("tr");
     if (!row) return;
     if (current) {
-      const box = current.querySelector("input[name=ids]");
-      const newBox = row.querySelector("input[name=ids]");
-      if (box && newBox) newBox.checked = box.checked; // keep the user's selection
+      keepSelection(current, row);
       current.replaceWith(row);
     } else if (table.dataset.firstPage) {
       // New alerts belong at the top of the first page; other pages show them when visited.
@@ -87,11 +98,37 @@
     }
   }
 
+  async function refreshBody() {
+    let response;
+    try {
+      response = await fetch(location.href, {credentials: "same-origin", headers: {"X-Requested-With": "fetch"}});
+    } catch (e) {
+      return;
+    }
+    if (!response.ok) return;
+    const doc = new DOMParser().parseFromString(await response.text(), "text/html");
+    const fresh = doc.querySelector("[data-live-alerts] tbody");
+    if (!fresh) return;
+    const body = document.importNode(fresh, true);
+    keepSelection(table.tBodies[0], body);
+    table.tBodies[0].replaceWith(body);
+  }
+
+  async function flush() {
+    const ids = [...pending];
+    pending.clear();
+    if (ids.length > BURST) await refreshBody();
+    else await Promise.all(ids.map(refreshRow));
+  }
+
   function updateRow(alertId) {
     if (!table || !table.dataset.rowUrl) return;
-    const chain = (rowUpdates.get(alertId) || Promise.resolve()).then(() => refreshRow(alertId));
-    rowUpdates.set(alertId, chain);
-    chain.finally(() => { if (rowUpdates.get(alertId) === chain) rowUpdates.delete(alertId); });
+    pending.add(String(alertId));
+    if (gatherTimer) return;
+    gatherTimer = setTimeout(() => {
+      gatherTimer = null;
+      running = running.then(flush, flush); // one flush at a time, so updates apply in order
+    }, GATHER_MS);
   }
 
   function socketUrl() {

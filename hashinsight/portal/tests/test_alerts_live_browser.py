@@ -70,3 +70,34 @@ def test_live_rows_match_server_rendered_rows_and_follow_the_filters(page, asgi_
     # Resolved: it no longer matches the default filter (unresolved) and leaves the table.
     in_thread(alert_services.alert_resolve, alert=alert)
     page.locator(f"tr[data-alert-id='{alert.pk}']").wait_for(state="detached")
+
+
+def raise_many(site, n):
+    from django.db import transaction
+
+    with transaction.atomic():  # one commit: the events reach the browser together, as in a storm
+        return [
+            alert_services.alert_raise(site=site, alert_type=f"burst_{i}", severity="warning", message=f"Burst {i}")
+            for i in range(n)
+        ]
+
+
+def test_a_burst_of_alerts_rereads_the_table_once_instead_of_row_by_row(page, asgi_server, farm):  # noqa: F811
+    requests = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(f"{asgi_server}/accounts/login/?next=/alerts/")
+    page.fill("#id_username", "siteowner_a")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{asgi_server}/alerts/")
+    page.locator("[data-testid=live-status][data-state=live]").wait_for()
+    requests.clear()
+
+    alerts = in_thread(raise_many, site=farm.site_a, n=15)
+    for alert in alerts:
+        page.locator(f"tr[data-alert-id='{alert.pk}']").wait_for()
+    assert not [url for url in requests if "/row" in url]
+    assert 1 <= requests.count(f"{asgi_server}/alerts/") <= 2
+    html = page.locator("[data-live-alerts] tbody").evaluate("el => el.outerHTML")
+    page.reload()
+    assert normalise(page.locator("[data-live-alerts] tbody").evaluate("el => el.outerHTML")) == normalise(html)

@@ -92,9 +92,10 @@ def sign_in(tab, live_server, username: str) -> None:
 def test_no_page_violates_the_policy(page, live_server, farm):  # noqa: F811 - the fixture above
     page.context.add_init_script(RECORD_VIOLATIONS)
     found = {}
-    login = _violations(page, f"{live_server.url}/accounts/login/")
-    if login:
-        found["/accounts/login/"] = login
+    for url in ("/accounts/login/", "/admin/login/", "/calculator/", "/accounts/password/reset/"):
+        violations = _violations(page, f"{live_server.url}{url}")
+        if violations:
+            found[f"signed out {url}"] = violations
     for username, pages in (("owner", owner_pages(farm)), ("customer", customer_pages(farm))):
         page.context.clear_cookies()
         sign_in(page, live_server, username)

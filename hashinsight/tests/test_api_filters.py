@@ -24,6 +24,10 @@ def world(farm):
     return farm
 
 
+def miner(site, owner):
+    return lambda f: f.miners[(site, owner)]
+
+
 # (user, path, filter, the hidden object, a visible object)
 CASES = [
     ("siteowner_a", "/api/v1/miners", "site", lambda f: f.site_b, lambda f: f.site_a),
@@ -33,8 +37,8 @@ CASES = [
     ("client_x", "/api/v1/miners", "zone", lambda f: f.zone_b2, lambda f: f.zone_a),
     ("siteowner_a", "/api/v1/zones", "site", lambda f: f.site_b, lambda f: f.site_a),
     ("siteowner_a", "/api/v1/alerts", "site", lambda f: f.site_b, lambda f: f.site_a),
-    ("siteowner_a", "/api/v1/alerts", "miner", lambda f: f.miners[("site-b", "own")], lambda f: f.miners[("site-a", "own")]),
-    ("client_x", "/api/v1/alerts", "miner", lambda f: f.miners[("site-b", "own")], lambda f: f.miners[("site-a", "client-x")]),
+    ("siteowner_a", "/api/v1/alerts", "miner", miner("site-b", "own"), miner("site-a", "own")),
+    ("client_x", "/api/v1/alerts", "miner", miner("site-b", "own"), miner("site-a", "client-x")),
 ]  # fmt: skip
 
 
@@ -66,3 +70,23 @@ def test_owner_may_filter_by_any_existing_object(api, world):
     body = api.get("/api/v1/miners", {"customer": world.client_z.pk}).json()
     assert body["count"] == 1
     assert api.get("/api/v1/miners", {"customer": MISSING_ID}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("path", "name", "body"),
+    [
+        ("/api/v1/zones", "site", {"name": "Z9"}),
+        ("/api/v1/miners", "zone", {"serial": "W-1"}),
+        ("/api/v1/miners", "customer", {"serial": "W-2"}),
+    ],
+)
+def test_writes_refer_to_hidden_and_missing_objects_alike(api, world, path, name, body):
+    api.force_authenticate(world.users["siteowner_a"])
+    hidden = {"site": world.site_b, "zone": world.zone_b, "customer": world.client_z}[name]
+    base = {"site": world.site_a.pk, "zone": world.zone_a.pk, "model": world.miners[("site-a", "own")].model_id}
+    as_hidden = api.post(path, {**base, **body, name: hidden.pk}, format="json")
+    as_missing = api.post(path, {**base, **body, name: MISSING_ID}, format="json")
+    assert as_hidden.status_code == as_missing.status_code == 400
+    assert as_hidden.json()["details"][name] == [
+        m.replace(str(MISSING_ID), str(hidden.pk)) for m in as_missing.json()["details"][name]
+    ]

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from hashinsight.core.api.fields import ScopedPrimaryKeyRelatedField
 from miners.models import Miner, MinerModel, PortfolioEntry, check_efficiency
 from miners.selectors import miner_model_list
 from sites.models import Zone
@@ -33,25 +34,6 @@ class MinerModelSerializer(serializers.ModelSerializer):
             power_w=attrs.get("power_w", getattr(self.instance, "power_w", None)),
         )
         return attrs
-
-
-class _Scoped(serializers.PrimaryKeyRelatedField):
-    selector = None
-
-    def get_queryset(self):
-        return type(self).selector(user=self.context["request"].user)
-
-
-class _ScopedSite(_Scoped):
-    selector = staticmethod(site_list)
-
-
-class _ScopedZone(_Scoped):
-    selector = staticmethod(zone_list)
-
-
-class _ScopedCustomer(_Scoped):
-    selector = staticmethod(customer_list)
 
 
 class _Ref(serializers.Serializer):
@@ -97,9 +79,9 @@ class MinerDetailSerializer(MinerListSerializer):
 
 
 class MinerWriteSerializer(serializers.ModelSerializer):
-    site = _ScopedSite()
-    zone = _ScopedZone()
-    customer = _ScopedCustomer(required=False, allow_null=True)
+    site = ScopedPrimaryKeyRelatedField(site_list)
+    zone = ScopedPrimaryKeyRelatedField(zone_list)
+    customer = ScopedPrimaryKeyRelatedField(customer_list, required=False, allow_null=True)
     model = serializers.PrimaryKeyRelatedField(queryset=miner_model_list())
     ip = serializers.IPAddressField(required=False, allow_blank=True, write_only=True)
     mac = serializers.RegexField(

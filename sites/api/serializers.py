@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from hashinsight.core.api.fields import ScopedPrimaryKeyRelatedField
 from sites.models import Customer, Site, Zone
 from sites.selectors import site_list
 
@@ -23,15 +24,8 @@ class SiteSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at", "updated_at", "miner_count"]
 
 
-class ScopedSitePrimaryKey(serializers.PrimaryKeyRelatedField):
-    """Accepts only sites the requesting user can see; others read as 'does not exist'."""
-
-    def get_queryset(self):
-        return site_list(user=self.context["request"].user)
-
-
 class ZoneSerializer(serializers.ModelSerializer):
-    site = ScopedSitePrimaryKey()
+    site = ScopedPrimaryKeyRelatedField(site_list)
 
     class Meta:
         model = Zone

@@ -64,3 +64,13 @@ def test_prune_closes_runs_their_worker_abandoned_and_leaves_live_ones(settings)
     assert (dead.status, dead.error) == ("failed", ABANDONED)
     assert dead.finished_at is not None
     assert live.status == "running"
+
+
+def test_the_embedded_broker_url_names_a_host_so_kombu_does_not_warn_at_every_start(caplog):
+    from kombu import Connection
+
+    if settings.REDIS_URL:
+        pytest.skip("embedded mode's in-memory broker is only used without REDIS_URL")
+    with caplog.at_level("WARNING", logger="kombu.connection"):
+        Connection(settings.CELERY_BROKER_URL).info()
+    assert "No hostname" not in caplog.text

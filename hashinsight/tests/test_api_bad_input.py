@@ -138,9 +138,7 @@ def test_miner_model_update_out_of_bounds_is_a_400_and_changes_nothing(owner_api
 
 
 def test_miner_model_at_the_bounds_is_accepted_and_readable(owner_api):
-    response = owner_api.post(
-        "/api/v1/miner-models", model_body(hashrate_ths="2000", power_w="20000"), format="json"
-    )
+    response = owner_api.post("/api/v1/miner-models", model_body(hashrate_ths="2000", power_w="20000"), format="json")
     assert response.status_code == 201, response.content
     saved = MinerModel.objects.get(code="acme-x1")
     assert (saved.hashrate_ths, saved.power_w) == (Decimal("2000"), Decimal("20000"))
@@ -212,3 +210,9 @@ def test_a_body_too_big_for_django_itself_is_a_413_in_the_error_shape(rf):
     assert response.status_code == 413
     assert set(json.loads(response.content)) == ERROR_KEYS
     assert handler400(rf.post("/api/v1/sites"), None).status_code == 400
+
+
+def test_too_many_form_fields_is_a_400_not_a_500(owner_api):
+    body = "&".join(f"f{i}=x" for i in range(1500))
+    response = owner_api.generic("POST", "/api/v1/sites", body, content_type="application/x-www-form-urlencoded")
+    assert error(response, 400)["error_code"] == "malformed_request"

@@ -17,6 +17,8 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def parse_token(raw: str) -> tuple[str, str] | None:
+    if "\x00" in raw:  # never a token of ours, and PostgreSQL would refuse it in the lookup (a 500)
+        return None
     parts = raw.split("_", 2)
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX or not parts[1] or not parts[2]:
         return None

@@ -216,3 +216,8 @@ def test_too_many_form_fields_is_a_400_not_a_500(owner_api):
     body = "&".join(f"f{i}=x" for i in range(1500))
     response = owner_api.generic("POST", "/api/v1/sites", body, content_type="application/x-www-form-urlencoded")
     assert error(response, 400)["error_code"] == "malformed_request"
+
+
+def test_a_token_with_a_nul_byte_is_refused_like_any_unknown_token(api, farm):
+    response = api.get("/api/v1/sites", HTTP_AUTHORIZATION="Bearer hi_ab\x00cd_secret")
+    assert error(response, 401)["error_code"] == "authentication_failed"

@@ -59,8 +59,8 @@ fmt: setup
 	$(VENV)/bin/ruff check --fix .
 
 messages: setup
-	$(PY) manage.py makemessages -l zh_Hans --ignore=.venv --ignore=node_modules
-	$(PY) manage.py compilemessages --ignore=.venv
+	$(PY) manage.py makemessages -l zh_Hans --ignore=.venv --ignore=node_modules --ignore=mutants
+	$(PY) manage.py compilemessages --ignore=.venv --ignore=mutants
 
 bench: setup
 	$(PY) bench/run_all.py

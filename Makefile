@@ -65,11 +65,12 @@ messages: setup
 bench: setup
 	$(PY) bench/run_all.py
 
-# Mutation testing of the services, selectors and outbox (mutmut; configured in pyproject.toml). Runs
-# resume where they stopped; `rm -rf mutants` starts afresh. Two children by default: the box is shared.
+# Mutation testing of the services, selectors and outbox (mutmut, through scripts/mutation_run.py so the
+# @transaction.atomic services are mutated too; configured in pyproject.toml). Runs resume where they
+# stopped; `rm -rf mutants` starts afresh. Two children by default: the box is shared.
 MUTATION_JOBS ?= 2
 mutation: setup
-	$(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS)
+	$(PY) scripts/mutation_run.py run --max-children $(MUTATION_JOBS)
 	$(PY) scripts/mutation_report.py
 
 # Production (docker compose; see README).

@@ -295,3 +295,253 @@ def test_read_only_grant_sees_but_cannot_change_in_admin(client, farm):
     assert response.status_code == 403
     miner.refresh_from_db()
     assert miner.serial != "HACKED"
+
+
+# Portal pages -----------------------------------------------------------------------------------
+# Per page and user: 200, 403 (the role may not use the page), 404 (the object is hidden: the same
+# as missing) or LOGIN (anonymous visitors are sent to the login page). Written out by hand from the
+# role rules in DESIGN.md and the grants of ``build_farm``; ``{alert_a}`` (client X's miner at site A),
+# ``{alert_b}`` (the operator's own miner at site B) and ``{entry}`` (the customer's portfolio entry)
+# are filled in per test.
+LOGIN = "login"
+PAGE_USERS = ["owner", "admin", "siteowner_a", "siteowner_b_ro", "client_x", "customer", "guest", "anonymous"]
+PAGES = {
+    #                                      owner admin  so_a  so_b_ro client_x customer guest anonymous
+    "/":                                   (200,  200,  200,  200,   200,     200,     200,  LOGIN),
+    "/calculator/":                        (200,  200,  200,  200,   200,     200,     200,  200),
+    "/sites/":                             (200,  200,  200,  200,   200,     403,     403,  LOGIN),
+    "/sites/?format=csv":                  (200,  200,  200,  200,   200,     403,     403,  LOGIN),
+    "/sites/site-a/":                      (200,  200,  200,  404,   200,     403,     403,  LOGIN),
+    "/sites/site-b/":                      (200,  200,  404,  200,   200,     403,     403,  LOGIN),
+    "/sites/no-such-site/":                (404,  404,  404,  404,   404,     403,     403,  LOGIN),
+    "/miners/":                            (200,  200,  200,  200,   200,     403,     403,  LOGIN),
+    "/miners/?format=csv":                 (200,  200,  200,  200,   200,     403,     403,  LOGIN),
+    "/alerts/":                            (200,  200,  200,  200,   200,     403,     403,  LOGIN),
+    "/alerts/?format=csv":                 (200,  200,  200,  200,   200,     403,     403,  LOGIN),
+    "/alerts/{alert_a}/row":               (200,  200,  200,  404,   200,     403,     403,  LOGIN),
+    "/alerts/{alert_b}/row":               (200,  200,  404,  200,   404,     403,     403,  LOGIN),
+    "/jobs/":                              (200,  200,  200,  200,   403,     403,     403,  LOGIN),
+    "/jobs/?format=csv":                   (200,  200,  200,  200,   403,     403,     403,  LOGIN),
+    "/tokens/":                            (200,  200,  200,  200,   200,     200,     200,  LOGIN),
+    "/tokens/?format=csv":                 (200,  200,  200,  200,   200,     200,     200,  LOGIN),
+    "/portfolio/add/":                     (200,  200,  200,  200,   200,     200,     403,  LOGIN),
+    "/portfolio/{entry}/edit/":            (404,  404,  404,  404,   404,     200,     403,  LOGIN),
+    "/portfolio/{entry}/delete/":          (404,  404,  404,  404,   404,     200,     403,  LOGIN),
+    "/admin/sites/site/{site_a}/permissions/":     (200, 200, 403, 404, LOGIN, LOGIN, LOGIN, LOGIN),
+    "/admin/sites/customer/{client_x}/permissions/": (200, 200, 403, 403, LOGIN, LOGIN, LOGIN, LOGIN),
+}  # fmt: skip
+
+
+@pytest.fixture
+def portal_farm(farm):
+    from telemetry.services import alert_raise
+
+    farm.alert_a = alert_raise(
+        site=farm.site_a, miner=farm.miners[("site-a", "client-x")], alert_type="fan", severity="warning",
+        message="alert A",
+    )  # fmt: skip
+    farm.alert_b = alert_raise(
+        site=farm.site_b, miner=farm.miners[("site-b", "own")], alert_type="temp", severity="critical",
+        message="alert B",
+    )  # fmt: skip
+    return farm
+
+
+def page_url(template, farm):
+    return template.format(
+        alert_a=farm.alert_a.pk, alert_b=farm.alert_b.pk, entry=farm.portfolio["customer"].pk,
+        site_a=farm.site_a.pk, client_x=farm.client_x.pk,
+    )  # fmt: skip
+
+
+def sign_in(client, farm, username):
+    if username != "anonymous":
+        client.force_login(farm.users[username])
+
+
+def assert_outcome(response, expected, what):
+    if expected == LOGIN:
+        assert response.status_code == 302, what
+        assert "/login/" in response["Location"], what
+    else:
+        assert response.status_code == expected, what
+
+
+@pytest.mark.parametrize("username", PAGE_USERS)
+def test_every_portal_page_answers_each_role_as_written(client, portal_farm, username):
+    sign_in(client, portal_farm, username)
+    column = PAGE_USERS.index(username)
+    for template, outcomes in PAGES.items():
+        url = page_url(template, portal_farm)
+        assert_outcome(client.get(url), outcomes[column], (url, username))
+
+
+def csv_column(response, index):
+    import csv
+    import io
+
+    body = b"".join(response.streaming_content).decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(body)))
+    return {row[index] for row in rows[1:]}
+
+
+# What each export holds, per user: the same scope as the page (a CSV is not a way around it).
+CSV_MINERS = {
+    "owner": {("site-a", "client-x"), ("site-a", "client-y"), ("site-a", "own"),
+              ("site-b", "client-x"), ("site-b", "client-y"), ("site-b", "own")},
+    "siteowner_a": {("site-a", "client-x"), ("site-a", "client-y"), ("site-a", "own")},
+    "siteowner_b_ro": {("site-b", "client-x"), ("site-b", "client-y"), ("site-b", "own")},
+    "client_x": {("site-a", "client-x"), ("site-b", "client-x")},
+}  # fmt: skip
+CSV_ALERTS = {
+    "owner": {"alert A", "alert B"},
+    "siteowner_a": {"alert A"},
+    "siteowner_b_ro": {"alert B"},
+    "client_x": {"alert A"},
+}
+
+
+@pytest.mark.parametrize("username", list(CSV_MINERS))
+def test_csv_exports_hold_exactly_the_visible_rows(client, portal_farm, username):
+    client.force_login(portal_farm.users[username])
+    miners = client.get("/miners/", {"format": "csv"})
+    assert miners["Content-Type"].startswith("text/csv")
+    serials = {portal_farm.miners[k].serial for k in CSV_MINERS[username]}
+    assert csv_column(miners, 0) == serials
+    alerts = client.get("/alerts/", {"format": "csv"})
+    assert csv_column(alerts, 8) == CSV_ALERTS[username]  # the message column
+
+
+# Acknowledging an alert in the page, per user, for alert A (site A) and alert B (site B): DONE (the
+# status changes), 403 (seen but read-only, or a role that never acts), 404 (hidden) or LOGIN.
+DONE = "done"
+ALERT_ACTIONS = {
+    "owner": (DONE, DONE),
+    "admin": (DONE, DONE),
+    "siteowner_a": (DONE, 404),
+    "siteowner_b_ro": (404, 403),
+    "client_x": (403, 403),
+    "customer": (403, 403),
+    "guest": (403, 403),
+    "anonymous": (LOGIN, LOGIN),
+}
+
+
+@pytest.mark.parametrize("username", PAGE_USERS)
+@pytest.mark.parametrize(("action", "status"), [("acknowledge", "acknowledged"), ("resolve", "resolved")])
+def test_alert_actions_in_the_page(client, portal_farm, username, action, status):
+    from telemetry.models import Alert
+
+    sign_in(client, portal_farm, username)
+    for alert, expected in zip((portal_farm.alert_a, portal_farm.alert_b), ALERT_ACTIONS[username], strict=True):
+        response = client.post(f"/alerts/{action}/", {"ids": [alert.pk], "note": "checked"})
+        stored = Alert.objects.get(pk=alert.pk)
+        if expected == DONE:
+            assert response.status_code == 302 and response["Location"].startswith("/alerts/"), alert.message
+            assert stored.status == status, alert.message
+        else:
+            assert_outcome(response, expected, alert.message)
+            assert stored.status == "open", alert.message
+
+
+# Revoking a token in the page, per user, for tokens of client X, of the admin and of the owner.
+TOKEN_REVOKE = {
+    "owner": (DONE, DONE, DONE),
+    "admin": (DONE, DONE, 404),  # an admin manages clients' tokens and its own, not an owner's
+    "siteowner_a": (404, 404, 404),
+    "client_x": (DONE, 404, 404),  # its own only
+    "customer": (404, 404, 404),
+    "guest": (404, 404, 404),
+    "anonymous": (LOGIN, LOGIN, LOGIN),
+}
+
+
+@pytest.mark.parametrize("username", list(TOKEN_REVOKE))
+def test_token_revoke_in_the_page(client, farm, username):
+    from hashinsight.accounts.models import ApiToken
+    from hashinsight.accounts.services import api_token_create
+
+    tokens = [api_token_create(user=farm.users[u], name=f"{u}-token")[0] for u in ("client_x", "admin", "owner")]
+    sign_in(client, farm, username)
+    for token, expected in zip(tokens, TOKEN_REVOKE[username], strict=True):
+        response = client.post(f"/tokens/{token.pk}/revoke/")
+        revoked = ApiToken.objects.get(pk=token.pk).revoked_at is not None
+        if expected == DONE:
+            assert response.status_code == 302 and response["Location"].startswith("/tokens/"), token.name
+            assert revoked, token.name
+        else:
+            assert_outcome(response, expected, token.name)
+            assert not revoked, token.name
+
+
+@pytest.mark.parametrize("username", PAGE_USERS)
+def test_token_create_in_the_page_makes_a_token_of_ones_own(client, farm, username):
+    from hashinsight.accounts.models import ApiToken
+
+    sign_in(client, farm, username)
+    before = ApiToken.objects.count()
+    response = client.post("/tokens/", {"name": "ci", "scope": "read", "expiry": "30"})
+    if username == "anonymous":
+        assert_outcome(response, LOGIN, username)
+        assert ApiToken.objects.count() == before
+        return
+    assert response.status_code == 302
+    created = ApiToken.objects.get(name="ci")
+    assert (created.user_id, created.scope) == (farm.users[username].pk, "read")
+
+
+# Editing and removing the customer's portfolio entry in the page: only the customer may.
+PORTFOLIO_WRITES = {
+    "owner": 404, "admin": 404, "siteowner_a": 404, "client_x": 404, "customer": DONE, "customer2": 404,
+    "guest": 403, "anonymous": LOGIN,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("username", list(PORTFOLIO_WRITES))
+def test_portfolio_writes_in_the_page(client, farm, username):
+    from miners.models import PortfolioEntry
+
+    entry = farm.portfolio["customer"]
+    expected = PORTFOLIO_WRITES[username]
+    sign_in(client, farm, username)
+    edit = client.post(
+        f"/portfolio/{entry.pk}/edit/",
+        {"model": entry.model_id, "quantity": 77, "power_price_usd_per_kwh": "0.05", "label": "edited"},
+    )
+    stored = PortfolioEntry.objects.get(pk=entry.pk)
+    if expected == DONE:
+        assert edit.status_code == 302
+        assert (stored.quantity, stored.label) == (77, "edited")
+    else:
+        assert_outcome(edit, expected, username)
+        assert stored.quantity == entry.quantity
+    delete = client.post(f"/portfolio/{entry.pk}/delete/")
+    gone = not PortfolioEntry.objects.filter(pk=entry.pk).exists()
+    if expected == DONE:
+        assert delete.status_code == 302 and gone
+    else:
+        assert_outcome(delete, expected, username)
+        assert not gone
+
+
+# Granting view on site A to a fresh site owner through the admin's access page.
+ACCESS_GRANT = {"owner": DONE, "admin": DONE, "siteowner_a": 403, "siteowner_b_ro": 404, "client_x": LOGIN}
+
+
+@pytest.mark.parametrize("username", list(ACCESS_GRANT))
+def test_access_page_grants_only_for_user_managers(client, farm, username):
+    from hashinsight.tests.factories import UserFactory
+    from sites.selectors import granted_site_ids
+
+    grantee = UserFactory(role=Role.MINING_SITE_OWNER)
+    sign_in(client, farm, username)
+    response = client.post(
+        f"/admin/sites/site/{farm.site_a.pk}/permissions/", {"add_user": grantee.pk, "add_perm": ["view_site"]}
+    )
+    fresh = type(grantee).objects.get(pk=grantee.pk)
+    if ACCESS_GRANT[username] == DONE:
+        assert response.status_code == 302
+        assert granted_site_ids(fresh) == [farm.site_a.pk]
+    else:
+        assert_outcome(response, ACCESS_GRANT[username], username)
+        assert granted_site_ids(fresh) == []

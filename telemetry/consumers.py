@@ -4,8 +4,12 @@
 live frames. Access is re-checked when ``access.changed`` arrives: sent to the user's group by the
 services (``hashinsight.core.realtime.notify_access_changed``), or to the socket by the process's
 watch every ``recheck_s`` seconds when it finds a change made outside them (``telemetry.access_watch``).
-Groups no longer allowed are left, frames outside the current scope are dropped, and a deactivated
-user or a revoked token or ended session closes with 4403."""
+Groups no longer allowed are left (the client gets ``{"type": "access", "groups": n}``), frames
+outside the current scope are dropped, and a deactivated user or a revoked token or ended session
+closes with 4403.
+
+Frames: ``hello`` (``groups``, ``replayed``, ``truncated``), then one ``alert`` frame per alert
+(``id`` = outbox event id, ``event_type``, ``alert``), ``heartbeat`` every 30 s, ``pong``, ``access``."""
 
 from __future__ import annotations
 
@@ -56,7 +60,10 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         after = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("after", [None])[0]
         frames, truncated = [], False
         if after:
-            frames, truncated = await database_sync_to_async(missed_alert_frames)(scope=self.access, after=after)
+            try:
+                frames, truncated = await database_sync_to_async(missed_alert_frames)(scope=self.access, after=after)
+            except Exception:  # a failed replay must not cost the live feed
+                logger.warning("alert replay failed", exc_info=True, extra={"user_id": self.user_id})
         await self.send_json({"type": "hello", "groups": len(self.groups_joined), "replayed": len(frames),
                               "truncated": truncated})  # fmt: skip
         # Ids replayed here may also arrive live (their handler was still running): send them once.
@@ -107,6 +114,9 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
 
     async def _revoke(self):
         self.closing = True
+        for task in self._tasks:
+            task.cancel()
+        self._watch.remove(self.channel_name)
         await self._join([])
         await self.close(code=REVOKED)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Q, QuerySet
 
 from miners.models import Miner, MinerModel, PortfolioEntry
 from sites.selectors import miner_scope_q
@@ -24,30 +24,6 @@ def portfolio_list(*, user) -> QuerySet[PortfolioEntry]:
     if not user.is_authenticated:
         return PortfolioEntry.objects.none()
     return PortfolioEntry.objects.filter(user=user).select_related("model")
-
-
-def fleet_summary(*, user) -> dict:
-    """Counts and nominal capacity of the visible fleet, by site and status (two queries)."""
-    qs = miner_list(user=user).exclude(status=Miner.Status.RETIRED)
-    totals = qs.aggregate(miners=Count("id"), hashrate_ths=Sum("model__hashrate_ths"), power_w=Sum("model__power_w"))
-    rows = (
-        miner_list(user=user)
-        .values("site_id", "site__name", "status")
-        .annotate(n=Count("id"))
-        .order_by("site__name", "status")
-    )
-    by_site: dict[int, dict] = {}
-    for row in rows:
-        entry = by_site.setdefault(
-            row["site_id"], {"site_id": row["site_id"], "site": row["site__name"], "statuses": {}}
-        )
-        entry["statuses"][row["status"]] = row["n"]
-    return {
-        "miners": totals["miners"] or 0,
-        "hashrate_ths": totals["hashrate_ths"] or 0,
-        "power_kw": (totals["power_w"] or 0) / 1000,
-        "by_site": list(by_site.values()),
-    }
 
 
 def miner_scope_q_for(user, *, prefix: str = "miners__") -> Q:

@@ -57,7 +57,20 @@ def test_create_beyond_ones_rights_is_refused_and_writes_nothing(actor_role, rol
 def test_admin_creates_a_client():
     admin = UserFactory(role="ADMIN")
     user = services.user_create(actor=admin, username="c1", password=GOOD_PASSWORD, role="CLIENT")
-    assert User.objects.get(pk=user.pk).role == "CLIENT"
+    stored = User.objects.get(pk=user.pk)
+    assert (stored.role, stored.email) == ("CLIENT", "")  # no e-mail given: none stored
+
+
+def test_a_password_like_the_username_is_refused():
+    # The similarity check needs the user being created or changed, not only the password.
+    owner = UserFactory(role="OWNER")
+    with pytest.raises(ValidationError):
+        services.user_create(actor=owner, username="marvellous-engineer", password="marvellous-engineer", role="CLIENT")
+    assert not User.objects.filter(username="marvellous-engineer").exists()
+    client = UserFactory(role="CLIENT", username="splendid-operator")
+    with pytest.raises(ValidationError):
+        services.user_update(actor=owner, user=client, password="splendid-operator")
+    assert User.objects.get(pk=client.pk).check_password(PASSWORD)
 
 
 def test_weak_password_is_refused_and_writes_nothing():
@@ -130,6 +143,7 @@ def test_nobody_changes_their_own_role():
     with pytest.raises(DomainError) as refused:
         services.user_update(actor=owner, user=owner, role="ADMIN")
     assert (refused.value.code, refused.value.status) == ("role_self_change", 400)
+    assert refused.value.message == "You cannot change your own role."
     assert User.objects.get(pk=owner.pk).role == "OWNER"
 
 
@@ -168,6 +182,7 @@ def test_nobody_disables_themselves():
     with pytest.raises(DomainError) as refused:
         services.user_deactivate(actor=owner, user=owner)
     assert (refused.value.code, refused.value.status) == ("user_self_delete", 400)
+    assert refused.value.message == "You cannot disable your own account."
     assert User.objects.get(pk=owner.pk).is_active is True
     assert ApiToken.objects.get(pk=token.pk).revoked_at is None
 
@@ -197,6 +212,36 @@ def test_token_create_stores_only_a_hash_and_returns_the_secret_once():
     assert prefix == stored.prefix
     assert stored.secret_hash == hash_secret(secret) != secret
     assert stored.is_active
+
+
+@pytest.mark.parametrize(
+    ("actor_role", "owner_role", "allowed"),
+    [
+        ("CLIENT", "CLIENT", False),  # another client's token
+        ("ADMIN", "CLIENT", True),
+        ("ADMIN", "ADMIN", False),  # an admin does not manage other admins, nor their tokens
+        ("ADMIN", "OWNER", False),
+        ("OWNER", "ADMIN", True),
+    ],
+)
+def test_revoking_someone_elses_token_needs_the_right_to_manage_them(actor_role, owner_role, allowed):
+    actor, holder = UserFactory(role=actor_role), UserFactory(role=owner_role)
+    token = tokens_of(holder, n=1)[0]
+    if allowed:
+        services.api_token_revoke(token=token, actor=actor)
+        assert ApiToken.objects.get(pk=token.pk).revoked_at is not None
+        return
+    with pytest.raises(DomainError) as refused:
+        services.api_token_revoke(token=token, actor=actor)
+    assert (refused.value.code, refused.value.status, refused.value.message) == ("not_found", 404, "Not found.")
+    assert ApiToken.objects.get(pk=token.pk).revoked_at is None
+
+
+def test_everyone_revokes_their_own_token():
+    client = UserFactory(role="CLIENT")
+    token = tokens_of(client, n=1)[0]
+    services.api_token_revoke(token=token, actor=client)
+    assert ApiToken.objects.get(pk=token.pk).revoked_at is not None
 
 
 def test_revoke_is_recorded_once():

@@ -10,6 +10,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from hashinsight.core.errors import DomainError
+from hashinsight.events.models import OutboxEvent
 from hashinsight.tests.factories import CustomerFactory, MinerFactory, SiteFactory, UserFactory, ZoneFactory
 from sites import services
 from sites.models import Customer, Site, Zone
@@ -78,6 +79,7 @@ def test_site_with_miners_is_not_deleted():
     with pytest.raises(DomainError) as refused:
         services.site_delete(site=miner.site)
     assert (refused.value.code, refused.value.status) == ("site_not_empty", 409)
+    assert refused.value.message == "Move or retire this site's miners before deleting it."
     assert Site.objects.filter(pk=miner.site_id).exists()
 
 
@@ -171,6 +173,7 @@ def test_zone_with_miners_is_not_deleted():
     with pytest.raises(DomainError) as refused:
         services.zone_delete(zone=miner.zone)
     assert (refused.value.code, refused.value.status) == ("zone_not_empty", 409)
+    assert refused.value.message == "Move this zone's miners before deleting it."
     assert Zone.objects.filter(pk=miner.zone_id).exists()
 
 
@@ -212,6 +215,7 @@ def test_customer_with_miners_is_not_deleted():
     with pytest.raises(DomainError) as refused:
         services.customer_delete(customer=customer)
     assert (refused.value.code, refused.value.status) == ("customer_has_miners", 409)
+    assert refused.value.message == "This client still has miners hosted."
     assert Customer.objects.filter(pk=customer.pk).exists()
 
 
@@ -219,3 +223,67 @@ def test_customer_without_miners_is_deleted():
     customer = CustomerFactory()
     services.customer_delete(customer=customer)
     assert not Customer.objects.filter(pk=customer.pk).exists()
+
+
+# events and access ------------------------------------------------------------------------------
+
+
+def published(event_type):
+    return [(e.aggregate, e.payload) for e in OutboxEvent.objects.filter(event_type=event_type).order_by("created_at")]
+
+
+def test_site_and_zone_writes_publish_what_changed_where():
+    owner = UserFactory(role="OWNER")
+    site = services.site_create(actor=owner, **SITE)
+    services.site_update(site=site, location="Moved")
+    zone = services.zone_create(site=site, name="Hall", capacity_kw=Decimal("1"))
+    zone_id = zone.pk
+    services.zone_delete(zone=zone)
+    site_id = site.pk
+    services.site_delete(site=site)
+    assert published("site.changed") == [
+        (f"site:{site_id}", {"object_id": site_id, "site_id": site_id, "action": action})
+        for action in ("created", "updated", "deleted")
+    ]
+    assert published("zone.changed") == [
+        (f"zone:{zone_id}", {"object_id": zone_id, "site_id": site_id, "action": action})
+        for action in ("created", "deleted")
+    ]
+
+
+def test_a_site_owners_new_site_grant_names_them_as_the_actor():
+    creator = UserFactory(role="MINING_SITE_OWNER")
+    site = services.site_create(actor=creator, **SITE)
+    ((aggregate, payload),) = published("site.access_changed")
+    assert aggregate == f"site:{site.pk}"
+    assert payload["actor_id"] == creator.pk
+    assert sorted((a["user_id"], a["codename"]) for a in payload["added"]) == [
+        (creator.pk, "change_site"), (creator.pk, "view_site"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("role", ["MINING_SITE_OWNER", "CLIENT", "CUSTOMER", "GUEST"])
+def test_only_user_managers_set_access(role):
+    site, customer = SiteFactory(), CustomerFactory()
+    grantee, contact = UserFactory(role="MINING_SITE_OWNER"), UserFactory(role="CLIENT")
+    actor = UserFactory(role=role)
+    for call in (
+        lambda: services.site_set_access(site=site, grants={grantee.pk: {"view_site"}}, actor=actor),
+        lambda: services.customer_set_access(customer=customer, grants={contact.pk: {"view_customer"}}, actor=actor),
+    ):
+        with pytest.raises(DomainError) as refused:
+            call()
+        assert (refused.value.code, refused.value.status) == ("forbidden", 403)
+        assert refused.value.message == "Only owners and administrators manage access."
+    assert (granted_site_ids(fresh(grantee)), granted_customer_ids(fresh(contact))) == ([], [])
+
+
+def test_an_admin_sets_a_clients_contacts_and_is_recorded():
+    admin, customer, contact = UserFactory(role="ADMIN"), CustomerFactory(), UserFactory(role="CLIENT")
+    diff = services.customer_set_access(customer=customer, grants={contact.pk: {"view_customer"}}, actor=admin)
+    assert diff.added == [(contact.pk, "view_customer")]
+    assert granted_customer_ids(fresh(contact)) == [customer.pk]
+    ((aggregate, payload),) = published("customer.access_changed")
+    assert (aggregate, payload["actor_id"], payload["user_ids"]) == (f"customer:{customer.pk}", admin.pk, [contact.pk])
+    services.customer_set_access(customer=customer, grants={contact.pk: set()}, actor=admin)
+    assert granted_customer_ids(fresh(contact)) == []

@@ -12,7 +12,7 @@ from hashinsight.core.errors import DomainError
 from hashinsight.events.models import OutboxEvent
 from hashinsight.tests.factories import MinerModelFactory, PortfolioEntryFactory, UserFactory
 from miners import services
-from miners.models import Miner, PortfolioEntry
+from miners.models import Miner, MinerModel, PortfolioEntry
 from sites.services import site_grant
 
 pytestmark = pytest.mark.django_db
@@ -87,6 +87,7 @@ def test_duplicate_serial_is_a_conflict(farm):
     with pytest.raises(DomainError) as refused:
         new_miner(farm, serial=existing.serial)
     assert (refused.value.code, refused.value.status) == ("duplicate_serial", 409)
+    assert refused.value.message == "A miner with this serial number already exists."
     assert Miner.objects.count() == before
 
 
@@ -242,3 +243,25 @@ def test_moving_an_entry_to_another_user_changes_both_portfolios():
     services.portfolio_entry_update(entry=entry, user=new_user)
     assert PortfolioEntry.objects.get(pk=entry.pk).user_id == new_user.pk
     assert sorted(e.payload["user_id"] for e in events("portfolio.changed")) == sorted([old_user.pk, new_user.pk])
+
+
+# catalog ----------------------------------------------------------------------------------------
+
+
+def test_a_model_in_use_is_not_deleted(farm):
+    in_use = farm.miners[("site-a", "own")].model
+    for model in (in_use, PortfolioEntryFactory(model=MinerModelFactory(code="portfolio-only", name="Portfolio only")).model):
+        with pytest.raises(DomainError) as refused:
+            services.miner_model_delete(actor=farm.users["owner"], miner_model=model)
+        assert (refused.value.code, refused.value.status) == ("model_in_use", 409)
+        assert refused.value.message == "Miners of this model exist; it cannot be deleted."
+        assert MinerModel.objects.filter(pk=model.pk).exists()
+    assert events("miner_model.changed") == []
+
+
+def test_an_unused_model_is_deleted_and_published(farm):
+    model = MinerModelFactory(code="unused-model", name="Unused")
+    services.miner_model_delete(actor=farm.users["owner"], miner_model=model)
+    assert not MinerModel.objects.filter(pk=model.pk).exists()
+    (event,) = events("miner_model.changed")
+    assert event.payload == {"model_id": model.pk, "action": "deleted"}

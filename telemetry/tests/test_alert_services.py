@@ -160,13 +160,20 @@ def test_nothing_to_change_publishes_nothing(farm):
     assert len(alert_events()) == before
 
 
-@pytest.mark.parametrize("note", ["x" * 501, 42, None])
-def test_bad_notes_are_refused_and_change_nothing(farm, note):
+@pytest.mark.parametrize(
+    ("note", "message"),
+    [
+        ("x" * 501, "The note may be at most 500 characters."),
+        (42, "The note must be text."),
+        (None, "The note must be text."),
+    ],
+)
+def test_bad_notes_are_refused_and_change_nothing(farm, note, message):
     alert = raise_on(farm, ("site-a", "own"))
     for action in (services.alerts_acknowledge, services.alerts_resolve):
         with pytest.raises(DomainError) as refused:
             action(alert_ids=[alert.pk], actor=farm.users["owner"], note=note)
-        assert refused.value.code == "invalid_note"
+        assert (refused.value.code, refused.value.message) == ("invalid_note", message)
     assert Alert.objects.get(pk=alert.pk).status == "open"
     assert len(alert_events()) == 1
 
@@ -191,3 +198,13 @@ def test_alert_list_follows_the_miner_scope(farm, username, keys):
     alerts = {k: raise_on(farm, k) for k in (("site-a", "own"), ("site-a", "client-x"), ("site-b", "client-y"))}
     user = User.objects.get(pk=farm.users[username].pk)
     assert set(selectors.alert_list(user=user).values_list("pk", flat=True)) == {alerts[k].pk for k in keys}
+
+
+def test_without_a_note_none_is_stored(farm):
+    first, second = raise_on(farm, ("site-a", "own")), raise_on(farm, ("site-a", "client-x"))
+    services.alerts_acknowledge(alert_ids=[first.pk], actor=farm.users["owner"])
+    services.alerts_resolve(alert_ids=[first.pk], actor=farm.users["owner"])
+    services.alert_resolve(alert=second, actor=farm.users["owner"])
+    for alert in (first, second):
+        stored = Alert.objects.get(pk=alert.pk)
+        assert (stored.ack_note, stored.resolution_note) == ("", "")

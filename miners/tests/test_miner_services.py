@@ -250,7 +250,8 @@ def test_moving_an_entry_to_another_user_changes_both_portfolios():
 
 def test_a_model_in_use_is_not_deleted(farm):
     in_use = farm.miners[("site-a", "own")].model
-    for model in (in_use, PortfolioEntryFactory(model=MinerModelFactory(code="portfolio-only", name="Portfolio only")).model):
+    in_a_portfolio = PortfolioEntryFactory(model=MinerModelFactory(code="portfolio-only", name="Portfolio only")).model
+    for model in (in_use, in_a_portfolio):
         with pytest.raises(DomainError) as refused:
             services.miner_model_delete(actor=farm.users["owner"], miner_model=model)
         assert (refused.value.code, refused.value.status) == ("model_in_use", 409)

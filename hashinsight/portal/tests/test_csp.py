@@ -41,7 +41,18 @@ def owner_pages(farm) -> list[str]:
         f"/admin/sites/customer/{client}/permissions/",
         "/admin/accounts/user/add/",
         "/admin/django_celery_beat/periodictask/add/",
+        *admin_changelists(),
     ]
+
+
+def admin_changelists() -> list[str]:
+    """Every model's list in the admin, so a new admin page is checked without being listed here."""
+    from django.contrib import admin
+    from django.urls import reverse
+
+    return sorted(
+        reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist") for model in admin.site._registry
+    )
 
 
 def customer_pages(farm) -> list[str]:

@@ -281,6 +281,7 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "portal:dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
+SESSION_ENGINE = "hashinsight.accounts.sessions"
 SESSION_COOKIE_AGE = 8 * 60 * 60  # the seed's 8-hour limit, counted from login
 SESSION_SAVE_EVERY_REQUEST = False
 SESSION_COOKIE_HTTPONLY = True

@@ -27,7 +27,16 @@ class SystemAdmin(admin.ModelAdmin):
 
 @admin.register(OutboxEvent)
 class OutboxEventAdmin(SystemAdmin):
-    list_display = ["created_at", "event_type", "aggregate", "status", "attempts", "next_attempt_at", "finished_at"]
+    list_display = [
+        "created_at",
+        "event_type",
+        "aggregate",
+        "status",
+        "attempts",
+        "worker",
+        "next_attempt_at",
+        "finished_at",
+    ]
     list_filter = ["status", "event_type", "created_at"]
     search_fields = ["id", "event_type", "aggregate", "request_id", "last_error"]
     readonly_fields = [f.name for f in OutboxEvent._meta.fields]

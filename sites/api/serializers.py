@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from hashinsight.accounts.roles import Role, role_of
 from hashinsight.core.api.fields import ScopedPrimaryKeyRelatedField
 from sites.models import Customer, Site, Zone
 from sites.selectors import site_list
@@ -17,11 +18,21 @@ class SiteSerializer(serializers.ModelSerializer):
             "location",
             "timezone",
             "capacity_kw",
+            "power_price_usd_per_kwh",
             "created_at",
             "updated_at",
             "miner_count",
         ]
         read_only_fields = ["id", "created_at", "updated_at", "miner_count"]
+
+    def get_fields(self):
+        # The operator's power price is its business: a hosting client is billed at its own rate
+        # (Customer.hosting_rate_usd_per_kwh) and never sees what the site pays.
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is not None and role_of(request.user) == Role.CLIENT:
+            fields.pop("power_price_usd_per_kwh")
+        return fields
 
 
 class ZoneSerializer(serializers.ModelSerializer):

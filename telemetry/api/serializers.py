@@ -12,7 +12,8 @@ class AlertSerializer(serializers.ModelSerializer):
         model = Alert
         fields = [
             "id", "site", "site_name", "miner", "miner_serial", "alert_type", "severity", "status", "message",
-            "evidence", "count", "first_seen", "last_seen", "acknowledged_at", "resolved_at",
+            "evidence", "count", "first_seen", "last_seen", "acknowledged_at", "ack_note", "resolved_at",
+            "resolution_note",
         ]  # fmt: skip
         read_only_fields = fields
 

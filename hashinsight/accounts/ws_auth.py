@@ -20,6 +20,7 @@ from channels.security.websocket import AllowedHostsOriginValidator
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.models import AnonymousUser
+from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
@@ -102,11 +103,9 @@ def _as_pk(value):
 def _session_data(keys: set[str]) -> dict[str, dict]:
     if not keys:
         return {}
-    if settings.SESSION_ENGINE == "django.contrib.sessions.backends.db":
-        from django.contrib.sessions.models import Session
-
-        rows = Session.objects.filter(session_key__in=keys, expire_date__gt=timezone.now())
-        return {row.session_key: row.get_decoded() for row in rows}
     store = import_module(settings.SESSION_ENGINE).SessionStore
+    if issubclass(store, DatabaseSessionStore):  # the database is the truth, also for cached_db
+        rows = store.get_model_class().objects.filter(session_key__in=keys, expire_date__gt=timezone.now())
+        return {row.session_key: store().decode(row.session_data) for row in rows}
     loaded = {key: store(session_key=key).load() for key in keys}
     return {key: data for key, data in loaded.items() if data}

@@ -408,3 +408,44 @@ async def test_the_watch_flags_only_sockets_whose_access_changed_in_constant_que
 
     queries = await sync_to_async(check)()
     assert queries <= 8  # tokens, sessions, users, and grants: not per socket
+
+
+async def test_replay_includes_events_pushed_after_the_cursor_though_created_before_it(farm):
+    # Handlers run out of creation order under a backlog: an event created before the client's last
+    # one but pushed after it was never seen, and must come back; one pushed before it must not.
+    from datetime import timedelta
+
+    from hashinsight.events.models import OutboxEvent
+    from sites.selectors import Scope
+    from telemetry.replay import missed_alert_frames
+
+    def scenario():
+        t = timezone.now() - timedelta(hours=1)
+        site = farm.site_a.pk
+
+        def event(name, created_min, finished_min):
+            payload = {
+                "alert_id": 1, "site_id": site, "customer_id": None, "miner_id": None, "alert_type": name,
+                "severity": "info", "status": "open", "count": 1, "message": name,
+            }  # fmt: skip
+            row = OutboxEvent.objects.create(event_type="alert.raised", aggregate="alert:1", payload=payload)
+            finished = None if finished_min is None else t + timedelta(minutes=finished_min)
+            OutboxEvent.objects.filter(pk=row.pk).update(
+                created_at=t + timedelta(minutes=created_min), finished_at=finished,
+                status="done" if finished else "dispatched",
+            )  # fmt: skip
+            return row
+
+        cursor = event("cursor", 10, 11)
+        event("seen before", 5, 6)
+        event("long ago", -20, 12)  # outside the look-back window
+        event("overtaken", 8, 12)
+        event("still running", 9, None)
+        event("after", 12, 13)
+        frames, truncated = missed_alert_frames(scope=Scope("all"), after=str(cursor.pk))
+        hidden, _ = missed_alert_frames(scope=Scope("sites", (farm.site_b.pk,)), after=str(cursor.pk))
+        return [f["alert"]["alert_type"] for f in frames], truncated, hidden
+
+    names, truncated, hidden = await sync_to_async(scenario)()
+    assert names == ["overtaken", "still running", "after"] and not truncated
+    assert hidden == []

@@ -201,7 +201,12 @@ if REDIS_URL:
                         # 5 s blocking pop: the race kills the layer's receive loop. Read longer.
                         "socket_timeout": 15,
                     }
-                ]
+                ],
+                # Messages waiting per web process (channels_redis keeps one queue per process, not
+                # per socket), beyond which group sends are dropped. The default 100 dropped whole
+                # alert batches during a 2,000 alerts/s burst (bench/alert_fanout.py); messages still
+                # expire after 60 s.
+                "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000),
             },
         }
     }

@@ -9,6 +9,7 @@ from django.utils import timezone
 from hashinsight.accounts.models import ApiToken, User, hash_secret
 from hashinsight.accounts.roles import can_manage_role
 from hashinsight.core.errors import DomainError
+from hashinsight.core.realtime import notify_access_changed
 from hashinsight.events.outbox import publish
 
 
@@ -50,6 +51,7 @@ def user_update(*, actor: User, user: User, **fields) -> User:
             "user.role_changed", aggregate=f"user:{user.pk}",
             payload={"user_id": user.pk, "old_role": old_role, "new_role": user.role, "actor_id": actor.pk},
         )  # fmt: skip
+    notify_access_changed(user.pk)  # a new role or password changes what open WebSockets may see
     return user
 
 
@@ -61,6 +63,7 @@ def user_deactivate(*, actor: User, user: User) -> User:
     user.is_active = False
     user.save(update_fields=["is_active"])
     ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    notify_access_changed(user.pk)  # open WebSockets close within seconds
     return user
 
 
@@ -88,4 +91,5 @@ def api_token_revoke(*, token: ApiToken, actor: User | None = None) -> ApiToken:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+        notify_access_changed(token.user_id)  # its open WebSockets close within seconds
     return token

@@ -13,6 +13,7 @@ import uuid
 from datetime import timedelta
 
 from django.db.models import Q
+from django.utils import timezone
 
 from hashinsight.events.models import OutboxEvent
 from sites.selectors import Scope
@@ -21,6 +22,9 @@ ALERT_EVENTS = ("alert.raised", "alert.updated", "alert.resolved")
 LIMIT = 1000
 # How far before the cursor an event may have been created and still been pushed after it.
 OUT_OF_ORDER = timedelta(minutes=5)
+# A reconnect misses seconds or minutes; an older cursor replays only the last day, so a client
+# cannot make every connect scan a week of outbox rows.
+MAX_AGE = timedelta(hours=24)
 
 
 def alert_frame(event_id, event_type: str, alert: dict) -> dict:
@@ -30,8 +34,8 @@ def alert_frame(event_id, event_type: str, alert: dict) -> dict:
 
 def missed_alert_frames(*, scope: Scope, after: str | None, limit: int = LIMIT) -> tuple[list[dict], bool]:
     """Frames of the alert events after event ``after`` that ``scope`` allows, oldest first, at most
-    ``limit`` (the newest ones when more were missed), and whether any were left out. An unknown,
-    pruned or malformed ``after`` replays nothing. Two queries."""
+    ``limit`` (the newest ones when more were missed, and none older than ``MAX_AGE``), and whether
+    any were left out. An unknown, pruned or malformed ``after`` replays nothing. Two queries."""
     if not after or scope.kind == "none":
         return [], False
     try:
@@ -48,6 +52,7 @@ def missed_alert_frames(*, scope: Scope, after: str | None, limit: int = LIMIT) 
         pushed_after |= Q(finished_at__gt=finished)
     overtaken = Q(created_at__gte=at - OUT_OF_ORDER, created_at__lt=at) & pushed_after
     qs = OutboxEvent.objects.filter(later | overtaken, event_type__in=ALERT_EVENTS).exclude(pk=after_id)
+    qs = qs.filter(created_at__gte=timezone.now() - MAX_AGE)
     allowed = scope.q(prefix="payload__")
     if allowed is not None:
         qs = qs.filter(allowed)

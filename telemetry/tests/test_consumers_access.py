@@ -45,24 +45,27 @@ def _channel_layer_url(url: str) -> str:
 
 @pytest_asyncio.fixture(params=["memory", "redis"])
 async def layer(request, settings):
+    prefix = None
     if request.param == "redis":
         url = os.environ.get("REDIS_URL")
         need_service("redis", url, 6379)
         layer_url = _channel_layer_url(url)
+        # A prefix of its own, not a FLUSHDB: tests in other processes may share this database.
+        prefix = f"asgi-test-{uuid.uuid4().hex[:12]}"
         settings.CHANNEL_LAYERS = {
-            "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [layer_url]}}
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {"hosts": [layer_url], "prefix": prefix},
+            }
         }
-        # Not layer.flush(): that also closes the pools the worker-side sender loop holds.
-        clear = redis.Redis.from_url(layer_url).flushdb
     else:
         settings.CHANNEL_LAYERS = MEMORY
-        clear = None
-    layer = channel_layers["default"]
-    if clear:
-        clear()  # no group members left over from another test
-    yield layer
-    if clear:
-        clear()
+    yield channel_layers["default"]
+    if prefix:
+        client = redis.Redis.from_url(layer_url)
+        keys = list(client.scan_iter(match=f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
 
 
 def application():

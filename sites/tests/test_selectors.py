@@ -15,6 +15,7 @@ from hashinsight.tests.factories import CustomerFactory, MinerFactory, SiteFacto
 from miners.models import Miner
 from sites import selectors
 from sites.models import CUSTOMER_VIEW, SITE_MANAGE, SITE_VIEW
+from sites.services import customer_add_contact
 
 pytestmark = pytest.mark.django_db
 
@@ -167,3 +168,59 @@ def test_lists_cost_the_same_queries_for_a_bigger_farm(farm, username):
         site = SiteFactory()
         MinerFactory(zone=ZoneFactory(site=site), site=site, customer=farm.client_x)
     assert cost() == small <= 4
+
+
+def _site_owner_in_group(*perms_by_site):
+    """A site owner whose only grants come through a group: ``perms_by_site`` is (site, codenames) pairs."""
+    group = Group.objects.create(name=f"g{Group.objects.count()}")
+    for site, codenames in perms_by_site:
+        for codename in codenames:
+            assign_perm(f"sites.{codename}", group, site)
+    member = UserFactory(role="MINING_SITE_OWNER")
+    member.groups.add(group)
+    return User.objects.get(pk=member.pk)
+
+
+def test_group_grants_count_only_their_own_permission_and_members():
+    # Several sites first, so a site id cannot equal a grant row's id by chance.
+    sites = [SiteFactory() for _ in range(4)]
+    viewer = _site_owner_in_group((sites[2], ["view_site"]), (sites[3], ["change_site"]))
+    outsider = UserFactory(role="MINING_SITE_OWNER")  # in no group
+    assert selectors.granted_site_ids(viewer) == [sites[2].pk]
+    assert selectors.granted_site_ids(viewer, manage=True) == [sites[3].pk]
+    assert selectors.granted_site_ids(User.objects.get(pk=outsider.pk)) == []
+    scopes = selectors.scopes_of([viewer, User.objects.get(pk=outsider.pk)])
+    assert scopes[viewer.pk] == selectors.Scope("sites", (sites[2].pk,))
+    assert scopes[outsider.pk] == selectors.Scope("sites", ())
+
+
+def test_scopes_of_many_users_match_scope_of_each(farm):
+    users = [fresh(farm, key) for key in ("owner", "siteowner_a", "siteowner_b_ro", "client_x", "customer", "guest")]
+    grouped = _site_owner_in_group((farm.site_b, ["view_site"]))
+    scopes = selectors.scopes_of([*users, grouped])
+    assert scopes == {u.pk: selectors.scope_of(fresh(farm, u.username)) for u in users} | {
+        grouped.pk: selectors.Scope("sites", (farm.site_b.pk,))
+    }
+    assert scopes[farm.users["client_x"].pk] == selectors.Scope("customers", (farm.client_x.pk,))
+    assert selectors.scopes_of([]) == {}
+
+
+def test_a_client_sees_only_the_sites_and_zones_where_its_own_miners_stand(farm):
+    client = UserFactory(role="CLIENT")
+    customer = CustomerFactory()
+    customer_add_contact(user=client, customer=customer)
+    MinerFactory(zone=farm.zone_a, site=farm.site_a, customer=customer)
+    user = User.objects.get(pk=client.pk)
+    assert slugs(selectors.site_list(user=user)) == ["site-a"]  # site B has miners, none of this client's
+    assert list(selectors.zone_list(user=user)) == [farm.zone_a]
+
+
+def test_scope_filters_without_a_prefix():
+    assert selectors.Scope("sites", (3,)).q().children == [("site_id__in", (3,))]
+    assert selectors.Scope("all").q() is None
+
+
+def test_read_only_refusal_says_why(farm):
+    with pytest.raises(DomainError) as refused:
+        selectors.require_site_manageable(user=fresh(farm, "siteowner_b_ro"), site_id=farm.site_b.pk)
+    assert refused.value.message == "You may view this site but not change it or what is in it."

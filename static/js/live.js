@@ -153,7 +153,8 @@
     };
     socket.onclose = (event) => {
       setState("offline");
-      if (event.code === 4401) return; // signed out: do not hammer the server
+      // 4401: signed out; 4403: the user was disabled or the token revoked. Reconnecting cannot help.
+      if (event.code === 4401 || event.code === 4403) return;
       const delay = Math.min(30000, 1000 * 2 ** attempt) * (0.5 + Math.random());
       attempt += 1;
       setTimeout(connect, delay);

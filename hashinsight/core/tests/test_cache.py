@@ -96,12 +96,13 @@ def test_warming_walks_what_the_apps_registered(farm, monkeypatch):
     monkeypatch.setitem(registry._WARMERS, "extra", lambda limit: [("forecast", {"id": 5}), ("nope", {"id": 1})])
     result = warm_caches.run()
     assert result["extra"] == 2 and built == [5]
-    # Two sites and two portfolios in the farm, most active first.
-    assert result["miners"] == 4
+    # Two sites, two hosting clients and two portfolios in the farm, most active first.
+    assert result["miners"] == 6
     assert cache_helper.get("site_summary", id=farm.site_a.pk).state == "hit"
     assert cache_helper.get("user_portfolio", id=farm.users["customer"].pk).state == "hit"
+    assert cache_helper.get("customer_summary", id=farm.client_x.pk).state == "hit"
     run = JobRun.objects.get(job_type="cache_warming")
-    assert (run.processed, run.succeeded, run.failed) == (6, 5, 1)
+    assert (run.processed, run.succeeded, run.failed) == (8, 7, 1)
 
 
 def test_warm_targets_put_the_most_active_first(farm):
@@ -117,8 +118,13 @@ def test_warm_targets_put_the_most_active_first(farm):
     farm.users["customer"].last_login = timezone.now() - timedelta(days=3)
     farm.users["customer"].save(update_fields=["last_login"])
     MinerFactory(zone=farm.zone_b, site=farm.site_b)  # site B now has the larger fleet
+    MinerFactory(zone=farm.zone_b, site=farm.site_b, customer=farm.client_y)  # and client Y the larger one
     targets = warm_targets(1)
-    assert targets == [("user_portfolio", {"id": farm.users["customer2"].pk}), ("site_summary", {"id": farm.site_b.pk})]
+    assert targets == [
+        ("user_portfolio", {"id": farm.users["customer2"].pk}),
+        ("site_summary", {"id": farm.site_b.pk}),
+        ("customer_summary", {"id": farm.client_y.pk}),
+    ]
 
 
 def test_admin_change_check_comes_from_the_sites_app(farm):

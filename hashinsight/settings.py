@@ -449,5 +449,7 @@ LOGGING = {
         # One line per task received/succeeded drowns everything else; failures still log.
         "celery.app.trace": {"level": "WARNING"},
         "celery.worker.strategy": {"level": "WARNING"},
+        # Beat announces every due task (the relay every 10 s); its job records say more, and better.
+        "celery.beat": {"level": "WARNING"},
     },
 }

@@ -34,6 +34,7 @@ def test_placement_refuses_a_zone_of_another_site(farm):
     with pytest.raises(DomainError) as refused:
         services.check_placement(actor=farm.users["owner"], site=farm.site_a, zone=farm.zone_b)
     assert (refused.value.code, refused.value.status) == ("zone_not_in_site", 400)
+    assert refused.value.message == "The zone does not belong to the miner's site."
     assert refused.value.details == {"zone": farm.zone_b.pk}
 
 
@@ -140,6 +141,7 @@ def test_update_to_anothers_serial_is_a_conflict(farm):
     with pytest.raises(DomainError) as refused:
         services.miner_update(actor=farm.users["owner"], miner=miner, serial=other.serial)
     assert (refused.value.code, refused.value.status) == ("duplicate_serial", 409)
+    assert refused.value.message == "A miner with this serial number already exists."
     assert Miner.objects.get(pk=miner.pk).serial == miner.serial
     assert events("miner.updated") == []
 
@@ -189,6 +191,7 @@ def test_delete_removes_and_publishes(farm):
     assert (event.payload["miner_id"], event.payload["site_id"], event.payload["customer_id"]) == (
         miner.pk, farm.site_a.pk, farm.client_x.pk,
     )  # fmt: skip
+    assert (event.payload["old_site_id"], event.payload["old_customer_id"]) == (farm.site_a.pk, farm.client_x.pk)
 
 
 def test_delete_in_a_read_only_site_is_refused(farm):

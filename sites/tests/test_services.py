@@ -150,6 +150,8 @@ def test_empty_zone_moves_to_another_site():
     zone, target = ZoneFactory(), SiteFactory()
     services.zone_update(zone=zone, site=target)
     assert Zone.objects.get(pk=zone.pk).site_id == target.pk
+    event = OutboxEvent.objects.get(event_type="zone.changed")
+    assert event.payload == {"object_id": zone.pk, "site_id": target.pk, "action": "updated"}
 
 
 def test_zone_with_miners_stays_in_its_site():
@@ -158,6 +160,7 @@ def test_zone_with_miners_stays_in_its_site():
     with pytest.raises(DomainError) as refused:
         services.zone_update(zone=zone, site=target, name="Renamed")
     assert (refused.value.code, refused.value.status) == ("zone_not_empty", 409)
+    assert refused.value.message == "A zone with miners cannot move to another site."
     stored = Zone.objects.get(pk=zone.pk)
     assert (stored.site_id, stored.name) == (miner.site_id, zone.name)
 

@@ -51,6 +51,7 @@ def test_create_beyond_ones_rights_is_refused_and_writes_nothing(actor_role, rol
     with pytest.raises(DomainError) as refused:
         services.user_create(actor=actor, username="x", password=GOOD_PASSWORD, role=role)
     assert (refused.value.code, refused.value.status) == ("role_forbidden", 403)
+    assert refused.value.message == f"You may not manage users with the role {role}."
     assert User.objects.count() == before
 
 

@@ -9,7 +9,6 @@ from django.contrib.auth.decorators import login_required
 from django.http import QueryDict
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
@@ -62,7 +61,7 @@ class TokenTable(ListPage):
         return selectors.api_token_manageable(user=self.request.user)
 
     def form_kwargs(self) -> dict:
-        return {"sees_others": has_access(self.request.user, Module.USER, Access.FULL)}
+        return {"sees_others": self.sees_others}
 
     def context(self) -> dict:
         # Only a GET shows (and so consumes) the new secret: a HEAD, e.g. from a link checker, must not.
@@ -74,7 +73,6 @@ class TokenTable(ListPage):
             "create_form": self.create_form,
             "created": {"token": created["token"], "row": token} if created and token else None,
             "sees_others": self.sees_others,
-            "now": timezone.now(),
             "api_base": self.request.build_absolute_uri("/api/v1/"),
         }
 

@@ -58,7 +58,7 @@ def granted_customer_ids(user) -> list[int]:
 @dataclass(frozen=True)
 class Scope:
     """What a user sees: every row (``all``), rows of some sites, rows of some hosting clients, or
-    nothing. A role's scope is decided in ``scope_of`` only; callers turn it into a filter or into
+    nothing. A role's scope is decided in ``SCOPE_KIND_OF_ROLE`` only; callers turn it into a filter or into
     WebSocket groups, never back into a role switch of their own."""
 
     kind: Literal["all", "sites", "customers", "none"]
@@ -85,41 +85,40 @@ class Scope:
         return False
 
 
+# The one role switch of scoping: which kind of scope each role has. Roles not named see nothing.
+SCOPE_KIND_OF_ROLE = {
+    Role.OWNER: "all",
+    Role.ADMIN: "all",
+    Role.MINING_SITE_OWNER: "sites",
+    Role.CLIENT: "customers",
+}
+# Where the ids of a kind of scope come from: the grant tables and the permission that grants them.
+_GRANTS = {
+    "sites": (SiteUserObjectPermission, SiteGroupObjectPermission, "view_site"),
+    "customers": (CustomerUserObjectPermission, CustomerGroupObjectPermission, "view_customer"),
+}
+
+
 def scope_of(user) -> Scope:
     """The user's scope; one query at most (the grant ids, cached on the user object)."""
-    role = role_of(user)
-    if role in (Role.OWNER, Role.ADMIN):
-        return Scope("all")
-    if role == Role.MINING_SITE_OWNER:
-        return Scope("sites", tuple(granted_site_ids(user)))
-    if role == Role.CLIENT:
-        return Scope("customers", tuple(granted_customer_ids(user)))
-    return Scope("none")
+    kind = SCOPE_KIND_OF_ROLE.get(role_of(user), "none")
+    if kind not in _GRANTS:
+        return Scope(kind)
+    return Scope(kind, tuple(_granted_ids(user, *_GRANTS[kind])))
 
 
 def scopes_of(users) -> dict[int, Scope]:
     """``scope_of`` for many users at once (open WebSockets are re-checked per process, not per
     socket): at most four queries, whatever the number of users."""
-    roles = {user.pk: role_of(user) for user in users}
-    sites = _granted_ids_many(
-        [pk for pk, role in roles.items() if role == Role.MINING_SITE_OWNER],
-        SiteUserObjectPermission, SiteGroupObjectPermission, "view_site",
-    )  # fmt: skip
-    customers = _granted_ids_many(
-        [pk for pk, role in roles.items() if role == Role.CLIENT],
-        CustomerUserObjectPermission, CustomerGroupObjectPermission, "view_customer",
-    )  # fmt: skip
-    scopes = {}
-    for pk, role in roles.items():
-        if role in (Role.OWNER, Role.ADMIN):
-            scopes[pk] = Scope("all")
-        elif role == Role.MINING_SITE_OWNER:
-            scopes[pk] = Scope("sites", tuple(sorted(sites.get(pk, ()))))
-        elif role == Role.CLIENT:
-            scopes[pk] = Scope("customers", tuple(sorted(customers.get(pk, ()))))
-        else:
-            scopes[pk] = Scope("none")
-    return scopes
+    kinds = {user.pk: SCOPE_KIND_OF_ROLE.get(role_of(user), "none") for user in users}
+    granted = {
+        kind: _granted_ids_many([pk for pk, k in kinds.items() if k == kind], *tables)
+        for kind, tables in _GRANTS.items()
+    }
+    return {
+        pk: Scope(kind, tuple(sorted(granted[kind].get(pk, ())))) if kind in _GRANTS else Scope(kind)
+        for pk, kind in kinds.items()
+    }
 
 
 def _granted_ids_many(user_ids, user_table, group_table, codename: str) -> dict[int, set[int]]:

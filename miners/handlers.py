@@ -42,16 +42,18 @@ def recalculate_portfolio(pairs) -> None:
 
 
 @handles("miner_model.changed", batch=True)
-def recalculate_model_users(pairs) -> None:
-    """Every portfolio and site summary that counts a changed model. A deleted model is used by
-    nothing (both references are PROTECT), so only the remaining ids are looked up."""
+def recalculate_model_uses(pairs) -> None:
+    """Every portfolio, site summary and hosting client's summary that counts a changed model, from
+    one read of where its miners stand. A deleted model is used by nothing (both references are
+    PROTECT), so only the remaining ids are looked up."""
     from miners.models import Miner, PortfolioEntry
 
     model_ids = sorted({payload.model_id for payload, _event in pairs})
     users = PortfolioEntry.objects.filter(model_id__in=model_ids).values_list("user_id", flat=True).distinct()
-    sites = Miner.objects.filter(model_id__in=model_ids).values_list("site_id", flat=True).distinct()
+    placements = list(Miner.objects.filter(model_id__in=model_ids).values_list("site_id", "customer_id").distinct())
     _refresh_users(users)
-    _refresh_sites(sites)
+    _refresh_sites(site_id for site_id, _customer_id in placements)
+    _refresh_customers(customer_id for _site_id, customer_id in placements)
 
 
 # --- A hosting client's own figures (customer_summary), apart from its sites' ----------------------
@@ -78,15 +80,3 @@ def recalculate_customers(pairs) -> None:
 def recalculate_changed_customers(pairs) -> None:
     """Its hosting rate prices its figures."""
     _refresh_customers(payload.object_id for payload, _event in pairs if payload.action != "deleted")
-
-
-@handles("miner_model.changed", batch=True)
-def recalculate_model_customers(pairs) -> None:
-    from miners.models import Miner
-
-    model_ids = sorted({payload.model_id for payload, _event in pairs})
-    _refresh_customers(
-        Miner.objects.filter(model_id__in=model_ids, customer__isnull=False)
-        .values_list("customer_id", flat=True)
-        .distinct()
-    )

@@ -58,7 +58,7 @@ def dashboard(request):
     money = fleet_money(user=request.user) if has_access(request.user, Module.HOSTING) else None
     portfolio = _portfolio(request.user) if has_access(request.user, Module.BASIC, Access.FULL) else None
     context = {"money": money, "portfolio": portfolio, "chart": status_chart(money) if money and money.sites else None}
-    states = [part["cache_state"] for part in (portfolio,) if part] + ([money.cache_state] if money else [])
+    states = ([portfolio["cache_state"]] if portfolio else []) + ([money.cache_state] if money else [])
     if money or portfolio:
         context.update(market_context(money.market_date if money else portfolio["summary"]["market_date"]))
     response = render(request, "portal/dashboard.html", context)

@@ -67,10 +67,9 @@ def _group_economics(rows: list[dict], models: dict[int, MinerModel], price: Dec
         zone["miners"] += row["n"]
         if row["status"] in IN_SERVICE:
             zone["nominal_w"] += models[row["model_id"]].power_w * row["n"]
+            in_service[row["model_id"]] = in_service.get(row["model_id"], 0) + row["n"]
         if row["status"] in EARNING:
             earning[row["model_id"]] = earning.get(row["model_id"], 0) + row["n"]
-        if row["status"] in IN_SERVICE:
-            in_service[row["model_id"]] = in_service.get(row["model_id"], 0) + row["n"]
     expected = combine(_profit(models[m], n, price, market) for m, n in earning.items())
     nominal = combine(_profit(models[m], n, price, market) for m, n in in_service.items())
     return {

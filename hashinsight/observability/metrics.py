@@ -26,7 +26,7 @@ WEBSOCKET_CONNECTIONS = Gauge(
 
 
 def _database_figures() -> dict:
-    """The cluster-wide figures, as plain data (cacheable): five queries."""
+    """The cluster-wide figures, as plain data (cacheable): four queries."""
     from django.db.models import Count, Sum
     from django.utils import timezone
 
@@ -34,15 +34,20 @@ def _database_figures() -> dict:
 
     now = timezone.now()
     since = now - timedelta(hours=24)
-    recent = JobRun.objects.filter(created_at__gte=since)
+    # Counts and run time per type and status in one read; the run time is then summed per type.
+    recent = list(
+        JobRun.objects.filter(created_at__gte=since)
+        .values("job_type", "status")
+        .annotate(n=Count("id"), ms=Sum("duration_ms"))
+        .order_by()
+    )
+    ms: dict[str, int] = {}
+    for r in recent:
+        ms[r["job_type"]] = ms.get(r["job_type"], 0) + (r["ms"] or 0)
     return {
         "outbox": [(r["status"], r["n"]) for r in OutboxEvent.objects.values("status").annotate(n=Count("pk"))],
-        "runs": [
-            (r["job_type"], r["status"], r["n"]) for r in recent.values("job_type", "status").annotate(n=Count("id"))
-        ],
-        "durations": [
-            (r["job_type"], (r["ms"] or 0) / 1000) for r in recent.values("job_type").annotate(ms=Sum("duration_ms"))
-        ],
+        "runs": [(r["job_type"], r["status"], r["n"]) for r in recent],
+        "durations": [(job_type, total / 1000) for job_type, total in ms.items()],
         "failures": EventFailure.objects.filter(created_at__gte=since).count(),
         "done_1m": OutboxEvent.objects.filter(finished_at__gte=now - timedelta(minutes=1)).count(),
     }

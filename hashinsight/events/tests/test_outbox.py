@@ -297,3 +297,39 @@ def test_retry_delay_is_capped(settings):
     settings.OUTBOX_RETRY_CAP_S = 10
     assert all(5 <= outbox.retry_delay(30) <= 15 for _ in range(20))
     assert all(1 <= outbox.retry_delay(0) <= 3 for _ in range(20))  # a first attempt waits the base
+
+
+def test_a_failed_hand_off_puts_back_only_its_own_unfinished_events(
+    calls, django_capture_on_commit_callbacks, monkeypatch, caplog
+):
+    from hashinsight.events.tasks import process_events
+
+    with django_capture_on_commit_callbacks(execute=False):
+        in_flight, finished_meanwhile, failing = (publish_portfolio_changed(user_id=i) for i in range(3))
+    OutboxEvent.objects.filter(pk=in_flight.pk).update(
+        status=OutboxEvent.Status.DISPATCHED, dispatched_at=timezone.now()
+    )  # another hand-off's event, on its way to a worker
+
+    def fail_after_a_fast_worker(*args, **kwargs):
+        # A worker took the message and finished one event before the broker reported the error.
+        OutboxEvent.objects.filter(pk=finished_meanwhile.pk).update(status=OutboxEvent.Status.DONE)
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(process_events, "apply_async", fail_after_a_fast_worker)
+    with caplog.at_level("WARNING", logger="hashinsight.events.outbox"):
+        assert outbox.dispatch([finished_meanwhile.pk, failing.pk]) == 0
+    status = dict(OutboxEvent.objects.values_list("pk", "status"))
+    assert status[in_flight.pk] == OutboxEvent.Status.DISPATCHED
+    assert status[finished_meanwhile.pk] == OutboxEvent.Status.DONE
+    assert status[failing.pk] == OutboxEvent.Status.PENDING
+    (record,) = [r for r in caplog.records if r.name == "hashinsight.events.outbox"]
+    assert record.getMessage() == "outbox hand-off failed; left for the relay"
+    assert record.events == 2
+    assert record.exc_info is not None
+
+
+def test_dispatch_counts_every_batch_it_sent(sent, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False), transaction.atomic():
+        events = outbox.publish_many("portfolio.changed", [(f"user:{i}", {"user_id": i}) for i in range(120)])
+    assert outbox.dispatch([e.pk for e in events]) == 120
+    assert [len(call["args"][0]) for call in sent] == [50, 50, 20]

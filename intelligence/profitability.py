@@ -18,6 +18,8 @@ from decimal import Decimal
 TWO_32 = Decimal(2**32)
 SECONDS_PER_DAY = Decimal(86_400)
 DAYS_PER_MONTH = Decimal(30)
+# The pool fee assumed where nobody names one: the calculator's preset and every fleet and site figure.
+DEFAULT_POOL_FEE_PCT = Decimal(2)
 FORMULA = (
     "BTC/day = hashrate_H/s × 86400 ÷ (difficulty × 2^32) × (subsidy + fees) × (1 − pool fee); "
     "cost/day = kW × 24 × price; break-even power price = revenue ÷ kWh; break-even BTC price = cost ÷ BTC"

@@ -25,12 +25,17 @@ from django.db.models import Count
 from hashinsight.core import cache as cache_helper
 from hashinsight.core.cache import register_builder
 from intelligence.market import MarketSnapshot, latest_snapshot
-from intelligence.profitability import ProfitInputs, ProfitResult, combine, mining_profitability
+from intelligence.profitability import (
+    DEFAULT_POOL_FEE_PCT,
+    ProfitInputs,
+    ProfitResult,
+    combine,
+    mining_profitability,
+)
 from miners.models import Miner, MinerModel, PortfolioEntry
 from sites import selectors as site_selectors
 from sites.models import Customer, Site
 
-POOL_FEE_PCT = Decimal(2)
 EARNING = frozenset({Miner.Status.ACTIVE})
 IN_SERVICE = frozenset(s for s in Miner.Status.values if s != Miner.Status.RETIRED)
 
@@ -41,7 +46,7 @@ def _profit(model: MinerModel, quantity: int, price: Decimal, market: MarketSnap
             hashrate_ths=model.hashrate_ths, power_w=model.power_w, quantity=quantity,
             electricity_usd_per_kwh=price, btc_price_usd=market.btc_price_usd, difficulty=market.difficulty,
             block_subsidy_btc=market.block_subsidy_btc, fees_btc_per_block=market.fees_btc_per_block,
-            pool_fee_pct=POOL_FEE_PCT,
+            pool_fee_pct=DEFAULT_POOL_FEE_PCT,
         )
     )  # fmt: skip
 

@@ -12,14 +12,13 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 
 from intelligence.market import latest_snapshot
-from intelligence.profitability import TWO_32, ProfitInputs
+from intelligence.profitability import DEFAULT_POOL_FEE_PCT, TWO_32, ProfitInputs
 from miners.models import MinerModel
 
 # Preselected model: Bitmain's Antminer S21 (200 TH/s, 3,500 W), the most widely deployed current-generation
 # air-cooled miner. Chosen by its catalog code, so the choice is the same on every install.
 DEFAULT_MODEL_CODE = "antminer-s21-200t"
 DEFAULT_ELECTRICITY_USD_PER_KWH = Decimal("0.05")
-DEFAULT_POOL_FEE_PCT = Decimal("2")
 # A block every 600 s on average: the network's hashrate is difficulty × 2³² hashes per 600 s.
 BLOCK_INTERVAL_S = 600
 HASHES_PER_TH = Decimal(10) ** 12

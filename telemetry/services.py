@@ -73,7 +73,8 @@ ACKNOWLEDGE_FIELDS = ["status", "acknowledged_by", "acknowledged_at", "ack_note"
 RESOLVE_FIELDS = ["status", "resolved_by", "resolved_at", "resolution_note"]
 
 
-def _clean_note(note) -> str:
+def clean_note(note) -> str:
+    """The note as stored (stripped), or DomainError ``invalid_note``; the portal checks with it too."""
     if not isinstance(note, str):
         raise DomainError("invalid_note", "The note must be text.")
     note = note.strip()
@@ -91,7 +92,7 @@ def _locked(alert_ids) -> list[Alert]:
 def alerts_acknowledge(*, alert_ids, actor, note: str = "") -> list[Alert]:
     """Acknowledge the open ones among ``alert_ids``; returns those that changed. Alerts already
     acknowledged or resolved are left as they are (a repeat changes nothing)."""
-    note = _clean_note(note)
+    note = clean_note(note)
     now = timezone.now()
     changed = [a for a in _locked(alert_ids) if a.status == Alert.Status.OPEN]
     for alert in changed:
@@ -106,7 +107,7 @@ def alerts_acknowledge(*, alert_ids, actor, note: str = "") -> list[Alert]:
 @transaction.atomic
 def alerts_resolve(*, alert_ids, actor=None, note: str = "") -> list[Alert]:
     """Resolve the unresolved ones among ``alert_ids``; returns those that changed."""
-    note = _clean_note(note)
+    note = clean_note(note)
     now = timezone.now()
     changed = [a for a in _locked(alert_ids) if a.status != Alert.Status.RESOLVED]
     for alert in changed:

@@ -13,6 +13,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from hashinsight.accounts.roles import Access, Module, has_access
+from hashinsight.core.errors import DomainError
 from hashinsight.portal.forms.filters import AlertFilterForm
 from hashinsight.portal.tables import Column, CsvColumn, ListPage
 from hashinsight.portal.views.common import module_required
@@ -129,8 +130,9 @@ def _act(request, service, done_message):
     if not ids:
         messages.warning(request, _("Select at least one alert; nothing was changed."))
         return _back(request)
-    note = request.POST.get("note", "").strip()
-    if len(note) > NOTE_MAX_CHARS:
+    try:
+        note = alert_services.clean_note(request.POST.get("note", ""))
+    except DomainError:
         messages.error(
             request,
             _("The note may be at most %(max)d characters; nothing was changed.") % {"max": NOTE_MAX_CHARS},

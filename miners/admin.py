@@ -7,7 +7,7 @@ from hashinsight.core.admin_writes import ServiceWritesAdminMixin
 from miners import selectors, services
 from miners.models import Miner, MinerModel, PortfolioEntry
 from sites.admin_filters import CustomerListFilter, SiteListFilter, ZoneListFilter
-from sites.selectors import customer_list, manageable_site_ids, site_list, zone_list
+from sites.selectors import customer_list, manageable_site_ids, manageable_site_list, zone_list
 
 
 @admin.register(MinerModel)
@@ -57,11 +57,10 @@ class MinerAdmin(ScopedAdminMixin, ServiceWritesAdminMixin, admin.ModelAdmin):
     show_full_result_count = False
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        ids = manageable_site_ids(user=request.user)
         if db_field.name == "site":
-            qs = site_list(user=request.user)
-            kwargs["queryset"] = qs if ids is None else qs.filter(pk__in=ids)
+            kwargs["queryset"] = manageable_site_list(user=request.user)
         elif db_field.name == "zone":
+            ids = manageable_site_ids(user=request.user)
             qs = zone_list(user=request.user)
             kwargs["queryset"] = qs if ids is None else qs.filter(site_id__in=ids)
         elif db_field.name == "customer":

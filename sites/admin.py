@@ -204,9 +204,7 @@ class ZoneAdmin(ScopedAdminMixin, ServiceWritesAdminMixin, admin.ModelAdmin):
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "site":
-            ids = selectors.manageable_site_ids(user=request.user)
-            qs = selectors.site_list(user=request.user)
-            kwargs["queryset"] = qs if ids is None else qs.filter(pk__in=ids)
+            kwargs["queryset"] = selectors.manageable_site_list(user=request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def create_object(self, request, fields):

@@ -211,3 +211,10 @@ def manageable_site_ids(*, user) -> list[int] | None:
     if role == Role.MINING_SITE_OWNER:
         return granted_site_ids(user, manage=True)
     return []
+
+
+def manageable_site_list(*, user) -> QuerySet[Site]:
+    """The sites ``user`` sees and may change (e.g. the choices where a zone or miner is placed)."""
+    ids = manageable_site_ids(user=user)
+    qs = site_list(user=user)
+    return qs if ids is None else qs.filter(pk__in=ids)

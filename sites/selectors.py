@@ -189,12 +189,8 @@ def customer_list(*, user) -> QuerySet[Customer]:
 
 def site_is_manageable(*, user, site_id: int) -> bool:
     """May ``user`` change this site and what is in it (zones, miners)?"""
-    role = role_of(user)
-    if role in (Role.OWNER, Role.ADMIN):
-        return True
-    if role == Role.MINING_SITE_OWNER:
-        return site_id in granted_site_ids(user, manage=True)
-    return False
+    ids = manageable_site_ids(user=user)
+    return ids is None or site_id in ids
 
 
 def require_site_manageable(*, user, site_id: int) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from miners.models import Miner, MinerModel, PortfolioEntry
-from sites.selectors import miner_scope_q
+from sites.models import Site
+from sites.selectors import miner_scope_q, site_list
 
 
 def miner_list(*, user) -> QuerySet[Miner]:
@@ -30,3 +31,9 @@ def miner_scope_q_for(user, *, prefix: str = "miners__") -> Q:
     """The miner scope as a filter on a related ``miners`` join (for counts on sites and zones)."""
     scope = miner_scope_q(user, prefix=prefix)
     return Q() if scope is None else scope
+
+
+def site_list_with_miner_count(*, user) -> QuerySet[Site]:
+    """The sites ``user`` sees, each with ``miner_count``: the miners on it this user may see (a
+    hosting client's own, never the other clients' beside them; a site owner's whole site)."""
+    return site_list(user=user).annotate(miner_count=Count("miners", filter=miner_scope_q_for(user)))

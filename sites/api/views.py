@@ -1,7 +1,6 @@
-from django.db.models import Count
-
 from hashinsight.accounts.roles import Module
 from hashinsight.core.api.views import ScopedViewSet
+from miners.selectors import site_list_with_miner_count
 from sites import selectors, services
 from sites.api.filtersets import CustomerFilter, ZoneFilter
 from sites.api.serializers import CustomerSerializer, SiteSerializer, ZoneSerializer
@@ -17,7 +16,8 @@ class SiteViewSet(ScopedViewSet):
     filterset_fields = ["timezone"]
 
     def get_queryset(self):
-        return selectors.site_list(user=self.request.user).annotate(miner_count=Count("miners")).order_by("name")
+        # Counts only the miners this user may see, as the portal's site list does.
+        return site_list_with_miner_count(user=self.request.user).order_by("name")
 
     def perform_create(self, serializer):
         site = services.site_create(actor=self.request.user, **serializer.validated_data)

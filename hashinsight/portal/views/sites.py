@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.db.models import Count
 from django.shortcuts import get_object_or_404, render
 from django.utils.translation import gettext_lazy as _
 
@@ -39,10 +38,7 @@ class SiteTable(ListPage):
     csv_name = "sites"
 
     def get_queryset(self):
-        # Counts only the miners this user may see (a client's own, a site owner's whole site).
-        return site_selectors.site_list(user=self.request.user).annotate(
-            miner_count=Count("miners", filter=miner_selectors.miner_scope_q_for(self.request.user)),
-        )
+        return miner_selectors.site_list_with_miner_count(user=self.request.user)
 
 
 @module_required(Module.HOSTING)

@@ -21,6 +21,12 @@ def raise_on(farm, key, *, alert_type="fan", severity="warning", message="Fan 2 
     )
 
 
+MESSAGES = {
+    "invalid_severity": "Severity must be one of info, warning, critical.",
+    "miner_not_in_site": "The miner is not at this site.",
+}
+
+
 def alert_events(event_type=None):
     qs = OutboxEvent.objects.filter(event_type__startswith="alert.").order_by("created_at")
     return list(qs.filter(event_type=event_type) if event_type else qs)
@@ -89,6 +95,7 @@ def test_refused_raise_writes_nothing(farm, kwargs, code):
             site=site, miner=miner, alert_type="fan", message="m", **({"severity": "warning"} | kwargs)
         )
     assert refused.value.code == code
+    assert refused.value.message == MESSAGES[code]
     assert not Alert.objects.exists()
     assert alert_events() == []
 

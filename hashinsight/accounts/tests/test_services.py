@@ -245,6 +245,17 @@ def test_everyone_revokes_their_own_token():
     assert ApiToken.objects.get(pk=token.pk).revoked_at is not None
 
 
+def test_an_expiry_that_is_not_in_the_future_is_refused(monkeypatch):
+    user = UserFactory(role="CLIENT")
+    now = timezone.now()
+    monkeypatch.setattr(services.timezone, "now", lambda: now)
+    for expires in (now, now - timedelta(seconds=1)):
+        with pytest.raises(DomainError) as refused:
+            services.api_token_create(user=user, name="late", expires_at=expires)
+        assert (refused.value.code, refused.value.message) == ("token_expiry_past", "The expiry must be in the future.")
+    assert not ApiToken.objects.filter(user=user).exists()
+
+
 def test_revoke_is_recorded_once():
     user = UserFactory(role="CLIENT")
     token = tokens_of(user, n=1)[0]

@@ -57,20 +57,17 @@ async def current_user(scope):
     """The connection's user if its credential still holds (token not revoked or expired, session
     not ended or invalidated by a password change) and the user is active; else None."""
     if "api_token_id" in scope:
-        return await database_sync_to_async(_token_user)(scope["api_token_id"])
+        token_id = scope["api_token_id"]
+        if token_id is None:
+            return None
+        tokens, _sessions = await database_sync_to_async(live_users)(token_ids=[token_id], session_keys=())
+        return tokens.get(token_id)
     session_key = getattr(scope.get("session"), "session_key", None)
     if not session_key:
         return None
     fresh = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key)
     user = await get_user({"session": fresh})
     return user if user.is_authenticated and user.is_active else None
-
-
-def _token_user(token_id: int | None):
-    if token_id is None:
-        return None
-    token = ApiToken.objects.active().select_related("user").filter(pk=token_id).first()
-    return token.user if token is not None and token.user.is_active else None
 
 
 def live_users(*, token_ids, session_keys) -> tuple[dict, dict]:

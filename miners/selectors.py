@@ -5,8 +5,9 @@ from __future__ import annotations
 from django.db.models import Count, Q, QuerySet
 
 from miners.models import Miner, MinerModel, PortfolioEntry
+from sites import selectors as site_selectors
 from sites.models import Site
-from sites.selectors import miner_scope_q, site_list
+from sites.selectors import miner_scope_q
 
 
 def miner_list(*, user) -> QuerySet[Miner]:
@@ -36,4 +37,4 @@ def miner_scope_q_for(user, *, prefix: str = "miners__") -> Q:
 def site_list_with_miner_count(*, user) -> QuerySet[Site]:
     """The sites ``user`` sees, each with ``miner_count``: the miners on it this user may see (a
     hosting client's own, never the other clients' beside them; a site owner's whole site)."""
-    return site_list(user=user).annotate(miner_count=Count("miners", filter=miner_scope_q_for(user)))
+    return site_selectors.site_list(user=user).annotate(miner_count=Count("miners", filter=miner_scope_q_for(user)))

@@ -602,3 +602,19 @@ def test_api_endpoints_answer_each_role_as_written(api, portal_farm, username):
         else:
             assert response.status_code == expected, (alert.message, response.content)
             assert stored.status == "open", alert.message
+
+
+# The miners a site's row counts, per user: only those the user may see (a client its own).
+SITE_MINER_COUNTS = {
+    "owner": {"site-a": 3, "site-b": 3},
+    "siteowner_a": {"site-a": 3},
+    "siteowner_b_ro": {"site-b": 3},
+    "client_x": {"site-a": 1, "site-b": 1},
+}
+
+
+@pytest.mark.parametrize("username", list(SITE_MINER_COUNTS))
+def test_site_rows_count_only_visible_miners(api, farm, username):
+    api.force_authenticate(farm.users[username])
+    rows = api.get("/api/v1/sites", {"limit": 100}).json()["results"]
+    assert {row["slug"]: row["miner_count"] for row in rows} == SITE_MINER_COUNTS[username]

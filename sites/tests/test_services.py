@@ -115,6 +115,7 @@ def test_only_hosting_clients_become_customer_contacts():
         with pytest.raises(DomainError) as refused:
             services.customer_add_contact(user=user, customer=customer)
         assert refused.value.code == "contact_role"
+        assert refused.value.message == "Only users with the hosting client role can be customer contacts."
         assert granted_customer_ids(fresh(user)) == []
     client = UserFactory(role="CLIENT")
     services.customer_add_contact(user=client, customer=customer)
@@ -290,3 +291,18 @@ def test_an_admin_sets_a_clients_contacts_and_is_recorded():
     assert (aggregate, payload["actor_id"], payload["user_ids"]) == (f"customer:{customer.pk}", admin.pk, [contact.pk])
     services.customer_set_access(customer=customer, grants={contact.pk: set()}, actor=admin)
     assert granted_customer_ids(fresh(contact)) == []
+
+
+def test_unknown_permissions_are_refused_by_name():
+    admin, site, grantee = UserFactory(role="ADMIN"), SiteFactory(), UserFactory(role="MINING_SITE_OWNER")
+    with pytest.raises(DomainError) as refused:
+        services.site_set_access(site=site, grants={grantee.pk: {"view_site", "delete_site", "add_site"}}, actor=admin)
+    assert (refused.value.code, refused.value.message) == ("unknown_permission", "Unknown permission.")
+    assert refused.value.details == {"permissions": ["add_site", "delete_site"]}
+    assert granted_site_ids(fresh(grantee)) == []
+
+
+def test_a_manager_is_always_a_viewer():
+    admin, site, grantee = UserFactory(role="ADMIN"), SiteFactory(), UserFactory(role="MINING_SITE_OWNER")
+    services.site_set_access(site=site, grants={grantee.pk: {"change_site"}}, actor=admin)
+    assert (granted_site_ids(fresh(grantee)), granted_site_ids(fresh(grantee), manage=True)) == ([site.pk], [site.pk])

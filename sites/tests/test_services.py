@@ -306,3 +306,12 @@ def test_a_manager_is_always_a_viewer():
     admin, site, grantee = UserFactory(role="ADMIN"), SiteFactory(), UserFactory(role="MINING_SITE_OWNER")
     services.site_set_access(site=site, grants={grantee.pk: {"change_site"}}, actor=admin)
     assert (granted_site_ids(fresh(grantee)), granted_site_ids(fresh(grantee), manage=True)) == ([site.pk], [site.pk])
+
+
+def test_grants_for_unknown_users_are_refused_and_change_nothing():
+    admin, site, grantee = UserFactory(role="ADMIN"), SiteFactory(), UserFactory(role="MINING_SITE_OWNER")
+    with pytest.raises(DomainError) as refused:
+        services.site_set_access(site=site, grants={grantee.pk: {"view_site"}, 999_999: {"view_site"}}, actor=admin)
+    assert (refused.value.code, refused.value.message) == ("unknown_user", "Unknown user.")
+    assert refused.value.details == {"users": [999_999]}
+    assert granted_site_ids(fresh(grantee)) == []

@@ -68,13 +68,23 @@ def test_publish_outside_a_transaction_is_refused():
         outbox.publish("portfolio.changed", aggregate="user:1", payload={"user_id": 1})
 
 
+MISMATCH = "Payload for portfolio.changed does not match its contract."
+
+
 @pytest.mark.parametrize(
-    ("event_type", "payload"),
-    [("portfolio.changed", {"user_id": "seven"}), ("portfolio.changed", {"user_id": 1, "extra": 1}), ("nope", {})],
-)
-def test_contracts_are_validated_on_publish(event_type, payload):
-    with pytest.raises(DomainError), transaction.atomic():
+    ("event_type", "payload", "code", "message"),
+    [
+        ("portfolio.changed", {"user_id": "seven"}, "invalid_event", MISMATCH),
+        ("portfolio.changed", {"user_id": 1, "extra": 1}, "invalid_event", MISMATCH),
+        ("nope", {}, "unknown_event_type", "No contract for nope v1."),
+    ],
+)  # fmt: skip
+def test_contracts_are_validated_on_publish(event_type, payload, code, message):
+    with pytest.raises(DomainError) as refused, transaction.atomic():
         outbox.publish(event_type, aggregate="x", payload=payload)
+    assert (refused.value.code, refused.value.message, refused.value.status) == (code, message, 500)
+    if code == "invalid_event":
+        assert [e["loc"] for e in refused.value.details["errors"]] in ([("user_id",)], [("extra",)])
     assert not OutboxEvent.objects.exists()
 
 

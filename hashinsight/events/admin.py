@@ -25,8 +25,17 @@ class SystemAdmin(admin.ModelAdmin):
         return False
 
 
+class EventPayloadAdmin(SystemAdmin):
+    """Events carry payloads from every site (an alert's message, a miner's serial), and they are not
+    scoped by site: only owners and admins (SYSTEM FULL) read them; a site owner's SYSTEM READ covers
+    job runs and health, not other sites' data."""
+
+    def has_module_permission(self, request):
+        return has_access(request.user, Module.SYSTEM, Access.FULL)
+
+
 @admin.register(OutboxEvent)
-class OutboxEventAdmin(SystemAdmin):
+class OutboxEventAdmin(EventPayloadAdmin):
     list_display = [
         "created_at",
         "event_type",
@@ -44,7 +53,7 @@ class OutboxEventAdmin(SystemAdmin):
 
 
 @admin.register(EventFailure)
-class EventFailureAdmin(SystemAdmin):
+class EventFailureAdmin(EventPayloadAdmin):
     list_display = ["created_at", "event_type", "handler", "error", "attempts", "replayed_at"]
     list_filter = ["event__event_type", "handler", "replayed_at", "created_at"]
     # Event id, event type, handler or a piece of the error: what an operator pastes from a log or alert.

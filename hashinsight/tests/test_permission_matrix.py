@@ -329,9 +329,11 @@ PAGES = {
     "/portfolio/{entry}/delete/":          (404,  404,  404,  404,   404,     200,     403,  LOGIN),
     "/admin/sites/site/{site_a}/permissions/":     (200, 200, 403, 404, LOGIN, LOGIN, LOGIN, LOGIN),
     "/admin/sites/customer/{client_x}/permissions/": (200, 200, 403, 403, LOGIN, LOGIN, LOGIN, LOGIN),
-    # Job runs and event failures (SYSTEM: read for site owners), searchable in the admin.
+    # Job runs (SYSTEM: read for site owners) and event failures, searchable in the admin. Events carry
+    # other sites' payloads, so only owners and admins read them.
     "/admin/events/jobrun/?q=relay":       (200,  200,  200,  200,   LOGIN,   LOGIN,   LOGIN, LOGIN),
-    "/admin/events/eventfailure/?q=alert": (200,  200,  200,  200,   LOGIN,   LOGIN,   LOGIN, LOGIN),
+    "/admin/events/eventfailure/?q=alert": (200,  200,  403,  403,   LOGIN,   LOGIN,   LOGIN, LOGIN),
+    "/admin/events/outboxevent/":          (200,  200,  403,  403,   LOGIN,   LOGIN,   LOGIN, LOGIN),
     # The API's documentation and schema are served to anyone, offline (they hold no data).
     "/api/docs/":                          (200,  200,  200,  200,   200,     200,     200,  200),
     "/api/redoc/":                         (200,  200,  200,  200,   200,     200,     200,  200),

@@ -88,6 +88,14 @@ def test_contracts_are_validated_on_publish(event_type, payload, code, message):
     assert not OutboxEvent.objects.exists()
 
 
+def test_a_version_without_a_contract_is_refused_though_its_type_has_one():
+    with pytest.raises(DomainError) as refused, transaction.atomic():
+        outbox.publish("portfolio.changed", aggregate="user:1", payload={"user_id": 1}, version=2)
+    expected = ("unknown_event_type", "No contract for portfolio.changed v2.")
+    assert (refused.value.code, refused.value.message) == expected
+    assert not OutboxEvent.objects.exists()
+
+
 def test_crash_between_commit_and_hand_off_is_recovered_by_the_relay(calls, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False):  # the process "dies" before on_commit runs
         event = publish_portfolio_changed()

@@ -16,6 +16,19 @@ REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 collect_ignore = ["mutants"]
 
 
+def pytest_configure(config):
+    """Each xdist worker gets a Redis cache database of its own (12 + its number). Every test starts
+    with ``cache.clear()`` (FLUSHDB): on a shared database one worker's clear would empty the cache in
+    the middle of the other worker's test."""
+    from django.conf import settings
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    cache = settings.CACHES["default"]
+    if worker.startswith("gw") and cache["BACKEND"].endswith("RedisCache"):
+        parsed = urlparse(cache["LOCATION"])
+        cache["LOCATION"] = parsed._replace(path=f"/{12 + int(worker[2:])}").geturl()
+
+
 def _reachable(url: str, default_port: int) -> bool:
     parsed = urlparse(url)
     try:

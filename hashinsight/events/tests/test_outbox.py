@@ -3,7 +3,8 @@ handler once, retry with backoff, park failures and replay them."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
+from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
@@ -94,6 +95,38 @@ def test_a_version_without_a_contract_is_refused_though_its_type_has_one():
     expected = ("unknown_event_type", "No contract for portfolio.changed v2.")
     assert (refused.value.code, refused.value.message) == expected
     assert not OutboxEvent.objects.exists()
+
+
+def test_field_errors_name_the_field_and_problem_only():
+    with pytest.raises(DomainError) as refused, transaction.atomic():
+        outbox.publish("forecast.refreshed", aggregate="network", payload={
+            "subject": "network", "horizon_days": 0, "generated_at": "2026-11-25T12:00:00Z",
+        })  # fmt: skip
+    (error,) = refused.value.details["errors"]
+    # No documentation links or validator context: the details stay small and JSON-serialisable.
+    assert set(error) == {"type", "loc", "msg", "input"}
+    assert (error["loc"], error["input"]) == (("horizon_days",), 0)
+
+
+def test_dates_and_decimals_are_stored_as_json(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False), transaction.atomic():
+        event = outbox.publish("curtailment.planned", aggregate="site:3", payload={
+            "site_id": 3, "plan_date": date(2026, 11, 26), "expected_profit_usd": Decimal("12.50"),
+        })  # fmt: skip
+    stored = OutboxEvent.objects.get(pk=event.pk)
+    assert stored.payload == {"site_id": 3, "plan_date": "2026-11-26", "expected_profit_usd": "12.50"}
+
+
+def test_an_event_published_outside_a_request_has_no_request_id(django_capture_on_commit_callbacks):
+    from hashinsight.observability.context import request_id_var
+
+    token = request_id_var.set(None)  # a task run earlier in this thread may have left its id
+    try:
+        with django_capture_on_commit_callbacks(execute=False):
+            event = publish_portfolio_changed()
+    finally:
+        request_id_var.reset(token)
+    assert OutboxEvent.objects.get(pk=event.pk).request_id == ""
 
 
 def test_crash_between_commit_and_hand_off_is_recovered_by_the_relay(calls, django_capture_on_commit_callbacks):
@@ -343,7 +376,7 @@ def test_a_failed_hand_off_puts_back_only_its_own_unfinished_events(
     (record,) = [r for r in caplog.records if r.name == "hashinsight.events.outbox"]
     assert record.getMessage() == "outbox hand-off failed; left for the relay"
     assert record.events == 2
-    assert record.exc_info is not None
+    assert record.exc_info and record.exc_info[0] is ConnectionError  # the traceback is logged
 
 
 def test_dispatch_counts_every_batch_it_sent(sent, django_capture_on_commit_callbacks):

@@ -1,5 +1,6 @@
 """The Celery application. Configuration lives in settings (CELERY_*); tasks are found per app."""
 
+import contextlib
 import os
 
 from celery import Celery, signals
@@ -26,8 +27,22 @@ def _carry_request_id(headers=None, **kwargs):
 def _restore_request_id(task=None, **kwargs):
     from hashinsight.observability.context import request_id_var
 
-    rid = getattr(task.request, "request_id", None) if task else None
-    request_id_var.set(rid or (task.request.id if task else None))
+    if task is None:
+        return
+    rid = getattr(task.request, "request_id", None)
+    task.request.request_id_token = request_id_var.set(rid or task.request.id)
+
+
+@signals.task_postrun.connect
+def _forget_request_id(task=None, **kwargs):
+    """Put back the id the thread had before the task: an eager task (embedded mode, tests) runs in the
+    caller's thread and must not leave its id on the rest of the caller's work."""
+    from hashinsight.observability.context import request_id_var
+
+    token = getattr(task.request, "request_id_token", None) if task else None
+    if token is not None:
+        with contextlib.suppress(ValueError):  # set in another context: nothing of ours to undo
+            request_id_var.reset(token)
 
 
 @signals.worker_init.connect

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 
@@ -64,7 +65,7 @@ class ZoneKind(models.TextChoices):
 
 
 class EnergySource(models.TextChoices):
-    HYDRO = "hydro", _("Hydro")
+    HYDRO = "hydro", pgettext_lazy("energy source", "Hydro")
     SOLAR = "solar", _("Solar")
     WIND = "wind", _("Wind")
     GRID = "grid", _("Grid")

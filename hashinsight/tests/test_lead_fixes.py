@@ -65,3 +65,18 @@ def test_the_outbox_admin_shows_which_worker_holds_an_event(farm):
     response = client.get("/admin/events/outboxevent/")
     assert response.status_code == 200
     assert b"column-worker" in response.content
+
+
+def test_words_with_two_meanings_are_translated_by_context():
+    from django.utils import translation
+
+    from hashinsight.portal.forms.tokens import TokenFilterForm
+    from miners.models import Miner, MinerModel
+    from sites.models import EnergySource
+
+    with translation.override("zh-hans"):
+        assert str(EnergySource.HYDRO.label) == "水电"  # a hydro power plant
+        assert str(MinerModel.Cooling.HYDRO.label) == "水冷"  # a water-cooled miner
+        assert str(Miner.Status.ACTIVE.label) == "运行中"  # a miner hashing
+        token_statuses = dict(TokenFilterForm.base_fields["status"].choices)
+        assert str(token_statuses["active"]) == "有效"  # a token still valid

@@ -8,6 +8,7 @@ from django import forms
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from hashinsight.accounts.models import ApiToken
 from hashinsight.portal.tables import ListFilterForm
@@ -83,7 +84,12 @@ class TokenFilterForm(ListFilterForm):
     status = forms.ChoiceField(
         required=False,
         label=_("Status"),
-        choices=[("", _("Any status")), ("active", _("Active")), ("expired", _("Expired")), ("revoked", _("Revoked"))],
+        choices=[
+            ("", _("Any status")),
+            ("active", pgettext_lazy("token status", "Active")),
+            ("expired", _("Expired")),
+            ("revoked", _("Revoked")),
+        ],
     )
 
     def __init__(self, *args, sees_others: bool = False, **kwargs):

@@ -52,6 +52,7 @@ urlpatterns = [
     path("ready", observability.ready, name="ready"),
     path("metrics", observability.metrics, name="metrics"),
     path("api/v1/", include(api_urls.v1)),
+    path("api/edge/v1/", include("telemetry.api.edge_urls")),
     path("api/", include(api_urls.seed_aliases)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI and ReDoc from local static files (drf-spectacular-sidecar), within the CSP.

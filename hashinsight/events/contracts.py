@@ -120,6 +120,40 @@ class CurtailmentPlanned(Contract):
     expected_profit_usd: Decimal
 
 
+class EdgeDeviceChanged(Contract):
+    device_id: int
+    site_id: int
+    action: Literal["enrolled", "registered", "rotated", "revoked"]
+
+
+class TelemetryIngested(Contract):
+    """A batch of samples landed in ``raw`` and ``live``; alert rules run over its miners."""
+
+    site_id: int
+    device_id: int
+    accepted: int = Field(ge=0)
+    miner_ids: list[int]
+    newest_ts: datetime
+
+
+class SafetyEventsReceived(Contract):
+    site_id: int
+    device_id: int
+    safety_event_ids: list[int]
+
+
+class AlertRulesChanged(Contract):
+    site_id: int
+    kinds: list[str]
+
+
+class TelemetryRolledUp(Contract):
+    layer: Literal["history_5m", "daily"]
+    window_start: datetime
+    window_end: datetime
+    site_ids: list[int]
+
+
 REGISTRY: dict[tuple[str, int], type[Contract]] = {
     ("miner.created", 1): MinerCreated,
     ("miners.bulk_imported", 1): MinersBulkImported,
@@ -140,4 +174,9 @@ REGISTRY: dict[tuple[str, int], type[Contract]] = {
     ("command.updated", 1): CommandEvent,
     ("forecast.refreshed", 1): ForecastRefreshed,
     ("curtailment.planned", 1): CurtailmentPlanned,
+    ("edge_device.changed", 1): EdgeDeviceChanged,
+    ("telemetry.ingested", 1): TelemetryIngested,
+    ("safety_events.received", 1): SafetyEventsReceived,
+    ("alert_rules.changed", 1): AlertRulesChanged,
+    ("telemetry.rolled_up", 1): TelemetryRolledUp,
 }

@@ -1,0 +1,274 @@
+"""Writing a validated sample batch: ``raw`` in one bulk write, ``live`` upserted, one outbox event,
+all in one transaction.
+
+PostgreSQL: the rows are COPY'd into a temporary table (dropped at commit), then moved with one
+``INSERT … SELECT … ON CONFLICT (miner_id, ts) DO NOTHING``; works whether ``telemetry_raw`` is
+partitioned or not. Other databases (SQLite): multi-row ``INSERT … ON CONFLICT DO NOTHING`` in chunks
+under the variable limit. A sample already stored (same miner and time) is a duplicate and changes
+nothing, so a re-sent batch is harmless.
+
+``live`` moves only forward: a miner's row is rewritten only when the batch holds a sample newer than
+its ``last_seen``, and the upsert itself repeats that condition, so a late or out-of-order batch never
+moves it back. ``hashrate_ghs`` is the mean of the (epoch s, TH/s) pairs in the five minutes up to the
+newest sample, × 1000.
+
+Rows are written in (miner, time) order and live rows locked in miner order, so two batches touching
+the same miners wait for each other instead of deadlocking. Alert rules and rollups never run here: the
+``telemetry.ingested`` event carries the miners whose live row changed to their handlers."""
+
+from __future__ import annotations
+
+# ruff: noqa: S608 - the SQL is built from this module's column constants and placeholders; values are parameters.
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import NamedTuple
+
+import orjson
+from django.db import connection, transaction
+from django.utils import timezone
+
+from hashinsight.events import outbox
+from telemetry.ingest import Validated
+from telemetry.models import LiveStatus
+
+WINDOW_S = 300  # the moving average's span
+RAW_COLUMNS = (
+    "miner_id", "ts", "site_id", "device_id", "hashrate_ths", "temp_chip_max_c", "temp_inlet_c", "temp_outlet_c",
+    "fan_rpm", "power_w", "status", "accepted_shares", "rejected_shares", "errors",
+)  # fmt: skip
+LIVE_COLUMNS = (
+    "miner_id", "site_id", "customer_id", "last_seen", "hashrate_ghs", "hashrate_ths_instant", "hashrate_window",
+    "temp_chip_max_c", "temp_inlet_c", "temp_outlet_c", "fan_rpm", "power_w", "status", "accepted_shares",
+    "rejected_shares", "errors", "updated_at",
+)  # fmt: skip
+_LIVE_PG_TYPES = (
+    "int", "int", "int", "timestamptz", "float8", "float8", "jsonb", "float8", "float8", "float8", "jsonb", "float8",
+    "text", "bigint", "bigint", "jsonb", "timestamptz",
+)  # fmt: skip
+_EMPTY_JSON = "[]"
+
+
+class StoreResult(NamedTuple):
+    inserted: int
+    duplicates: int
+    live_changed: list[int]
+
+
+# ---------------------------------------------------------------------------------------------------
+# A site's miner map, per process.
+#
+# A device may write only the miners of its own site. Reading 1,000+ miners per request would cost
+# more than validating them, so each process keeps each site's map for MINER_MAP_TTL_S: a miner moved
+# to another site (or deleted) stays writable by its old site's device for at most that long. A serial
+# the map does not know reloads it at once (at most every MINER_MAP_RELOAD_S), so a new miner's first
+# samples are not refused for the whole TTL.
+
+MINER_MAP_TTL_S = 5.0
+MINER_MAP_RELOAD_S = 1.0
+MINER_MAP_SITES = 256
+_maps: OrderedDict[int, tuple[float, dict[str, tuple[int, int | None]]]] = OrderedDict()
+_maps_lock = threading.Lock()
+
+
+def _load_miner_map(site_id: int) -> dict[str, tuple[int, int | None]]:
+    from miners.models import Miner
+
+    rows = Miner.objects.filter(site_id=site_id).values_list("serial", "id", "customer_id")
+    return {serial: (miner_id, customer_id) for serial, miner_id, customer_id in rows.iterator(chunk_size=5000)}
+
+
+def miner_map(site_id: int, *, reload_older_than: float | None = None) -> dict[str, tuple[int, int | None]]:
+    """serial → (miner id, hosting client id) for the miners of ``site_id``, at most MINER_MAP_TTL_S old
+    (or ``reload_older_than`` seconds, when given)."""
+    now = time.monotonic()
+    max_age = MINER_MAP_TTL_S if reload_older_than is None else min(reload_older_than, MINER_MAP_TTL_S)
+    with _maps_lock:
+        entry = _maps.get(site_id)
+        if entry is not None and now - entry[0] < max_age:
+            _maps.move_to_end(site_id)
+            return entry[1]
+    loaded = _load_miner_map(site_id)
+    with _maps_lock:
+        _maps[site_id] = (now, loaded)
+        _maps.move_to_end(site_id)
+        while len(_maps) > MINER_MAP_SITES:
+            _maps.popitem(last=False)
+    return loaded
+
+
+def miner_map_invalidate(site_ids: Sequence[int] | None = None) -> None:
+    """Forget this process's maps (of ``site_ids``, or all)."""
+    with _maps_lock:
+        if site_ids is None:
+            _maps.clear()
+        for site_id in site_ids or ():
+            _maps.pop(site_id, None)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The write.
+
+
+def store_batch(*, site_id: int, device_id: int, validated: Validated, timings: dict | None = None) -> StoreResult:
+    """Write ``validated.rows`` (sorted by miner and time) to raw, upsert live, publish one event."""
+    rows = validated.rows
+    if not rows:
+        return StoreResult(0, 0, [])
+    timings = {} if timings is None else timings
+    with transaction.atomic():
+        started = time.perf_counter()
+        inserted = _insert_raw(rows, site_id, device_id)
+        written = time.perf_counter()
+        changed = _upsert_live(rows, site_id, validated.customer_of)
+        if inserted or changed:
+            outbox.publish(
+                "telemetry.ingested",
+                aggregate=f"edge_device:{device_id}",
+                payload={
+                    "site_id": site_id, "device_id": device_id, "accepted": inserted, "miner_ids": changed,
+                    "newest_ts": max(row[1] for row in rows),
+                },
+            )  # fmt: skip
+        timings["write"] = written - started
+        timings["live"] = time.perf_counter() - written
+    return StoreResult(inserted, len(rows) - inserted, changed)
+
+
+def _json(value: list) -> str:
+    return orjson.dumps(value).decode() if value else _EMPTY_JSON
+
+
+def _insert_raw(rows: list[tuple], site_id: int, device_id: int) -> int:
+    columns = ", ".join(RAW_COLUMNS)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE TEMP TABLE _ingest_raw (LIKE telemetry_raw INCLUDING DEFAULTS) ON COMMIT DROP")
+            with cursor.copy(f"COPY _ingest_raw ({columns}) FROM STDIN") as copy:
+                write = copy.write_row
+                for r in rows:
+                    write((r[0], r[1], site_id, device_id, r[2], r[3], r[4], r[5], _json(r[6]), r[7], r[8], r[9],
+                           r[10], _json(r[11])))  # fmt: skip
+            cursor.execute(
+                f"INSERT INTO telemetry_raw ({columns}) SELECT {columns} FROM _ingest_raw ORDER BY miner_id, ts "
+                "ON CONFLICT (miner_id, ts) DO NOTHING"
+            )
+            inserted = cursor.rowcount
+            # ON COMMIT DROP covers a rollback; dropped now too, for a caller whose transaction goes on.
+            cursor.execute("DROP TABLE _ingest_raw")
+            return inserted
+    adapt_ts = connection.ops.adapt_datetimefield_value
+    per_row = len(RAW_COLUMNS)
+    chunk = max(1, (connection.features.max_query_params or 30_000) // per_row)
+    inserted = 0
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            placeholders = ", ".join(["(" + ", ".join(["%s"] * per_row) + ")"] * len(part))
+            params: list = []
+            for r in part:
+                params.extend((r[0], adapt_ts(r[1]), site_id, device_id, r[2], r[3], r[4], r[5], _json(r[6]), r[7],
+                               r[8], r[9], r[10], _json(r[11])))  # fmt: skip
+            cursor.execute(
+                f"INSERT INTO telemetry_raw ({columns}) VALUES {placeholders} ON CONFLICT (miner_id, ts) DO NOTHING",
+                params,
+            )
+            inserted += cursor.rowcount
+    return inserted
+
+
+def _epoch(ts: datetime) -> float | int:
+    value = ts.timestamp()
+    return int(value) if value.is_integer() else round(value, 3)
+
+
+def _current_live(miner_ids: list[int]) -> dict[int, tuple[datetime, list]]:
+    """miner id → (last_seen, window) for the batch's miners that have a live row, locked."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT miner_id, last_seen, hashrate_window FROM telemetry_live WHERE miner_id = ANY(%s) "
+                "ORDER BY miner_id FOR UPDATE",
+                [miner_ids],
+            )
+            return {m: (seen, orjson.loads(window) if window else []) for m, seen, window in cursor.fetchall()}
+    rows = LiveStatus.objects.filter(miner_id__in=miner_ids).values_list("miner_id", "last_seen", "hashrate_window")
+    return {m: (seen, window or []) for m, seen, window in rows}
+
+
+def _upsert_live(rows: list[tuple], site_id: int, customer_of: dict[int, int | None]) -> list[int]:
+    """Upsert the live row of each miner whose newest sample here is newer than its live row; returns
+    those miners' ids (ascending)."""
+    # rows are sorted by (miner, ts): each miner's samples are consecutive, its newest last.
+    groups: list[tuple[int, int, int]] = []  # (miner id, first index, last index)
+    start = 0
+    for i in range(1, len(rows) + 1):
+        if i == len(rows) or rows[i][0] != rows[start][0]:
+            groups.append((rows[start][0], start, i - 1))
+            start = i
+    current = _current_live([g[0] for g in groups])
+    now = timezone.now()
+    values: list[tuple] = []
+    for miner_id, first, last in groups:
+        newest = rows[last]
+        live = current.get(miner_id)
+        if live is not None and newest[1] <= live[0]:
+            continue
+        newest_epoch = newest[1].timestamp()
+        since = newest_epoch - WINDOW_S
+        window = {}
+        if live is not None:
+            for pair in live[1]:
+                if pair[0] > since:
+                    window[pair[0]] = pair[1]
+        for r in rows[first : last + 1]:
+            if r[2] is not None:
+                epoch = _epoch(r[1])
+                if epoch > since:
+                    window[epoch] = r[2]
+        pairs = [[epoch, window[epoch]] for epoch in sorted(window)]
+        ghs = sum(p[1] for p in pairs) / len(pairs) * 1000 if pairs else None
+        values.append(
+            (miner_id, site_id, customer_of.get(miner_id), newest[1], ghs, newest[2], _json(pairs), newest[3],
+             newest[4], newest[5], _json(newest[6]), newest[7], newest[8], newest[9], newest[10], _json(newest[11]),
+             now)
+        )  # fmt: skip
+    if values:
+        _write_live(values)
+    return [v[0] for v in values]
+
+
+_LIVE_UPDATE = ", ".join(f"{c} = EXCLUDED.{c}" for c in LIVE_COLUMNS[1:])
+
+
+def _write_live(values: list[tuple]) -> None:
+    columns = ", ".join(LIVE_COLUMNS)
+    conflict = (
+        f"ON CONFLICT (miner_id) DO UPDATE SET {_LIVE_UPDATE} WHERE EXCLUDED.last_seen > telemetry_live.last_seen"
+    )
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            arrays = [list(column) for column in zip(*values, strict=True)]
+            unnest = ", ".join(f"%s::{'text' if kind == 'jsonb' else kind}[]" for kind in _LIVE_PG_TYPES)
+            select = ", ".join(
+                f"{column}::jsonb" if kind == "jsonb" else column
+                for column, kind in zip(LIVE_COLUMNS, _LIVE_PG_TYPES, strict=True)
+            )
+            cursor.execute(
+                f"INSERT INTO telemetry_live ({columns}) SELECT {select} FROM unnest({unnest}) AS v({columns}) "
+                f"{conflict}",
+                arrays,
+            )
+            return
+        adapt_ts = connection.ops.adapt_datetimefield_value
+        per_row = len(LIVE_COLUMNS)
+        chunk = max(1, (connection.features.max_query_params or 30_000) // per_row)
+        for start in range(0, len(values), chunk):
+            part = values[start : start + chunk]
+            placeholders = ", ".join(["(" + ", ".join(["%s"] * per_row) + ")"] * len(part))
+            params: list = []
+            for v in part:
+                params.extend((*v[:3], adapt_ts(v[3]), *v[4:16], adapt_ts(v[16])))
+            cursor.execute(f"INSERT INTO telemetry_live ({columns}) VALUES {placeholders} {conflict}", params)

@@ -1,0 +1,3 @@
+from edge.simulator.cli import main
+
+raise SystemExit(main())

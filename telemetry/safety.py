@@ -193,3 +193,14 @@ def _store(device: EdgeDevice, events: list[dict]) -> tuple[list[SafetyEvent], i
 def connection_needs_refetch(created: list[SafetyEvent]) -> bool:
     """bulk_create sets primary keys on PostgreSQL and SQLite ≥ 3.35; read them back elsewhere."""
     return any(event.pk is None for event in created)
+
+
+def safety_event_list(*, user):
+    """Safety events the user may see: a site's for its managers and viewers, a hosting client's own
+    miners' for the client (an event without a miner is the site's)."""
+    from sites.selectors import scope_of
+
+    scope = scope_of(user)
+    qs = SafetyEvent.objects.select_related("site", "miner", "device", "alert")
+    q = scope.q(prefix="miner__") if scope.kind == "customers" else scope.q()
+    return qs if q is None else qs.filter(q)

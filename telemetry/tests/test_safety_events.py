@@ -207,3 +207,48 @@ def test_database_down_answers_503(api, farm, edge):
         response = post(api, token, [ev("e-1", miner.serial, "power_loss", recent())])
     assert_error_shape(response, 503, "database_unavailable")
     assert response["Retry-After"].isdigit()
+
+
+@pytest.mark.django_db
+def test_safety_events_are_seen_within_the_users_scope(api, farm, edge):
+    from telemetry.safety import safety_event_list
+
+    _, token = edge
+    x_miner, own_miner = farm.miners[("site-a", "client-x")], farm.miners[("site-a", "own")]
+    batch = [
+        ev("x", x_miner.serial, "fan_failure", recent()),
+        ev("own", own_miner.serial, "fan_failure", recent()),
+        ev("site", _DROP, "power_loss", recent()),
+    ]
+    post(api, token, batch)
+    _, b_token = make_device(farm.site_b)
+    post(api, b_token, [ev("b", farm.miners[("site-b", "own")].serial, "power_loss", recent())])
+
+    def seen(username):
+        return set(safety_event_list(user=farm.users[username]).values_list("event_id", flat=True))
+
+    assert seen("owner") == {"x", "own", "site", "b"}
+    assert seen("siteowner_a") == {"x", "own", "site"}
+    assert seen("siteowner_b_ro") == {"b"}
+    assert seen("client_x") == {"x"}
+    assert seen("client_y") == set()
+    assert seen("guest") == set()
+
+
+@pytest.mark.django_db
+def test_admin_lists_safety_events_read_only(client, farm, edge):
+    _, token = edge
+    from rest_framework.test import APIClient
+
+    post(APIClient(), token, [ev("e-1", farm.miners[("site-a", "own")].serial, "overheat_shutdown", recent())])
+    event = SafetyEvent.objects.get()
+    client.force_login(farm.users["owner"])
+    listing = client.get("/admin/telemetry/safetyevent/")
+    assert listing.status_code == 200
+    assert b"e-1" in listing.content
+    assert client.get("/admin/telemetry/safetyevent/add/").status_code == 403
+    detail = client.get(f"/admin/telemetry/safetyevent/{event.pk}/change/")
+    assert detail.status_code == 200
+    assert b'name="_save"' not in detail.content
+    assert client.post(f"/admin/telemetry/safetyevent/{event.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert SafetyEvent.objects.filter(pk=event.pk).exists()

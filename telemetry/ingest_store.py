@@ -58,41 +58,64 @@ class StoreResult(NamedTuple):
 #
 # A device may write only the miners of its own site. Reading 1,000+ miners per request would cost
 # more than validating them, so each process keeps each site's map for MINER_MAP_TTL_S: a miner moved
-# to another site (or deleted) stays writable by its old site's device for at most that long. A serial
-# the map does not know reloads it at once (at most every MINER_MAP_RELOAD_S), so a new miner's first
-# samples are not refused for the whole TTL.
+# to another site (or deleted) stays writable by its old site's device for at most that long (the
+# load time is taken before the query, so the bound holds). A serial the map does not know reloads it
+# at once (at most every MINER_MAP_RELOAD_S), so a new miner's first samples are not refused for the
+# whole TTL; a serial that stayed unknown after such a reload does not trigger another before the TTL
+# runs out, so a collector repeating a bogus serial costs at most one extra read per TTL.
 
 MINER_MAP_TTL_S = 5.0
 MINER_MAP_RELOAD_S = 1.0
 MINER_MAP_SITES = 256
-_maps: OrderedDict[int, tuple[float, dict[str, tuple[int, int | None]]]] = OrderedDict()
+MinerMap = dict[str, tuple[int, int | None]]
+
+
+class _Entry(NamedTuple):
+    loaded_at: float
+    miners: MinerMap
+    unknown: frozenset[str]  # serials still unknown when this map was loaded for them
+
+
+_maps: OrderedDict[int, _Entry] = OrderedDict()
 _maps_lock = threading.Lock()
 
 
-def _load_miner_map(site_id: int) -> dict[str, tuple[int, int | None]]:
+def _load_miner_map(site_id: int) -> MinerMap:
     from miners.models import Miner
 
     rows = Miner.objects.filter(site_id=site_id).values_list("serial", "id", "customer_id")
     return {serial: (miner_id, customer_id) for serial, miner_id, customer_id in rows.iterator(chunk_size=5000)}
 
 
-def miner_map(site_id: int, *, reload_older_than: float | None = None) -> dict[str, tuple[int, int | None]]:
-    """serial → (miner id, hosting client id) for the miners of ``site_id``, at most MINER_MAP_TTL_S old
-    (or ``reload_older_than`` seconds, when given)."""
-    now = time.monotonic()
-    max_age = MINER_MAP_TTL_S if reload_older_than is None else min(reload_older_than, MINER_MAP_TTL_S)
+def _load(site_id: int, unknown: frozenset[str] = frozenset()) -> MinerMap:
+    loaded_at = time.monotonic()
+    miners = _load_miner_map(site_id)
     with _maps_lock:
-        entry = _maps.get(site_id)
-        if entry is not None and now - entry[0] < max_age:
-            _maps.move_to_end(site_id)
-            return entry[1]
-    loaded = _load_miner_map(site_id)
-    with _maps_lock:
-        _maps[site_id] = (now, loaded)
+        _maps[site_id] = _Entry(loaded_at, miners, frozenset(s for s in unknown if s not in miners))
         _maps.move_to_end(site_id)
         while len(_maps) > MINER_MAP_SITES:
             _maps.popitem(last=False)
-    return loaded
+    return miners
+
+
+def miner_map(site_id: int) -> MinerMap:
+    """serial → (miner id, hosting client id) for the miners of ``site_id``, at most MINER_MAP_TTL_S old."""
+    with _maps_lock:
+        entry = _maps.get(site_id)
+        if entry is not None and time.monotonic() - entry.loaded_at < MINER_MAP_TTL_S:
+            _maps.move_to_end(site_id)
+            return entry.miners
+    return _load(site_id)
+
+
+def fresher_miner_map(site_id: int, unknown: set[str]) -> MinerMap | None:
+    """A map read again because ``unknown`` serials may be miners added since it was loaded; None when
+    the current one stands (younger than MINER_MAP_RELOAD_S, or those serials were unknown to it too)."""
+    with _maps_lock:
+        entry = _maps.get(site_id)
+        if entry is not None and (time.monotonic() - entry.loaded_at < MINER_MAP_RELOAD_S or unknown <= entry.unknown):
+            return None
+    return _load(site_id, frozenset(unknown))
 
 
 def miner_map_invalidate(site_ids: Sequence[int] | None = None) -> None:
@@ -259,7 +282,8 @@ def _write_live(values: list[tuple]) -> None:
                 for row in values:
                     write(row)
             cursor.execute(
-                f"INSERT INTO telemetry_live ({columns}) SELECT {columns} FROM _ingest_live ORDER BY miner_id {conflict}"
+                f"INSERT INTO telemetry_live ({columns}) SELECT {columns} FROM _ingest_live ORDER BY miner_id "
+                + conflict
             )
             cursor.execute("DROP TABLE _ingest_live")
             return

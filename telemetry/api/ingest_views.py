@@ -26,7 +26,7 @@ from hashinsight.core.api.parsers import RequestTooLarge, refuse_nul
 from hashinsight.core.errors import DomainError
 from telemetry.edge_auth import EdgeDeviceView
 from telemetry.ingest import MAX_SAMPLES, validate_samples
-from telemetry.ingest_store import MINER_MAP_RELOAD_S, miner_map, store_batch
+from telemetry.ingest_store import fresher_miner_map, miner_map, store_batch
 from telemetry.safety import MAX_EVENTS, store_safety_events, validate_safety_events
 
 # 5,000 samples are ~2 MB of JSON; the limit applies to the body as sent and, again, once decompressed.
@@ -83,6 +83,10 @@ def _list_field(data, name: str, maximum: int) -> list:
             details={"max": maximum, "received": len(items)},
         )  # fmt: skip
     return items
+
+
+def _unknown_serials(rejected: list[dict]) -> set[str]:
+    return {r["miner"] for r in rejected if r["reason"] == "unknown_miner" and r["miner"] is not None}
 
 
 def _server_timing(timings: dict) -> str:
@@ -153,11 +157,9 @@ class TelemetryIngestView(_TimedEdgeView):
         now = timezone.now()
         miners = miner_map(site_id)
         validated = validate_samples(samples, miners, now)
-        if any(r["reason"] == "unknown_miner" for r in validated.rejected):
-            # A miner added in the last few seconds: read the map again (at most once a second).
-            fresher = miner_map(site_id, reload_older_than=MINER_MAP_RELOAD_S)
-            if fresher is not miners:
-                validated = validate_samples(samples, fresher, now)
+        unknown = _unknown_serials(validated.rejected)
+        if unknown and (fresher := fresher_miner_map(site_id, unknown)) is not None:
+            validated = validate_samples(samples, fresher, now)  # miners added in the last few seconds
         validated_at = time.perf_counter()
         result = store_batch(site_id=site_id, device_id=self.device.pk, validated=validated, timings=timings)
         timings["parse"] = parsed - started
@@ -200,10 +202,9 @@ class SafetyEventBatchView(_TimedEdgeView):
         now = timezone.now()
         miners = miner_map(site_id)
         valid, rejected = validate_safety_events(events, miners, now)
-        if any(r["reason"] == "unknown_miner" for r in rejected):
-            fresher = miner_map(site_id, reload_older_than=MINER_MAP_RELOAD_S)
-            if fresher is not miners:
-                valid, rejected = validate_safety_events(events, fresher, now)
+        unknown = _unknown_serials(rejected)
+        if unknown and (fresher := fresher_miner_map(site_id, unknown)) is not None:
+            valid, rejected = validate_safety_events(events, fresher, now)
         created, duplicates = store_safety_events(device=self.device, events=valid)
         timings["total"] = time.perf_counter() - started + timings["auth"]
         return _json_response({"accepted": len(created), "duplicates": duplicates, "rejected": rejected}, timings)

@@ -270,6 +270,38 @@ def test_a_new_miner_is_accepted_at_once(api, farm, edge, monkeypatch):
 
 
 @pytest.mark.django_db
+def test_a_bogus_serial_reloads_the_map_at_most_once_per_ttl(api, farm, edge, monkeypatch):
+    from telemetry import ingest_store
+
+    _, token = edge
+    loads = []
+    real = ingest_store._load_miner_map
+    monkeypatch.setattr(ingest_store, "_load_miner_map", lambda site_id: loads.append(site_id) or real(site_id))
+    clock = [1000.0]
+    monkeypatch.setattr(ingest_store.time, "monotonic", lambda: clock[0])
+
+    def send_at(t: float, serial: str) -> None:
+        clock[0] = 1000.0 + t
+        assert post(api, token, {"samples": [sample(serial, now_iso())]}).json()["rejected"][0]["reason"] == (
+            "unknown_miner"
+        )
+
+    send_at(0, "bogus")
+    assert len(loads) == 1  # first load
+    send_at(2, "bogus")
+    assert len(loads) == 2  # maybe a new miner: read again; still unknown
+    send_at(4, "bogus")
+    send_at(6.9, "bogus")
+    assert len(loads) == 2  # known to be unknown until the map expires (loaded at t=2, TTL 5 s)
+    send_at(7.1, "bogus")
+    assert len(loads) == 3  # expired
+    send_at(7.5, "other")
+    assert len(loads) == 3  # a new unknown serial, but the map is younger than MINER_MAP_RELOAD_S
+    send_at(8.2, "other")
+    assert len(loads) == 4
+
+
+@pytest.mark.django_db
 def test_gzip_bodies_are_accepted(api, farm, edge):
     _, token = edge
     miner = farm.miners[("site-a", "own")]

@@ -50,13 +50,13 @@ _FIRMWARE = {  # dialect: (miner program, its version, firmware build)
 }
 
 
-def _desc(miner: SimMiner) -> str:
+def description(miner: SimMiner) -> str:
     program, version, _ = _FIRMWARE[miner.profile.dialect]
     return f"{program.lower()} {version}"
 
 
 def _ok(miner: SimMiner, code: int, msg: str) -> dict:
-    return status(code, msg, description=_desc(miner))
+    return status(code, msg, description=description(miner))
 
 
 def error(code: int, msg: str, description: str = "cgminer 4.11.1") -> dict:
@@ -75,6 +75,9 @@ def _summary(miner: SimMiner, r: Reading) -> dict:
         "Elapsed": r.elapsed_s,
         "MHS av": round(r.av_ths * 1e6, 2),
         "MHS 5s": round(total_ths * 1e6, 2),
+        "MHS 1m": round(r.window_ths[60] * 1e6, 2),
+        "MHS 5m": round(r.window_ths[300] * 1e6, 2),
+        "MHS 15m": round(r.window_ths[900] * 1e6, 2),
         "Found Blocks": 0,
         "Getworks": r.elapsed_s // 30,
         "Accepted": r.accepted,
@@ -273,7 +276,7 @@ _READERS = {"summary": _summary, "stats": _stats, "devs": _devs, "pools": _pools
 
 
 def _write(miner: SimMiner, t: float, command: str, parameter: str | None) -> dict:
-    desc = _desc(miner)
+    desc = description(miner)
     param = (parameter or "").strip()
     if command in ("restart", "hashing_disable", "hashing_enable") and param:
         return error(140, f"{command} takes no parameter", desc)
@@ -338,7 +341,7 @@ def _write(miner: SimMiner, t: float, command: str, parameter: str | None) -> di
 
 def dispatch(miner: SimMiner, t: float, command: str, parameter: str | None, *, allow_writes: bool = True) -> dict:
     """The reply to one request; never raises for bad input (answers an error STATUS instead)."""
-    desc = _desc(miner)
+    desc = description(miner)
     command = command.strip().lower()
     command = WRITE_ALIASES.get(command, command)
     if command in WRITE_COMMANDS:

@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         control_port=args.control_port,
     )  # fmt: skip
     sim.add_plan(plan)
+    sim.add_inventory_faults()
     log.info("simulated time starts %s at %gx; %d fault(s) planned", iso(clock.now()), args.speed, len(plan))
     try:
         asyncio.run(_run(sim))

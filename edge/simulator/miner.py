@@ -86,6 +86,7 @@ class Reading:
     chain_accepted: list[int]
     chain_hw: list[int]
     av_ths: float
+    window_ths: dict[int, float]  # 60/300/900 s → TH/s ("MHS 1m/5m/15m")
     reject_pct: float
     power_mode: str
     faults: list[str] = field(default_factory=list)
@@ -121,6 +122,7 @@ class SimMiner:
         self.chain_bias = [((_mix(seed + 17 * (c + 1)) % 4000) / 100_000) - 0.02 for c in range(profile.chains)]
         self.mac = "02:48:49:" + ":".join(f"{(_mix(seed + 99) >> (8 * i)) & 0xFF:02x}" for i in range(3))
         self.faults: list[Fault] = []
+        self.inventory_status = "active"  # the server's asset status when impersonating an inventory
         # settings (survive reboots, as on the real firmware)
         self.chain_enabled = [True] * profile.chains  # hashing enabled per chain (ascenable/ascdisable)
         self.fan_override_pct: int | None = None
@@ -288,6 +290,13 @@ class SimMiner:
             else 0.0
             for c in range(n)
         ]
+        # cgminer's 1/5/15-minute figures: the same hashing chains with the noise averaged down (a state change
+        # shows in them at once; the firmware's exponential decay is not modelled)
+        steady = sum((p.nominal_ths / n) * hr_factor * (1 + self.chain_bias[c]) for c in range(n) if hashing_chains[c])
+        window_ths = {
+            w: steady * (1 + noise(self.seed, 50 + i, t, sigma, w)) if steady else 0.0
+            for i, (w, sigma) in enumerate(((60, 0.004), (300, 0.002), (900, 0.001)))
+        }
         if down:
             power = 0.0
         else:
@@ -340,6 +349,7 @@ class SimMiner:
             chain_accepted=[0] * n,
             chain_hw=[0] * n,
             av_ths=0.0,
+            window_ths=window_ths,
             reject_pct=reject * 100,
             power_mode=self.power_mode,
             faults=sorted({f.kind for f in active}),

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import random
 import socket
 import struct
@@ -50,7 +51,7 @@ def build_miners(
     """The miners to simulate: the inventory's (first ``count`` of them if given), or ``count`` generated ones
     (serials SIM-000001…, models drawn from the demo fleet's mix with ``seed``)."""
     rng = random.Random(seed)
-    rows: list[tuple[str, str, int]] = []
+    rows: list[tuple[str, str, int, str]] = []
     if inventory is not None:
         if isinstance(inventory, dict):
             inventory = inventory.get("miners")
@@ -74,25 +75,24 @@ def build_miners(
                 raise InventoryError(f"inventory #{i} ({serial}): serial or port {port} used twice")
             seen_serials.add(serial)
             seen_ports.add(port)
-            rows.append((serial, code, port))
+            status = item.get("status") if isinstance(item.get("status"), str) else "active"
+            rows.append((serial, code, port, status))
     else:
         mix = [(code, weight) for code, weight in DEFAULT_MIX if code in catalog] or [(c, 1) for c in catalog]
         codes, weights = [c for c, _ in mix], [w for _, w in mix]
         for i in range(count or 0):
-            rows.append((f"SIM-{i + 1:06d}", rng.choices(codes, weights)[0], base_port + i))
-    return [
-        SimMiner(
-            i,
-            serial,
-            port,
-            catalog[code],
-            seed=seed * 1_000_003 + i + 1,
-            t0=t0,
-            utc_offset_h=utc_offset_h,
-            restart_s=restart_s,
-        )
-        for i, (serial, code, port) in enumerate(rows)
-    ]
+            rows.append((f"SIM-{i + 1:06d}", rng.choices(codes, weights)[0], base_port + i, "active"))
+    miners = []
+    for i, (serial, code, port, status) in enumerate(rows):
+        m = SimMiner(
+            i, serial, port, catalog[code],
+            seed=seed * 1_000_003 + i + 1, t0=t0, utc_offset_h=utc_offset_h, restart_s=restart_s,
+        )  # fmt: skip
+        m.inventory_status = status
+        if status == "maintenance":  # the server's asset status: the demo farm's miners under maintenance idle
+            m.chain_enabled = [False] * m.profile.chains
+        miners.append(m)
+    return miners
 
 
 def ensure_fd_limit(needed: int) -> tuple[int, int]:
@@ -150,6 +150,15 @@ class Simulator:
     def add_plan(self, plan: list[tuple[Fault, list[int]]]) -> None:
         for fault, indexes in plan:
             self.add_fault(fault, indexes)
+
+    def add_inventory_faults(self) -> list[dict]:
+        """Miners the inventory lists with status "offline" (the server's asset status) do not answer, from the
+        start and for good: one open-ended offline fault, in the ground truth like any other."""
+        offline = [m.index for m in self.miners if m.inventory_status == "offline"]
+        if not offline:
+            return []
+        fault = Fault(self._next_fault_id, "offline", self.clock.now(), math.inf, {"mode": "refuse"})
+        return self.add_fault(fault, offline)
 
     def inject(self, spec: dict) -> list[dict]:
         """A fault given at run time; its start counts from now."""
@@ -215,9 +224,11 @@ class Simulator:
                 with contextlib.suppress(TimeoutError, OSError):
                     await asyncio.wait_for(reader.read(), SILENT_HOLD_S)
                 return
-            reply = await self._answer(reader, lambda cmd, param: api.dispatch(
-                miner, self.clock.now(), cmd, param, allow_writes=self.allow_writes
-            ), api._desc(miner))  # fmt: skip
+
+            def handle(command: str, parameter: str | None) -> dict:
+                return api.dispatch(miner, self.clock.now(), command, parameter, allow_writes=self.allow_writes)
+
+            reply = await self._answer(reader, handle, api.description(miner))
             writer.write(encode_reply(reply))
             await writer.drain()
         except (OSError, asyncio.IncompleteReadError):

@@ -112,6 +112,19 @@ def test_noise_is_one_to_two_percent_and_repeatable():
     assert miner(seed=8).reading(T0 + 100).hashrate_ths != again.reading(T0 + 100).hashrate_ths
 
 
+def test_window_averages_are_steadier_and_follow_state_changes():
+    m = miner()
+    summaries = [api.dispatch(m, T0 + 60 * i, "summary", None)["SUMMARY"][0] for i in range(120)]
+    five_s = [s["MHS 5s"] / 2e8 for s in summaries]
+    one_m = [s["MHS 1m"] / 2e8 for s in summaries]
+    assert statistics.pstdev(one_m) < statistics.pstdev(five_s) / 2
+    assert abs(statistics.mean(one_m) - statistics.mean(five_s)) < 0.01
+    api.dispatch(m, T0 + 7200, "ascdisable", "0")
+    after = api.dispatch(m, T0 + 7210, "summary", None)["SUMMARY"][0]
+    assert 0.6 < after["MHS 1m"] / 2e8 < 0.72 and 0.6 < after["MHS 15m"] / 2e8 < 0.72
+    assert after["MHS av"] / 2e8 > 0.95  # the average since boot barely moves
+
+
 def test_daily_cycle_follows_local_hour():
     # site at UTC+8: 15:00 local is 07:00 UTC, 03:00 local is 19:00 UTC
     m = miner(utc_offset_h=8)
@@ -515,6 +528,20 @@ def test_inventory_impersonates_the_farm_and_is_validated():
         ("HI0000001", "antminer-s21-200t", 14028), ("HI0000002", "whatsminer-m50s-126t", 40100),
     ]  # fmt: skip
     assert len(build_miners(CATALOG, count=1, base_port=14028, t0=T0, inventory=inventory)) == 1
+    # the server's inventory rows (extra keys ignored); its asset status carries over
+    server_page = {
+        "site_id": 1, "next": None, "miners": [
+            {"id": 1, "serial": "HI0000001", "model": "antminer-s21-200t", "status": "active", "ip": ""},
+            {"id": 2, "serial": "HI0000002", "model": "antminer-s21-200t", "status": "offline", "ip": ""},
+            {"id": 3, "serial": "HI0000003", "model": "antminer-s21-200t", "status": "maintenance", "ip": ""},
+        ],
+    }  # fmt: skip
+    clock = ManualClock(T0)
+    miners = build_miners(CATALOG, count=None, base_port=14028, t0=T0, inventory=server_page)
+    sim = Simulator(miners, clock)
+    truth = sim.add_inventory_faults()
+    assert [(r["serial"], r["kind"], r["end"]) for r in truth] == [("HI0000002", "offline", None)]
+    assert [m.reading(T0 + 60).status for m in miners] == ["hashing", "offline", "idle"]
     for bad, message in (
         ([{"serial": "A", "model": "antminer-s99"}], "unknown model"),
         ([{"serial": "", "model": "antminer-s21-200t"}], "serial"),

@@ -96,6 +96,16 @@ def test_register_returns_credentials_once_and_stores_only_hash_and_sealed_secre
     assert device_events() == [{"device_id": device.pk, "site_id": farm.site_a.pk, "action": "registered"}]
 
 
+def test_sealed_secret_is_bound_to_its_device(farm):
+    from hashinsight.security.crypto import DecryptionError
+
+    first, _t, _s = new_device(farm.site_a, name="first")
+    second, _t, _s = new_device(farm.site_a, name="second")
+    second.secret_sealed = first.secret_sealed  # copied onto another row, it does not open
+    with pytest.raises(DecryptionError):
+        devices.device_hmac_secret(second)
+
+
 def test_code_is_single_use(api, farm):
     _row, code = enroll(farm.site_a)
     assert register(api, code).status_code == 201

@@ -128,16 +128,18 @@ def encode_reply(reply: dict) -> bytes:
 
 
 def decode_reply(data: bytes) -> dict:
-    """Decode a reply (NUL and whitespace stripped). Tolerates the old bmminer bug of "}{" between the parts of a
-    multi-command reply. Raises CGMinerProtocolError if the result is not a JSON object."""
+    """Decode a reply (NUL and whitespace stripped). Tolerates the known firmware slips: a missing comma between
+    objects in a list ("}{", bmminer), a stray comma (",}" btminer, "[,{" bmminer). Raises CGMinerProtocolError if
+    the result is not a JSON object."""
     text = data.split(TERMINATOR, 1)[0].decode("utf-8", errors="replace").strip()
     if not text:
         raise CGMinerProtocolError("empty reply")
     try:
         reply = json.loads(text)
     except ValueError:
+        repaired = text.replace(",}", "}").replace("}{", "},{").replace("[,{", "[{")
         try:
-            reply = json.loads(text.replace("}{", "},{"))
+            reply = json.loads(repaired)
         except ValueError as exc:
             raise CGMinerProtocolError(f"reply is not JSON: {exc}") from None
     if not isinstance(reply, dict):

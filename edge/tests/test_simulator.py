@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import socket
 import statistics
 from pathlib import Path
@@ -50,8 +51,11 @@ def bindable(port: int) -> bool:
 
 
 def free_base_port(n: int) -> int:
-    """A base port with n free ports above it."""
-    for base in range(21000, 60000, 997):
+    """A base port with n free ports above it, below the ephemeral range; parallel workers start apart."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:]
+    start = (int(worker) if worker.isdigit() else 0) * 1511 + os.getpid() % 997
+    for k in range(40):
+        base = 20000 + (start + k * 277) % (12000 - n)
         if all(bindable(base + i) for i in range(n)):
             return base
     raise RuntimeError("no free port range")

@@ -66,7 +66,11 @@ def test_importing_the_simulator_loads_no_django():
 
 
 def _free_port_pair() -> int:
-    for base in range(41000, 60000, 1009):
+    """Three free ports in a row, below the ephemeral range; parallel workers start apart."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:]
+    start = (int(worker) if worker.isdigit() else 0) * 1511 + os.getpid() % 997 + 6000
+    for k in range(40):
+        base = 20000 + (start + k * 277) % 11990
         ok = True
         for port in (base, base + 1, base + 2):
             with socket.socket() as s:

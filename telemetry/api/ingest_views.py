@@ -5,7 +5,7 @@ limit (a zip bomb answers 413 having cost at most that much memory). Every refus
 request (413, 400, 415, 503) has the standard error shape; single samples are refused in the answer's
 ``rejected`` list instead.
 
-Each answer carries a ``Server-Timing`` header (auth, parse, validate, write, live, total) so the
+Each answer carries a ``Server-Timing`` header (auth, parse, validate, write, live, commit, total) so the
 benchmark reports where the time goes from the server's own clocks."""
 
 from __future__ import annotations

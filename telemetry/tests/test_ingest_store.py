@@ -212,3 +212,46 @@ def test_the_miner_map_is_the_sites_own(setup):
     assert miner_map(farm.site_a.pk) is miners  # cached
     miner_map_invalidate([farm.site_a.pk])
     assert miner_map(farm.site_a.pk) is not miners
+
+
+@pytest.mark.django_db(transaction=True)
+def test_postgres_staging_tables_are_made_once_per_connection_and_empty_after_commit(on_postgres, farm):
+    from django.db import connection
+
+    from telemetry.tests.test_ingest import make_device
+
+    device, _ = make_device(farm.site_a)
+    miner = farm.miners[("site-a", "own")]
+    statements: list[str] = []
+
+    def record(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        assert store(device, [s(miner, T - timedelta(minutes=1), 100)]).inserted == 1
+        assert sum("CREATE TEMP TABLE" in sql for sql in statements) == 2
+        statements.clear()
+        result = store(device, [s(miner, T, 120)])
+        assert not any("CREATE" in sql or "DELETE" in sql for sql in statements)
+    assert (result.inserted, result.live_changed) == (1, [miner.pk])
+    assert live_row(miner)["hashrate_ghs"] == pytest.approx(110_000.0)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT (SELECT count(*) FROM _ingest_raw) + (SELECT count(*) FROM _ingest_live)")
+        assert cursor.fetchone()[0] == 0
+
+
+def test_postgres_a_rolled_back_batch_leaves_no_staging_table_behind(on_postgres, setup):
+    from django.db import connection, transaction
+
+    farm, device = setup
+    miner = farm.miners[("site-a", "own")]
+    with pytest.raises(RuntimeError), transaction.atomic():
+        store(device, [s(miner, T - timedelta(minutes=2))])
+        raise RuntimeError("the caller's transaction fails")
+    # The next batch on this connection recreates the tables (they went with the rollback).
+    assert store(device, [s(miner, T)]).inserted == 1
+    assert RawSample.objects.count() == 1
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM _ingest_raw")
+        assert cursor.fetchone()[0] == 0

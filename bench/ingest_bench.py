@@ -1,0 +1,424 @@
+"""Sustained telemetry ingest on PostgreSQL over HTTP through the production server, against
+PostgreSQL's own COPY rate for the same rows, with the server's breakdown of where the time goes.
+
+    .venv/bin/python bench/ingest_bench.py [--runs 5] [--batches 10] [--senders 4] [--batch-size 1000]
+                                           [--workers 2] [--url http://host:port --token hie_…] [--in-process]
+                                           [--no-gzip]
+
+Starts ``uvicorn hashinsight.asgi:application --workers 2`` in production mode (its own PostgreSQL
+database ``hashinsight_bench_ingest``, Redis databases 7–9), seeds 20,000 miners, enrolls a device on
+the largest site, then per run: ``--senders`` threads each push ``--batches`` gzip'd batches of
+``--batch-size`` samples (one sample per miner, a new timestamp per batch) over keep-alive connections.
+Bodies are built and compressed before the clock starts. Printed: samples/s per run and the median,
+the COPY rate of the same rows into a copy of ``telemetry_raw`` (same columns and primary key; one
+connection, then ``--senders`` in parallel), and the median per-batch breakdown from the
+``Server-Timing`` header (auth, parse, validate, write = raw COPY + INSERT, live = live upsert + event,
+commit = COMMIT + outbox hand-off).
+
+``--in-process`` skips HTTP: the same threads call validation and the store directly (what the
+server does minus HTTP, auth and JSON), to separate the server's costs from the database's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import http.client
+import os
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlparse
+
+from _setup import ROOT, ensure_database, machine
+
+DATABASE = "postgres://postgres@127.0.0.1:5432/hashinsight_bench_ingest"
+REDIS = "redis://127.0.0.1:6379/7"  # broker 7, cache 8, channel layer 9
+PARTS = ("auth", "parse", "validate", "write", "live", "commit", "total")
+
+
+def server_env(database_url: str) -> dict:
+    from cryptography.fernet import Fernet
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "HASHINSIGHT_", "METRICS_"))}
+    return env | {
+        "HASHINSIGHT_ENV": "production",
+        "SECRET_KEY": secrets.token_urlsafe(64),
+        "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "DATABASE_URL": database_url,
+        "REDIS_URL": REDIS,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "TRUSTED_PROXY_COUNT": "0",
+        "METRICS_PUBLIC": "true",
+        "SECURE_SSL_REDIRECT": "false",
+        "STATIC_ROOT": str(Path(tempfile.gettempdir()) / "ingest_bench_static"),
+        "LOG_LEVEL": "ERROR",
+    }
+
+
+def setup(database_url: str, miners: int) -> None:
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hashinsight.settings")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    ensure_database(database_url)
+    sys.path.insert(0, str(ROOT))
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "-v0"], check=True, cwd=ROOT)
+    subprocess.run(
+        [*manage, "seed_demo", "--miners", str(miners), "--no-identity"],
+        check=True,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
+    import django
+
+    django.setup()
+
+
+def enroll_device() -> tuple[int, list[str], str]:
+    """A device on the site with the most miners: (site id, its serials, token)."""
+    from django.db.models import Count
+
+    from hashinsight.accounts.models import hash_secret
+    from miners.models import Miner
+    from sites.models import Site
+    from telemetry.models import EdgeDevice
+
+    site = Site.objects.annotate(n=Count("miners")).order_by("-n").first()
+    prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+    EdgeDevice.objects.create(
+        site=site, name=f"bench {prefix}", token_prefix=prefix, token_hash=hash_secret(secret), secret_sealed="-"
+    )
+    serials = list(Miner.objects.filter(site=site).order_by("pk").values_list("serial", flat=True))
+    return site.pk, serials, f"hie_{prefix}_{secret}"
+
+
+def make_samples(serials: list[str], ts: datetime, rng_seed: int) -> list[dict]:
+    import random
+
+    rng = random.Random(rng_seed)
+    stamp = ts.isoformat().replace("+00:00", "Z")
+    return [
+        {
+            "miner": serial, "ts": stamp, "hashrate_ths": round(rng.gauss(110, 3), 2),
+            "temp_chip_max_c": round(rng.gauss(72, 4), 1), "temp_inlet_c": round(rng.gauss(25, 2), 1),
+            "temp_outlet_c": round(rng.gauss(45, 3), 1), "fan_rpm": [rng.randint(5800, 6200) for _ in range(4)],
+            "power_w": round(rng.gauss(3250, 40)), "status": "hashing", "accepted_shares": rng.randint(0, 10**6),
+            "rejected_shares": rng.randint(0, 100), "errors": [],
+        }
+        for serial in serials
+    ]  # fmt: skip
+
+
+def plan(serials, senders, batch_size, batches, runs, start: datetime):
+    """runs × senders × batches sample lists; sender k always sends miners [k·size, (k+1)·size)."""
+    if len(serials) < senders * batch_size:
+        raise SystemExit(f"the site has {len(serials)} miners; {senders} × {batch_size} needed")
+    out = []
+    for run in range(runs):
+        per_sender = []
+        for k in range(senders):
+            mine = serials[k * batch_size : (k + 1) * batch_size]
+            per_sender.append(
+                [make_samples(mine, start + timedelta(seconds=run * batches + b), run * 1000 + k * 10 + b)
+                 for b in range(batches)]
+            )  # fmt: skip
+        out.append(per_sender)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# HTTP
+
+
+def start_server(env: dict, workers: int, log: Path) -> tuple[subprocess.Popen, int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "hashinsight.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(workers), "--lifespan", "off", "--no-access-log", "--log-level", "warning"],
+        cwd=ROOT, env=env, start_new_session=True, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.time() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, port
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                raise SystemExit(f"server did not start:\n{log.read_text(errors='replace')[-3000:]}") from None
+            time.sleep(0.2)
+
+
+def parse_server_timing(header: str) -> dict[str, float]:
+    out = {}
+    for part in header.split(","):
+        name, _, dur = part.strip().partition(";dur=")
+        if dur:
+            out[name] = float(dur)
+    return out
+
+
+def http_run(host: str, port: int, token: str, bodies_per_sender: list[list[bytes]], gzipped: bool):
+    """Each sender thread posts its bodies in order on one keep-alive connection; returns
+    (wall seconds, samples accepted, [server timings], [client latency ms])."""
+    results: list = []
+    errors: list = []
+    barrier = threading.Barrier(len(bodies_per_sender) + 1)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+
+    def sender(bodies):
+        conn = http.client.HTTPConnection(host, port, timeout=120)
+        conn.connect()
+        barrier.wait()
+        for body in bodies:
+            started = time.perf_counter()
+            conn.request("POST", "/api/edge/v1/telemetry/ingest", body=body, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+            latency = (time.perf_counter() - started) * 1000
+            if response.status != 200:
+                errors.append((response.status, data[:300]))
+                continue
+            import json
+
+            answer = json.loads(data)
+            results.append((answer["accepted"], answer["duplicates"], len(answer["rejected"]),
+                            parse_server_timing(response.getheader("Server-Timing", "")), latency))  # fmt: skip
+        conn.close()
+
+    threads = [threading.Thread(target=sender, args=(bodies,)) for bodies in bodies_per_sender]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    if errors:
+        raise SystemExit(f"{len(errors)} requests failed, first: {errors[0]}")
+    rejected = sum(r[2] for r in results)
+    duplicates = sum(r[1] for r in results)
+    if rejected or duplicates:
+        print(f"  warning: {rejected} rejected, {duplicates} duplicates")
+    return wall, sum(r[0] for r in results), [r[3] for r in results], [r[4] for r in results]
+
+
+def in_process_run(site_id: int, device_id: int, samples_per_sender: list[list[list[dict]]]):
+    """The server's work minus HTTP, auth and JSON parsing, in threads with one connection each."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from telemetry.ingest import validate_samples
+    from telemetry.ingest_store import miner_map, store_batch
+
+    results: list = []
+    barrier = threading.Barrier(len(samples_per_sender) + 1)
+
+    def sender(batches):
+        barrier.wait()
+        try:
+            for samples in batches:
+                timings: dict = {}
+                started = time.perf_counter()
+                validated = validate_samples(samples, miner_map(site_id), timezone.now())
+                timings["validate"] = time.perf_counter() - started
+                result = store_batch(site_id=site_id, device_id=device_id, validated=validated, timings=timings)
+                timings["total"] = time.perf_counter() - started
+                results.append((result.inserted, {k: v * 1000 for k, v in timings.items()}))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=sender, args=(b,)) for b in samples_per_sender]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    return wall, sum(r[0] for r in results), [r[1] for r in results], [r[1]["total"] for r in results]
+
+
+# ---------------------------------------------------------------------------------------------------
+# PostgreSQL's own COPY rate for the same rows
+
+
+def copy_text(samples: list[dict], miner_ids: dict[str, int], site_id: int) -> bytes:
+    import json
+
+    lines = []
+    for s in samples:
+        lines.append("\t".join((
+            str(miner_ids[s["miner"]]), s["ts"], str(site_id), "\\N", str(s["hashrate_ths"]), str(s["temp_chip_max_c"]),
+            str(s["temp_inlet_c"]), str(s["temp_outlet_c"]), json.dumps(s["fan_rpm"]), str(s["power_w"]), s["status"],
+            str(s["accepted_shares"]), str(s["rejected_shares"]), json.dumps(s["errors"]),
+        )))  # fmt: skip
+    return ("\n".join(lines) + "\n").encode()
+
+
+COPY_COLUMNS = (
+    "miner_id, ts, site_id, device_id, hashrate_ths, temp_chip_max_c, temp_inlet_c, temp_outlet_c, fan_rpm, power_w, "
+    "status, accepted_shares, rejected_shares, errors"
+)
+
+
+def copy_rate(database_url: str, chunks: list[bytes], rows: int, parallel: int) -> float:
+    """Rows/s of COPY (text format, prebuilt) into a fresh copy of telemetry_raw with its primary key."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_copy_raw")
+        conn.execute("CREATE TABLE bench_copy_raw (LIKE telemetry_raw INCLUDING DEFAULTS)")
+        conn.execute("ALTER TABLE bench_copy_raw ADD PRIMARY KEY (miner_id, ts)")
+    groups = [chunks[i::parallel] for i in range(parallel)]
+    barrier = threading.Barrier(parallel + 1)
+
+    def load(mine):
+        with psycopg.connect(database_url) as conn:
+            barrier.wait()
+            for chunk in mine:
+                with conn.cursor().copy(f"COPY bench_copy_raw ({COPY_COLUMNS}) FROM STDIN") as copy:
+                    copy.write(chunk)
+                conn.commit()
+
+    threads = [threading.Thread(target=load, args=(g,)) for g in groups]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE bench_copy_raw")
+    return rows / elapsed
+
+
+def vacuum(database_url: str) -> float:
+    """Every live row is rewritten by each run; without vacuum (autovacuum is off on the benchmark
+    server) dead versions pile up and each run would be slower than the last."""
+    import psycopg
+
+    started = time.perf_counter()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE) telemetry_live")
+        conn.execute("VACUUM (ANALYZE) telemetry_raw")
+    return time.perf_counter() - started
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+def breakdown(timings: list[dict]) -> str:
+    lines = []
+    total = statistics.median(t.get("total", 0) for t in timings) or 1
+    for part in PARTS:
+        values = [t[part] for t in timings if part in t]
+        if values:
+            med = statistics.median(values)
+            lines.append(f"    {part:9} {med:7.1f} ms  ({med / total:5.1%} of total)")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--batches", type=int, default=10, help="batches per sender per run")
+    parser.add_argument("--senders", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers")
+    parser.add_argument("--miners", type=int, default=20_000, help="seeded miners (the largest site is used)")
+    parser.add_argument("--url", help="a running server instead of starting one (needs --token)")
+    parser.add_argument("--token", help="device token for --url")
+    parser.add_argument("--in-process", action="store_true", help="no HTTP: validation + store in threads")
+    parser.add_argument("--no-gzip", action="store_true")
+    args = parser.parse_args()
+
+    database_url = os.environ.get("DATABASE_URL", DATABASE)
+    setup(database_url, args.miners)
+    from django.db import connection
+
+    from miners.models import Miner
+    from telemetry.models import EdgeDevice
+
+    site_id, serials, token = enroll_device()
+    device = EdgeDevice.objects.order_by("-pk").first()
+    miner_ids = dict(Miner.objects.filter(site_id=site_id).values_list("serial", "id"))
+    connection.close()
+    print(machine())
+    mode = "in-process" if args.in_process else f"HTTP, uvicorn --workers {args.workers}"
+    encoding = "plain JSON" if args.no_gzip else "gzip"
+    print(f"ingest: {mode}, {args.senders} senders × {args.batches} batches × {args.batch_size} samples, "
+          f"{encoding}, {args.runs} runs; site {site_id} with {len(serials):,} miners")  # fmt: skip
+
+    # Timestamps: a fresh minute-aligned hour-old start, so every run's samples are new and in range.
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=50)
+    runs = plan(serials, args.senders, args.batch_size, args.batches, args.runs + 1, start)  # + warm-up
+    import orjson
+
+    proc = None
+    try:
+        if not args.in_process:
+            if args.url:
+                parsed = urlparse(args.url)
+                host, port, token = parsed.hostname, parsed.port or 80, args.token or token
+            else:
+                log = Path(tempfile.gettempdir()) / "ingest_bench_server.log"
+                proc, port = start_server(server_env(database_url), args.workers, log)
+                host = "127.0.0.1"
+        rates, copy1, copyn, all_timings, latencies = [], [], [], [], []
+        vacuum_s = []
+        for index, per_sender in enumerate(runs):
+            total_samples = sum(len(b) for batches in per_sender for b in batches)
+            vacuum_s.append(vacuum(database_url))
+            if args.in_process:
+                wall, accepted, timings, lat = in_process_run(site_id, device.pk, per_sender)
+            else:
+                bodies = [[orjson.dumps({"samples": b}) for b in batches] for batches in per_sender]
+                if not args.no_gzip:
+                    bodies = [[gzip.compress(body, 6) for body in sender] for sender in bodies]
+                wall, accepted, timings, lat = http_run(host, port, token, bodies, not args.no_gzip)
+            if accepted != total_samples:
+                print(f"  warning: {accepted} of {total_samples} samples accepted")
+            chunks = [copy_text(b, miner_ids, site_id) for batches in per_sender for b in batches]
+            one = copy_rate(database_url, chunks, total_samples, 1)
+            many = copy_rate(database_url, chunks, total_samples, args.senders)
+            label = "warm-up" if index == 0 else f"run {index}"
+            print(f"{label:8} {total_samples / wall:9,.0f} samples/s ({wall:.2f} s)   COPY same rows: "
+                  f"{one:9,.0f} rows/s on 1 connection, {many:9,.0f} on {args.senders}")  # fmt: skip
+            if index:
+                rates.append(total_samples / wall)
+                copy1.append(one)
+                copyn.append(many)
+                all_timings.extend(timings)
+                latencies.extend(lat)
+        rate, c1, cn = statistics.median(rates), statistics.median(copy1), statistics.median(copyn)
+        print(f"median: {rate:,.0f} samples/s; COPY {c1:,.0f} rows/s (1 conn) → {rate / c1:.2f} × COPY; "
+              f"{cn:,.0f} rows/s ({args.senders} conns) → {rate / cn:.2f} ×")  # fmt: skip
+        vacuumed = statistics.median(vacuum_s[1:])
+        print(f"VACUUM (ANALYZE) of live and raw before each run (untimed; autovacuum's work in production, "
+              f"where every live row is rewritten once a minute): median {vacuumed:.2f} s")  # fmt: skip
+        lat = sorted(latencies)
+        print(f"per batch: client latency p50 {statistics.median(lat):.1f} ms, "
+              f"p95 {lat[int(len(lat) * 0.95) - 1]:.1f} ms; server breakdown (medians per batch):")  # fmt: skip
+        print(breakdown(all_timings))
+    finally:
+        if proc is not None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

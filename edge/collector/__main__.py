@@ -14,7 +14,7 @@ import socket
 import sys
 
 from edge.collector import VERSION
-from edge.collector.client import AuthRefused, RequestRefused, Retryable, ServerClient
+from edge.collector.client import AuthRefused, Misconfigured, RequestRefused, Retryable, ServerClient
 from edge.collector.config import ConfigError, load_config
 from edge.collector.credentials import CredentialsError, load_credentials, save_credentials
 from edge.collector.runner import EXIT_AUTH, EXIT_CONFIG, EXIT_FAILED, EXIT_OK, Collector
@@ -42,7 +42,7 @@ def _register(config, code: str, name: str | None) -> int:
     client = ServerClient(config.server_url, timeout=config.request_timeout_s)
     try:
         answer = asyncio.run(client.register(code.strip(), name or socket.gethostname()))
-    except (AuthRefused, RequestRefused) as exc:
+    except (AuthRefused, RequestRefused, Misconfigured) as exc:
         print(f"registration refused: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except Retryable as exc:

@@ -4,10 +4,13 @@ Every failure is classified once, here:
 
 - ``AuthRefused`` (401/403): the device token is revoked or wrong. The collector stops and says so; it
   never retries a refused token in a loop.
-- ``RequestRefused`` (other 4xx: 400, 404, 413, 422...): the request itself is wrong, which is our bug.
-  The batch is quarantined in the spool, logged, and not retried on its own.
+- ``RequestRefused`` (400, 413, 422): this request itself is wrong, which is our bug. The batch is
+  quarantined in the spool, logged, and not retried on its own.
 - ``Retryable`` (408, 425, 429, 5xx, connection errors, timeouts, a 2xx that is not JSON): try again
   later with exponential backoff and jitter, honouring ``Retry-After``.
+- ``Misconfigured`` (a Retryable: 3xx, 404, 405, 415 and other 4xx): nothing to do with this batch — the URL
+  or the server's version is wrong and every batch would get the same. Quarantining them all would empty the
+  queue into the quarantine, so they are retried with backoff and logged as a configuration problem.
 
 The device token goes into the Authorization header only; it is never logged or put in an error message."""
 
@@ -33,6 +36,7 @@ log = logging.getLogger("edge.collector.client")
 
 API_PREFIX = "/api/edge/v1/"
 RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
+REFUSED_STATUSES = {400, 413, 422}  # this request is wrong: the same bytes would be refused again
 MAX_RETRY_AFTER_S = 3600.0  # a Retry-After further out than an hour is taken as an hour
 
 
@@ -55,6 +59,11 @@ class Retryable(ServerError):
     def __init__(self, message: str, *, status: int | None = None, body: str = "", retry_after: float | None = None):
         super().__init__(message, status=status, body=body)
         self.retry_after = retry_after
+
+
+class Misconfigured(Retryable):
+    """A 3xx or a 4xx that says nothing about this batch (404, 405, 410, 415...): the URL or the server's version
+    is wrong, so every batch would get it. Retried with backoff (the data stays in the spool), logged as such."""
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -171,13 +180,19 @@ class ServerClient:
         if status in RETRY_STATUSES or status >= 500:
             retry_after = parse_retry_after(headers.get("Retry-After") if headers else None)
             raise Retryable(f"{where}: {status} {detail}", status=status, body=text, retry_after=retry_after)
+        if status in REFUSED_STATUSES:
+            raise RequestRefused(f"{where}: {status} {detail}", status=status, body=text)
         if 300 <= status < 400:
             location = headers.get("Location") if headers else None
-            raise RequestRefused(
+            raise Misconfigured(
                 f"{where}: the server redirects ({status}) to {location}; set [server] url to the final address",
                 status=status,
             )
-        raise RequestRefused(f"{where}: {status} {detail}", status=status, body=text)
+        raise Misconfigured(
+            f"{where}: {status} {detail} (is [server] url right, and the server's version one with this API?)",
+            status=status,
+            body=text,
+        )
 
     async def request(self, method: str, path: str, **kwargs) -> Reply:
         return await asyncio.to_thread(self.request_sync, method, path, **kwargs)

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from edge import cgminer
 from edge.collector import VERSION
 from edge.collector.adapters import Adapter, build_adapter
-from edge.collector.client import AuthRefused, Backoff, RequestRefused, Retryable, ServerClient
+from edge.collector.client import AuthRefused, Backoff, Misconfigured, RequestRefused, Retryable, ServerClient
 from edge.collector.config import Config
 from edge.collector.safety import detect
 from edge.collector.sample import UNREACHABLE, MinerSpec, Sample, utc_iso
@@ -320,6 +320,8 @@ class Collector:
                     self.spool.incr_meta(key, value)
             if rejected:
                 reasons = Counter(str(r.get("reason", "?")) for r in rejected if isinstance(r, dict))
+                if reasons.get("ts_in_future"):
+                    log.error("the server finds samples in the future: is this machine's clock right (NTP)?")
                 examples = ", ".join(sorted({str(r.get("miner")) for r in rejected if isinstance(r, dict)})[:10])
                 log.warning(
                     "the server rejected %d of %d samples (%s); miners: %s",
@@ -339,7 +341,8 @@ class Collector:
                 delay = self.backoff.next_delay(exc.retry_after)
                 self.spool.set_meta(last_push_error=str(exc), last_push_error_at=_now_iso())
                 depth = self.spool.depth()
-                log.warning(
+                log.log(
+                    logging.ERROR if isinstance(exc, Misconfigured) else logging.WARNING,
                     "push failed (%s); %d samples spooled; retrying in %.1f s%s",
                     exc, depth["pending_samples"], delay,
                     " (as the server asked)" if exc.retry_after is not None else "",

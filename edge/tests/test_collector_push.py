@@ -388,3 +388,26 @@ def test_batches_are_stored_as_the_exact_gzip_bytes_sent(tmp_path, server):
     (batch,) = collector.spool.pending(TELEMETRY)
     assert json.loads(gzip.decompress(batch.body))["samples"][0]["miner"] == "M-001"
     assert batch.attempts == 1
+
+
+@pytest.mark.parametrize("status", [404, 405, 415, 302])
+def test_a_wrong_url_or_server_version_is_retried_not_quarantined(tmp_path, server, status, caplog):
+    # every batch would get the same answer: quarantining them would empty the queue into the quarantine
+    server.script["telemetry/ingest"] = [(status, {"Location": "https://elsewhere/"}), (status, {})]
+    collector = make_collector(tmp_path, server, miners=1)
+
+    assert asyncio.run(_cycle(collector, T0)) is True
+
+    assert collector.spool.quarantined() == []
+    assert len(collector.delays) == 2 and len(server.stored) == 1
+    assert "[server] url" in caplog.text
+    assert any(r.levelname == "ERROR" and "push failed" in r.getMessage() for r in caplog.records)
+
+
+def test_register_and_health_are_plain_json_the_spooled_batches_gzip(tmp_path, server):
+    collector = make_collector(tmp_path, server, miners=1)
+    asyncio.run(_cycle(collector, T0))
+    asyncio.run(collector.send_health())
+    asyncio.run(ServerClient(server.url).register("CODE", "pi"))
+    encodings = {r["path"]: r["headers"].get("Content-Encoding") for r in server.requests}
+    assert encodings == {"telemetry/ingest": "gzip", "health": None, "register": None}

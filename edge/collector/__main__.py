@@ -1,4 +1,5 @@
-"""python -m edge.collector --config site.toml [--register CODE | --status | --once | --requeue-quarantined | --check]
+"""python -m edge.collector --config site.toml [--register CODE | --status | --once | --requeue-quarantined | --check |
+--dump-inventory FILE]
 
 Exit codes: 0 done, 1 failed (see the log), 2 configuration or credentials problem, 3 the server refused the
 device token (revoked or rotated: enroll again with --register)."""
@@ -12,6 +13,7 @@ import logging
 import signal
 import socket
 import sys
+from pathlib import Path
 
 from edge.collector import VERSION
 from edge.collector.client import AuthRefused, Misconfigured, RequestRefused, Retryable, ServerClient
@@ -32,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument("--once", action="store_true", help="poll once, push (a few retries), report health, exit")
     mode.add_argument("--requeue-quarantined", action="store_true", help="send quarantined batches again")
     mode.add_argument("--check", action="store_true", help="validate the config (and credentials) and exit")
+    mode.add_argument(
+        "--dump-inventory",
+        metavar="FILE",
+        help="write the site's inventory (all pages) as JSON, e.g. for python -m edge.simulator --inventory FILE",
+    )
     p.add_argument("--name", help="device name to register with (default: this host's name)")
     p.add_argument("--json", action="store_true", help="--status as JSON")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -81,6 +88,22 @@ def _status(config, as_json: bool) -> int:
     return EXIT_OK
 
 
+def _dump_inventory(config, creds, path: Path) -> int:
+    client = ServerClient(config.server_url, creds.token, timeout=config.request_timeout_s)
+    try:
+        miners = asyncio.run(client.inventory())
+    except AuthRefused as exc:
+        print(f"the server refused the token: {exc}", file=sys.stderr)
+        return EXIT_AUTH
+    except (Retryable, RequestRefused) as exc:
+        print(f"inventory unavailable: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"miners": miners}, indent=1), encoding="utf-8")
+    print(f"{len(miners)} miners written to {path}")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -102,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         log.warning(
             "the credentials were issued by %s but the config points at %s", creds.server_url, config.server_url
         )
+    if args.dump_inventory:
+        return _dump_inventory(config, creds, Path(args.dump_inventory))
     if args.check:
         print(f"config {config.path} is valid; credentials for device {creds.device_id} found")
         return EXIT_OK

@@ -411,3 +411,23 @@ def test_register_and_health_are_plain_json_the_spooled_batches_gzip(tmp_path, s
     asyncio.run(ServerClient(server.url).register("CODE", "pi"))
     encodings = {r["path"]: r["headers"].get("Content-Encoding") for r in server.requests}
     assert encodings == {"telemetry/ingest": "gzip", "health": None, "register": None}
+
+
+def test_dump_inventory_writes_what_the_simulator_reads(tmp_path, server, capsys):
+    server.inventory_pages = {
+        "inventory": {"miners": [{"serial": "A-1", "model": "antminer-s21-200t", "ip": ""}], "next": "c2"},
+        "inventory?cursor=c2": {"miners": [{"serial": "A-2", "model": "whatsminer-m50s-126t", "ip": ""}]},
+    }
+    config_path = tmp_path / "site.toml"
+    config_path.write_text(f'[server]\nurl = "{server.url}"\n')
+    main(["--config", str(config_path), "--register", "CODE"])
+
+    assert main(["--config", str(config_path), "--dump-inventory", str(tmp_path / "inv" / "inventory.json")]) == 0
+
+    dumped = json.loads((tmp_path / "inv" / "inventory.json").read_text())
+    assert [m["serial"] for m in dumped["miners"]] == ["A-1", "A-2"]
+    sim_server = pytest.importorskip("edge.simulator.server")
+    from edge.simulator.catalog import load_catalog
+
+    miners = sim_server.build_miners(load_catalog(), count=None, base_port=14028, t0=0.0, inventory=dumped)
+    assert [(m.serial, m.port) for m in miners] == [("A-1", 14028), ("A-2", 14029)]

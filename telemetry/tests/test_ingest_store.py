@@ -176,6 +176,17 @@ def test_a_batch_mixing_new_and_old_samples_moves_only_the_miners_that_advanced(
     assert live_row(behind)["hashrate_ghs"] == pytest.approx(100_000.0)
 
 
+def test_a_late_sample_beside_a_new_one_stays_out_of_the_average(setup):
+    farm, device = setup
+    miner = farm.miners[("site-a", "own")]
+    store(device, [s(miner, T - timedelta(minutes=1), 100)])
+    result = store(device, [s(miner, T - timedelta(minutes=2), 10), s(miner, T, 120)])
+    assert (result.inserted, result.live_changed) == (2, [miner.pk])
+    live = live_row(miner)
+    assert live["hashrate_ghs"] == pytest.approx(110_000.0)  # 100 and 120; the late 10 is raw only
+    assert [pair[1] for pair in live["hashrate_window"]] == [100.0, 120.0]
+
+
 def test_many_samples_cross_the_sqlite_variable_limit(setup):
     farm, device = setup
     miner = farm.miners[("site-a", "own")]

@@ -11,7 +11,7 @@ the largest site, then per run: ``--senders`` threads each push ``--batches`` gz
 ``--batch-size`` samples (one sample per miner, a new timestamp per batch) over keep-alive connections.
 Bodies are built and compressed before the clock starts. Printed: samples/s per run and the median,
 the COPY rate of the same rows into a copy of ``telemetry_raw`` (same columns and primary key; one
-connection, then ``--senders`` in parallel), and the median per-batch breakdown from the
+connection, then ``--senders`` in parallel), and the mean per-batch breakdown from the
 ``Server-Timing`` header (auth, parse, validate, write = raw COPY + INSERT, live = live upsert + event,
 commit = COMMIT + outbox hand-off).
 
@@ -306,6 +306,44 @@ def copy_rate(database_url: str, chunks: list[bytes], rows: int, parallel: int) 
     return rows / elapsed
 
 
+def _proc_cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_watch(database_url: str, server_pid: int | None) -> dict[str, list[int]]:
+    """The processes whose CPU time a run is charged: the server's workers, the database's backends
+    (this database's sessions, plus the WAL writer) and this process (senders, or everything in-process)."""
+    import psycopg
+
+    workers = [] if server_pid is None else [server_pid]  # with one worker, uvicorn serves in-process
+    if server_pid is not None:
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    status = (entry / "status").read_text()
+                except OSError:
+                    continue
+                if f"\nPPid:\t{server_pid}\n" in status:
+                    workers.append(int(entry.name))
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        backends = [row[0] for row in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE (datname = current_database() AND pid <> pg_backend_pid()) "
+            "OR backend_type = 'walwriter'"
+        )]  # fmt: skip
+    watched = {"postgres": backends, "bench process": [os.getpid()]}
+    if server_pid is not None:
+        watched = {"uvicorn workers": workers, **watched}
+    return watched
+
+
+def cpu_seconds(watched: dict[str, list[int]]) -> dict[str, float]:
+    return {name: sum(_proc_cpu(pid) for pid in pids) for name, pids in watched.items()}
+
+
 def vacuum(database_url: str) -> float:
     """Every live row is rewritten by each run; without vacuum (autovacuum is off on the benchmark
     server) dead versions pile up and each run would be slower than the last."""
@@ -322,13 +360,16 @@ def vacuum(database_url: str) -> float:
 
 
 def breakdown(timings: list[dict]) -> str:
+    """Mean ms per batch for each part (means add up to the total; medians of skewed parts would not)."""
     lines = []
-    total = statistics.median(t.get("total", 0) for t in timings) or 1
+    total = statistics.fmean(t.get("total", 0) for t in timings) or 1
     for part in PARTS:
         values = [t[part] for t in timings if part in t]
         if values:
-            med = statistics.median(values)
-            lines.append(f"    {part:9} {med:7.1f} ms  ({med / total:5.1%} of total)")
+            mean = statistics.fmean(values)
+            lines.append(
+                f"    {part:9} {mean:7.1f} ms  ({mean / total:5.1%})   p50 {statistics.median(values):7.1f} ms"
+            )
     return "\n".join(lines)
 
 
@@ -363,8 +404,8 @@ def main() -> None:
     print(f"ingest: {mode}, {args.senders} senders × {args.batches} batches × {args.batch_size} samples, "
           f"{encoding}, {args.runs} runs; site {site_id} with {len(serials):,} miners")  # fmt: skip
 
-    # Timestamps: a fresh minute-aligned hour-old start, so every run's samples are new and in range.
-    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=50)
+    # Timestamps: a start 50 minutes back (to the second), so every run's samples are new and in range.
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=50)
     runs = plan(serials, args.senders, args.batch_size, args.batches, args.runs + 1, start)  # + warm-up
     import orjson
 
@@ -378,18 +419,23 @@ def main() -> None:
                 log = Path(tempfile.gettempdir()) / "ingest_bench_server.log"
                 proc, port = start_server(server_env(database_url), args.workers, log)
                 host = "127.0.0.1"
-        rates, copy1, copyn, all_timings, latencies = [], [], [], [], []
+        rates, copy1, copyn, all_timings, latencies, cpu_runs = [], [], [], [], [], []
         vacuum_s = []
         for index, per_sender in enumerate(runs):
             total_samples = sum(len(b) for batches in per_sender for b in batches)
             vacuum_s.append(vacuum(database_url))
-            if args.in_process:
-                wall, accepted, timings, lat = in_process_run(site_id, device.pk, per_sender)
-            else:
+            if not args.in_process:
                 bodies = [[orjson.dumps({"samples": b}) for b in batches] for batches in per_sender]
                 if not args.no_gzip:
                     bodies = [[gzip.compress(body, 6) for body in sender] for sender in bodies]
+            watched = cpu_watch(database_url, proc.pid if proc is not None else None)
+            before = cpu_seconds(watched)
+            if args.in_process:
+                wall, accepted, timings, lat = in_process_run(site_id, device.pk, per_sender)
+            else:
                 wall, accepted, timings, lat = http_run(host, port, token, bodies, not args.no_gzip)
+            after = cpu_seconds(watched)
+            batch_count = sum(len(batches) for batches in per_sender)
             if accepted != total_samples:
                 print(f"  warning: {accepted} of {total_samples} samples accepted")
             chunks = [copy_text(b, miner_ids, site_id) for batches in per_sender for b in batches]
@@ -404,6 +450,7 @@ def main() -> None:
                 copyn.append(many)
                 all_timings.extend(timings)
                 latencies.extend(lat)
+                cpu_runs.append({k: (after[k] - before[k]) / batch_count * 1000 for k in before})
         rate, c1, cn = statistics.median(rates), statistics.median(copy1), statistics.median(copyn)
         print(f"median: {rate:,.0f} samples/s; COPY {c1:,.0f} rows/s (1 conn) → {rate / c1:.2f} × COPY; "
               f"{cn:,.0f} rows/s ({args.senders} conns) → {rate / cn:.2f} ×")  # fmt: skip
@@ -412,8 +459,11 @@ def main() -> None:
               f"where every live row is rewritten once a minute): median {vacuumed:.2f} s")  # fmt: skip
         lat = sorted(latencies)
         print(f"per batch: client latency p50 {statistics.median(lat):.1f} ms, "
-              f"p95 {lat[int(len(lat) * 0.95) - 1]:.1f} ms; server breakdown (medians per batch):")  # fmt: skip
+              f"p95 {lat[int(len(lat) * 0.95) - 1]:.1f} ms; server breakdown (mean per batch):")  # fmt: skip
         print(breakdown(all_timings))
+        cpu = {k: statistics.median(run[k] for run in cpu_runs) for k in cpu_runs[0]}
+        print("CPU per batch (median of runs): " + ", ".join(f"{k} {v:.1f} ms" for k, v in cpu.items())
+              + f"; the machine has {os.cpu_count()} cores")  # fmt: skip
     finally:
         if proc is not None:
             os.killpg(proc.pid, signal.SIGTERM)

@@ -30,7 +30,9 @@ from typing import NamedTuple
 import orjson
 from django.db import connection, transaction
 from django.utils import timezone
-from psycopg.types.json import set_json_dumps
+from psycopg import postgres
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 
 from hashinsight.events import outbox
 from telemetry.ingest import Validated
@@ -202,10 +204,21 @@ def _staging_done(cursor, name: str) -> None:
         cursor.execute(f"DELETE FROM {name}")
 
 
+class _JsonbListDumper(Dumper):
+    """A list as binary jsonb (a version byte, then the text), through orjson in one call: half the client
+    CPU of psycopg's own JSON dumper, which wraps json.dumps in two Python calls per value."""
+
+    format = Format.BINARY
+    oid = postgres.types["jsonb"].oid
+
+    def dump(self, obj):
+        return b"\x01" + orjson.dumps(obj) if obj else b"\x01[]"
+
+
 @contextmanager
 def _binary_copy(cursor, table: str, columns: str, types: tuple[str, ...]):
     raw_cursor = cursor.cursor  # psycopg's, under Django's wrapper
-    set_json_dumps(orjson.dumps, context=raw_cursor)  # lists are dumped by orjson, not json.dumps
+    raw_cursor.adapters.register_dumper(list, _JsonbListDumper)  # this cursor only
     with raw_cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(types)
         yield copy

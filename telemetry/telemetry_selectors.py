@@ -162,7 +162,8 @@ def filter_live(
     return qs
 
 
-# Sort keys of the live list → the column ordered on. Each has an index (site_id, column, miner_id)
+# Sort keys of the live list → the column ordered on ("status" is the status the miner reported: the
+# effective state depends on the clock, which no index can order by). Each has an index (site_id, column, miner_id)
 # (migration 0007), so a keyset page is an index range scan whatever its depth.
 LIVE_SORTS = {
     "serial": "miner__serial",
@@ -646,10 +647,14 @@ def _r(value, places=3):
 def miner_history(*, user, miner_id, rng: Range) -> dict:
     """A miner's samples over the range from the layer ``rng`` chose (404 if the miner is hidden)."""
     miner = visible_miner(user=user, miner_id=miner_id)
+    scope = scope_of(user)
+    # Rows written while the miner stood at a site the user does not see stay hidden (every layer has
+    # site_id); the daily layer also keeps the client a day belonged to, so a client sees its own days only.
+    by_site = scope if scope.kind == "sites" else Scope("all")
     start, end = rng.start, rng.end
     bucket_s = rng.bucket_s
     if rng.layer == "raw":
-        qs = RawSample.objects.filter(miner_id=miner.pk, ts__gte=start, ts__lt=end)
+        qs = _scoped(RawSample.objects.filter(miner_id=miner.pk, ts__gte=start, ts__lt=end), by_site)
         if not bucket_s and qs.count() > MAX_POINTS:
             bucket_s = bucket_for(rng.span)
         if bucket_s:
@@ -681,7 +686,7 @@ def miner_history(*, user, miner_id, rng: Range) -> dict:
                     "uptime_fraction": 1.0 if r["status"] == SampleStatus.HASHING else 0.0,
                 })  # fmt: skip
     elif rng.layer == "5m":
-        qs = History5m.objects.filter(miner_id=miner.pk, bucket__gte=start, bucket__lt=end)
+        qs = _scoped(History5m.objects.filter(miner_id=miner.pk, bucket__gte=start, bucket__lt=end), by_site)
         fields = {
             "hashrate_ths": "avg_hashrate_ths",
             "temp_chip_max_c": "avg_temp_chip_max_c",
@@ -698,7 +703,7 @@ def miner_history(*, user, miner_id, rng: Range) -> dict:
         else:
             rows = _plain(qs, "bucket", fields)
     else:
-        qs = Daily.objects.filter(miner_id=miner.pk, day__gte=start.date(), day__lt=_ceil_day(end))
+        qs = _scoped(Daily.objects.filter(miner_id=miner.pk, day__gte=start.date(), day__lt=_ceil_day(end)), scope)
         aggs = {
             "hashrate_ths": Avg("avg_hashrate_ths"),
             "temp_chip_peak_c": Max("max_temp_chip_c"),

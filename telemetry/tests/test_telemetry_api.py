@@ -458,3 +458,21 @@ def test_schema_documents_the_telemetry_endpoints(api, fleet):
     for path in ("/api/v1/telemetry/sites/{site_id}/live", "/api/v1/telemetry/sites/{site_id}/summary",
                  "/api/v1/telemetry/miners/{miner_id}/history", "/api/v1/telemetry/daily"):  # fmt: skip
         assert path in paths
+
+
+def test_a_client_sees_only_the_days_a_miner_was_its_own(api, fleet):
+    miner = fleet.miners[("site-a", "client-x")]
+    Daily.objects.bulk_create(
+        [
+            Daily(miner=miner, day=date(2026, 3, d), site_id=miner.site_id, customer_id=owner.pk, sample_count=1440,
+                  buckets_reported=288, avg_hashrate_ths=ths, energy_kwh=72.0, uptime_pct=100.0)
+            for d, owner, ths in ((1, fleet.client_y, 111.0), (2, fleet.client_x, 222.0))
+        ]
+    )  # fmt: skip
+    params = {"from": "2026-03-01", "to": "2026-03-02", "resolution": "daily"}
+    login(api, fleet, "client_x")
+    body = api.get(f"/api/v1/telemetry/miners/{miner.pk}/history", params).json()
+    assert [p["hashrate_ths"] for p in body["points"]] == [222.0]  # 1 March was client Y's
+    login(api, fleet, "owner")
+    body = api.get(f"/api/v1/telemetry/miners/{miner.pk}/history", params).json()
+    assert [p["hashrate_ths"] for p in body["points"]] == [111.0, 222.0]

@@ -42,7 +42,7 @@ from _setup import ROOT, ensure_database, machine
 
 DATABASE = "postgres://postgres@127.0.0.1:5432/hashinsight_bench_ingest"
 REDIS = "redis://127.0.0.1:6379/7"  # broker 7, cache 8, channel layer 9
-PARTS = ("auth", "parse", "validate", "write", "live", "commit", "total")
+PARTS = ("auth", "parse", "validate", "write", "live", "commit", "total", "cpu")
 
 
 def server_env(database_url: str) -> dict:

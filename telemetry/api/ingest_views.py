@@ -5,13 +5,16 @@ limit (a zip bomb answers 413 having cost at most that much memory). Every refus
 request (413, 400, 415, 503) has the standard error shape; single samples are refused in the answer's
 ``rejected`` list instead.
 
-Each answer carries a ``Server-Timing`` header (auth, parse, validate, write, live, commit, total) so the
-benchmark reports where the time goes from the server's own clocks."""
+Each answer carries a ``Server-Timing`` header (auth, parse, validate, write, live, commit, total, and cpu:
+the request thread's CPU time inside the view) so the benchmark reports where the time goes from the
+server's own clocks."""
 
 from __future__ import annotations
 
+import gc
 import time
 import zlib
+from contextlib import contextmanager
 
 import orjson
 from django.http import HttpResponse
@@ -102,11 +105,33 @@ def _json_response(body: dict, timings: dict) -> HttpResponse:
 _BATCH_RESULT = OpenApiTypes.OBJECT
 
 
+@contextmanager
+def cyclic_gc_paused():
+    """No cyclic garbage collection while a batch is handled. Its thousands of dicts and lists (acyclic,
+    freed by reference counting when the request ends) otherwise trigger full collections that scan
+    every object of the process: measured at ~30 ms of a ~40 ms request's CPU. The collector runs as
+    usual afterwards; a concurrent request that also paused it just finds it paused."""
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
 class _TimedEdgeView(EdgeDeviceView, APIView):
     def initial(self, request, *args, **kwargs):
+        self.cpu_started = time.thread_time()
         started = time.perf_counter()
         super().initial(request, *args, **kwargs)  # authenticates the device: one indexed read
         self.timings = {"auth": time.perf_counter() - started}
+
+    def finish_timings(self, started: float) -> dict:
+        self.timings["total"] = time.perf_counter() - started + self.timings["auth"]
+        self.timings["cpu"] = time.thread_time() - self.cpu_started  # this request's own CPU, in the view
+        return self.timings
 
 
 class TelemetryIngestView(_TimedEdgeView):
@@ -149,6 +174,10 @@ class TelemetryIngestView(_TimedEdgeView):
         ],
     )
     def post(self, request):
+        with cyclic_gc_paused():
+            return self._ingest(request)
+
+    def _ingest(self, request):
         timings = self.timings
         started = time.perf_counter()
         samples = _list_field(read_json_body(request, limit=MAX_BODY_BYTES), "samples", MAX_SAMPLES)
@@ -164,9 +193,8 @@ class TelemetryIngestView(_TimedEdgeView):
         result = store_batch(site_id=site_id, device_id=self.device.pk, validated=validated, timings=timings)
         timings["parse"] = parsed - started
         timings["validate"] = validated_at - parsed
-        timings["total"] = time.perf_counter() - started + timings["auth"]
         body = {"accepted": result.inserted, "duplicates": result.duplicates, "rejected": validated.rejected}
-        return _json_response(body, timings)
+        return _json_response(body, self.finish_timings(started))
 
 
 class SafetyEventBatchView(_TimedEdgeView):
@@ -193,7 +221,6 @@ class SafetyEventBatchView(_TimedEdgeView):
         ],
     )
     def post(self, request):
-        timings = self.timings
         started = time.perf_counter()
         data = read_json_body(request, limit=MAX_SAFETY_BODY_BYTES)
         events = _list_field(data, "events", MAX_EVENTS)
@@ -206,5 +233,5 @@ class SafetyEventBatchView(_TimedEdgeView):
         if unknown and (fresher := fresher_miner_map(site_id, unknown)) is not None:
             valid, rejected = validate_safety_events(events, fresher, now)
         created, duplicates = store_safety_events(device=self.device, events=valid)
-        timings["total"] = time.perf_counter() - started + timings["auth"]
-        return _json_response({"accepted": len(created), "duplicates": duplicates, "rejected": rejected}, timings)
+        body = {"accepted": len(created), "duplicates": duplicates, "rejected": rejected}
+        return _json_response(body, self.finish_timings(started))

@@ -219,7 +219,7 @@ def test_a_batch_is_stored_and_answered_with_counts(api, farm, edge):
     }
     assert LiveStatus.objects.get(miner=a1).customer_id == farm.client_x.pk
     timing = response["Server-Timing"]
-    for part in ("auth", "parse", "validate", "write", "live", "total"):
+    for part in ("auth", "parse", "validate", "write", "live", "commit", "total", "cpu"):
         assert f"{part};dur=" in timing
 
 
@@ -418,3 +418,23 @@ def test_database_down_during_authentication_answers_503(api, edge):
         response = post(api, token, {"samples": []})
     assert_error_shape(response, 503, "database_unavailable")
     assert "Retry-After" in response
+
+
+@pytest.mark.django_db
+def test_the_garbage_collector_is_paused_during_a_batch_and_resumed_after(api, farm, edge, monkeypatch):
+    import gc
+
+    from telemetry.api import ingest_views
+
+    _, token = edge
+    miner = farm.miners[("site-a", "own")]
+    seen = []
+    real = ingest_views.validate_samples
+    monkeypatch.setattr(ingest_views, "validate_samples", lambda *a: seen.append(gc.isenabled()) or real(*a))
+    assert gc.isenabled()
+    assert post(api, token, {"samples": [sample(miner.serial, now_iso())]}).status_code == 200
+    assert seen == [False]
+    assert gc.isenabled()
+    with mock.patch("telemetry.api.ingest_views.store_batch", side_effect=OperationalError("down")):
+        assert post(api, token, {"samples": [sample(miner.serial, now_iso(20))]}).status_code == 503
+    assert gc.isenabled()  # resumed after an error too

@@ -74,10 +74,13 @@
     let body;
     try {
       const response = await fetch(url, {credentials: "same-origin", headers: {Accept: "application/json"}});
-      if (!response.ok) throw new Error(String(response.status));
+      if (!response.ok) throw Object.assign(new Error(String(response.status)), {status: response.status});
       body = await response.json();
     } catch (e) {
+      if (mine !== request) return;
       if (layerNode) layerNode.textContent = labels.loadFailed;
+      // A network or server error is tried again (unless another range was chosen); a refusal is not.
+      if (!(e.status >= 400 && e.status < 500)) setTimeout(() => { if (mine === request) load(range); }, 3000);
       return;
     }
     if (mine !== request) return; // a later click won

@@ -113,17 +113,26 @@
     return new Date(iso).toLocaleTimeString(lang, {hour: "2-digit", minute: "2-digit"});
   }
 
-  async function loadFleetHistory() {
+  let historyRetry = null;
+
+  async function loadFleetHistory(attempt) {
     if (!hasChart || !fleetCanvas) return;
+    clearTimeout(historyRetry);
+    // A failed load is tried again soon (a few times) rather than leaving the chart empty for 5 minutes.
+    const retry = () => {
+      const next = (attempt || 0) + 1;
+      if (next <= 5) historyRetry = setTimeout(() => loadFleetHistory(next), 2000 * next);
+    };
     const to = new Date();
     const from = new Date(to.getTime() - 24 * 3600 * 1000);
     const url = config.historyUrl + "?resolution=5m&from=" + encodeURIComponent(from.toISOString()) + "&to=" + encodeURIComponent(to.toISOString());
     let body;
     try {
       const response = await fetch(url, {credentials: "same-origin", headers: {Accept: "application/json"}});
-      if (!response.ok) return;
+      if (!response.ok) throw new Error(String(response.status));
       body = await response.json();
     } catch (e) {
+      retry();
       return;
     }
     const empty = document.querySelector("[data-testid=fleet-chart-empty]");
@@ -198,9 +207,9 @@
     if (!document.hidden) refresh();
   });
   schedule();
-  loadFleetHistory();
+  loadFleetHistory(0);
   setInterval(() => {
-    if (!document.hidden) loadFleetHistory();
+    if (!document.hidden) loadFleetHistory(0);
   }, HISTORY_EVERY_MS);
   // Tests (and impatient people) can ask for an update at once.
   window.hashinsightTelemetryRefresh = refresh;

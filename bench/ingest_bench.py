@@ -390,13 +390,20 @@ def main() -> None:
     database_url = os.environ.get("DATABASE_URL", DATABASE)
     setup(database_url, args.miners)
     from django.db import connection
+    from django.db.models import Max
 
     from miners.models import Miner
-    from telemetry.models import EdgeDevice
+    from telemetry.models import EdgeDevice, RawSample
 
     site_id, serials, token = enroll_device()
     device = EdgeDevice.objects.order_by("-pk").first()
     miner_ids = dict(Miner.objects.filter(site_id=site_id).values_list("serial", "id"))
+    # Timestamps: 50 minutes back, or just after the newest sample an earlier invocation left, so every
+    # run's samples are new (not duplicates) and within the accepted range.
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=50)
+    newest = RawSample.objects.filter(site_id=site_id).aggregate(newest=Max("ts"))["newest"]
+    if newest is not None and newest >= start:
+        start = newest + timedelta(seconds=1)
     connection.close()
     print(machine())
     mode = "in-process" if args.in_process else f"HTTP, uvicorn --workers {args.workers}"
@@ -404,8 +411,6 @@ def main() -> None:
     print(f"ingest: {mode}, {args.senders} senders × {args.batches} batches × {args.batch_size} samples, "
           f"{encoding}, {args.runs} runs; site {site_id} with {len(serials):,} miners")  # fmt: skip
 
-    # Timestamps: a start 50 minutes back (to the second), so every run's samples are new and in range.
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=50)
     runs = plan(serials, args.senders, args.batch_size, args.batches, args.runs + 1, start)  # + warm-up
     import orjson
 

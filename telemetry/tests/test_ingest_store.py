@@ -122,6 +122,20 @@ def test_a_resent_sample_with_other_values_keeps_the_first(setup):
     assert live_row(miner)["hashrate_ghs"] == pytest.approx(100_000.0)
 
 
+def test_a_batch_mixing_stored_and_new_samples_writes_only_the_new(setup):
+    # On PostgreSQL the straight COPY fails on the stored one and is undone; the staged path follows.
+    farm, device = setup
+    a, b = farm.miners[("site-a", "own")], farm.miners[("site-a", "client-x")]
+    store(device, [s(a, T - timedelta(minutes=1), 100)])
+    result = store(device, [s(a, T - timedelta(minutes=1), 999), s(a, T, 120), s(b, T, 90)])
+    assert (result.inserted, result.duplicates) == (2, 1)
+    assert sorted(RawSample.objects.values_list("miner_id", "hashrate_ths")) == sorted(
+        [(a.pk, 100.0), (a.pk, 120.0), (b.pk, 90.0)]
+    )
+    assert live_row(a)["hashrate_ghs"] == pytest.approx(110_000.0)
+    assert [e["accepted"] for e in events()] == [1, 2]
+
+
 def test_moving_average_is_the_last_five_minutes_of_the_newest_sample(setup):
     farm, device = setup
     miner = farm.miners[("site-a", "own")]

@@ -7,7 +7,7 @@ PORT ?= 8000
 
 .PHONY: run test setup assets lint fmt migrate seed serve messages bench mutation up logs clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt edge/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt

@@ -1,12 +1,15 @@
 """/api/v1/ routes, plus the seed's unversioned aliases that reach the same handlers."""
 
-from django.urls import path
+from django.urls import path, re_path
 from rest_framework.routers import DefaultRouter
 
 from hashinsight.accounts.api.views import ApiTokenViewSet, MeView, UserViewSet
 from hashinsight.events.api.views import JobRunViewSet, ScheduleViewSet
 from miners.api.views import MinerModelViewSet, MinerViewSet, PortfolioViewSet
 from sites.api.views import CustomerViewSet, SiteViewSet, ZoneViewSet
+from telemetry.api.device_views import EdgeDeviceViewSet, EdgeEnrollmentViewSet
+from telemetry.api.rule_views import SiteAlertRulesView
+from telemetry.api.telemetry_views import telemetry_urls
 from telemetry.api.views import AlertViewSet
 
 
@@ -30,8 +33,15 @@ router.register("tokens", ApiTokenViewSet, basename="apitoken")
 router.register("alerts", AlertViewSet, basename="alert")
 router.register("jobs", JobRunViewSet, basename="jobrun")
 router.register("schedules", ScheduleViewSet, basename="schedule")
+router.register("edge-devices", EdgeDeviceViewSet, basename="edgedevice")
+router.register("edge-enrollments", EdgeEnrollmentViewSet, basename="edgeenrollment")
 
-v1 = [path("me", MeView.as_view(), name="me"), *router.urls]
+v1 = [
+    path("me", MeView.as_view(), name="me"),
+    re_path(r"^sites/(?P<site_id>[0-9]+)/alert-rules/?$", SiteAlertRulesView.as_view(), name="site-alert-rules"),
+    *router.urls,
+]
+v1 += telemetry_urls
 
 # The seed's endpoints, kept for existing integrations: same views, same permissions.
 seed_aliases = [

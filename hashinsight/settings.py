@@ -238,6 +238,7 @@ CELERY_TASK_ROUTES = {
         task: {"queue": "housekeeping"}
         for task in ("events.relay", "events.prune", "observability.worker_heartbeat", "core.warm_caches")
     },
+    "telemetry.retention": {"queue": "housekeeping"},  # an exact name wins over "telemetry.*"
 }
 # Worker liveness: every worker process writes its heartbeat this often from a thread of its own
 # (busy or not); the relay re-sends events held by a worker silent for 3 periods.
@@ -268,6 +269,19 @@ COALESCE_RESCHEDULE_S = env.float("COALESCE_RESCHEDULE_S", default=60.0)
 OUTBOX_QUEUE = env.str("OUTBOX_QUEUE", default="default")
 # Extra modules imported at start-up to register event handlers (plugins, test support).
 EVENT_HANDLER_MODULES = env.list("EVENT_HANDLER_MODULES", default=[])
+
+# --- Telemetry rollups and retention (telemetry/rollups.py, telemetry/partitions.py) ---------------
+TELEMETRY_RAW_RETENTION_HOURS = env.int("TELEMETRY_RAW_RETENTION_HOURS", default=24)
+TELEMETRY_HISTORY_RETENTION_DAYS = env.int("TELEMETRY_HISTORY_RETENTION_DAYS", default=90)
+# 0 keeps the daily layers for good (reports and billing read them); any other value is at least 365.
+TELEMETRY_DAILY_RETENTION_DAYS = env.int("TELEMETRY_DAILY_RETENTION_DAYS", default=0)
+TELEMETRY_PARTITIONS_AHEAD_DAYS = 3  # daily partitions of raw and history_5m created ahead (PostgreSQL)
+TELEMETRY_ROLLUP_GRACE_S = 120  # a 5-minute window is rolled up this long after it ends (late samples)
+TELEMETRY_ROLLUP_REROLL_WINDOWS = 1  # windows already rolled up that each run rolls again (later samples)
+TELEMETRY_ROLLUP_MAX_WINDOWS = 12  # at most this many windows per run when catching up after downtime
+TELEMETRY_DAILY_FINAL_DELAY_S = 3 * 3600  # a day is rolled up once more this long after it ends
+# run_embedded starts a miner simulator and a collector per demo site (hashinsight/demo/edge_demo.py).
+DEMO_EDGE = env.bool("DEMO_EDGE", default=True)
 
 # --- Auth, sessions, throttling ------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -399,7 +413,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "hashinsight.core.api.errors.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"token_create": "20/hour"},
+    "DEFAULT_THROTTLE_RATES": {"token_create": "20/hour", "edge_register": "30/hour"},
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -415,7 +429,10 @@ SPECTACULAR_SETTINGS = {
         "hashinsight.core.api.schema.add_error_responses",
     ],
     # Miners, alerts and job runs each have a "status"; name the miners' enum rather than "StatusBcdEnum".
-    "ENUM_NAME_OVERRIDES": {"MinerStatusEnum": "miners.models.MinerStatus"},
+    "ENUM_NAME_OVERRIDES": {
+        "MinerStatusEnum": "miners.models.MinerStatus",
+        "AlertRuleKindEnum": "telemetry.models.AlertRuleKind",
+    },
 }
 BULK_IMPORT_MAX_ROWS = 10_000
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024  # 10,000 CSV rows with credentials fit well inside

@@ -23,6 +23,7 @@ KEYS = {
     "optimize": "optimize:{id}:{date}",
     "site_summary": "site_summary:{id}",
     "customer_summary": "customer_summary:{id}",  # a hosting client's miners only, never a whole site
+    "telemetry_summary": "telemetry_summary:{site}:{scope}",  # live dashboard: whole site, or clients' miners
 }
 FRESH_S = 300
 KEEP_S = 24 * 3600

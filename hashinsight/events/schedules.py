@@ -8,6 +8,8 @@ from __future__ import annotations
 # a backlog of event hand-offs on ``default`` must never delay the relay that recovers lost events,
 # nor the heartbeat that tells /api/health a worker is alive.
 HOUSEKEEPING_QUEUE = "housekeeping"
+# Rollups go with the ingest-side telemetry work (settings.CELERY_TASK_ROUTES "telemetry.*").
+TELEMETRY_QUEUE = "telemetry"
 
 SCHEDULES = [
     # name, task, every (seconds), queue, description
@@ -19,6 +21,14 @@ SCHEDULES = [
      "Pre-computes portfolio and site figures, most active first."),
     ("housekeeping", "events.prune", 3600, HOUSEKEEPING_QUEUE,
      "Deletes finished outbox rows after 7 days and job runs after 30; marks runs abandoned by a dead worker."),
+    ("telemetry 5-minute rollup", "telemetry.rollup_5m", 60, TELEMETRY_QUEUE,
+     "Rolls raw samples into 5-minute history (miners and sites), catching up after downtime."),
+    ("telemetry daily rollup", "telemetry.rollup_daily", 3600, TELEMETRY_QUEUE,
+     "Rolls 5-minute history into daily summaries (miners and sites) for each complete UTC day."),
+    ("telemetry retention", "telemetry.retention", 3600, HOUSEKEEPING_QUEUE,
+     "Creates telemetry partitions ahead, drops expired ones, deletes rows past retention."),
+    ("alert rules: offline miners", "telemetry.evaluate_offline", 60, TELEMETRY_QUEUE,
+     "Raises and resolves the offline alerts of miners that stopped reporting (they send nothing to react to)."),
 ]  # fmt: skip
 
 

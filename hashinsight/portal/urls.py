@@ -1,6 +1,8 @@
 from django.urls import path
 
-from hashinsight.portal.views import alerts, calculator, dashboard, jobs, miners, portfolio, sites, tokens
+from hashinsight.portal.views import alert_rules as rules_pages
+from hashinsight.portal.views import alerts, calculator, dashboard, jobs, miners, portfolio, sites, telemetry, tokens
+from hashinsight.portal.views import edge_devices as edge
 
 app_name = "portal"
 
@@ -8,7 +10,15 @@ urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
     path("sites/", sites.site_list, name="site-list"),
     path("sites/<slug:slug>/", sites.site_detail, name="site-detail"),
+    path("sites/<slug:slug>/alert-rules/", rules_pages.alert_rules, name="site-alert-rules"),
+    path("sites/<slug:slug>/edge-devices/enroll/", edge.edge_enroll, name="edge-enroll"),
+    path("sites/<slug:slug>/edge-devices/credentials/", edge.edge_credentials, name="edge-credentials"),
+    path("sites/<slug:slug>/edge-devices/<int:pk>/rotate/", edge.edge_device_rotate, name="edge-device-rotate"),
+    path("sites/<slug:slug>/edge-devices/<int:pk>/revoke/", edge.edge_device_revoke, name="edge-device-revoke"),
+    path("sites/<slug:slug>/telemetry/", telemetry.site_dashboard, name="telemetry-site"),
+    path("sites/<slug:slug>/telemetry/live/", telemetry.live_list, name="telemetry-live"),
     path("miners/", miners.miner_list, name="miner-list"),
+    path("miners/<int:pk>/telemetry/", telemetry.miner_detail, name="telemetry-miner"),
     path("alerts/", alerts.alert_list, name="alert-list"),
     path("alerts/<int:pk>/row", alerts.alert_row, name="alert-row"),
     path("alerts/acknowledge/", alerts.alert_acknowledge, name="alert-acknowledge"),

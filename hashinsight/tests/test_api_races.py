@@ -81,15 +81,15 @@ def test_delete_blocked_by_a_protected_reference_is_a_409(owner_api, farm):
 
 def test_two_first_raises_of_one_alert_make_one_alert(farm):
     first = alert_services.alert_raise(site=farm.site_a, alert_type="offline", severity="warning", message="one")
-    real_lookup = alert_services._open_alert
+    real_lookup = alert_services._open_alerts
     calls = []
 
-    def misses_once(key):
-        calls.append(key)
-        return None if len(calls) == 1 else real_lookup(key)
+    def misses_once(keys):
+        calls.append(keys)
+        return {} if len(calls) == 1 else real_lookup(keys)
 
     # The second raise looked before the first one committed, so it also tries to insert.
-    with mock.patch.object(alert_services, "_open_alert", misses_once):
+    with mock.patch.object(alert_services, "_open_alerts", misses_once):
         second = alert_services.alert_raise(site=farm.site_a, alert_type="offline", severity="critical", message="two")
     assert second.pk == first.pk
     alert = Alert.objects.get(pk=first.pk)

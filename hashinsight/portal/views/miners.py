@@ -23,6 +23,7 @@ class MinerTable(ListPage):
         Column("client", _("Client"), sort="customer__company"),
         Column("status", _("Status"), sort="status"),
         Column("firmware", _("Firmware"), sort="firmware"),
+        Column("telemetry", _("Telemetry")),
     ]
     csv_columns = [
         CsvColumn(_("Serial"), "serial"),

@@ -17,12 +17,19 @@ from hashinsight.events.schedules import HOUSEKEEPING_QUEUE, SCHEDULES, move_to_
 ROOT = Path(settings.BASE_DIR)
 
 
-def test_every_periodic_job_is_scheduled_and_routed_to_the_housekeeping_queue():
+# Upkeep runs on housekeeping; the telemetry rollups and the offline rule run beside ingest's own work.
+UPKEEP = {"events.relay", "events.prune", "observability.worker_heartbeat", "core.warm_caches", "telemetry.retention"}
+TELEMETRY_JOBS = {"telemetry.rollup_5m", "telemetry.rollup_daily", "telemetry.evaluate_offline"}
+
+
+def test_every_periodic_job_is_scheduled_and_routed_to_the_queue_it_declares():
     from hashinsight.celery import app
 
+    tasks = {task for _, task, *_ in SCHEDULES}
+    assert tasks == UPKEEP | TELEMETRY_JOBS
     for _, task, _, queue, _ in SCHEDULES:
-        assert queue == HOUSEKEEPING_QUEUE, task
-        assert app.amqp.router.route({}, task)["queue"].name == HOUSEKEEPING_QUEUE, task
+        assert queue == (HOUSEKEEPING_QUEUE if task in UPKEEP else "telemetry"), task
+        assert app.amqp.router.route({}, task)["queue"].name == queue, task
     assert app.amqp.router.route({}, "events.process_events")["queue"].name == "default"
 
 
@@ -47,6 +54,9 @@ def test_every_deployment_runs_a_worker_on_the_housekeeping_queue():
     assert any("worker" in line and "-Q housekeeping" in line for line in procfile.splitlines())
     embedded = (ROOT / "hashinsight/core/management/commands/run_embedded.py").read_text()
     assert '"housekeeping"' in embedded
+    assert any("worker" in c and "telemetry" in c.split("-Q ")[-1].split()[0] for c in consumed if "-Q " in c)
+    assert any("worker" in line and "telemetry" in line for line in procfile.splitlines())
+    assert '"telemetry"' in embedded
 
 
 @pytest.mark.django_db

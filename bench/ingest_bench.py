@@ -6,9 +6,10 @@ PostgreSQL's own COPY rate for the same rows, with the server's breakdown of whe
                                            [--no-gzip]
 
 Starts ``uvicorn hashinsight.asgi:application --workers 2`` in production mode (its own PostgreSQL
-database ``hashinsight_bench_ingest``, Redis databases 7–9), seeds 20,000 miners, enrolls a device on
-the largest site, then per run: ``--senders`` threads each push ``--batches`` gzip'd batches of
-``--batch-size`` samples (one sample per miner, a new timestamp per batch) over keep-alive connections.
+database ``hashinsight_bench_ingest``, Redis databases 7–9), seeds 100,000 miners, enrolls a device per
+site, then per run: ``--senders`` threads (spread over the sites, each with its own share of miners)
+each push ``--batches`` gzip'd batches of ``--batch-size`` samples (one sample per miner, a new
+timestamp per batch, going round the sender's miners) over keep-alive connections.
 Bodies are built and compressed before the clock starts. Printed: samples/s per run and the median,
 the COPY rate of the same rows into a copy of ``telemetry_raw`` (same columns and primary key; one
 connection, then ``--senders`` in parallel), and the mean per-batch breakdown from the
@@ -36,6 +37,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlparse
 
 from _setup import ROOT, ensure_database, machine
@@ -83,22 +85,44 @@ def setup(database_url: str, miners: int) -> None:
     django.setup()
 
 
-def enroll_device() -> tuple[int, list[str], str]:
-    """A device on the site with the most miners: (site id, its serials, token)."""
+class Sender(NamedTuple):
+    site_id: int
+    device_id: int
+    token: str
+    serials: list[str]  # this sender's own miners; its batches go round them
+
+
+def enroll_senders(count: int, token: str | None = None) -> list[Sender]:
+    """``count`` senders spread over the sites with the most miners, one device per site, each sender
+    with its own share of its site's miners (so no two senders write the same miner). With ``token``,
+    all senders use that device and its site."""
     from django.db.models import Count
 
     from hashinsight.accounts.models import hash_secret
     from miners.models import Miner
     from sites.models import Site
+    from telemetry.edge_auth import parse_device_token
     from telemetry.models import EdgeDevice
 
-    site = Site.objects.annotate(n=Count("miners")).order_by("-n").first()
-    prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
-    EdgeDevice.objects.create(
-        site=site, name=f"bench {prefix}", token_prefix=prefix, token_hash=hash_secret(secret), secret_sealed="-"
-    )
-    serials = list(Miner.objects.filter(site=site).order_by("pk").values_list("serial", flat=True))
-    return site.pk, serials, f"hie_{prefix}_{secret}"
+    if token:
+        device = EdgeDevice.objects.get(token_prefix=parse_device_token(token)[0])
+        devices = [(device, token)]
+    else:
+        devices = []
+        for site in Site.objects.annotate(n=Count("miners")).filter(n__gt=0).order_by("-n")[:count]:
+            prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+            device = EdgeDevice.objects.create(
+                site=site, name=f"bench {prefix}", token_prefix=prefix, token_hash=hash_secret(secret),
+                secret_sealed="-",
+            )  # fmt: skip
+            devices.append((device, f"hie_{prefix}_{secret}"))
+    senders = []
+    for index, (device, device_token) in enumerate(devices):
+        serials = list(Miner.objects.filter(site_id=device.site_id).order_by("pk").values_list("serial", flat=True))
+        sharing = [k for k in range(count) if k % len(devices) == index]
+        for position, _ in enumerate(sharing):
+            senders.append(Sender(device.site_id, device.pk, device_token, serials[position :: len(sharing)]))
+    return senders
 
 
 def make_samples(serials: list[str], ts: datetime, rng_seed: int) -> list[dict]:
@@ -118,19 +142,26 @@ def make_samples(serials: list[str], ts: datetime, rng_seed: int) -> list[dict]:
     ]  # fmt: skip
 
 
-def plan(serials, senders, batch_size, batches, runs, start: datetime):
-    """runs × senders × batches sample lists; sender k always sends miners [k·size, (k+1)·size)."""
-    if len(serials) < senders * batch_size:
-        raise SystemExit(f"the site has {len(serials)} miners; {senders} × {batch_size} needed")
+def plan(senders: list[Sender], batch_size: int, batches: int, runs: int, start: datetime):
+    """runs × senders × batches sample lists. A sender's batch g (counted over all runs) holds the next
+    ``batch_size`` of its miners, at ``start + g`` seconds: with enough miners (the default 100,000), a
+    miner gets about one sample per run, as a fleet reporting once a minute would, instead of the same
+    few thousand rows being rewritten every batch."""
+    for sender in senders:
+        if len(sender.serials) < batch_size:
+            raise SystemExit(f"a sender has {len(sender.serials)} miners; {batch_size} needed")
     out = []
     for run in range(runs):
         per_sender = []
-        for k in range(senders):
-            mine = serials[k * batch_size : (k + 1) * batch_size]
-            per_sender.append(
-                [make_samples(mine, start + timedelta(seconds=run * batches + b), run * 1000 + k * 10 + b)
-                 for b in range(batches)]
-            )  # fmt: skip
+        for k, sender in enumerate(senders):
+            mine, count = sender.serials, len(sender.serials)
+            batches_of_sender = []
+            for b in range(batches):
+                g = run * batches + b
+                first = g * batch_size % count
+                chosen = [mine[(first + i) % count] for i in range(batch_size)]
+                batches_of_sender.append(make_samples(chosen, start + timedelta(seconds=g), run * 1000 + k * 10 + b))
+            per_sender.append(batches_of_sender)
         out.append(per_sender)
     return out
 
@@ -168,17 +199,18 @@ def parse_server_timing(header: str) -> dict[str, float]:
     return out
 
 
-def http_run(host: str, port: int, token: str, bodies_per_sender: list[list[bytes]], gzipped: bool):
+def http_run(host: str, port: int, tokens: list[str], bodies_per_sender: list[list[bytes]], gzipped: bool):
     """Each sender thread posts its bodies in order on one keep-alive connection; returns
     (wall seconds, samples accepted, [server timings], [client latency ms])."""
     results: list = []
     errors: list = []
     barrier = threading.Barrier(len(bodies_per_sender) + 1)
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    base_headers = {"Content-Type": "application/json"}
     if gzipped:
-        headers["Content-Encoding"] = "gzip"
+        base_headers["Content-Encoding"] = "gzip"
 
-    def sender(bodies):
+    def sender(bodies, token):
+        headers = {**base_headers, "Authorization": f"Bearer {token}"}
         conn = http.client.HTTPConnection(host, port, timeout=120)
         conn.connect()
         barrier.wait()
@@ -198,7 +230,10 @@ def http_run(host: str, port: int, token: str, bodies_per_sender: list[list[byte
                             parse_server_timing(response.getheader("Server-Timing", "")), latency))  # fmt: skip
         conn.close()
 
-    threads = [threading.Thread(target=sender, args=(bodies,)) for bodies in bodies_per_sender]
+    threads = [
+        threading.Thread(target=sender, args=(bodies, token))
+        for bodies, token in zip(bodies_per_sender, tokens, strict=True)
+    ]
     for thread in threads:
         thread.start()
     barrier.wait()
@@ -215,7 +250,7 @@ def http_run(host: str, port: int, token: str, bodies_per_sender: list[list[byte
     return wall, sum(r[0] for r in results), [r[3] for r in results], [r[4] for r in results]
 
 
-def in_process_run(site_id: int, device_id: int, samples_per_sender: list[list[list[dict]]]):
+def in_process_run(senders: list[Sender], samples_per_sender: list[list[list[dict]]]):
     """The server's work minus HTTP, auth and JSON parsing, in threads with one connection each."""
     from django.db import connection
     from django.utils import timezone
@@ -226,7 +261,7 @@ def in_process_run(site_id: int, device_id: int, samples_per_sender: list[list[l
     results: list = []
     barrier = threading.Barrier(len(samples_per_sender) + 1)
 
-    def sender(batches):
+    def sender(batches, site_id, device_id):
         barrier.wait()
         try:
             for samples in batches:
@@ -240,7 +275,10 @@ def in_process_run(site_id: int, device_id: int, samples_per_sender: list[list[l
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=sender, args=(b,)) for b in samples_per_sender]
+    threads = [
+        threading.Thread(target=sender, args=(b, who.site_id, who.device_id))
+        for b, who in zip(samples_per_sender, senders, strict=True)
+    ]
     for thread in threads:
         thread.start()
     barrier.wait()
@@ -380,9 +418,9 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers")
-    parser.add_argument("--miners", type=int, default=20_000, help="seeded miners (the largest site is used)")
-    parser.add_argument("--url", help="a running server instead of starting one (needs --token)")
-    parser.add_argument("--token", help="device token for --url")
+    parser.add_argument("--miners", type=int, default=100_000, help="seeded miners (seed_demo; 100,000 at most)")
+    parser.add_argument("--url", help="a running server on this database instead of starting one (needs --token)")
+    parser.add_argument("--token", help="device token for --url (all senders then write that device's site)")
     parser.add_argument("--in-process", action="store_true", help="no HTTP: validation + store in threads")
     parser.add_argument("--no-gzip", action="store_true")
     args = parser.parse_args()
@@ -393,15 +431,14 @@ def main() -> None:
     from django.db.models import Max
 
     from miners.models import Miner
-    from telemetry.models import EdgeDevice, RawSample
+    from telemetry.models import RawSample
 
-    site_id, serials, token = enroll_device()
-    device = EdgeDevice.objects.order_by("-pk").first()
-    miner_ids = dict(Miner.objects.filter(site_id=site_id).values_list("serial", "id"))
+    senders = enroll_senders(args.senders, args.token if args.url else None)
+    miner_ids = dict(Miner.objects.values_list("serial", "id"))
     # Timestamps: 50 minutes back, or just after the newest sample an earlier invocation left, so every
     # run's samples are new (not duplicates) and within the accepted range.
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=50)
-    newest = RawSample.objects.filter(site_id=site_id).aggregate(newest=Max("ts"))["newest"]
+    newest = RawSample.objects.aggregate(newest=Max("ts"))["newest"]
     if newest is not None and newest >= start:
         start = newest + timedelta(seconds=1)
     connection.close()
@@ -409,9 +446,10 @@ def main() -> None:
     mode = "in-process" if args.in_process else f"HTTP, uvicorn --workers {args.workers}"
     encoding = "plain JSON" if args.no_gzip else "gzip"
     print(f"ingest: {mode}, {args.senders} senders × {args.batches} batches × {args.batch_size} samples, "
-          f"{encoding}, {args.runs} runs; site {site_id} with {len(serials):,} miners")  # fmt: skip
+          f"{encoding}, {args.runs} runs; {len({s.site_id for s in senders})} sites, "
+          f"{sum(len(s.serials) for s in senders):,} miners")  # fmt: skip
 
-    runs = plan(serials, args.senders, args.batch_size, args.batches, args.runs + 1, start)  # + warm-up
+    runs = plan(senders, args.batch_size, args.batches, args.runs + 1, start)  # + warm-up
     import orjson
 
     proc = None
@@ -419,7 +457,7 @@ def main() -> None:
         if not args.in_process:
             if args.url:
                 parsed = urlparse(args.url)
-                host, port, token = parsed.hostname, parsed.port or 80, args.token or token
+                host, port = parsed.hostname, parsed.port or 80
             else:
                 log = Path(tempfile.gettempdir()) / "ingest_bench_server.log"
                 proc, port = start_server(server_env(database_url), args.workers, log)
@@ -436,14 +474,19 @@ def main() -> None:
             watched = cpu_watch(database_url, proc.pid if proc is not None else None)
             before = cpu_seconds(watched)
             if args.in_process:
-                wall, accepted, timings, lat = in_process_run(site_id, device.pk, per_sender)
+                wall, accepted, timings, lat = in_process_run(senders, per_sender)
             else:
-                wall, accepted, timings, lat = http_run(host, port, token, bodies, not args.no_gzip)
+                tokens = [sender.token for sender in senders]
+                wall, accepted, timings, lat = http_run(host, port, tokens, bodies, not args.no_gzip)
             after = cpu_seconds(watched)
             batch_count = sum(len(batches) for batches in per_sender)
             if accepted != total_samples:
                 print(f"  warning: {accepted} of {total_samples} samples accepted")
-            chunks = [copy_text(b, miner_ids, site_id) for batches in per_sender for b in batches]
+            chunks = [
+                copy_text(b, miner_ids, sender.site_id)
+                for batches, sender in zip(per_sender, senders, strict=True)
+                for b in batches
+            ]
             one = copy_rate(database_url, chunks, total_samples, 1)
             many = copy_rate(database_url, chunks, total_samples, args.senders)
             label = "warm-up" if index == 0 else f"run {index}"

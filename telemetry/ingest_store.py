@@ -98,10 +98,13 @@ _maps_lock = threading.Lock()
 
 
 def _load_miner_map(site_id: int) -> MinerMap:
+    # A plain cursor: a 30,000-miner site loads in a fraction of the ORM's time, and every process does
+    # this for every site it serves once per TTL.
     from miners.models import Miner
 
-    rows = Miner.objects.filter(site_id=site_id).values_list("serial", "id", "customer_id")
-    return {serial: (miner_id, customer_id) for serial, miner_id, customer_id in rows.iterator(chunk_size=5000)}
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT serial, id, customer_id FROM {Miner._meta.db_table} WHERE site_id = %s", [site_id])
+        return {serial: (miner_id, customer_id) for serial, miner_id, customer_id in cursor.fetchall()}
 
 
 def _load(site_id: int, unknown: frozenset[str] = frozenset()) -> MinerMap:

@@ -71,6 +71,8 @@ def gunzip_capped(data: bytes, *, limit: int) -> bytes:
         raise RequestTooLarge(_("The request body is too large once decompressed."))
     if not decompressor.eof:
         raise exceptions.ParseError(_("The gzip body is truncated."))
+    if decompressor.unused_data:
+        raise exceptions.ParseError(_("The gzip body has data after its end (send a single gzip member)."))
     return out
 
 

@@ -252,3 +252,26 @@ def test_admin_lists_safety_events_read_only(client, farm, edge):
     assert b'name="_save"' not in detail.content
     assert client.post(f"/admin/telemetry/safetyevent/{event.pk}/delete/", {"post": "yes"}).status_code == 403
     assert SafetyEvent.objects.filter(pk=event.pk).exists()
+
+
+@pytest.mark.django_db
+def test_a_concurrent_delivery_that_stored_an_event_first_makes_it_a_duplicate(api, farm, edge, monkeypatch):
+    # The other delivery commits e-1 between our lookup and our insert: the unique constraint refuses
+    # ours, and the retry finds e-1 stored.
+    _, token = edge
+    miner = farm.miners[("site-a", "own")]
+    assert post(api, token, [ev("e-1", miner.serial, "power_loss", recent())]).json()["accepted"] == 1
+    real_filter = SafetyEvent.objects.filter
+    lookups = []
+
+    def first_lookup_misses(*args, **kwargs):
+        lookups.append(1)
+        qs = real_filter(*args, **kwargs)
+        return qs.none() if len(lookups) == 1 else qs
+
+    monkeypatch.setattr(SafetyEvent.objects, "filter", first_lookup_misses)
+    events = [ev("e-1", miner.serial, "power_loss", recent()), ev("e-2", miner.serial, "fan_failure", recent())]
+    assert post(api, token, events).json() == {"accepted": 1, "duplicates": 1, "rejected": []}
+    monkeypatch.undo()
+    assert sorted(SafetyEvent.objects.values_list("event_id", flat=True)) == ["e-1", "e-2"]
+    assert Alert.objects.get(alert_type="safety_power_loss").count == 1

@@ -420,3 +420,29 @@ def test_daily_job_rolls_each_complete_day_then_once_more_after_the_final_delay(
     assert rollups.rollup_pending_daily(now=D0 + timedelta(days=3, hours=3)) == {"days": [], "final_days": [nov[2]]}
     assert Daily.objects.get(day=date(2026, 11, 22)).buckets_reported == 2
     assert rollups.rollup_pending_daily(now=D0 + timedelta(days=3, hours=4)) == {"days": [], "final_days": []}
+
+
+def test_a_spool_replayed_after_an_outage_is_rolled_up_again_and_its_day_too(fleet, settings):
+    settings.TELEMETRY_ROLLUP_MAX_WINDOWS = 100
+    a = fleet["a"]
+    RawSample.objects.bulk_create([sample(a, D0 + timedelta(hours=23, minutes=50) + n * MIN) for n in range(10)])
+    rollups.rollup_pending_5m(now=D0 + timedelta(days=1, hours=1))
+    rollups.rollup_pending_daily(now=D0 + timedelta(days=1, hours=1))
+    assert Daily.objects.get(miner_id=a.pk, day=DAY).sample_count == 10
+    done = RollupCursor.objects.get(layer=rollups.CURSOR_5M).done_until
+
+    # a collector replays samples from 23:40 (late by more than the re-rolled window)
+    RawSample.objects.bulk_create(
+        [sample(fleet["b"], D0 + timedelta(hours=23, minutes=40) + n * MIN) for n in range(3)]
+    )
+    rollups.note_late_samples(D0 + timedelta(hours=23, minutes=40, seconds=30))
+    assert RollupCursor.objects.get(layer=rollups.CURSOR_5M).done_until == D0 + timedelta(hours=23, minutes=40)
+    rollups.note_late_samples(D0 + timedelta(hours=23, minutes=50))  # later than the cursor now: no change
+    assert RollupCursor.objects.get(layer=rollups.CURSOR_5M).done_until == D0 + timedelta(hours=23, minutes=40)
+
+    rollups.rollup_pending_5m(now=D0 + timedelta(days=1, hours=1, minutes=1))
+    assert History5m.objects.get(miner_id=fleet["b"].pk).sample_count == 3
+    assert RollupCursor.objects.get(layer=rollups.CURSOR_5M).done_until == done
+    assert RollupCursor.objects.get(layer=rollups.CURSOR_DAILY).done_until == D0  # the day is to roll again
+    assert rollups.rollup_pending_daily(now=D0 + timedelta(days=1, hours=2))["days"] == [DAY.isoformat()]
+    assert Daily.objects.get(miner_id=fleet["b"].pk, day=DAY).sample_count == 3

@@ -343,6 +343,7 @@ def temp_buckets() -> list[tuple[str, float | None, float | None]]:
 
 
 SUMMARY_FRESH_S = 10  # the dashboard polls every 15 s; a summary is rebuilt at most this often per scope
+SUMMARY_MAX_STALE_S = 20  # an older summary (a dashboard opened after a quiet spell) is rebuilt, not shown
 
 
 def summary_scope_key(scope: Scope) -> str:
@@ -373,7 +374,9 @@ def site_summary(*, user, site_id: int, cached: bool = True):
     key = summary_scope_key(scope_of(user))
     if not cached:
         return cache_helper.Cached(build_site_summary(site=site.pk, scope=key), "bypass")
-    return cache_helper.get("telemetry_summary", fresh_s=SUMMARY_FRESH_S, site=site.pk, scope=key)
+    return cache_helper.get(
+        "telemetry_summary", fresh_s=SUMMARY_FRESH_S, max_stale_s=SUMMARY_MAX_STALE_S, site=site.pk, scope=key
+    )
 
 
 def build_site_summary(*, site: int, scope: str, now: datetime | None = None) -> dict:

@@ -103,8 +103,10 @@ def invalidate_many(name: str, parts_list: list[dict]) -> None:
         logger.warning("cache unavailable; invalidation skipped", extra={"cache_keys": version_keys[:5]})
 
 
-def get(name: str, *, fresh_s: float = FRESH_S, **parts) -> Cached:
-    """Read through the cache: hit, stale (served, rebuilt in the background) or miss (built now)."""
+def get(name: str, *, fresh_s: float = FRESH_S, max_stale_s: float | None = None, **parts) -> Cached:
+    """Read through the cache: hit, stale (served, rebuilt in the background) or miss (built now).
+    ``max_stale_s`` bounds how old a stale entry may be and still be served: a live figure older than
+    that is rebuilt now rather than shown (a dashboard opened after a quiet hour)."""
     builder = _BUILDERS[name]
     key = cache_key(name, **parts)
     try:
@@ -115,8 +117,11 @@ def get(name: str, *, fresh_s: float = FRESH_S, **parts) -> Cached:
         return Cached(builder(**parts), "bypass")
     if entry is None:
         return Cached(_build(name, key, version, parts), "miss")
-    if entry["v"] == version and time.time() - entry["at"] < fresh_s:
+    age = time.time() - entry["at"]
+    if entry["v"] == version and age < fresh_s:
         return Cached(entry["value"], "hit")
+    if max_stale_s is not None and age >= fresh_s + max_stale_s:
+        return Cached(_build(name, key, version, parts), "miss")
     _rebuild_in_background(name, key, parts)
     return Cached(entry["value"], "stale")
 

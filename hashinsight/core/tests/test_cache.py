@@ -140,6 +140,16 @@ def test_old_entries_go_stale_by_age(builder):
     assert cache_helper.get("forecast", id=3, fresh_s=0).state == "stale"
 
 
+def test_an_entry_past_its_stale_bound_is_rebuilt_now(builder, monkeypatch):
+    cache_helper.get("forecast", id=5)
+    cache_helper.get("forecast", id=6)
+    builder["value"] = "v2"
+    later = time.time() + 100
+    monkeypatch.setattr(cache_helper.time, "time", lambda: later)
+    assert cache_helper.get("forecast", id=5, fresh_s=10, max_stale_s=200).state == "stale"
+    assert cache_helper.get("forecast", id=6, fresh_s=10, max_stale_s=60) == ({"id": 6, "value": "v2"}, "miss")
+
+
 def test_seed_key_names():
     assert cache_helper.cache_key("user_portfolio", id=4) == "user_portfolio:4"
     assert cache_helper.cache_key("forecast", id=4) == "forecast:4"

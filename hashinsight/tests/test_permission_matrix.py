@@ -1,7 +1,9 @@
 """For every role and every object endpoint, with the grants in ``build_farm``: the objects a user
 may not see answer 404 and leak nothing, the allowed operations succeed and change the row, and the
 refused ones change nothing. The expectations are written out by hand, not derived from the code
-(nor from ``MATRIX``): a wrong rule in the code must disagree with this file."""
+(nor from ``MATRIX``): a wrong rule in the code must disagree with this file. Telemetry (edge devices,
+enrollment codes, live/summary/history/daily reads and their CSV, alert rules, its pages and admin)
+follows at the end, on ``telemetry_farm``."""
 
 from __future__ import annotations
 
@@ -47,6 +49,12 @@ VISIBLE = {
         "owner": set(), "admin": set(), "siteowner_a": set(), "siteowner_b_ro": set(), "client_x": set(),
         "client_y": set(), "customer": {"customer"}, "guest": set(),
     },
+    # One collector per site (``telemetry_farm``). A device is site infrastructure, not a client's miner:
+    # hosting clients see none (an empty list, 404 on each), though they see both sites.
+    "edge-devices": {
+        "owner": EVERYTHING, "admin": EVERYTHING, "siteowner_a": {"A"}, "siteowner_b_ro": {"B"},
+        "client_x": set(), "client_y": set(), "customer": FORBIDDEN, "guest": FORBIDDEN,
+    },
 }  # fmt: skip
 
 # Who may change what they see (everything else they see is read-only: 403 on writes).
@@ -60,7 +68,10 @@ WRITABLE = {
         "siteowner_a": {("site-a", "client-x"), ("site-a", "client-y"), ("site-a", "own")},
     },
     "portfolio": {"customer": {"customer"}},
+    "edge-devices": {"owner": EVERYTHING, "admin": EVERYTHING, "siteowner_a": {"A"}},  # rotate and revoke
 }
+# The endpoints whose objects live in ``telemetry_farm`` rather than ``farm``.
+FARM_OF_ENDPOINT = {"edge-devices": "telemetry_farm"}
 
 
 def objects(farm, endpoint):
@@ -72,6 +83,8 @@ def objects(farm, endpoint):
         return {"X": farm.client_x, "Y": farm.client_y}
     if endpoint == "miners":
         return farm.miners
+    if endpoint == "edge-devices":
+        return farm.devices
     return farm.portfolio
 
 
@@ -96,15 +109,17 @@ PATCHES = {
 # What DELETE answers for an object the user may change: sites, zones and clients of the farm all
 # still hold miners (409, kept); a miner or a portfolio entry goes.
 DELETE_WHEN_WRITABLE = {"sites": 409, "zones": 409, "customers": 409, "miners": 204, "portfolio": 204}
-CASES = [(e, u) for e in VISIBLE for u in USERS]
+LIST_CASES = [(e, u) for e in VISIBLE for u in USERS]
+CASES = [(e, u) for e in PATCHES for u in USERS]
 
 
 def reread(obj):
     return type(obj).objects.get(pk=obj.pk)
 
 
-@pytest.mark.parametrize(("endpoint", "username"), CASES)
-def test_list_shows_exactly_the_visible_objects(api, farm, endpoint, username):
+@pytest.mark.parametrize(("endpoint", "username"), LIST_CASES)
+def test_list_shows_exactly_the_visible_objects(api, request, endpoint, username):
+    farm = request.getfixturevalue(FARM_OF_ENDPOINT.get(endpoint, "farm"))
     api.force_authenticate(farm.users[username])
     response = api.get(f"/api/v1/{endpoint}", {"limit": 100})
     if VISIBLE[endpoint][username] == FORBIDDEN:
@@ -338,13 +353,39 @@ PAGES = {
     "/api/docs/":                          (200,  200,  200,  200,   200,     200,     200,  200),
     "/api/redoc/":                         (200,  200,  200,  200,   200,     200,     200,  200),
     "/api/schema/":                        (200,  200,  200,  200,   200,     200,     200,  200),
+    # Telemetry (issue 7): a site's dashboard, live list (and its CSV) and alert rules follow the site's
+    # visibility (a client reads the sites its miners stand at); a miner's charts follow the miner's.
+    "/sites/site-a/telemetry/":            (200,  200,  200,  404,   200,     403,     403,  LOGIN),
+    "/sites/site-b/telemetry/":            (200,  200,  404,  200,   200,     403,     403,  LOGIN),
+    "/sites/no-such-site/telemetry/":      (404,  404,  404,  404,   404,     403,     403,  LOGIN),
+    "/sites/site-a/telemetry/live/":       (200,  200,  200,  404,   200,     403,     403,  LOGIN),
+    "/sites/site-b/telemetry/live/":       (200,  200,  404,  200,   200,     403,     403,  LOGIN),
+    "/sites/site-a/telemetry/live/?format=csv": (200, 200, 200, 404,  200,     403,     403,  LOGIN),
+    "/sites/site-b/telemetry/live/?format=csv": (200, 200, 404, 200,  200,     403,     403,  LOGIN),
+    "/miners/{miner_ax}/telemetry/":       (200,  200,  200,  404,   200,     403,     403,  LOGIN),
+    "/miners/{miner_ay}/telemetry/":       (200,  200,  200,  404,   404,     403,     403,  LOGIN),
+    "/miners/{miner_b}/telemetry/":        (200,  200,  404,  200,   404,     403,     403,  LOGIN),
+    "/sites/site-a/alert-rules/":          (200,  200,  200,  404,   200,     403,     403,  LOGIN),
+    "/sites/site-b/alert-rules/":          (200,  200,  404,  200,   200,     403,     403,  LOGIN),
+    # The page showing new edge credentials once: HOSTING FULL and a manage grant on the site.
+    "/sites/site-a/edge-devices/credentials/": (200, 200, 200, 404,  403,     403,     403,  LOGIN),
+    "/sites/site-b/edge-devices/credentials/": (200, 200, 404, 403,  403,     403,     403,  LOGIN),
+    # The admin's telemetry models, scoped as the API: a hidden device is a 404.
+    "/admin/telemetry/edgedevice/":        (200,  200,  200,  200,   LOGIN,   LOGIN,   LOGIN, LOGIN),
+    "/admin/telemetry/edgedevice/{device_a}/change/": (200, 200, 200, 404, LOGIN, LOGIN, LOGIN, LOGIN),
+    "/admin/telemetry/edgedevice/{device_b}/change/": (200, 200, 404, 200, LOGIN, LOGIN, LOGIN, LOGIN),
+    "/admin/telemetry/enrollmentcode/":    (200,  200,  200,  200,   LOGIN,   LOGIN,   LOGIN, LOGIN),
+    "/admin/telemetry/enrollmentcode/add/": (200, 200,  200,  200,   LOGIN,   LOGIN,   LOGIN, LOGIN),
+    "/admin/telemetry/alertrule/":         (200,  200,  200,  200,   LOGIN,   LOGIN,   LOGIN, LOGIN),
+    "/admin/telemetry/safetyevent/":       (200,  200,  200,  200,   LOGIN,   LOGIN,   LOGIN, LOGIN),
 }  # fmt: skip
 
 
 @pytest.fixture
-def portal_farm(farm):
+def portal_farm(telemetry_farm):
     from telemetry.services import alert_raise
 
+    farm = telemetry_farm
     farm.alert_a = alert_raise(
         site=farm.site_a, miner=farm.miners[("site-a", "client-x")], alert_type="fan", severity="warning",
         message="alert A",
@@ -360,6 +401,9 @@ def page_url(template, farm):
     return template.format(
         alert_a=farm.alert_a.pk, alert_b=farm.alert_b.pk, entry=farm.portfolio["customer"].pk,
         site_a=farm.site_a.pk, client_x=farm.client_x.pk,
+        device_a=farm.devices["A"].pk, device_b=farm.devices["B"].pk,
+        miner_ax=farm.miners[("site-a", "client-x")].pk, miner_ay=farm.miners[("site-a", "client-y")].pk,
+        miner_b=farm.miners[("site-b", "own")].pk,
     )  # fmt: skip
 
 
@@ -419,6 +463,15 @@ def test_csv_exports_hold_exactly_the_visible_rows(client, portal_farm, username
     assert csv_column(miners, 0) == serials
     alerts = client.get("/alerts/", {"format": "csv"})
     assert csv_column(alerts, 8) == CSV_ALERTS[username]  # the message column
+    # A site's live list: the same miners, those of that site.
+    for site in (portal_farm.site_a, portal_farm.site_b):
+        expected = {portal_farm.miners[k].serial for k in CSV_MINERS[username] if k[0] == site.slug}
+        live = client.get(f"/sites/{site.slug}/telemetry/live/", {"format": "csv"})
+        if not expected:  # a site the user does not see (the page table checks the 404)
+            assert live.status_code == 404, site.slug
+            continue
+        assert live["Content-Type"].startswith("text/csv")
+        assert csv_column(live, 0) == expected, site.slug
 
 
 # Acknowledging an alert in the page, per user, for alert A (site A) and alert B (site B): DONE (the
@@ -620,3 +673,493 @@ def test_site_rows_count_only_visible_miners(api, farm, username):
     api.force_authenticate(farm.users[username])
     rows = api.get("/api/v1/sites", {"limit": 100}).json()["results"]
     assert {row["slug"]: row["miner_count"] for row in rows} == SITE_MINER_COUNTS[username]
+
+
+# Telemetry (issue 7) ----------------------------------------------------------------------------
+# The farm's six miners report in every layer (raw, live, 5-minute, daily) and each site has one edge
+# collector. A miner's hashrate is a power of two (TH/s), so any sum names the miners in it; the site
+# rollups hold figures no sum of miners gives, so a reply shows whether it read the whole site or
+# aggregated the user's own miners. The expectations below are written out by hand, as above.
+THS = {
+    ("site-a", "client-x"): 1.0, ("site-a", "client-y"): 2.0, ("site-a", "own"): 4.0,
+    ("site-b", "client-x"): 8.0, ("site-b", "client-y"): 16.0, ("site-b", "own"): 32.0,
+}  # fmt: skip
+SITE_ROLLUP_THS = {"site-a": 1000.0, "site-b": 2000.0}
+
+
+@pytest.fixture
+def telemetry_farm(farm):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from telemetry import devices
+    from telemetry.models import Daily, History5m, LiveStatus, RawSample, SiteDaily, SiteHistory5m
+
+    farm.devices, farm.device_tokens = {}, {}
+    for key, site in (("A", farm.site_a), ("B", farm.site_b)):
+        _code_row, code = devices.enrollment_code_create(site=site)
+        device, token, _secret = devices.device_register(code=code, name=f"collector-{key}", version="1.0.0")
+        farm.devices[key], farm.device_tokens[key] = device, token
+    now = timezone.now().replace(microsecond=0)
+    bucket = now.replace(second=0) - timedelta(hours=1, minutes=now.minute % 5)
+    farm.yesterday = now.date() - timedelta(days=1)
+    raw, live, h5m, daily = [], [], [], []
+    for key, miner in farm.miners.items():
+        ths, site, customer = THS[key], miner.site_id, miner.customer_id
+        raw.append(
+            RawSample(miner=miner, ts=now - timedelta(minutes=10), site_id=site, hashrate_ths=ths, status="hashing")
+        )
+        live.append(LiveStatus(
+            miner=miner, site_id=site, customer_id=customer, last_seen=now - timedelta(seconds=30),
+            hashrate_ghs=ths * 1000, hashrate_ths_instant=ths, temp_chip_max_c=70.0, power_w=3000.0,
+            status="hashing", updated_at=now,
+        ))  # fmt: skip
+        h5m.append(History5m(
+            miner=miner, bucket=bucket, site_id=site, sample_count=5, hashing_count=5, uptime_fraction=1.0,
+            avg_hashrate_ths=ths, avg_power_w=3000.0,
+        ))  # fmt: skip
+        daily.append(Daily(
+            miner=miner, day=farm.yesterday, site_id=site, customer_id=customer, sample_count=1440,
+            buckets_reported=288, avg_hashrate_ths=ths, energy_kwh=72.0, uptime_pct=100.0,
+        ))  # fmt: skip
+    RawSample.objects.bulk_create(raw)
+    LiveStatus.objects.bulk_create(live)
+    History5m.objects.bulk_create(h5m)
+    Daily.objects.bulk_create(daily)
+    for slug, site in (("site-a", farm.site_a), ("site-b", farm.site_b)):
+        SiteHistory5m.objects.create(
+            site=site, bucket=bucket, miners_reporting=3, miners_hashing=3, hashrate_ths=SITE_ROLLUP_THS[slug],
+            power_w=9000.0, uptime_fraction=1.0,
+        )  # fmt: skip
+        SiteDaily.objects.create(
+            site=site, day=farm.yesterday, miners_reporting=3, avg_hashrate_ths=SITE_ROLLUP_THS[slug],
+            energy_kwh=216.0, uptime_pct=100.0,
+        )  # fmt: skip
+    return farm
+
+
+def assert_hidden(response, obj_pk, what):
+    """A hidden object answers as a missing one would, with nothing of it in the body."""
+    assert response.status_code == 404, (what, response.status_code)
+    body = response.json()
+    assert set(body) == {"error_code", "message", "request_id", "details"}, what
+    assert body["error_code"] == "not_found", what
+    assert str(obj_pk) not in response.content.decode().replace(body["request_id"], ""), what
+
+
+@pytest.mark.parametrize("username", USERS)
+def test_edge_device_detail_rotate_revoke_follow_scope(api, telemetry_farm, username):
+    """Rotate and revoke need a manage grant: the token changes (rotate) or stops (revoke) only then."""
+    from telemetry.models import EdgeDevice
+
+    farm = telemetry_farm
+    api.force_authenticate(farm.users[username])
+    rule = VISIBLE["edge-devices"][username]
+    for key, device in farm.devices.items():
+        url = f"/api/v1/edge-devices/{device.pk}"
+        before = EdgeDevice.objects.get(pk=device.pk)
+        detail, rotate, revoke = api.get(url), api.post(f"{url}/rotate"), api.post(f"{url}/revoke")
+        after = EdgeDevice.objects.get(pk=device.pk)
+        if rule == FORBIDDEN:
+            assert (detail.status_code, rotate.status_code, revoke.status_code) == (403, 403, 403), key
+        elif key not in visible_keys("edge-devices", username, farm):
+            for response in (detail, rotate, revoke):
+                assert_hidden(response, device.pk, key)
+        elif not writable("edge-devices", username, key):
+            assert detail.status_code == 200 and detail.json()["id"] == device.pk, key
+            assert "token" not in detail.json() and "hmac_secret" not in detail.json()
+            assert (rotate.status_code, rotate.json()["error_code"]) == (403, "site_read_only"), key
+            assert (revoke.status_code, revoke.json()["error_code"]) == (403, "site_read_only"), key
+        else:
+            assert detail.status_code == 200 and detail.json()["id"] == device.pk, key
+            assert rotate.status_code == 200 and revoke.status_code == 200, key
+            assert rotate.json()["token"].startswith(f"hie_{after.token_prefix}_"), key
+            assert after.token_hash != before.token_hash and after.revoked_at is not None, key
+            continue
+        assert (after.token_hash, after.revoked_at) == (before.token_hash, None), key
+
+
+# Creating an enrollment code for each site: 201, or the refusal and its code. As for a miner's site, a
+# hidden site is not a valid choice (400); a read-only grant is 403; roles without HOSTING FULL are 403.
+EDGE_ENROLL = {
+    "owner": {"site-a": 201, "site-b": 201},
+    "admin": {"site-a": 201, "site-b": 201},
+    "siteowner_a": {"site-a": 201, "site-b": (400, "validation_error")},
+    "siteowner_b_ro": {"site-a": (400, "validation_error"), "site-b": (403, "site_read_only")},
+    "client_x": {"site-a": (403, "permission_denied"), "site-b": (403, "permission_denied")},
+    "client_y": {"site-a": (403, "permission_denied"), "site-b": (403, "permission_denied")},
+    "customer": {"site-a": (403, "permission_denied"), "site-b": (403, "permission_denied")},
+    "guest": {"site-a": (403, "permission_denied"), "site-b": (403, "permission_denied")},
+}
+
+
+@pytest.mark.parametrize("username", USERS)
+def test_enrollment_codes_only_for_manageable_sites(api, farm, username):
+    from telemetry.models import EnrollmentCode
+
+    api.force_authenticate(farm.users[username])
+    for site in (farm.site_a, farm.site_b):
+        before = EnrollmentCode.objects.filter(site=site).count()
+        response = api.post("/api/v1/edge-enrollments", {"site": site.pk}, format="json")
+        expected = EDGE_ENROLL[username][site.slug]
+        if expected == 201:
+            assert response.status_code == 201, response.json()
+            assert response.json()["site"] == site.pk
+            assert EnrollmentCode.objects.filter(site=site).count() == before + 1
+            continue
+        assert (response.status_code, response.json()["error_code"]) == expected, site.slug
+        assert EnrollmentCode.objects.filter(site=site).count() == before
+
+
+# The miners whose telemetry a user reads at each site (live list, dashboard summary, their own history),
+# 404 for a site it does not see, 403 for roles without HOSTING: a client its own miners only.
+A_ALL = {("site-a", "client-x"), ("site-a", "client-y"), ("site-a", "own")}
+B_ALL = {("site-b", "client-x"), ("site-b", "client-y"), ("site-b", "own")}
+TELEMETRY_MINERS = {
+    "owner": {"site-a": A_ALL, "site-b": B_ALL},
+    "admin": {"site-a": A_ALL, "site-b": B_ALL},
+    "siteowner_a": {"site-a": A_ALL, "site-b": 404},
+    "siteowner_b_ro": {"site-a": 404, "site-b": B_ALL},
+    "client_x": {"site-a": {("site-a", "client-x")}, "site-b": {("site-b", "client-x")}},
+    "client_y": {"site-a": {("site-a", "client-y")}, "site-b": {("site-b", "client-y")}},
+    "customer": {"site-a": 403, "site-b": 403},
+    "guest": {"site-a": 403, "site-b": 403},
+}
+# A site's history (5-minute and daily layers): the site rollup for whoever sees the whole site; for a
+# client the sum of its own miners there, never the site's figure.
+SITE_HISTORY_THS = {
+    "owner": {"site-a": 1000.0, "site-b": 2000.0},
+    "admin": {"site-a": 1000.0, "site-b": 2000.0},
+    "siteowner_a": {"site-a": 1000.0, "site-b": 404},
+    "siteowner_b_ro": {"site-a": 404, "site-b": 2000.0},
+    "client_x": {"site-a": 1.0, "site-b": 8.0},
+    "client_y": {"site-a": 2.0, "site-b": 16.0},
+    "customer": {"site-a": 403, "site-b": 403},
+    "guest": {"site-a": 403, "site-b": 403},
+}
+
+
+def csv_rows_of(response):
+    import csv
+    import io
+
+    body = b"".join(response.streaming_content).decode("utf-8-sig")
+    return list(csv.reader(io.StringIO(body)))
+
+
+def site_telemetry_answers(api, farm, site):
+    base = f"/api/v1/telemetry/sites/{site.pk}"
+    return {
+        "live": api.get(f"{base}/live", {"limit": 100}),
+        "live csv": api.get(f"{base}/live", {"format": "csv"}),
+        "summary": api.get(f"{base}/summary"),
+        "history 5m": api.get(f"{base}/history", {"resolution": "5m"}),
+        "history daily": api.get(f"{base}/history", {"resolution": "daily", "from": str(farm.yesterday)}),
+        "history csv": api.get(f"{base}/history", {"resolution": "5m", "format": "csv"}),
+    }
+
+
+@pytest.mark.parametrize("username", USERS)
+def test_site_telemetry_holds_exactly_the_visible_miners(api, telemetry_farm, username):
+    farm = telemetry_farm
+    api.force_authenticate(farm.users[username])
+    for site in (farm.site_a, farm.site_b):
+        expected = TELEMETRY_MINERS[username][site.slug]
+        answers = site_telemetry_answers(api, farm, site)
+        if expected in (403, 404):
+            for name, response in answers.items():
+                if expected == 404:
+                    assert_hidden(response, site.pk, (site.slug, name))
+                else:
+                    assert response.status_code == 403, (site.slug, name)
+                    assert response.json()["error_code"] == "permission_denied", (site.slug, name)
+            continue
+        serials = {farm.miners[k].serial for k in expected}
+        assert {r["serial"] for r in answers["live"].json()["results"]} == serials, site.slug
+        assert answers["live csv"]["Content-Type"].startswith("text/csv")
+        assert {row[0] for row in csv_rows_of(answers["live csv"])[1:]} == serials, site.slug
+        summary = answers["summary"].json()
+        assert summary["miners"] == len(expected), site.slug
+        assert summary["hashrate_ths"] == sum(THS[k] for k in expected), site.slug
+        history = SITE_HISTORY_THS[username][site.slug]
+        for name in ("history 5m", "history daily"):
+            points = answers[name].json()["points"]
+            assert [p["hashrate_ths"] for p in points] == [history], (site.slug, name)
+        assert [float(row[1]) for row in csv_rows_of(answers["history csv"])[1:]] == [history], site.slug
+
+
+@pytest.mark.parametrize("username", USERS)
+def test_miner_history_and_daily_reports_hold_exactly_the_visible_miners(api, telemetry_farm, username):
+    farm = telemetry_farm
+    api.force_authenticate(farm.users[username])
+    rule = VISIBLE["miners"][username]
+    visible = visible_keys("miners", username, farm) if rule != FORBIDDEN else set()
+    for key, miner in farm.miners.items():
+        url = f"/api/v1/telemetry/miners/{miner.pk}/history"
+        answers = {
+            "raw": api.get(url),  # 24 h: the raw layer
+            "5m": api.get(url, {"resolution": "5m"}),
+            "daily": api.get(url, {"resolution": "daily", "from": str(farm.yesterday)}),
+            "csv": api.get(url, {"resolution": "5m", "format": "csv"}),
+        }
+        for layer, response in answers.items():
+            if rule == FORBIDDEN:
+                assert response.status_code == 403, (key, layer)
+            elif key not in visible:
+                assert_hidden(response, miner.pk, (key, layer))
+            elif layer == "csv":
+                assert [float(row[1]) for row in csv_rows_of(response)[1:]] == [THS[key]], key
+            else:
+                body = response.json()
+                assert (body["miner"], body["layer"]) == (miner.pk, layer), key
+                assert [p["hashrate_ths"] for p in body["points"]] == [THS[key]], (key, layer)
+    params = {"from": str(farm.yesterday), "to": str(farm.yesterday)}
+    daily, daily_csv = (
+        api.get("/api/v1/telemetry/daily", params),
+        api.get("/api/v1/telemetry/daily", {**params, "format": "csv"}),
+    )
+    if rule == FORBIDDEN:
+        assert (daily.status_code, daily_csv.status_code) == (403, 403)
+        return
+    serials = {farm.miners[k].serial for k in visible}
+    assert {r["serial"] for r in daily.json()["results"]} == serials
+    assert {row[1] for row in csv_rows_of(daily_csv)[1:]} == serials
+    # Asking for another client's rows, or a hidden site's, by id finds nothing rather than their rows.
+    for other in ({"customer": farm.client_x.pk}, {"customer": farm.client_y.pk}, {"site": farm.site_a.pk}):
+        rows = api.get("/api/v1/telemetry/daily", {**params, **other})
+        if rows.status_code == 200:
+            assert {r["serial"] for r in rows.json()["results"]} <= serials, other
+
+
+# A site's alert rules on the API: MANAGE (reads them with can_manage, and a change is stored), READ
+# with the code a change is refused with (403), or the refusal of everything (404 hidden, 403 for roles
+# without HOSTING). A client reads the rules of the sites its miners stand at; changing them needs
+# HOSTING FULL, which it lacks (permission_denied), where a read-only grant is site_read_only.
+MANAGE, READ = "manage", "read"
+ALERT_RULES = {
+    "owner": {"site-a": MANAGE, "site-b": MANAGE},
+    "admin": {"site-a": MANAGE, "site-b": MANAGE},
+    "siteowner_a": {"site-a": MANAGE, "site-b": 404},
+    "siteowner_b_ro": {"site-a": 404, "site-b": (READ, "site_read_only")},
+    "client_x": {"site-a": (READ, "permission_denied"), "site-b": (READ, "permission_denied")},
+    "client_y": {"site-a": (READ, "permission_denied"), "site-b": (READ, "permission_denied")},
+    "customer": {"site-a": 403, "site-b": 403},
+    "guest": {"site-a": 403, "site-b": 403},
+}
+
+
+@pytest.mark.parametrize("username", USERS)
+def test_alert_rules_api_follows_scope(api, farm, username):
+    from telemetry.models import AlertRule
+
+    api.force_authenticate(farm.users[username])
+    change = {"rules": [{"kind": "chip_temp_above", "threshold": 87}]}
+    for site in (farm.site_a, farm.site_b):
+        url = f"/api/v1/sites/{site.pk}/alert-rules"
+        expected = ALERT_RULES[username][site.slug]
+        read, patch, put = api.get(url), api.patch(url, change, format="json"), api.put(url, change, format="json")
+        changed = AlertRule.objects.filter(site=site, kind="chip_temp_above", threshold=87).exists()
+        if expected == MANAGE:
+            assert read.status_code == 200 and read.json()["can_manage"] is True, site.slug
+            assert patch.status_code == 200 and changed, site.slug
+            assert put.status_code == 400, site.slug  # a PUT must name all five rules
+            continue
+        assert not changed, site.slug
+        if isinstance(expected, tuple):
+            assert read.status_code == 200 and read.json()["can_manage"] is False, site.slug
+            assert [r["kind"] for r in read.json()["rules"]] == [
+                "chip_temp_above", "hashrate_below_pct", "offline_for", "power_deviation_pct", "reject_rate_above_pct"
+            ]  # fmt: skip
+            for response in (patch, put):
+                assert (response.status_code, response.json()["error_code"]) == (403, expected[1]), site.slug
+        elif expected == 404:
+            for response in (read, patch, put):
+                assert_hidden(response, site.pk, site.slug)
+        else:
+            for response in (read, patch, put):
+                assert (response.status_code, response.json()["error_code"]) == (403, "permission_denied")
+
+
+# Telemetry writes in the portal, per user, at site A and site B: DONE (the change is stored), 403 (seen
+# but not manageable, or a role without HOSTING FULL), 404 (hidden) or LOGIN. Saving a site's alert
+# rules, a new enrollment code, and rotating and revoking the site's collector all follow one table.
+TELEMETRY_PAGE_WRITES = {
+    "owner": (DONE, DONE),
+    "admin": (DONE, DONE),
+    "siteowner_a": (DONE, 404),
+    "siteowner_b_ro": (404, 403),
+    "client_x": (403, 403),
+    "customer": (403, 403),
+    "guest": (403, 403),
+    "anonymous": (LOGIN, LOGIN),
+}
+
+
+def rules_form(threshold):
+    from telemetry import rules as R
+
+    data = {}
+    for rule in R.default_rules():
+        data.update({
+            f"{rule.kind}-enabled": "on", f"{rule.kind}-threshold": f"{rule.threshold:g}",
+            f"{rule.kind}-duration_minutes": str(rule.duration_minutes), f"{rule.kind}-severity": rule.severity,
+        })  # fmt: skip
+    data["chip_temp_above-threshold"] = str(threshold)
+    return data
+
+
+@pytest.mark.parametrize("username", PAGE_USERS)
+def test_telemetry_writes_in_the_page(client, telemetry_farm, username):
+    from telemetry.models import AlertRule, EdgeDevice, EnrollmentCode
+
+    farm = telemetry_farm
+    sign_in(client, farm, username)
+    sites = ((farm.site_a, farm.devices["A"]), (farm.site_b, farm.devices["B"]))
+    for (site, device), expected in zip(sites, TELEMETRY_PAGE_WRITES[username], strict=True):
+        base = f"/sites/{site.slug}"
+        before, codes = EdgeDevice.objects.get(pk=device.pk), EnrollmentCode.objects.filter(site=site).count()
+        responses = {
+            "rules": client.post(f"{base}/alert-rules/", rules_form(86)),
+            "enroll": client.post(f"{base}/edge-devices/enroll/", {"zone": ""}),
+            "rotate": client.post(f"{base}/edge-devices/{device.pk}/rotate/"),
+            "revoke": client.post(f"{base}/edge-devices/{device.pk}/revoke/"),
+        }
+        after = EdgeDevice.objects.get(pk=device.pk)
+        stored = {
+            "rules": AlertRule.objects.filter(site=site, kind="chip_temp_above", threshold=86).exists(),
+            "enroll": EnrollmentCode.objects.filter(site=site).count() == codes + 1,
+            "rotate": after.token_hash != before.token_hash,
+            "revoke": after.revoked_at is not None,
+        }
+        for action, response in responses.items():
+            if expected == DONE:
+                assert response.status_code == 302, (site.slug, action)
+                assert stored[action], (site.slug, action)
+            else:
+                assert_outcome(response, expected, (site.slug, action))
+                assert not stored[action], (site.slug, action)
+
+
+# Revoking the collectors in the admin (one action on both): DONE for the devices the user manages;
+# a device seen read-only is skipped, a hidden one is not even in the list; non-staff go to the login.
+ADMIN_REVOKE = {
+    "owner": (DONE, DONE),
+    "admin": (DONE, DONE),
+    "siteowner_a": (DONE, "kept"),
+    "siteowner_b_ro": ("kept", "kept"),
+    "client_x": (LOGIN, LOGIN),
+    "anonymous": (LOGIN, LOGIN),
+}
+
+
+@pytest.mark.parametrize("username", list(ADMIN_REVOKE))
+def test_admin_revokes_only_manageable_devices(client, telemetry_farm, username):
+    from telemetry.models import EdgeDevice
+
+    farm = telemetry_farm
+    sign_in(client, farm, username)
+    ids = [farm.devices["A"].pk, farm.devices["B"].pk]
+    response = client.post(
+        "/admin/telemetry/edgedevice/", {"action": "revoke_devices", "_selected_action": ids, "index": 0}
+    )
+    outcomes = ADMIN_REVOKE[username]
+    if outcomes[0] == LOGIN:
+        assert_outcome(response, LOGIN, username)
+    else:
+        assert response.status_code == 302, username
+    for pk, expected in zip(ids, outcomes, strict=True):
+        assert (EdgeDevice.objects.get(pk=pk).revoked_at is not None) is (expected == DONE), (username, pk)
+
+
+# Changing a site's chip temperature rule in the admin: DONE, 403 (read-only grant), 404 (hidden).
+ADMIN_RULE_CHANGE = {
+    "owner": (DONE, DONE),
+    "admin": (DONE, DONE),
+    "siteowner_a": (DONE, 404),
+    "siteowner_b_ro": (404, 403),
+    "client_x": (LOGIN, LOGIN),
+}
+
+
+@pytest.mark.parametrize("username", list(ADMIN_RULE_CHANGE))
+def test_admin_changes_only_manageable_alert_rules(client, farm, username):
+    from telemetry import rule_services
+    from telemetry.models import AlertRule
+
+    rules = [
+        next(r for r in rule_services.site_rules(site=site) if r.kind == "chip_temp_above")
+        for site in (farm.site_a, farm.site_b)
+    ]
+    sign_in(client, farm, username)
+    for rule, expected in zip(rules, ADMIN_RULE_CHANGE[username], strict=True):
+        body = {"enabled": "on", "threshold": "85", "duration_minutes": "0", "severity": "critical"}
+        response = client.post(f"/admin/telemetry/alertrule/{rule.pk}/change/", body)
+        threshold = AlertRule.objects.get(pk=rule.pk).threshold
+        if expected == DONE:
+            assert response.status_code == 302, (rule.site_id, response.content[:500])
+            assert threshold == 85.0
+        else:
+            assert_outcome(response, expected, rule.site_id)
+            assert threshold == 90.0
+
+
+# A new enrollment code from the admin's add form, per site: DONE (a code row, the page showing it once),
+# REFUSED (the form comes back: a site the user does not manage is no valid choice) or LOGIN.
+REFUSED = "refused"
+ADMIN_ENROLL = {
+    "owner": (DONE, DONE),
+    "admin": (DONE, DONE),
+    "siteowner_a": (DONE, REFUSED),
+    "siteowner_b_ro": (REFUSED, REFUSED),
+    "client_x": (LOGIN, LOGIN),
+}
+
+
+@pytest.mark.parametrize("username", list(ADMIN_ENROLL))
+def test_admin_creates_enrollment_codes_only_for_manageable_sites(client, farm, username):
+    from telemetry.models import EnrollmentCode
+
+    sign_in(client, farm, username)
+    for site, expected in zip((farm.site_a, farm.site_b), ADMIN_ENROLL[username], strict=True):
+        response = client.post("/admin/telemetry/enrollmentcode/add/", {"site": site.pk, "zone": ""})
+        made = EnrollmentCode.objects.filter(site=site).count()
+        if expected == DONE:
+            assert response.status_code == 200 and made == 1, site.slug
+            assert "no-store" in response["Cache-Control"], site.slug  # the page shows the code once
+        elif expected == REFUSED:
+            assert response.status_code == 200 and made == 0, site.slug
+            assert "site" in response.context["adminform"].form.errors, site.slug
+        else:
+            assert_outcome(response, LOGIN, site.slug)
+            assert made == 0, site.slug
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Known bug, reported to the lead: a live row keeps the site and client of its last sample, so "
+    "after a miner is given to another client or moved to another site, the old client or site owner still "
+    "sees it (and the new one does not) until the miner reports again; if it never does, for good.",
+)
+def test_live_rows_follow_a_miner_given_away_or_moved(api, telemetry_farm, django_capture_on_commit_callbacks):
+    """Scope is the miner's current site and client, on the live layer too (whichever way it is kept)."""
+    from hashinsight.tests.factories import MinerFactory
+
+    farm = telemetry_farm
+    MinerFactory(site=farm.site_a, zone=farm.zone_a, customer=farm.client_y)  # client Y still sees site A
+    given, moved = farm.miners[("site-a", "client-y")], farm.miners[("site-a", "own")]
+    api.force_authenticate(farm.users["owner"])
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api.patch(f"/api/v1/miners/{given.pk}", {"customer": farm.client_x.pk}, format="json").status_code == 200
+        body = {"site": farm.site_b.pk, "zone": farm.zone_b.pk}
+        assert api.patch(f"/api/v1/miners/{moved.pk}", body, format="json").status_code == 200
+    expected = {
+        ("client_x", farm.site_a): {farm.miners[("site-a", "client-x")].serial, given.serial},
+        ("client_y", farm.site_a): set(),
+        ("siteowner_a", farm.site_a): {farm.miners[("site-a", "client-x")].serial, given.serial},
+        ("siteowner_b_ro", farm.site_b): {*(farm.miners[k].serial for k in B_ALL), moved.serial},
+    }
+    for (username, site), serials in expected.items():
+        api.force_authenticate(farm.users[username])
+        rows = api.get(f"/api/v1/telemetry/sites/{site.pk}/live", {"limit": 100}).json()["results"]
+        assert {r["serial"] for r in rows} == serials, (username, site.slug)

@@ -1,8 +1,9 @@
 """Safety events from edge devices: protective shutdowns and hardware failures.
 
 Validated one by one like samples; stored once per (device, event id), so a collector replaying its
-spool changes nothing; each new event raises an alert through ``alert_raise`` (one open alert per miner
-and kind, counted on repeats) and is linked to it; one ``safety_events.received`` event per batch."""
+spool changes nothing; each new event raises an alert through the alert service (``alerts_raise``, the
+bulk form of ``alert_raise``: one open alert per miner and kind, counted on repeats) and is linked to
+it; one ``safety_events.received`` event per batch."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from django.db import IntegrityError, transaction
 from hashinsight.events import outbox
 from telemetry.ingest import SERIAL_MAX_CHARS, parse_utc
 from telemetry.models import AlertSeverity, EdgeDevice, SafetyEvent, SafetyKind
-from telemetry.services import alert_raise
+from telemetry.services import AlertToRaise, alerts_raise
 
 MAX_EVENTS = 500
 EVENT_ID_MAX_CHARS = 64
@@ -152,7 +153,6 @@ def _store(device: EdgeDevice, events: list[dict]) -> tuple[list[SafetyEvent], i
     fresh = [e for e in events if e["event_id"] not in known]
     if not fresh:
         return [], len(events)
-    site = device.site
     # The miner must still be at this site when stored (the map may be seconds old).
     miners = Miner.objects.in_bulk({e["miner_id"] for e in fresh if e["miner_id"] is not None})
     created = SafetyEvent.objects.bulk_create(
@@ -173,14 +173,20 @@ def _store(device: EdgeDevice, events: list[dict]) -> tuple[list[SafetyEvent], i
         )
         for event in created:
             event.pk = by_event_id[event.event_id]
-    for event, source in zip(created, fresh, strict=True):
-        serial = source["serial"] if event.miner is not None else None
-        event.alert = alert_raise(
-            site=site, miner=event.miner, alert_type=f"safety_{event.kind}", severity=SEVERITY[event.kind],
-            message=_message(event.kind, serial, device),
+    # One bulk raise for the batch (a constant number of queries): a miner's repeats of one kind count
+    # onto its open alert, as single raises would.
+    alerts = alerts_raise([
+        AlertToRaise(
+            site_id=device.site_id, alert_type=f"safety_{event.kind}", severity=SEVERITY[event.kind],
+            message=_message(event.kind, source["serial"] if event.miner is not None else None, device),
+            miner_id=event.miner_id, customer_id=event.miner.customer_id if event.miner is not None else None,
             evidence={"safety_event_id": event.pk, "event_id": event.event_id, "kind": event.kind,
                       "ts": event.ts.isoformat(), "details": event.details},
-        )  # fmt: skip
+        )
+        for event, source in zip(created, fresh, strict=True)
+    ])  # fmt: skip
+    for event, alert in zip(created, alerts, strict=True):
+        event.alert = alert
     SafetyEvent.objects.bulk_update(created, ["alert"])
     outbox.publish(
         "safety_events.received",

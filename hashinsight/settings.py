@@ -271,6 +271,8 @@ OUTBOX_QUEUE = env.str("OUTBOX_QUEUE", default="default")
 EVENT_HANDLER_MODULES = env.list("EVENT_HANDLER_MODULES", default=[])
 
 # --- Telemetry rollups and retention (telemetry/rollups.py, telemetry/partitions.py) ---------------
+# A miner silent for this long counts as offline on the live pages and for the alert rules.
+TELEMETRY_LIVE_OFFLINE_AFTER_S = env.int("TELEMETRY_LIVE_OFFLINE_AFTER_S", default=300)
 TELEMETRY_RAW_RETENTION_HOURS = env.int("TELEMETRY_RAW_RETENTION_HOURS", default=24)
 TELEMETRY_HISTORY_RETENTION_DAYS = env.int("TELEMETRY_HISTORY_RETENTION_DAYS", default=90)
 # 0 keeps the daily layers for good (reports and billing read them); any other value is at least 365.

@@ -50,7 +50,7 @@ RULE_DISABLED_NOTE = "Condition cleared: the rule was disabled for this site."
 
 def stale_after_s() -> float:
     """How long a miner may stay silent before it counts as offline (as the live pages count it)."""
-    return float(getattr(settings, "TELEMETRY_LIVE_OFFLINE_AFTER_S", R.DEFAULT_STALE_AFTER_S))
+    return float(settings.TELEMETRY_LIVE_OFFLINE_AFTER_S)
 
 
 # ---------------------------------------------------------------------------------------------------

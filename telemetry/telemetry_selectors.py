@@ -62,7 +62,6 @@ from telemetry.models import (
     SiteHistory5m,
 )
 
-DEFAULT_OFFLINE_AFTER_S = 300
 STATES = ("hashing", "idle", "error", "offline")
 STATUS_FILTERS = (*STATES, "online")
 UNRESOLVED = (Alert.Status.OPEN, Alert.Status.ACKNOWLEDGED)
@@ -70,7 +69,7 @@ UNRESOLVED = (Alert.Status.OPEN, Alert.Status.ACKNOWLEDGED)
 
 def live_offline_after() -> timedelta:
     """How long a miner may stay silent before it counts as offline."""
-    return timedelta(seconds=getattr(settings, "TELEMETRY_LIVE_OFFLINE_AFTER_S", DEFAULT_OFFLINE_AFTER_S))
+    return timedelta(seconds=settings.TELEMETRY_LIVE_OFFLINE_AFTER_S)
 
 
 def online_cutoff(now: datetime | None = None) -> datetime:

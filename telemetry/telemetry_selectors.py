@@ -1,6 +1,6 @@
 """Telemetry reads, already restricted to what a user may see (the one permission path:
-``sites.selectors.scope_of``). A hosting client sees its own miners' rows only (``customer_id`` on the
-live and daily layers, a join through the miner on the 5-minute layer), a site owner the sites granted
+``sites.selectors.scope_of``). A hosting client sees its own miners' rows only (the miner's current
+client for the live and 5-minute layers, ``customer_id`` as rolled up on the daily layer), a site owner the sites granted
 to them; anything else answers 404, exactly like something that does not exist.
 
 Online or offline comes from the age of ``last_seen``: a miner that has not reported for

@@ -1,7 +1,7 @@
 """Telemetry reads, already restricted to what a user may see (the one permission path:
 ``sites.selectors.scope_of``). A hosting client sees its own miners' rows only (the miner's current
-client for the live and 5-minute layers, ``customer_id`` as rolled up on the daily layer), a site owner the sites granted
-to them; anything else answers 404, exactly like something that does not exist.
+client for the live and 5-minute layers, ``customer_id`` as rolled up on the daily layer), a site owner
+the sites granted to them; anything else answers 404, exactly like something that does not exist.
 
 Online or offline comes from the age of ``last_seen``: a miner that has not reported for
 ``live_offline_after()`` (setting ``TELEMETRY_LIVE_OFFLINE_AFTER_S``, 300 s by default) is offline

@@ -74,7 +74,7 @@
       badge.textContent = labels.severities[a.severity] || a.severity;
       tr.appendChild(cell(badge));
       tr.appendChild(cell(minerLink(a.miner, a.serial)));
-      tr.appendChild(cell(a.alert_type));
+      tr.appendChild(cell(labels.alertTypes[a.alert_type] || a.alert_type));
       tr.appendChild(cell(a.message, "alert-message"));
       return tr;
     });

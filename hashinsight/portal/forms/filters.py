@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from hashinsight.events.models import JobRun
 from hashinsight.portal.tables import ListFilterForm
 from miners.models import Miner
+from telemetry.alert_types import alert_type_label
 from telemetry.models import Alert
 
 
@@ -68,7 +69,7 @@ class AlertFilterForm(ListFilterForm):
     def __init__(self, *args, sites=(), alert_types=(), **kwargs):
         super().__init__(*args, **kwargs)
         _set_site_choices(self, sites)
-        self.fields["alert_type"].choices = [("", _("Any type")), *[(t, t) for t in alert_types]]
+        self.fields["alert_type"].choices = [("", _("Any type")), *[(t, alert_type_label(t)) for t in alert_types]]
 
     def filter_status(self, qs, value):
         if value == UNRESOLVED:

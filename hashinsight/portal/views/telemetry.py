@@ -16,6 +16,7 @@ from hashinsight.portal.views.common import module_required
 from miners import selectors as miner_selectors
 from sites import selectors as site_selectors
 from telemetry import telemetry_selectors as sel
+from telemetry.alert_types import alert_type_labels
 from telemetry.api.telemetry_views import LIVE_CSV
 from telemetry.models import Alert, SampleStatus
 
@@ -31,6 +32,7 @@ def _js_labels() -> dict:
     return {
         "states": _state_labels(),
         "severities": {k: str(v) for k, v in Alert.Severity.choices},
+        "alertTypes": {code: str(label) for code, label in alert_type_labels().items()},
         "hashrate": str(_("Hashrate (TH/s)")),
         "nominal": str(_("Nominal (TH/s)")),
         "fleetHashrate": str(_("Fleet hashrate (TH/s)")),

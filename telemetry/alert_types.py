@@ -1,0 +1,26 @@
+"""Words for alert type codes. Alerts store a stable code (``chip_temp_above``, ``safety_fan_failure``,
+``miner_offline``…); pages show it in the reader's language. A code without a label (one raised by an
+integration or ``manage.py alert``) is shown as it is."""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext_lazy as _
+
+from telemetry.models import AlertRuleKind, SafetyKind
+
+SAFETY_PREFIX = "safety_"
+
+
+def alert_type_labels() -> dict:
+    """Every known code → its label (lazy translations: evaluate inside a request)."""
+    return {
+        **dict(AlertRuleKind.choices),
+        **{f"{SAFETY_PREFIX}{code}": label for code, label in SafetyKind.choices},
+        "miner_offline": _("Miner offline"),
+        "zone_temperature": _("Zone temperature"),
+        "fan_failure": _("Fan failure"),
+    }
+
+
+def alert_type_label(code: str) -> str:
+    return str(alert_type_labels().get(code, code))

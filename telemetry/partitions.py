@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.conf import settings
+from django.db import OperationalError, transaction
 from django.db import connection as default_connection
-from django.db import transaction
 from django.utils import timezone
 
 # One advisory lock for partition upkeep: two retention runs (or a migration and a run) never create
@@ -211,6 +211,32 @@ def delete_expired(*, now: datetime | None = None, connection=default_connection
     return deleted
 
 
+def summarize_new_ranges(layer: Layer, *, connection=default_connection) -> None:
+    """Summarize the page ranges of the layer's BRIN indexes that are not yet: a range appended since
+    the last summary is never skipped by a BRIN scan, so until autovacuum comes round a scan of the
+    last five minutes would read every row written since (measured: 7 s instead of 4.5 s for the
+    5-minute rollup of 100,000 miners). Costs a read of the pages written since the previous call (a
+    minute of samples for the 5-minute job). Skipped when autovacuum holds the table (it summarizes as
+    it goes): waiting for it would hold the rollup up, and cancelling it every minute would starve it.
+    A no-op on SQLite."""
+    if not _is_postgres(connection):
+        return
+    try:
+        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('lock_timeout')")
+            previous = cursor.fetchone()[0]
+            cursor.execute("SELECT set_config('lock_timeout', '200ms', true)")
+            cursor.execute(
+                "SELECT brin_summarize_new_values(i.indexrelid) FROM pg_inherits h "
+                "JOIN pg_index i ON i.indrelid = h.inhrelid JOIN pg_class ic ON ic.oid = i.indexrelid "
+                "JOIN pg_am am ON am.oid = ic.relam WHERE h.inhparent = to_regclass(%s) AND am.amname = 'brin'",
+                [layer.table],
+            )
+            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous])
+    except OperationalError:
+        pass
+
+
 # ---------------------------------------------------------------------------------------------------
 # Conversion (migration 0005): a plain table becomes a partitioned one with the same columns, primary
 # key, indexes and check constraints, so Django's model state stays what migration 0004 says.
@@ -256,7 +282,10 @@ def convert_to_partitioned(layer: Layer, *, connection, now: datetime | None = N
             if name not in constraint_names:
                 cursor.execute(definition)  # captured before the rename: names the new parent
         brin = f"{layer.table.removeprefix('telemetry_')}_{layer.column}_brin"
-        cursor.execute(f'CREATE INDEX "{brin}" ON "{layer.table}" USING brin ({layer.column})')
+        # autosummarize: autovacuum summarizes each page range once it is full (see summarize_new_ranges).
+        cursor.execute(
+            f'CREATE INDEX "{brin}" ON "{layer.table}" USING brin ({layer.column}) WITH (autosummarize = on)'
+        )
         cursor.execute(f'CREATE TABLE "{layer.default_partition}" PARTITION OF "{layer.table}" DEFAULT')
 
         today = now.astimezone(UTC).date()

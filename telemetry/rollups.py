@@ -53,6 +53,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from hashinsight.events.outbox import publish
+from telemetry import partitions
 from telemetry.models import History5m, RawSample, RollupCursor
 
 WINDOW = timedelta(minutes=5)
@@ -300,6 +301,7 @@ def rollup_5m(window_start: datetime, window_end: datetime) -> list[int]:
         raise ValueError("window_end must be after window_start")
     d = _dialect()
     params = _params(start=window_start, end=window_end, lookback=window_start - SHARES_LOOKBACK)
+    partitions.summarize_new_ranges(partitions.RAW)
     with transaction.atomic(), connection.cursor() as cursor:
         _tune(cursor)
         cursor.execute(_history_sql(d), params)

@@ -7,7 +7,7 @@ import threading
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 
 from hashinsight.tests.factories import MinerFactory
 from telemetry import partitions
@@ -173,3 +173,18 @@ def test_two_runs_at_once_create_each_partition_once():
             for name in partitions.partitions_of(layer.table):
                 if name.endswith(("_p20320229", "_p20320301", "_p20320302", "_p20320303", "_p20320304")):
                     query(f'DROP TABLE "{name}"')
+
+
+def test_summarizing_brin_ranges_gives_way_to_a_vacuum_holding_the_table():
+    import psycopg
+
+    other = psycopg.connect(**connection.get_connection_params())
+    try:
+        other.execute(f'LOCK TABLE "{RAW.partition_name(today())}" IN SHARE UPDATE EXCLUSIVE MODE')  # as VACUUM does
+        with transaction.atomic():
+            before = query("SELECT current_setting('lock_timeout')")
+            partitions.summarize_new_ranges(RAW)  # times out after 200 ms and carries on
+            assert query("SELECT current_setting('lock_timeout')") == before
+    finally:
+        other.close()
+    partitions.summarize_new_ranges(RAW)

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions, permissions
 
+from hashinsight.accounts.authentication import bearer_credentials
 from hashinsight.accounts.models import hash_secret
 from telemetry.models import EdgeDevice
 
@@ -32,14 +33,22 @@ def parse_device_token(raw: str) -> tuple[str, str] | None:
     return parts[1], parts[2]
 
 
-def authenticate_device(raw: str, *, ip: str | None = None) -> EdgeDevice | None:
-    """The active device whose token is ``raw``, or None; records when and from where it was seen."""
+def device_of_token(raw: str) -> EdgeDevice | None:
+    """The active device whose token is ``raw``, or None; a pure read (nothing is recorded)."""
     parsed = parse_device_token(raw)
     if parsed is None:
         return None
     prefix, secret = parsed
     device = EdgeDevice.objects.filter(token_prefix=prefix, revoked_at__isnull=True).first()
     if device is None or not hmac.compare_digest(device.token_hash, hash_secret(secret)):
+        return None
+    return device
+
+
+def authenticate_device(raw: str, *, ip: str | None = None) -> EdgeDevice | None:
+    """The active device whose token is ``raw``, or None; records when and from where it was seen."""
+    device = device_of_token(raw)
+    if device is None:
         return None
     now = timezone.now()
     if device.last_seen_at is None or now - device.last_seen_at > LAST_SEEN_RESOLUTION or device.last_seen_ip != ip:
@@ -49,18 +58,12 @@ def authenticate_device(raw: str, *, ip: str | None = None) -> EdgeDevice | None
 
 
 class DeviceTokenAuthentication(authentication.BaseAuthentication):
-    keyword = "bearer"
+    keywords = ("bearer",)
 
     def authenticate(self, request):
-        header = authentication.get_authorization_header(request).split()
-        if not header or header[0].lower().decode(errors="replace") != self.keyword:
+        raw = bearer_credentials(request, self.keywords)
+        if raw is None:
             return None
-        if len(header) != 2:
-            raise exceptions.AuthenticationFailed(_("Malformed Authorization header."))
-        try:
-            raw = header[1].decode("ascii")
-        except UnicodeDecodeError:
-            raise exceptions.AuthenticationFailed(_("Malformed Authorization header.")) from None
         # The same reading of X-Forwarded-For as login throttling (TRUSTED_PROXY_COUNT).
         ip = get_client_ip_address(request._request)
         device = authenticate_device(raw, ip=ip)

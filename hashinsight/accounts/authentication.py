@@ -42,6 +42,21 @@ def authenticate_token(raw: str):
     return token.user, token
 
 
+def bearer_credentials(request, keywords: tuple[str, ...]) -> str | None:
+    """The credentials of an ``Authorization: <keyword> <credentials>`` header whose keyword (any case)
+    is one of ``keywords``; None when there is no such header (another authentication may apply).
+    A header with that keyword but not exactly one ASCII credential is refused (401)."""
+    header = authentication.get_authorization_header(request).split()
+    if not header or header[0].lower().decode(errors="replace") not in keywords:
+        return None
+    if len(header) != 2:
+        raise exceptions.AuthenticationFailed(_("Malformed Authorization header."))
+    try:
+        return header[1].decode("ascii")
+    except UnicodeDecodeError:
+        raise exceptions.AuthenticationFailed(_("Malformed Authorization header.")) from None
+
+
 class TokenReadOnly(exceptions.APIException):
     status_code = status.HTTP_403_FORBIDDEN
     default_code = "token_read_only"
@@ -55,15 +70,9 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
     keywords = ("bearer", "token")
 
     def authenticate(self, request):
-        header = authentication.get_authorization_header(request).split()
-        if not header or header[0].lower().decode(errors="replace") not in self.keywords:
+        raw = bearer_credentials(request, self.keywords)
+        if raw is None:
             return None
-        if len(header) != 2:
-            raise exceptions.AuthenticationFailed(_("Malformed Authorization header."))
-        try:
-            raw = header[1].decode("ascii")
-        except UnicodeDecodeError:
-            raise exceptions.AuthenticationFailed(_("Malformed Authorization header.")) from None
         result = authenticate_token(raw)
         if result is None:
             raise exceptions.AuthenticationFailed(_("Invalid, expired or revoked API token."))

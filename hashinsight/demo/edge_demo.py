@@ -23,7 +23,6 @@ killed outright are stopped at the next start instead of holding the ports and t
 from __future__ import annotations
 
 import contextlib
-import hmac
 import json
 import logging
 import os
@@ -148,24 +147,17 @@ def collector_config(*, server_url: str, base_port: int, ports: int, poll_interv
 
 
 def _stored_device(path: Path, site):
-    """The active device of ``site`` whose token the credentials file at ``path`` holds, or None."""
-    from hashinsight.accounts.models import hash_secret
-    from telemetry.edge_auth import parse_device_token
-    from telemetry.models import EdgeDevice
+    """The active device of ``site`` whose token the credentials file at ``path`` holds, or None. The
+    token is checked as the edge API checks it, without recording a visit (the collector has not called)."""
+    from telemetry.edge_auth import device_of_token
 
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     token = data.get("token") if isinstance(data, dict) else None
-    parsed = parse_device_token(token) if isinstance(token, str) else None
-    if parsed is None:
-        return None
-    prefix, secret = parsed
-    device = EdgeDevice.objects.filter(token_prefix=prefix, site=site, revoked_at__isnull=True).first()
-    if device is None or not hmac.compare_digest(device.token_hash, hash_secret(secret)):
-        return None
-    return device
+    device = device_of_token(token) if isinstance(token, str) else None
+    return device if device is not None and device.site_id == site.pk else None
 
 
 def ensure_device(site, directory: Path, server_url: str) -> tuple[int, bool]:

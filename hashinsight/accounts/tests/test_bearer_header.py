@@ -9,7 +9,9 @@ ENDPOINTS = ["/api/v1/sites/", "/api/edge/v1/inventory"]
 
 
 @pytest.mark.parametrize("url", ENDPOINTS)
-@pytest.mark.parametrize("header", ["Bearer", "Bearer a b", "bearer  x y", "Bearer h\xe9llo".encode().decode("latin-1")])
+@pytest.mark.parametrize(
+    "header", ["Bearer", "Bearer a b", "bearer  x y", "Bearer h\xe9llo".encode().decode("latin-1")]
+)
 def test_malformed_bearer_header_is_refused_as_malformed(api, url, header):
     response = api.get(url, HTTP_AUTHORIZATION=header)
     assert response.status_code == 401

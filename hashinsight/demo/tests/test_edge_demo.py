@@ -113,6 +113,21 @@ def test_prepare_reuses_credentials_and_enrolls_again_when_revoked(demo_farm):
     assert EdgeDevice.objects.filter(revoked_at__isnull=True).count() == 3
 
 
+def test_reused_credentials_are_checked_without_recording_a_visit(demo_farm):
+    first = edge_demo.prepare(server_url=URL, var_dir=demo_farm)
+    assert not EdgeDevice.objects.filter(last_seen_at__isnull=False).exists()
+    again = edge_demo.prepare(server_url=URL, var_dir=demo_farm)
+    assert not any(s.enrolled for s in again.sites)
+    # Reading its own credentials file is not the collector calling: the device stays "never seen".
+    assert not EdgeDevice.objects.filter(last_seen_at__isnull=False).exists()
+    # A valid token of another site's device is not taken for this site's.
+    a, b = first.sites[0], first.sites[1]
+    (b.directory / "credentials.json").write_text((a.directory / "credentials.json").read_text())
+    assert (
+        edge_demo._stored_device(b.directory / "credentials.json", EdgeDevice.objects.get(pk=b.device_id).site) is None
+    )
+
+
 def test_prepare_without_demo_sites_plans_nothing(settings, tmp_path, db):
     plan = edge_demo.prepare(server_url=URL, var_dir=tmp_path)
     assert plan.sites == [] and not plan.inventory_path.exists()

@@ -64,15 +64,22 @@ class Scope:
     kind: Literal["all", "sites", "customers", "none"]
     ids: tuple[int, ...] = ()
 
-    def q(self, *, prefix: str = "") -> Q | None:
-        """A filter on rows carrying ``site_id``/``customer_id``; None for every row."""
+    def q(self, *, prefix: str = "", customer_prefix: str | None = None) -> Q | None:
+        """A filter on rows carrying ``site_id``/``customer_id``; None for every row. ``customer_prefix``
+        (default ``prefix``) is the path to ``customer_id`` for rows that carry their site themselves but
+        reach their client through a relation (a safety event's ``miner__``)."""
         if self.kind == "all":
             return None
         if self.kind == "sites":
             return Q(**{f"{prefix}site_id__in": self.ids})
         if self.kind == "customers":
-            return Q(**{f"{prefix}customer_id__in": self.ids})
+            return Q(**{f"{prefix if customer_prefix is None else customer_prefix}customer_id__in": self.ids})
         return Q(**{f"{prefix}pk__in": []})
+
+    def site_infrastructure(self) -> Scope:
+        """The scope over a site's own equipment (edge devices, their enrollment codes): the sites a user
+        operates. A hosting client's scope is its miners, not the site's infrastructure, so it covers none."""
+        return self if self.kind in ("all", "sites") else Scope("none")
 
     def allows(self, *, site_id: int | None, customer_id: int | None) -> bool:
         """The same rule for one row already in memory (e.g. an alert about to be pushed)."""

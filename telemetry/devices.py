@@ -46,24 +46,17 @@ def device_list(*, user) -> QuerySet[EdgeDevice]:
     """Edge devices of the sites the user operates: owners and admins all, a site owner those of the
     sites granted to them (read-only grants included). A device is site infrastructure, not a client's
     miner, so hosting clients (whose scope is their own miners) see none."""
-    scope = scope_of(user)
-    qs = EdgeDevice.objects.select_related("site", "zone")
-    if scope.kind == "all":
-        return qs
-    if scope.kind == "sites":
-        return qs.filter(site_id__in=scope.ids)
-    return qs.none()
+    return _site_infrastructure(EdgeDevice.objects.select_related("site", "zone"), user)
 
 
 def enrollment_code_list(*, user) -> QuerySet[EnrollmentCode]:
     """Enrollment codes (their hashes, never the codes) of the sites whose devices the user sees."""
-    scope = scope_of(user)
-    qs = EnrollmentCode.objects.select_related("site", "zone", "created_by", "device")
-    if scope.kind == "all":
-        return qs
-    if scope.kind == "sites":
-        return qs.filter(site_id__in=scope.ids)
-    return qs.none()
+    return _site_infrastructure(EnrollmentCode.objects.select_related("site", "zone", "created_by", "device"), user)
+
+
+def _site_infrastructure(qs: QuerySet, user) -> QuerySet:
+    q = scope_of(user).site_infrastructure().q()
+    return qs if q is None else qs.filter(q)
 
 
 def device_status(device: EdgeDevice) -> str:

@@ -208,5 +208,5 @@ def safety_event_list(*, user):
 
     scope = scope_of(user)
     qs = SafetyEvent.objects.select_related("site", "miner", "device", "alert")
-    q = scope.q(prefix="miner__") if scope.kind == "customers" else scope.q()
+    q = scope.q(customer_prefix="miner__")
     return qs if q is None else qs.filter(q)

@@ -220,6 +220,21 @@ def test_scope_filters_without_a_prefix():
     assert selectors.Scope("all").q() is None
 
 
+def test_customer_prefix_applies_to_the_client_filter_only():
+    assert selectors.Scope("customers", (4,)).q(customer_prefix="miner__").children == [
+        ("miner__customer_id__in", (4,))
+    ]
+    assert selectors.Scope("sites", (3,)).q(customer_prefix="miner__").children == [("site_id__in", (3,))]
+    assert selectors.Scope("all").q(customer_prefix="miner__") is None
+
+
+def test_site_infrastructure_is_for_site_operators_only():
+    assert selectors.Scope("all").site_infrastructure() == selectors.Scope("all")
+    assert selectors.Scope("sites", (3,)).site_infrastructure() == selectors.Scope("sites", (3,))
+    assert selectors.Scope("customers", (4,)).site_infrastructure() == selectors.Scope("none")
+    assert selectors.Scope("none").site_infrastructure() == selectors.Scope("none")
+
+
 def test_read_only_refusal_says_why(farm):
     with pytest.raises(DomainError) as refused:
         selectors.require_site_manageable(user=fresh(farm, "siteowner_b_ro"), site_id=farm.site_b.pk)

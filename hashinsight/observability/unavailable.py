@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
@@ -15,7 +16,9 @@ from hashinsight.observability.context import current_request_id
 
 logger = logging.getLogger(__name__)
 RETRY_AFTER_S = 5
-DATABASE_ERRORS = (OperationalError, InterfaceError)
+# Django's wrappers, and psycopg's own errors for what runs on the raw connection, outside Django's
+# cursor wrapper (ingest's COPY): a connection dropped there raises psycopg.OperationalError.
+DATABASE_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
 
 
 def is_database_down(exc: BaseException | None) -> bool:

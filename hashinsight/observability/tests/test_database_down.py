@@ -2,6 +2,7 @@
 and writes), never a 500. The outage is simulated by making every query fail the way psycopg does
 when PostgreSQL is down; test_production_mode.py does it for real against a closed port."""
 
+import psycopg
 import pytest
 from django.core.handlers.exception import convert_exception_to_response
 from django.db import OperationalError
@@ -69,6 +70,33 @@ def test_a_database_error_raised_by_another_middleware_also_becomes_503():
 
     middleware = DatabaseUnavailableMiddleware(convert_exception_to_response(session_save_fails))
     _is_503(middleware(RequestFactory().get("/sites/")))
+
+
+@pytest.mark.parametrize("error", [psycopg.OperationalError, psycopg.InterfaceError])
+def test_psycopg_errors_outside_djangos_cursor_wrapper_also_become_503(error):
+    """What runs on psycopg's own cursor (ingest's COPY) raises psycopg's errors, not Django's."""
+
+    def copy_fails(request):
+        raise error("consuming input failed: server closed the connection unexpectedly")
+
+    middleware = DatabaseUnavailableMiddleware(convert_exception_to_response(copy_fails))
+    _is_503(middleware(RequestFactory().get("/sites/")))
+
+
+def test_ingest_copy_losing_the_connection_answers_503_with_retry_after(api, farm, monkeypatch):
+    from telemetry.api import ingest_views
+    from telemetry.tests.test_ingest import make_device, now_iso, post, sample
+
+    def copy_fails(**kwargs):
+        raise psycopg.OperationalError("consuming input failed: server closed the connection unexpectedly")
+
+    _, token = make_device(farm.site_a)
+    monkeypatch.setattr(ingest_views, "store_batch", copy_fails)
+    response = post(api, token, {"samples": [sample(farm.miners[("site-a", "own")].serial, now_iso())]})
+    _is_503(response)
+    body = response.json()
+    assert body["error_code"] == "database_unavailable"
+    assert set(body) == {"error_code", "message", "request_id", "details"}
 
 
 def test_other_server_errors_stay_500():

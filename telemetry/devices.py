@@ -157,7 +157,7 @@ def _clean_text(value: Any, *, field: str, max_chars: int, required: bool) -> st
 
 
 @transaction.atomic
-def device_register(*, code, name, version, ip: str | None = None) -> tuple[EdgeDevice, str, str]:
+def device_register(*, code, name, version) -> tuple[EdgeDevice, str, str]:
     """Exchange an enrollment code for a device: returns (device, token, hmac_secret), the last two
     shown this once. The code row is locked, so of two registrations racing on one code only one wins."""
     name = _clean_text(name, field="name", max_chars=NAME_MAX_CHARS, required=True)

@@ -180,9 +180,7 @@ def ensure_device(site, directory: Path, server_url: str) -> tuple[int, bool]:
     for old in EdgeDevice.objects.filter(site=site, name=f"{DEVICE_NAME}-{site.slug}", revoked_at__isnull=True):
         devices.device_revoke(device=old)
     _, code = devices.enrollment_code_create(site=site)
-    device, token, hmac_secret = devices.device_register(
-        code=code, name=f"{DEVICE_NAME}-{site.slug}", version="demo", ip="127.0.0.1"
-    )
+    device, token, hmac_secret = devices.device_register(code=code, name=f"{DEVICE_NAME}-{site.slug}", version="demo")
     save_credentials(
         path,
         {"token": token, "hmac_secret": hmac_secret, "device_id": device.pk, "site_id": site.pk},

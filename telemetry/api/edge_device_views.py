@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from axes.helpers import get_client_ip_address
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -81,10 +80,10 @@ class RegisterView(APIView):
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        # The device's address is recorded by its first authenticated request (last_seen_at/ip together).
         device, token, hmac_secret = devices.device_register(
-            code=data["enrollment_code"], name=data["name"], version=data.get("version", ""),
-            ip=get_client_ip_address(request._request),
-        )  # fmt: skip
+            code=data["enrollment_code"], name=data["name"], version=data.get("version", "")
+        )
         return no_store(Response(credentials_body(device, token, hmac_secret), status=status.HTTP_201_CREATED))
 
 

@@ -96,6 +96,17 @@ def test_register_returns_credentials_once_and_stores_only_hash_and_sealed_secre
     assert device_events() == [{"device_id": device.pk, "site_id": farm.site_a.pk, "action": "registered"}]
 
 
+def test_the_address_is_recorded_by_the_first_authenticated_request_not_by_registration(api, farm):
+    _row, code = enroll(farm.site_a, farm.zone_a)
+    body = register(api, code).json()
+    device = EdgeDevice.objects.get(pk=body["device_id"])
+    assert (device.last_seen_at, device.last_seen_ip) == (None, None)  # never seen: status never_seen
+    response = api.get("/api/edge/v1/inventory", HTTP_AUTHORIZATION=f"Bearer {body['token']}", REMOTE_ADDR="10.1.2.3")
+    assert response.status_code == 200
+    device.refresh_from_db()
+    assert device.last_seen_at is not None and device.last_seen_ip == "10.1.2.3"
+
+
 def test_sealed_secret_is_bound_to_its_device(farm):
     from hashinsight.security.crypto import DecryptionError
 

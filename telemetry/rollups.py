@@ -346,13 +346,20 @@ def _advance(layer: str, until: datetime) -> None:
     RollupCursor.objects.update_or_create(layer=layer, defaults={"done_until": until})
 
 
-def note_late_samples(oldest: datetime) -> None:
-    """Samples older than the windows the 5-minute job still rolls again (a collector replaying its spool
-    after an outage) were just stored: move its cursor back to the window of the oldest, so the next runs
-    roll those windows again (and the daily job, the days they belong to). Call it in the ingest
-    transaction with the batch's oldest accepted sample; a no-op when that window is still to be rolled."""
+def note_late_samples(oldest: datetime, *, now: datetime | None = None) -> bool:
+    """Ingest calls this in its transaction with a batch's oldest accepted sample. Samples older than the
+    windows the 5-minute job still rolls again (a collector replaying its spool after an outage) move its
+    cursor back to the oldest one's window, so the next runs roll those windows again (and the daily job,
+    the days they belong to). Without a query when the sample is recent, as nearly all are. Returns
+    whether the cursor was moved."""
+    now = now or timezone.now()
+    still_rerolled = floor_window(now - timedelta(seconds=settings.TELEMETRY_ROLLUP_GRACE_S)) - (
+        settings.TELEMETRY_ROLLUP_REROLL_WINDOWS * WINDOW
+    )
+    if oldest >= still_rerolled:
+        return False
     window = floor_window(oldest)
-    RollupCursor.objects.filter(layer=CURSOR_5M, done_until__gt=window).update(done_until=window)
+    return bool(RollupCursor.objects.filter(layer=CURSOR_5M, done_until__gt=window).update(done_until=window))
 
 
 def rollup_pending_5m(*, now: datetime | None = None) -> dict:

@@ -435,9 +435,12 @@ def test_a_spool_replayed_after_an_outage_is_rolled_up_again_and_its_day_too(fle
     RawSample.objects.bulk_create(
         [sample(fleet["b"], D0 + timedelta(hours=23, minutes=40) + n * MIN) for n in range(3)]
     )
-    rollups.note_late_samples(D0 + timedelta(hours=23, minutes=40, seconds=30))
+    now = D0 + timedelta(days=1, hours=1)
+    assert rollups.note_late_samples(D0 + timedelta(hours=23, minutes=40, seconds=30), now=now)
     assert RollupCursor.objects.get(layer=rollups.CURSOR_5M).done_until == D0 + timedelta(hours=23, minutes=40)
-    rollups.note_late_samples(D0 + timedelta(hours=23, minutes=50))  # later than the cursor now: no change
+    # later than the cursor now, or recent (still rolled again by the job): no change
+    assert not rollups.note_late_samples(D0 + timedelta(hours=23, minutes=50), now=now)
+    assert not rollups.note_late_samples(now - 5 * MIN, now=now)
     assert RollupCursor.objects.get(layer=rollups.CURSOR_5M).done_until == D0 + timedelta(hours=23, minutes=40)
 
     rollups.rollup_pending_5m(now=D0 + timedelta(days=1, hours=1, minutes=1))

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import orjson
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from psycopg import postgres
 from psycopg.adapt import Dumper
@@ -38,11 +38,12 @@ from psycopg.pq import Format
 from hashinsight.events import outbox
 from telemetry.ingest import Validated
 from telemetry.models import LiveStatus
+from telemetry.rollups import note_late_samples
 
 WINDOW_S = 300  # the moving average's span
 RAW_COLUMNS = (
-    "miner_id", "ts", "site_id", "device_id", "hashrate_ths", "temp_chip_max_c", "temp_inlet_c", "temp_outlet_c",
-    "fan_rpm", "power_w", "status", "accepted_shares", "rejected_shares", "errors",
+    "miner_id", "ts", "site_id", "customer_id", "device_id", "hashrate_ths", "temp_chip_max_c", "temp_inlet_c",
+    "temp_outlet_c", "fan_rpm", "power_w", "status", "accepted_shares", "rejected_shares", "errors",
 )  # fmt: skip
 LIVE_COLUMNS = (
     "miner_id", "site_id", "customer_id", "last_seen", "hashrate_ghs", "hashrate_ths_instant", "hashrate_window",
@@ -55,8 +56,8 @@ _EMPTY_JSON = "[]"
 # Binary COPY (a third less client CPU than text, and less parsing on the server) needs each column's
 # exact type; the tests on PostgreSQL fail if a migration changes one.
 RAW_PG_TYPES = (
-    "int8", "timestamptz", "int4", "int4", "float8", "float8", "float8", "float8", "jsonb", "float8", "text", "int8",
-    "int8", "jsonb",
+    "int8", "timestamptz", "int4", "int4", "int4", "float8", "float8", "float8", "float8", "jsonb", "float8", "text",
+    "int8", "int8", "jsonb",
 )  # fmt: skip
 LIVE_PG_TYPES = (
     "int8", "int4", "int4", "timestamptz", "float8", "float8", "jsonb", "float8", "float8", "float8", "jsonb", "float8",
@@ -161,7 +162,11 @@ def store_batch(*, site_id: int, device_id: int, validated: Validated, timings: 
         started = time.perf_counter()
         if connection.vendor == "postgresql":
             _staging_tables()
-        inserted = _insert_raw(rows, site_id, device_id)
+        inserted = _insert_raw(rows, site_id, device_id, validated.customer_of)
+        if inserted:
+            # A collector replaying its spool after an outage sends samples older than the windows the
+            # 5-minute rollup still re-rolls: move its cursor back (no query for recent samples).
+            note_late_samples(min(row[1] for row in rows))
         written = time.perf_counter()
         changed = _upsert_live(rows, site_id, validated.customer_of)
         if inserted or changed:
@@ -222,7 +227,12 @@ class _JsonbListDumper(Dumper):
 def _copy_rows(cursor, table: str, columns: str, types: tuple[str, ...], values: list[tuple]) -> None:
     raw_cursor = cursor.cursor  # psycopg's, under Django's wrapper
     raw_cursor.adapters.register_dumper(list, _JsonbListDumper)  # this cursor only
-    with raw_cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+    # Django's wrapper maps psycopg's errors to its own and marks a broken connection unusable (so it is
+    # not handed to the next request); a raw cursor's COPY bypasses it unless wrapped here.
+    with (
+        connection.wrap_database_errors,
+        raw_cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy,
+    ):
         copy.set_types(types)
         write = copy.write_row
         for row in values:
@@ -233,12 +243,14 @@ def _json(value: list) -> str:
     return orjson.dumps(value).decode() if value else _EMPTY_JSON
 
 
-def _insert_raw(rows: list[tuple], site_id: int, device_id: int) -> int:
+def _insert_raw(rows: list[tuple], site_id: int, device_id: int, customer_of: dict[int, int | None]) -> int:
     columns = ", ".join(RAW_COLUMNS)
     if connection.vendor == "postgresql":
         values = [
-            (r[0], r[1], site_id, device_id, r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11]) for r in rows
-        ]
+            (r[0], r[1], site_id, customer_of[r[0]], device_id, r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
+             r[11])
+            for r in rows
+        ]  # fmt: skip
         with connection.cursor() as cursor:
             # Fresh samples (the usual case) are copied straight into raw: half the database's work of
             # staging them first. One already stored makes the COPY fail; it is then undone (savepoint)
@@ -247,8 +259,9 @@ def _insert_raw(rows: list[tuple], site_id: int, device_id: int) -> int:
                 with transaction.atomic():
                     _copy_rows(cursor, "telemetry_raw", columns, RAW_PG_TYPES, values)
                 return len(values)
-            except UniqueViolation:
-                pass
+            except IntegrityError as exc:  # Django's, raised from psycopg's by wrap_database_errors
+                if not isinstance(exc.__cause__, UniqueViolation):
+                    raise
             _copy_rows(cursor, "_ingest_raw", columns, RAW_PG_TYPES, values)
             cursor.execute(
                 f"INSERT INTO telemetry_raw ({columns}) SELECT {columns} FROM _ingest_raw ORDER BY miner_id, ts "
@@ -267,8 +280,8 @@ def _insert_raw(rows: list[tuple], site_id: int, device_id: int) -> int:
             placeholders = ", ".join(["(" + ", ".join(["%s"] * per_row) + ")"] * len(part))
             params: list = []
             for r in part:
-                params.extend((r[0], adapt_ts(r[1]), site_id, device_id, r[2], r[3], r[4], r[5], _json(r[6]), r[7],
-                               r[8], r[9], r[10], _json(r[11])))  # fmt: skip
+                params.extend((r[0], adapt_ts(r[1]), site_id, customer_of[r[0]], device_id, r[2], r[3], r[4], r[5],
+                               _json(r[6]), r[7], r[8], r[9], r[10], _json(r[11])))  # fmt: skip
             cursor.execute(
                 f"INSERT INTO telemetry_raw ({columns}) VALUES {placeholders} ON CONFLICT (miner_id, ts) DO NOTHING",
                 params,

@@ -189,6 +189,9 @@ class RawSample(models.Model):
     )
     ts = models.DateTimeField(_("time"))
     site_id = models.IntegerField(_("site"))
+    # The hosting client the miner belonged to when the sample was taken: a client sees its own samples,
+    # never those of the miner's previous client.
+    customer_id = models.IntegerField(_("hosting client"), null=True)
     device_id = models.IntegerField(_("device"), null=True)
     hashrate_ths = models.FloatField(_("hashrate (TH/s)"), null=True)
     temp_chip_max_c = models.FloatField(_("max chip temperature (°C)"), null=True)
@@ -270,6 +273,7 @@ class History5m(models.Model):
     )
     bucket = models.DateTimeField(_("window start"))
     site_id = models.IntegerField(_("site"))
+    customer_id = models.IntegerField(_("hosting client"), null=True)  # as the window's samples say
     sample_count = models.PositiveSmallIntegerField(_("samples"))
     hashing_count = models.PositiveSmallIntegerField(_("samples hashing"))
     uptime_fraction = models.FloatField(_("uptime fraction"))

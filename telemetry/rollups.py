@@ -118,7 +118,7 @@ def _upsert(dialect: _Dialect, table: str, key: list[str], cols: list[str]) -> s
 
 
 _H5M_COLS = [
-    "site_id", "sample_count", "hashing_count", "uptime_fraction",
+    "site_id", "customer_id", "sample_count", "hashing_count", "uptime_fraction",
     "avg_hashrate_ths", "min_hashrate_ths", "max_hashrate_ths",
     "avg_temp_chip_max_c", "min_temp_chip_max_c", "max_temp_chip_max_c",
     "avg_temp_inlet_c", "max_temp_inlet_c", "avg_temp_outlet_c", "max_temp_outlet_c",
@@ -138,7 +138,8 @@ def _history_sql(d: _Dialect) -> str:
     )
     return f"""
 WITH m AS (
-    SELECT r.miner_id, {bucket} AS bucket, max(r.site_id) AS site_id, count(*) AS n,
+    SELECT r.miner_id, {bucket} AS bucket, max(r.site_id) AS site_id, max(r.customer_id) AS customer_id,
+           count(*) AS n,
            sum(CASE WHEN r.status = 'hashing' THEN 1 ELSE 0 END) AS hashing,
            avg(r.hashrate_ths) AS avg_h, min(r.hashrate_ths) AS min_h, max(r.hashrate_ths) AS max_h,
            avg(r.temp_chip_max_c) AS avg_t, min(r.temp_chip_max_c) AS min_t, max(r.temp_chip_max_c) AS max_t,
@@ -173,7 +174,7 @@ WITH m AS (
     FROM pairs GROUP BY miner_id, bucket
 )
 INSERT INTO telemetry_history_5m (miner_id, bucket, {", ".join(_H5M_COLS)})
-SELECT m.miner_id, m.bucket, m.site_id, m.n, m.hashing, CAST(m.hashing AS DOUBLE PRECISION) / m.n,
+SELECT m.miner_id, m.bucket, m.site_id, m.customer_id, m.n, m.hashing, CAST(m.hashing AS DOUBLE PRECISION) / m.n,
        m.avg_h, m.min_h, m.max_h, m.avg_t, m.min_t, m.max_t, m.avg_in, m.max_in, m.avg_out, m.max_out,
        m.avg_p, m.min_p, m.max_p, CAST(f.fan_sum AS DOUBLE PRECISION) / nullif(f.fan_n, 0), f.fan_min,
        coalesce(sh.acc, 0), coalesce(sh.rej, 0), coalesce(sh.restarts, 0)

@@ -1,7 +1,7 @@
 """Telemetry reads, already restricted to what a user may see (the one permission path:
 ``sites.selectors.scope_of``). A hosting client sees its own miners' rows only (the miner's current
-client for the live and 5-minute layers, ``customer_id`` as rolled up on the daily layer), a site owner
-the sites granted to them; anything else answers 404, exactly like something that does not exist.
+client for the live layer; on the raw, 5-minute and daily layers the client each row belonged to), a
+site owner the sites granted to them; anything else answers 404, exactly like something that does not exist.
 
 Online or offline comes from the age of ``last_seen``: a miner that has not reported for
 ``live_offline_after()`` (setting ``TELEMETRY_LIVE_OFFLINE_AFTER_S``, 300 s by default) is offline
@@ -658,13 +658,12 @@ def miner_history(*, user, miner_id, rng: Range) -> dict:
     """A miner's samples over the range from the layer ``rng`` chose (404 if the miner is hidden)."""
     miner = visible_miner(user=user, miner_id=miner_id)
     scope = scope_of(user)
-    # Rows written while the miner stood at a site the user does not see stay hidden (every layer has
-    # site_id); the daily layer also keeps the client a day belonged to, so a client sees its own days only.
-    by_site = scope if scope.kind == "sites" else Scope("all")
+    # Every layer keeps the site and the client of each row as it was then: rows written while the miner
+    # stood at a site the user does not see, or belonged to another client, stay hidden.
     start, end = rng.start, rng.end
     bucket_s = rng.bucket_s
     if rng.layer == "raw":
-        qs = _scoped(RawSample.objects.filter(miner_id=miner.pk, ts__gte=start, ts__lt=end), by_site)
+        qs = _scoped(RawSample.objects.filter(miner_id=miner.pk, ts__gte=start, ts__lt=end), scope)
         if not bucket_s and qs.count() > MAX_POINTS:
             bucket_s = bucket_for(rng.span)
         if bucket_s:
@@ -696,7 +695,7 @@ def miner_history(*, user, miner_id, rng: Range) -> dict:
                     "uptime_fraction": 1.0 if r["status"] == SampleStatus.HASHING else 0.0,
                 })  # fmt: skip
     elif rng.layer == "5m":
-        qs = _scoped(History5m.objects.filter(miner_id=miner.pk, bucket__gte=start, bucket__lt=end), by_site)
+        qs = _scoped(History5m.objects.filter(miner_id=miner.pk, bucket__gte=start, bucket__lt=end), scope)
         fields = {
             "hashrate_ths": "avg_hashrate_ths",
             "temp_chip_max_c": "avg_temp_chip_max_c",
@@ -828,9 +827,7 @@ def site_history(*, user, site_id, rng: Range) -> dict:
         else:
             rows = _plain(qs, "bucket", fields)
     elif rng.layer == "5m":
-        qs = _scoped(
-            History5m.objects.filter(site_id=site.pk, bucket__gte=start, bucket__lt=end), scope, prefix="miner__"
-        )
+        qs = _scoped(History5m.objects.filter(site_id=site.pk, bucket__gte=start, bucket__lt=end), scope)
         # Per window: sums over the client's miners; a bucket of several windows: their average.
         aggs = {
             "hashrate_sum": Sum("avg_hashrate_ths"),

@@ -708,7 +708,14 @@ def telemetry_farm(farm):
     for key, miner in farm.miners.items():
         ths, site, customer = THS[key], miner.site_id, miner.customer_id
         raw.append(
-            RawSample(miner=miner, ts=now - timedelta(minutes=10), site_id=site, hashrate_ths=ths, status="hashing")
+            RawSample(
+                miner=miner,
+                ts=now - timedelta(minutes=10),
+                site_id=site,
+                customer_id=customer,
+                hashrate_ths=ths,
+                status="hashing",
+            )
         )
         live.append(LiveStatus(
             miner=miner, site_id=site, customer_id=customer, last_seen=now - timedelta(seconds=30),
@@ -716,7 +723,8 @@ def telemetry_farm(farm):
             status="hashing", updated_at=now,
         ))  # fmt: skip
         h5m.append(History5m(
-            miner=miner, bucket=bucket, site_id=site, sample_count=5, hashing_count=5, uptime_fraction=1.0,
+            miner=miner, bucket=bucket, site_id=site, customer_id=customer, sample_count=5, hashing_count=5,
+            uptime_fraction=1.0,
             avg_hashrate_ths=ths, avg_power_w=3000.0,
         ))  # fmt: skip
         daily.append(Daily(

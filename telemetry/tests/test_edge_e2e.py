@@ -149,7 +149,7 @@ def test_simulator_to_collector_to_live_history_and_an_alert_in_the_browser(
             # The overheat alert, raised at ingest, shows up on the open page by itself.
             row = page.locator("[data-testid=recent-alerts] tr", has_text=hot.serial).first
             row.wait_for(timeout=20_000)
-            assert "chip_temp_above" in row.inner_text() or "overheat" in row.inner_text()
+            assert "Chip temperature above" in row.inner_text() or "Overheat" in row.inner_text()
             assert Alert.objects.filter(miner=hot, alert_type="chip_temp_above", status=Alert.Status.OPEN).exists()
             assert not Alert.objects.filter(miner__in=[m for m in miners if m != hot]).exists()
             page.wait_for_function(

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.django_db
 def live(miner, *, now=None, age_s=30, status="hashing", ths=190.0, temp=70.0, power=3400.0, **extra):
     now = now or timezone.now()
     return LiveStatus(
-        miner=miner, site_id=miner.site_id, customer_id=miner.customer_id, last_seen=now - timedelta(seconds=age_s),
+        miner=miner, site_id=miner.site_id,
+                   customer_id=miner.customer_id, last_seen=now - timedelta(seconds=age_s),
         hashrate_ghs=None if ths is None else ths * 1000, hashrate_ths_instant=ths, temp_chip_max_c=temp,
         temp_inlet_c=25.0, temp_outlet_c=45.0, fan_rpm=[6000, 6200], power_w=power, status=status, updated_at=now,
         **extra,
@@ -156,7 +157,8 @@ def test_client_site_history_sums_its_own_miners_never_the_site(api, fleet):
         for key, ths in ((("site-a", "client-x"), 100.0), (("site-a", "client-y"), 150.0), (("site-a", "own"), 10.0)):
             miner = fleet.miners[key]
             rows.append(History5m(
-                miner=miner, bucket=bucket, site_id=miner.site_id, sample_count=5, hashing_count=5, uptime_fraction=1,
+                miner=miner, bucket=bucket, site_id=miner.site_id, customer_id=miner.customer_id, sample_count=5,
+                hashing_count=5, uptime_fraction=1,
                 avg_hashrate_ths=ths, avg_power_w=3000.0, avg_temp_chip_max_c=70.0, max_temp_chip_max_c=75.0,
             ))  # fmt: skip
     History5m.objects.bulk_create(rows)
@@ -194,7 +196,8 @@ def test_client_daily_history_and_reports_are_its_own(api, fleet):
         for key, ths in ((("site-a", "client-x"), 100.0), (("site-a", "client-y"), 150.0)):
             miner = fleet.miners[key]
             rows.append(Daily(
-                miner=miner, day=day, site_id=miner.site_id, customer_id=miner.customer_id, sample_count=1440,
+                miner=miner, day=day, site_id=miner.site_id,
+                   customer_id=miner.customer_id, sample_count=1440,
                 buckets_reported=288, avg_hashrate_ths=ths, energy_kwh=72.0, uptime_pct=100.0, max_temp_chip_c=80.0,
             ))  # fmt: skip
     Daily.objects.bulk_create(rows)
@@ -372,11 +375,13 @@ def test_miner_history_reads_the_chosen_layer(api, fleet):
     miner = fleet.miners[("site-a", "client-x")]
     now = timezone.now().replace(microsecond=0)
     RawSample.objects.bulk_create(
-        [RawSample(miner=miner, ts=now - timedelta(minutes=i), site_id=miner.site_id, hashrate_ths=100.0 + i,
+        [RawSample(miner=miner, ts=now - timedelta(minutes=i), site_id=miner.site_id,
+                   customer_id=miner.customer_id, hashrate_ths=100.0 + i,
                    temp_chip_max_c=70.0, fan_rpm=[6000, 6400], power_w=3000.0, status="hashing") for i in range(30)]
     )  # fmt: skip
     History5m.objects.bulk_create(
-        [History5m(miner=miner, bucket=now - timedelta(days=3, minutes=5 * i), site_id=miner.site_id, sample_count=5,
+        [History5m(miner=miner, bucket=now - timedelta(days=3, minutes=5 * i), site_id=miner.site_id,
+                   customer_id=miner.customer_id, sample_count=5,
                    hashing_count=5, uptime_fraction=1, avg_hashrate_ths=120.0, avg_fan_rpm=6100.0) for i in range(10)]
     )  # fmt: skip
     login(api, fleet, "client_x")
@@ -396,7 +401,8 @@ def test_long_5m_ranges_are_averaged_into_buckets_by_the_database(api, fleet):
     end = datetime(2026, 11, 20, tzinfo=UTC)
     start = end - timedelta(days=30)
     History5m.objects.bulk_create(
-        [History5m(miner=miner, bucket=start + timedelta(minutes=5 * i), site_id=miner.site_id, sample_count=5,
+        [History5m(miner=miner, bucket=start + timedelta(minutes=5 * i), site_id=miner.site_id,
+                   customer_id=miner.customer_id, sample_count=5,
                    hashing_count=5, uptime_fraction=1, avg_hashrate_ths=float(i % 4), max_temp_chip_max_c=float(i % 4))
          for i in range(30 * 288)]
     )  # fmt: skip

@@ -117,12 +117,14 @@ def test_miner_charts_switch_range_without_reload(page, live_server, site_with_d
     miner = extra[3]
     now = timezone.now().replace(microsecond=0)
     RawSample.objects.bulk_create(
-        [RawSample(miner=miner, ts=now - timedelta(minutes=i), site_id=miner.site_id, hashrate_ths=160.0 + (i % 7),
+        [RawSample(miner=miner, ts=now - timedelta(minutes=i), site_id=miner.site_id,
+                   customer_id=miner.customer_id, hashrate_ths=160.0 + (i % 7),
                    temp_chip_max_c=68.0 + (i % 5), temp_inlet_c=24.0, temp_outlet_c=44.0, fan_rpm=[6000, 6100],
                    power_w=3300.0, status="hashing") for i in range(0, 24 * 60, 2)]
     )  # fmt: skip
     History5m.objects.bulk_create(
-        [History5m(miner=miner, bucket=now - timedelta(minutes=5 * (i + 1)), site_id=miner.site_id, sample_count=5,
+        [History5m(miner=miner, bucket=now - timedelta(minutes=5 * (i + 1)), site_id=miner.site_id,
+                   customer_id=miner.customer_id, sample_count=5,
                    hashing_count=5, uptime_fraction=1, avg_hashrate_ths=150.0 + (i % 30), avg_temp_chip_max_c=70.0,
                    max_temp_chip_max_c=74.0, avg_temp_inlet_c=25.0, avg_temp_outlet_c=45.0, avg_power_w=3250.0,
                    avg_fan_rpm=6050.0) for i in range(7 * 288)]

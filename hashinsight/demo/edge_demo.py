@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
 logger = logging.getLogger(__name__)
 
@@ -274,7 +274,10 @@ def prepare(
             template = json.loads(Path(fault_plan).read_text(encoding="utf-8"))
             _write_private(plan.faults_path, json.dumps(resolve_fault_plan(template, miners_by_site), indent=1))
     finally:
-        close_old_connections()
+        # The server about to start opens its own connections; this thread's one is not needed again.
+        # Inside a caller's transaction (a test), closing it would break the caller instead.
+        if not connection.in_atomic_block:
+            close_old_connections()
     return plan
 
 

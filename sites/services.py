@@ -13,7 +13,7 @@ from django.db import models, transaction
 from hashinsight.accounts.roles import Access, Module, Role, has_access
 from hashinsight.core.errors import DomainError
 from hashinsight.core.realtime import notify_access_changed
-from hashinsight.events import outbox
+from hashinsight.events import audit, outbox
 from sites.models import Customer, CustomerUserObjectPermission, Site, SiteUserObjectPermission, Zone
 
 # The codenames the selectors read (sites.selectors), and who may hold them.
@@ -122,8 +122,13 @@ def _set_access(kind: _AccessKind, *, obj, grants: dict, actor) -> AccessDiff:
             [kind.table(content_object=obj, user_id=u, permission_id=perms[c]) for u, c in added]
         )
     diff = AccessDiff(added, removed)
-    # Control-plane audit chain hook: when hashinsight.events gains audit_record, record here, in
-    # this transaction: audit_record(actor=actor, action=kind.event_type, target=obj, data=diff).
+    actor_type, actor_id = audit.actor_of(actor)
+    audit.audit_append(
+        event_type=kind.event_type, actor_type=actor_type, actor_id=actor_id,
+        reference=f"{kind.model._meta.model_name}:{obj.pk}", site=obj if kind.model is Site else None,
+        payload={"added": [{"user_id": u, "codename": c} for u, c in added],
+                 "removed": [{"user_id": u, "codename": c} for u, c in removed]},
+    )  # fmt: skip
     outbox.publish(
         kind.event_type,
         aggregate=f"{kind.model._meta.model_name}:{obj.pk}",

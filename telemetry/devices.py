@@ -22,6 +22,7 @@ from django.utils.dateparse import parse_datetime
 from hashinsight.accounts.models import hash_secret
 from hashinsight.core.errors import DomainError
 from hashinsight.events import outbox
+from hashinsight.events.audit import actor_of, audit_append
 from hashinsight.security.crypto import open_json, seal_json
 from sites.selectors import require_site_manageable, scope_of
 from telemetry.edge_auth import DEVICE_TOKEN_PREFIX
@@ -111,6 +112,15 @@ def device_hmac_secret(device: EdgeDevice) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _audit(device: EdgeDevice, action: str, actor_type: str, actor_id) -> None:
+    """Device credentials issued, rotated or revoked: on the audit chain, in this transaction."""
+    audit_append(
+        event_type=f"edge_device.{action}", actor_type=actor_type, actor_id=actor_id,
+        reference=f"edge_device:{device.pk}", site=device.site_id,
+        payload={"device_id": device.pk, "name": device.name, "token_prefix": device.token_prefix},
+    )  # fmt: skip
+
+
 def _publish(device: EdgeDevice, action: str) -> None:
     outbox.publish(
         "edge_device.changed",
@@ -186,6 +196,7 @@ def device_register(*, code, name, version) -> tuple[EdgeDevice, str, str]:
     enrollment.device = device
     enrollment.save(update_fields=["used_at", "device"])
     _publish(device, "registered")
+    _audit(device, "registered", actor_type="device", actor_id=device.pk)
     return device, token, hmac_secret
 
 
@@ -206,6 +217,7 @@ def device_rotate(*, device: EdgeDevice, actor=None) -> tuple[EdgeDevice, str, s
     device.rotated_at = timezone.now()
     device.save(update_fields=["token_prefix", "token_hash", "secret_sealed", "rotated_at"])
     _publish(device, "rotated")
+    _audit(device, "rotated", *actor_of(actor))
     return device, token, hmac_secret
 
 
@@ -217,6 +229,7 @@ def device_revoke(*, device: EdgeDevice, actor=None) -> EdgeDevice:
         device.revoked_at = timezone.now()
         device.save(update_fields=["revoked_at"])
         _publish(device, "revoked")
+        _audit(device, "revoked", *actor_of(actor))
     return device
 
 

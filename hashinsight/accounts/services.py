@@ -10,6 +10,7 @@ from hashinsight.accounts.models import ApiToken, User, hash_secret
 from hashinsight.accounts.roles import can_manage_role
 from hashinsight.core.errors import DomainError
 from hashinsight.core.realtime import notify_access_changed
+from hashinsight.events.audit import actor_of, audit_append
 from hashinsight.events.outbox import publish
 
 
@@ -25,7 +26,15 @@ def user_create(*, actor: User, username: str, password: str, role: str, email: 
     validate_password(password, user)
     user.set_password(password)
     user.save()
+    _audit("user.created", actor=actor, user=user, payload={"user_id": user.pk, "role": user.role})
     return user
+
+
+def _audit(event_type: str, *, actor, user, payload: dict) -> None:
+    actor_type, actor_id = actor_of(actor)
+    audit_append(
+        event_type=event_type, actor_type=actor_type, actor_id=actor_id, reference=f"user:{user.pk}", payload=payload
+    )
 
 
 @transaction.atomic
@@ -46,7 +55,8 @@ def user_update(*, actor: User, user: User, **fields) -> User:
         user.set_password(password)
     user.save()
     if user.role != old_role:
-        # audit: the audit chain (control-plane issue) records role changes here, in this transaction.
+        _audit("user.role_changed", actor=actor, user=user,
+               payload={"user_id": user.pk, "old_role": old_role, "new_role": user.role})  # fmt: skip
         publish(
             "user.role_changed", aggregate=f"user:{user.pk}",
             payload={"user_id": user.pk, "old_role": old_role, "new_role": user.role, "actor_id": actor.pk},
@@ -63,6 +73,7 @@ def user_deactivate(*, actor: User, user: User) -> User:
     user.is_active = False
     user.save(update_fields=["is_active"])
     ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    _audit("user.deactivated", actor=actor, user=user, payload={"user_id": user.pk, "role": user.role})
     notify_access_changed(user.pk)  # open WebSockets close within seconds
     return user
 
@@ -78,7 +89,17 @@ def api_token_create(
     token = ApiToken.objects.create(
         user=user, name=name, prefix=prefix, secret_hash=hash_secret(secret), expires_at=expires_at, scope=scope
     )
+    _audit_token("api_token.created", token=token, actor=user)
     return token, full
+
+
+def _audit_token(event_type: str, *, token: ApiToken, actor) -> None:
+    actor_type, actor_id = actor_of(actor)
+    audit_append(
+        event_type=event_type, actor_type=actor_type, actor_id=actor_id, reference=f"api_token:{token.pk}",
+        payload={"token_id": token.pk, "user_id": token.user_id, "name": token.name, "prefix": token.prefix,
+                 "scope": token.scope, "expires_at": token.expires_at},
+    )  # fmt: skip
 
 
 @transaction.atomic
@@ -91,5 +112,6 @@ def api_token_revoke(*, token: ApiToken, actor: User | None = None) -> ApiToken:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+        _audit_token("api_token.revoked", token=token, actor=actor)
         notify_access_changed(token.user_id)  # its open WebSockets close within seconds
     return token

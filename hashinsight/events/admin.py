@@ -3,7 +3,7 @@ from django.utils.translation import gettext_lazy as _
 
 from hashinsight.accounts.roles import Access, Module, has_access
 from hashinsight.events import processing
-from hashinsight.events.models import EventFailure, JobRun, OutboxEvent
+from hashinsight.events.models import AuditEvent, EventFailure, JobRun, OutboxEvent
 
 
 class SystemAdmin(admin.ModelAdmin):
@@ -85,3 +85,23 @@ class JobRunAdmin(SystemAdmin):
     search_fields = ["job_type", "status", "task_id", "error"]
     readonly_fields = [f.name for f in JobRun._meta.fields]
     show_full_result_count = False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(EventPayloadAdmin):
+    """The audit chain, read-only for everyone (superusers too: the permissions below are not the
+    model permissions a superuser bypasses); owners and admins only, like the other event payloads."""
+
+    list_display = ["seq", "created_at", "event_type", "actor_type", "actor_id", "site_id", "reference", "public_id"]
+    list_filter = ["event_type", "actor_type", "site", "created_at"]
+    search_fields = ["=public_id", "reference"]
+    readonly_fields = [f.name for f in AuditEvent._meta.fields]
+    ordering = ["-seq"]
+    show_full_result_count = False
+    actions = None
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

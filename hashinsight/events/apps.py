@@ -18,3 +18,9 @@ class EventsConfig(AppConfig):
 
         for module in settings.EVENT_HANDLER_MODULES:
             import_module(module)
+        # Failed sign-ins go on the audit chain (django-axes keeps its own attempt counts).
+        from django.contrib.auth.signals import user_login_failed
+
+        from hashinsight.events.audit import record_login_failure
+
+        user_login_failed.connect(record_login_failure, dispatch_uid="audit_login_failed")

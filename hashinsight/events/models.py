@@ -154,3 +154,89 @@ class JobRun(models.Model):
 
     def __str__(self):
         return f"{self.job_type} {self.status}"
+
+
+GENESIS_HASH = "0" * 64
+
+
+def new_audit_id() -> str:
+    import secrets
+
+    return "evt_" + secrets.token_hex(12)
+
+
+class AuditEventQuerySet(models.QuerySet):
+    """Audit rows are written once by ``hashinsight.events.audit.audit_append`` and never changed or
+    deleted through the ORM; tampering needs raw SQL, and ``verify_chain`` then names the broken row."""
+
+    def update(self, **kwargs):
+        raise PermissionError("audit events are append-only")
+
+    def delete(self):
+        raise PermissionError("audit events are append-only")
+
+    update.queryset_only = True
+    delete.queryset_only = True
+
+
+class AuditEvent(models.Model):
+    """One link of the tamper-evident audit chain: ``event_hash`` = SHA-256 over ``prev_hash`` and the
+    canonical event (see ``hashinsight.events.audit.event_hash``); ``seq`` is the chain's order."""
+
+    class ActorType(models.TextChoices):
+        USER = "user", _("User")
+        DEVICE = "device", _("Device")
+        SYSTEM = "system", _("System")
+        AI = "ai", _("AI")
+
+    public_id = models.CharField(_("id"), max_length=40, unique=True, default=new_audit_id, editable=False)
+    seq = models.BigIntegerField(_("sequence"), unique=True, editable=False)
+    created_at = models.DateTimeField(_("created"), editable=False, db_index=True)
+    # The site id is part of the hashed event, so the row must outlive the site unchanged: no database
+    # constraint and DO_NOTHING (PROTECT would forbid deleting any site that was ever audited,
+    # SET_NULL would rewrite a hashed field and break the chain).
+    site = models.ForeignKey(
+        "sites.Site",
+        verbose_name=_("site"),
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+        editable=False,
+    )
+    actor_type = models.CharField(_("actor type"), max_length=10, choices=ActorType.choices, editable=False)
+    actor_id = models.CharField(_("actor id"), max_length=64, blank=True, editable=False)
+    event_type = models.CharField(_("event type"), max_length=64, editable=False)
+    reference = models.CharField(_("reference"), max_length=200, blank=True, editable=False)
+    payload = models.JSONField(_("payload"), default=dict, editable=False)
+    prev_hash = models.CharField(_("previous hash"), max_length=64, editable=False)
+    event_hash = models.CharField(_("hash"), max_length=64, editable=False)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
+        ordering = ["-seq"]
+        constraints = [
+            # A fork is two events naming the same predecessor: impossible whatever the locking did.
+            models.UniqueConstraint(fields=["prev_hash"], name="audit_one_successor"),
+            models.CheckConstraint(condition=models.Q(seq__gte=1), name="audit_seq_positive"),
+        ]
+        indexes = [
+            models.Index(fields=["event_type", "-seq"], name="audit_type_recent"),
+            models.Index(fields=["reference", "-seq"], name="audit_reference_recent"),
+            models.Index(fields=["site", "-seq"], name="audit_site_recent"),
+        ]
+
+    def __str__(self):
+        return f"#{self.seq} {self.event_type} {self.reference}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PermissionError("audit events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("audit events are append-only")

@@ -401,3 +401,19 @@ def test_edge_device_credentials_are_audited():
         ("edge_device.rotated", "system", site.pk),
         ("edge_device.revoked", "system", site.pk),
     ]
+
+
+@pytest.mark.django_db
+def test_deleting_an_audited_site_keeps_its_events_intact(client, farm):
+    from sites import services as site_services
+
+    owner = farm.users["owner"]
+    site = site_services.site_create(actor=owner, name="Short-lived", slug="short-lived", capacity_kw=Decimal("10"))
+    append(1, site=site, reference=f"site:{site.pk}")
+    site_services.site_delete(site=site, actor=owner)
+    event = AuditEvent.objects.get(reference=f"site:{site.pk}")
+    assert event.site_id == site.pk and verify_chain().ok
+    client.force_login(owner)
+    html = client.get(reverse("portal:audit-list"), {"q": f"site:{site.pk}"}).content.decode()
+    assert f"#{site.pk}" in html
+    assert client.get(reverse("admin:events_auditevent_change", args=[event.pk])).status_code == 200  # no site: "-"

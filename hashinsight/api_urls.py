@@ -4,6 +4,7 @@ from django.urls import path, re_path
 from rest_framework.routers import DefaultRouter
 
 from hashinsight.accounts.api.views import ApiTokenViewSet, MeView, UserViewSet
+from hashinsight.events.api.audit_views import AuditListView, AuditVerifyView
 from hashinsight.events.api.views import JobRunViewSet, ScheduleViewSet
 from miners.api.views import MinerModelViewSet, MinerViewSet, PortfolioViewSet
 from sites.api.views import CustomerViewSet, SiteViewSet, ZoneViewSet
@@ -38,6 +39,8 @@ router.register("edge-enrollments", EdgeEnrollmentViewSet, basename="edgeenrollm
 
 v1 = [
     path("me", MeView.as_view(), name="me"),
+    re_path(r"^audit/?$", AuditListView.as_view(), name="audit-list"),
+    re_path(r"^audit/verify/?$", AuditVerifyView.as_view(), name="audit-verify"),
     re_path(r"^sites/(?P<site_id>[0-9]+)/alert-rules/?$", SiteAlertRulesView.as_view(), name="site-alert-rules"),
     *router.urls,
 ]

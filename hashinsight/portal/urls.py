@@ -2,6 +2,7 @@ from django.urls import path
 
 from hashinsight.portal.views import alert_rules as rules_pages
 from hashinsight.portal.views import alerts, calculator, dashboard, jobs, miners, portfolio, sites, telemetry, tokens
+from hashinsight.portal.views import audit as audit_pages
 from hashinsight.portal.views import edge_devices as edge
 
 app_name = "portal"
@@ -24,6 +25,7 @@ urlpatterns = [
     path("alerts/acknowledge/", alerts.alert_acknowledge, name="alert-acknowledge"),
     path("alerts/resolve/", alerts.alert_resolve, name="alert-resolve"),
     path("jobs/", jobs.job_list, name="job-list"),
+    path("audit/", audit_pages.audit_list, name="audit-list"),
     path("calculator/", calculator.calculator, name="calculator"),
     path("portfolio/add/", portfolio.portfolio_add, name="portfolio-add"),
     path("portfolio/<int:pk>/edit/", portfolio.portfolio_edit, name="portfolio-edit"),

@@ -1,0 +1,657 @@
+"""Command lifecycle writes: propose, approve, deny, cancel, expire.
+
+Every function runs in one transaction that changes the rows, appends the outbox event
+(``command.created`` / ``command.updated``) and the audit event together. Commands belong to the
+CURTAILMENT module (the matrix's "execution" column): owners, admins and site owners have FULL, hosting
+clients, app customers and guests none, so they neither see nor propose commands. Which sites: the scope
+selectors (hidden → 404, read-only grant → 403 ``site_read_only``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from commands import risk
+from commands.models import (
+    LIVE_STATUSES,
+    Approval,
+    Command,
+    CommandStatus,
+    CommandTarget,
+    Decision,
+    ProposerKind,
+    SiteApprovalPolicy,
+)
+from commands.state import transition
+from hashinsight.accounts.roles import GLOBAL_ROLES, Access, Module, has_access, role_of
+from hashinsight.core.errors import DomainError
+from hashinsight.events import outbox
+from hashinsight.events.audit import audit_append
+
+S = CommandStatus
+MODULE = Module.CURTAILMENT
+DEFAULT_TTL = timedelta(hours=1)
+MAX_TTL = timedelta(days=7)
+MAX_TARGETS = 10_000
+# Used when the market history cannot be read: about USD 0.05 per TH/s per day (the 2025 level).
+FALLBACK_HASHPRICE_USD_PER_TH_DAY = Decimal("0.05")
+# With no auto-approval rule of its own, a site runs LOW commands without approval (DESIGN: "LOW auto").
+# A site that wants every command approved sets ``min_tiers = {"*": "MEDIUM"}`` in its policy.
+DEFAULT_AUTO_RULES = (risk.AutoApproveRule(name="default: LOW runs without approval"),)
+# Commands the expiry job times out: not yet approved, approved but never sent, or sent and never acknowledged.
+EXPIRABLE = (S.PENDING_APPROVAL, S.APPROVED, S.DISPATCHED)
+
+
+def _not_found() -> DomainError:
+    return DomainError("not_found", "Not found.", status=404)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Audit
+
+
+def _audit(*, event_type: str, command: Command, actor=None, actor_kind: str | None = None, payload=None) -> None:
+    """Append the change to the audit chain (hashinsight.events.audit), in the caller's transaction."""
+    if actor_kind is None:
+        actor_kind = "user" if actor is not None else "system"
+    audit_append(
+        event_type=event_type,
+        actor_type=actor_kind,
+        actor_id=getattr(actor, "pk", None),
+        reference=f"command:{command.pk}",
+        payload={"command_id": command.pk, "status": command.status, "type": command.command_type, **(payload or {})},
+        site=command.site_id,
+    )
+
+
+def _approval_count(command: Command) -> int:
+    return command.approvals.filter(decision=Decision.APPROVE).count()
+
+
+def _publish(command: Command, *, created: bool = False, previous: str | None = None) -> None:
+    outbox.publish(
+        "command.created" if created else "command.updated",
+        aggregate=f"command:{command.pk}",
+        payload={
+            "command_id": command.pk,
+            "site_id": command.site_id,
+            "status": command.status,
+            "command_type": command.command_type,
+            "previous_status": previous,
+            "risk_tier": command.risk_tier,
+            "approvals": _approval_count(command),
+            "approvals_required": command.approvals_required,
+        },
+    )
+
+
+def _move(command: Command, to: str, *, actor=None, actor_kind=None, reason: str = "", payload=None) -> None:
+    previous = transition(command, to, reason=reason)
+    _publish(command, previous=previous)
+    _audit(
+        event_type=f"command.{str(to).lower()}",
+        command=command,
+        actor=actor,
+        actor_kind=actor_kind,
+        payload={"from": previous, "to": str(to), "reason": reason, **(payload or {})},
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Who may do what
+
+
+def can_see_site(user, site_id: int) -> bool:
+    from sites.selectors import site_list
+
+    return has_access(user, MODULE, Access.READ) and site_list(user=user).filter(pk=site_id).exists()
+
+
+def _require_visible(user, command: Command) -> None:
+    if not can_see_site(user, command.site_id):
+        raise _not_found()
+
+
+def _require_manager(user, site_id: int) -> None:
+    """FULL on CURTAILMENT and a manage grant on the site (the site is already known to be visible)."""
+    from sites.selectors import require_site_manageable
+
+    if not has_access(user, MODULE, Access.FULL):
+        raise DomainError("permission_denied", "Your role may not act on commands.", status=403)
+    require_site_manageable(user=user, site_id=site_id)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Targets and figures
+
+
+@dataclass(frozen=True)
+class Resolved:
+    site: Any
+    miners: list
+
+
+def resolve_targets(*, actor, targets, site_id: int | None = None) -> Resolved:
+    """Miners named by ids, serials, a zone or a site, within ``actor``'s scope, all of one site."""
+    from miners.models import Miner
+    from sites.selectors import miner_scope_q, site_list, zone_list
+
+    qs = Miner.objects.select_related("model", "site")
+    scope = miner_scope_q(actor)
+    if scope is not None:
+        qs = qs.filter(scope)
+    if isinstance(targets, list):
+        ids = [t for t in targets if isinstance(t, int) and not isinstance(t, bool)]
+        serials = [t for t in targets if isinstance(t, str)]
+        if len(ids) + len(serials) != len(targets):
+            raise DomainError("invalid_targets", "Targets are miner ids (numbers) or serials (text).")
+        targets = {"miner_ids": ids, "serials": serials}
+    if not isinstance(targets, dict) or not targets:
+        raise DomainError(
+            "invalid_targets", "Give targets as a list of miner ids or serials, or as {zone: id} or {site: id}."
+        )
+    unknown = set(targets) - {"miner_ids", "serials", "zone", "site"}
+    if unknown:
+        raise DomainError("invalid_targets", f"Unknown target keys: {', '.join(sorted(map(str, unknown)))}.")
+    miners: dict[int, Any] = {}
+    ids = targets.get("miner_ids") or []
+    serials = targets.get("serials") or []
+    if not isinstance(ids, list) or not isinstance(serials, list) or len(ids) + len(serials) > MAX_TARGETS:
+        raise DomainError("invalid_targets", f"At most {MAX_TARGETS:,} miner ids and serials, as lists.")
+    if ids:
+        if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            raise DomainError("invalid_targets", "miner_ids are numbers.")
+        found = {m.pk: m for m in qs.filter(pk__in=ids)}
+        if len(found) != len(set(ids)):
+            raise DomainError("miner_not_found", "Some target miners were not found.", status=404)
+        miners.update(found)
+    if serials:
+        if not all(isinstance(s, str) for s in serials):
+            raise DomainError("invalid_targets", "serials are text.")
+        found = {m.pk: m for m in qs.filter(serial__in=serials)}
+        if len(found) != len(set(serials)):
+            raise DomainError("miner_not_found", "Some target miners were not found.", status=404)
+        miners.update(found)
+    for key, selector, field in (("zone", zone_list, "zone_id"), ("site", site_list, "site_id")):
+        if key in targets:
+            value = targets[key]
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise DomainError("invalid_targets", f"{key} is an id (a number).")
+            if not selector(user=actor).filter(pk=value).exists():
+                raise DomainError(f"{key}_not_found", "Not found.", status=404)
+            group = list(qs.filter(**{field: value}).exclude(status="retired")[: MAX_TARGETS + 1])
+            if len(group) > MAX_TARGETS:
+                raise DomainError("too_many_targets", f"A command has at most {MAX_TARGETS:,} targets.")
+            miners.update({m.pk: m for m in group})
+    if not miners:
+        raise DomainError("no_targets", "The targets name no miner.")
+    site_ids = {m.site_id for m in miners.values()}
+    if len(site_ids) > 1:
+        raise DomainError(
+            "targets_span_sites",
+            "A command acts on one site; its targets stand on several.",
+            details={"site_ids": sorted(site_ids)},
+        )
+    (target_site_id,) = site_ids
+    if site_id is not None and target_site_id != site_id:
+        raise DomainError("targets_outside_site", "The targets do not stand on the given site.")
+    ordered = sorted(miners.values(), key=lambda m: m.pk)
+    return Resolved(site=ordered[0].site, miners=ordered)
+
+
+def hashprice_usd_per_th_day() -> Decimal:
+    """USD one TH/s earns per day at the latest market figures (intelligence.market), before pool fees."""
+    from intelligence.market import latest_snapshot
+    from intelligence.profitability import SECONDS_PER_DAY, TWO_32
+
+    try:
+        snap = latest_snapshot()
+    except (OSError, RuntimeError, ValueError):
+        return FALLBACK_HASHPRICE_USD_PER_TH_DAY
+    reward = snap.block_subsidy_btc + snap.fees_btc_per_block
+    per_th = Decimal(10**12) * SECONDS_PER_DAY / (snap.difficulty * TWO_32) * reward * snap.btc_price_usd
+    return per_th.quantize(Decimal("0.000001"))
+
+
+def success_rate(*, site_id: int, command_type: str) -> Decimal | None:
+    """Share of this type's dispatched commands at this site that completed (None with no history)."""
+    done = Command.objects.filter(site_id=site_id, command_type=command_type, dispatched_at__isnull=False).filter(
+        status__in=(S.COMPLETED, S.PARTIAL, S.FAILED, S.TIMEOUT, S.ROLLED_BACK)
+    )
+    total = done.count()
+    if not total:
+        return None
+    ok = done.filter(status__in=(S.COMPLETED, S.ROLLED_BACK)).count()
+    return (Decimal(ok) / Decimal(total)).quantize(Decimal("0.0001"))
+
+
+def _policy(site_id: int) -> SiteApprovalPolicy | None:
+    return SiteApprovalPolicy.objects.filter(site_id=site_id).first()
+
+
+def _parse_time(value, where: str) -> time:
+    try:
+        return time.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise DomainError("invalid_policy", f"{where}: a time is HH:MM.", status=500) from None
+
+
+def auto_rules(policy: SiteApprovalPolicy | None, site_tz: str) -> tuple[risk.AutoApproveRule, ...]:
+    if policy is None or not policy.auto_approve_rules:
+        return DEFAULT_AUTO_RULES
+    rules = []
+    for raw in policy.auto_approve_rules:
+        windows = tuple(
+            risk.TimeWindow(_parse_time(w.get("start"), "start"), _parse_time(w.get("end"), "end"))
+            for w in raw.get("windows") or ()
+        )
+        types = raw.get("action_types")
+        rules.append(
+            risk.AutoApproveRule(
+                name=raw.get("name", ""),
+                action_types=frozenset(types) if types is not None else None,
+                max_targets=raw.get("max_targets"),
+                max_kw=raw.get("max_kw"),
+                min_confidence=raw.get("min_confidence"),
+                windows=windows,
+                tz=raw.get("tz") or site_tz,
+            )
+        )
+    return tuple(rules)
+
+
+def _open_safety_miner_ids(miner_ids) -> set[int]:
+    from telemetry.alert_types import SAFETY_PREFIX
+    from telemetry.models import Alert, AlertStatus
+
+    return set(
+        Alert.objects.filter(miner_id__in=miner_ids, alert_type__startswith=SAFETY_PREFIX)
+        .exclude(status=AlertStatus.RESOLVED)
+        .values_list("miner_id", flat=True)
+    )
+
+
+def _live_by_miner(miner_ids) -> dict[int, Any]:
+    from telemetry.models import LiveStatus
+
+    return {row.miner_id: row for row in LiveStatus.objects.filter(miner_id__in=miner_ids)}
+
+
+def _kw(watts) -> Decimal:
+    return (Decimal(str(watts)) / 1000).quantize(Decimal("0.001"))
+
+
+def _before_state(live) -> dict:
+    if live is None:
+        return {}
+    return {
+        "status": live.status,
+        "hashrate_ghs": live.hashrate_ghs,
+        "power_w": live.power_w,
+        "temp_chip_max_c": live.temp_chip_max_c,
+        "last_seen": live.last_seen.isoformat() if live.last_seen else None,
+    }
+
+
+@dataclass
+class Assessment:
+    """What ``assess`` found: the engine's answer, its inputs and the refusals of the safety guards."""
+
+    site: Any
+    miners: list
+    command_type: str
+    params: dict
+    risk_input: risk.RiskInput
+    assessment: risk.RiskAssessment
+    refusals: list
+    live: dict
+    policy: SiteApprovalPolicy | None
+
+    def preview(self) -> dict:
+        a = self.assessment
+        who = "nobody (auto-approved)" if a.tier == risk.LOW else (
+            f"{a.approvals_required} distinct approver(s)" + (", owners or admins only" if a.owner_admin_only else "")
+        )  # fmt: skip
+        return {
+            "site_id": self.site.pk,
+            "command_type": self.command_type,
+            "params": _public_params(self.params),
+            "target_count": len(self.miners),
+            "power_kw": str(self.risk_input.power_kw),
+            "revenue_usd_per_day": str(self.risk_input.revenue_usd_per_day),
+            "score": str(a.score),
+            "tier": a.tier,
+            "approvals_required": a.approvals_required,
+            "owner_admin_only": a.owner_admin_only,
+            "who_must_approve": who,
+            "breakdown": a.as_dict(),
+            "refusals": [r.as_dict() for r in self.refusals],
+        }
+
+
+def _public_params(params: dict) -> dict:
+    return {k: ("********" if k == "password" else v) for k, v in params.items()}
+
+
+def assess(
+    *,
+    actor,
+    command_type,
+    params,
+    targets,
+    site_id: int | None = None,
+    proposer_kind: str = ProposerKind.USER,
+    ai_confidence=None,
+    now: datetime | None = None,
+) -> Assessment:
+    """Everything a proposal is checked against, without writing: the preview and ``command_propose`` share it."""
+    now = now or timezone.now()
+    if not has_access(actor, MODULE, Access.FULL):
+        raise DomainError("permission_denied", "Your role may not propose commands.", status=403)
+    if proposer_kind not in ProposerKind.values:
+        raise DomainError("invalid_choice", f"proposer_kind is one of {', '.join(ProposerKind.values)}.")
+    try:
+        kind = risk.canonical_type(command_type)
+        clean = risk.validate_params(kind, params, now=now)
+    except risk.RiskInputError as exc:
+        raise DomainError(exc.code, exc.message, details=exc.as_dict()) from None
+    if site_id is not None and not can_see_site(actor, site_id):
+        raise _not_found()
+    resolved = resolve_targets(actor=actor, targets=targets, site_id=site_id)
+    _require_manager(actor, resolved.site.pk)
+    miner_ids = [m.pk for m in resolved.miners]
+    live = _live_by_miner(miner_ids)
+    power_kw = sum((_kw(m.model.power_w) for m in resolved.miners), Decimal(0))
+    ths = sum((m.model.hashrate_ths for m in resolved.miners), Decimal(0))
+    policy = _policy(resolved.site.pk)
+    risk_input = risk.RiskInput(
+        command_type=kind,
+        target_count=len(resolved.miners),
+        power_kw=power_kw,
+        proposer=proposer_kind,
+        ai_confidence=ai_confidence,
+        revenue_usd_per_day=(ths * hashprice_usd_per_th_day()).quantize(Decimal("0.01")),
+        success_rate=success_rate(site_id=resolved.site.pk, command_type=kind),
+        policy=policy.min_tiers if policy else None,
+        params=clean,
+    )
+    try:
+        assessment = risk.score(risk_input)
+    except risk.RiskInputError as exc:
+        raise DomainError(exc.code, exc.message, details=exc.as_dict()) from None
+    shut = _open_safety_miner_ids(miner_ids)
+    states = [
+        risk.TargetState(
+            miner_id=m.pk,
+            chip_temp_c=getattr(live.get(m.pk), "temp_chip_max_c", None),
+            safety_shutdown_open=m.pk in shut,
+            power_kw=_kw(live[m.pk].power_w) if m.pk in live and live[m.pk].power_w is not None else None,
+            nominal_power_kw=_kw(m.model.power_w),
+        )
+        for m in resolved.miners
+    ]
+    limits = risk.SiteLimits()
+    if policy is not None:
+        site_kw = None
+        if policy.contracted_min_kw is not None:
+            from telemetry.models import LiveStatus
+
+            watts = LiveStatus.objects.filter(site_id=resolved.site.pk).aggregate(w=Sum("power_w"))["w"]
+            site_kw = None if watts is None else _kw(watts)
+        limits = risk.SiteLimits(
+            fan_floor_pct=policy.fan_floor_pct,
+            chip_temp_limit_c=policy.chip_limit_c,
+            contracted_min_kw=policy.contracted_min_kw,
+            current_site_kw=site_kw,
+        )
+    refusals = risk.safety_check(risk.CommandSpec(kind, clean), states, limits)
+    return Assessment(resolved.site, resolved.miners, kind, clean, risk_input, assessment, refusals, live, policy)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Lifecycle
+
+
+@dataclass(frozen=True)
+class Proposed:
+    command: Command
+    created: bool  # False: an existing live command with the same dedupe key was returned
+
+
+def command_propose(
+    *,
+    actor,
+    type,  # the API's own word
+    params=None,
+    targets,
+    site_id: int | None = None,
+    priority: int = 5,
+    dedupe_key: str = "",
+    proposer_kind: str = ProposerKind.USER,
+    ai_confidence=None,
+    expires_at: datetime | None = None,
+    rollback_of: Command | None = None,
+) -> Proposed:
+    now = timezone.now()
+    dedupe_key = (dedupe_key or "").strip()
+    if len(dedupe_key) > 128:
+        raise DomainError("invalid_dedupe_key", "A dedupe key has at most 128 characters.")
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
+        raise DomainError("invalid_priority", "Priority is a whole number from 0 (lowest) to 9.")
+    if expires_at is None:
+        expires_at = now + DEFAULT_TTL
+    elif expires_at <= now or expires_at > now + MAX_TTL:
+        raise DomainError("invalid_expiry", "A command expires after now and within 7 days.")
+    found = assess(
+        actor=actor,
+        command_type=type,
+        params=params,
+        targets=targets,
+        site_id=site_id,
+        proposer_kind=proposer_kind,
+        ai_confidence=ai_confidence,
+        now=now,
+    )
+    if dedupe_key:
+        existing = _live_duplicate(found.site.pk, dedupe_key)
+        if existing is not None:
+            return Proposed(_same_intent(existing, found), created=False)
+    if found.refusals:
+        raise DomainError(
+            "unsafe_command",
+            "The safety guards refuse this command whatever its approvals.",
+            details={"refusals": [r.as_dict() for r in found.refusals]},
+        )
+    try:
+        with transaction.atomic():
+            command = _create(
+                found, actor, now, priority, dedupe_key, proposer_kind, ai_confidence, expires_at, rollback_of
+            )
+    except IntegrityError:
+        # Another request with the same dedupe key committed first: its command is the answer.
+        existing = _live_duplicate(found.site.pk, dedupe_key) if dedupe_key else None
+        if existing is None:
+            raise
+        return Proposed(_same_intent(existing, found), created=False)
+    return Proposed(command, created=True)
+
+
+def _live_duplicate(site_id: int, dedupe_key: str) -> Command | None:
+    return Command.objects.filter(site_id=site_id, dedupe_key=dedupe_key, status__in=LIVE_STATUSES).first()
+
+
+def _same_intent(existing: Command, found: Assessment) -> Command:
+    if existing.command_type != found.command_type or existing.params != found.params:
+        raise DomainError(
+            "dedupe_conflict",
+            "A live command with this dedupe key has another type or parameters.",
+            status=409,
+            details={"command_id": existing.pk},
+        )
+    return existing
+
+
+def _create(found, actor, now, priority, dedupe_key, proposer_kind, ai_confidence, expires_at, rollback_of) -> Command:
+    a = found.assessment
+    command = Command.objects.create(
+        site=found.site,
+        command_type=found.command_type,
+        params=found.params,
+        dedupe_key=dedupe_key,
+        proposer=actor,
+        proposer_kind=proposer_kind,
+        ai_confidence=Decimal(str(ai_confidence)) if proposer_kind == ProposerKind.AI else None,
+        risk_score=a.score,
+        risk_tier=a.tier,
+        risk_breakdown={
+            **a.as_dict(),
+            "inputs": {
+                "target_count": found.risk_input.target_count,
+                "power_kw": str(found.risk_input.power_kw),
+                "revenue_usd_per_day": str(found.risk_input.revenue_usd_per_day),
+                "success_rate": None if found.risk_input.success_rate is None else str(found.risk_input.success_rate),
+            },
+        },
+        approvals_required=a.approvals_required,
+        owner_admin_only=a.owner_admin_only,
+        priority=priority,
+        expires_at=expires_at,
+        rollback_of=rollback_of,
+    )
+    CommandTarget.objects.bulk_create(
+        CommandTarget(command=command, miner=m, serial=m.serial, before_state=_before_state(found.live.get(m.pk)))
+        for m in found.miners
+    )
+    _publish(command, created=True)
+    kind_of_actor = "ai" if proposer_kind == ProposerKind.AI else ("user" if actor is not None else "system")
+    _audit(
+        event_type="command.proposed",
+        command=command,
+        actor=actor,
+        actor_kind=kind_of_actor,
+        payload={
+            "params": _public_params(found.params),
+            "targets": [m.pk for m in found.miners],
+            "score": str(a.score),
+            "tier": a.tier,
+            "dedupe_key": dedupe_key,
+        },
+    )
+    allowed, why = (False, "")
+    if a.tier == risk.LOW:
+        rules = auto_rules(found.policy, getattr(found.site, "timezone", "UTC") or "UTC")
+        try:
+            allowed, why = risk.auto_approve(a, rules, now, found.risk_input)
+        except risk.RiskInputError as exc:
+            message = f"The site's auto-approval rules are broken: {exc.message}"
+            raise DomainError("invalid_policy", message, status=500) from None
+    if allowed:
+        Approval.objects.create(command=command, approver=None, decision=Decision.APPROVE, reason=why[:500])
+        _move(command, S.APPROVED, actor_kind="system", reason=why)
+    else:
+        _move(command, S.PENDING_APPROVAL, actor_kind="system", reason=why)
+    return command
+
+
+def _locked(command: Command) -> Command:
+    return Command.objects.select_for_update().select_related("site").get(pk=command.pk)
+
+
+def _require_approver(actor, command: Command) -> None:
+    _require_visible(actor, command)
+    _require_manager(actor, command.site_id)
+    if command.proposer_id is not None and command.proposer_id == getattr(actor, "pk", None):
+        raise DomainError("self_approval", "Nobody decides on their own command.", status=403)
+
+
+def _require_pending(command: Command, to: str, now) -> None:
+    if command.status != S.PENDING_APPROVAL:
+        raise DomainError(
+            "illegal_transition",
+            f"A command cannot go from {command.status} to {to}: only commands pending approval take decisions.",
+            status=409,
+            details={"from": command.status, "to": to},
+        )
+    if command.expires_at <= now:
+        raise DomainError("command_expired", "This command has expired; propose it again.", status=409)
+
+
+def command_approve(*, command: Command, actor, reason: str = "") -> Command:
+    now = timezone.now()
+    with transaction.atomic():
+        command = _locked(command)
+        _require_approver(actor, command)
+        if command.owner_admin_only and role_of(actor) not in GLOBAL_ROLES:
+            raise DomainError(
+                "owner_admin_only", "Only an owner or an administrator approves a CRITICAL command.", status=403
+            )
+        if command.approvals.filter(approver=actor).exists():
+            raise DomainError("already_approved", "You have already decided on this command.", status=409)
+        _require_pending(command, S.APPROVED, now)
+        Approval.objects.create(command=command, approver=actor, decision=Decision.APPROVE, reason=(reason or "")[:500])
+        count = command.approvals.filter(decision=Decision.APPROVE, approver__isnull=False).count()
+        _audit(
+            event_type="command.approval",
+            command=command,
+            actor=actor,
+            payload={"approvals": count, "approvals_required": command.approvals_required},
+        )
+        if count >= max(1, command.approvals_required):
+            _move(command, S.APPROVED, actor=actor, payload={"approvals": count})
+        else:
+            _publish(command, previous=command.status)
+    return command
+
+
+def command_deny(*, command: Command, actor, reason: str) -> Command:
+    reason = (reason or "").strip()
+    if not reason:
+        raise DomainError("reason_required", "Say why the command is denied.")
+    now = timezone.now()
+    with transaction.atomic():
+        command = _locked(command)
+        _require_approver(actor, command)
+        if command.approvals.filter(approver=actor).exists():
+            raise DomainError("already_approved", "You have already decided on this command.", status=409)
+        _require_pending(command, S.DENIED, now)
+        Approval.objects.create(command=command, approver=actor, decision=Decision.DENY, reason=reason[:500])
+        _move(command, S.DENIED, actor=actor, reason=reason)
+    return command
+
+
+def command_cancel(*, command: Command, actor, reason: str = "") -> Command:
+    """The proposer, or anyone managing the site, cancels a command that has not been dispatched."""
+    with transaction.atomic():
+        command = _locked(command)
+        _require_visible(actor, command)
+        if command.proposer_id is None or command.proposer_id != getattr(actor, "pk", None):
+            _require_manager(actor, command.site_id)
+        _move(command, S.CANCELLED, actor=actor, reason=(reason or "").strip() or "cancelled")
+    return command
+
+
+def commands_expire(now: datetime | None = None) -> int:
+    """Time out the commands past ``expires_at`` still waiting (approval, dispatch or acknowledgement).
+    One short transaction per command; rows another transaction holds are left for the next run."""
+    now = now or timezone.now()
+    due = Command.objects.filter(status__in=EXPIRABLE, expires_at__lte=now).order_by("expires_at")
+    ids = list(due.values_list("pk", flat=True)[:1000])
+    expired = 0
+    for pk in ids:
+        with transaction.atomic():
+            command = (
+                Command.objects.select_for_update(skip_locked=True)
+                .filter(Q(pk=pk), Q(status__in=EXPIRABLE), Q(expires_at__lte=now))
+                .first()
+            )
+            if command is None:
+                continue
+            _move(command, S.TIMEOUT, actor_kind="system", reason="expired before it was done")
+            expired += 1
+    return expired

@@ -381,3 +381,42 @@ def test_concurrent_approvals_count_once_and_transition_once(on_postgres, farm):
     results = _in_threads(*(lambda: services.command_approve(command=high, actor=owner).status for _ in range(2)))
     assert sorted(map(str, results)) == sorted([S.PENDING_APPROVAL, "already_approved"])
     assert high.approvals.count() == 1
+
+
+def test_every_transition_leaves_the_audit_chain_verifiable(farm):
+    from hashinsight.events.audit import verify_chain
+
+    command = propose(farm, who="siteowner_a", type="HASHING_DISABLE")
+    services.command_approve(command=command, actor=farm.users["owner"])
+    services.command_deny(command=command, actor=farm.users["admin"], reason="no")
+    result = verify_chain()
+    assert result.ok and result.count >= 5
+    proposed = AuditEvent.objects.get(reference=f"command:{command.pk}", event_type="command.proposed")
+    assert proposed.actor_type == "user" and proposed.actor_id == str(farm.users["siteowner_a"].pk)
+    assert proposed.site_id == farm.site_a.pk
+
+
+def test_an_ai_proposal_is_audited_as_the_ai_and_keeps_its_confidence(farm):
+    command = propose(farm, who="owner", proposer_kind="ai", ai_confidence=0.9)
+    command.refresh_from_db()
+    assert (command.proposer_kind, str(command.ai_confidence)) == ("ai", "0.9000")
+    proposed = AuditEvent.objects.get(reference=f"command:{command.pk}", event_type="command.proposed")
+    assert proposed.actor_type == "ai"
+    assert any(item["factor"] == "confidence" and item["raw"] == 0.9 for item in command.risk_breakdown["breakdown"])
+
+
+def test_a_dedupe_race_lost_at_the_constraint_returns_the_winner(farm, monkeypatch):
+    winner = propose(farm, dedupe_key="race")
+    real = services._live_duplicate
+    calls = []
+
+    def miss_once(site_id, key):
+        calls.append(key)
+        return None if len(calls) == 1 else real(site_id, key)
+
+    monkeypatch.setattr(services, "_live_duplicate", miss_once)
+    again = services.command_propose(
+        actor=farm.users["owner"], type="MINER_RESTART", targets=[farm.miners[("site-a", "own")].pk], dedupe_key="race"
+    )
+    assert (again.created, again.command.pk) == (False, winner.pk)
+    assert Command.objects.count() == 1

@@ -420,3 +420,10 @@ def test_a_dedupe_race_lost_at_the_constraint_returns_the_winner(farm, monkeypat
     )
     assert (again.created, again.command.pk) == (False, winner.pk)
     assert Command.objects.count() == 1
+
+
+def test_the_expiry_job_is_scheduled_by_the_migrations():
+    from django_celery_beat.models import PeriodicTask
+
+    job = PeriodicTask.objects.get(task="commands.expire")
+    assert (job.queue, job.interval.every) == ("housekeeping", 30)

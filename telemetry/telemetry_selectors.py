@@ -229,6 +229,8 @@ def _decode_cursor(cursor: str, *, key: str, desc: bool) -> dict:
         raise bad
     if not isinstance(data.get("i"), int) or not isinstance(data.get("n", False), bool):
         raise bad
+    if not isinstance(data.get("b", False), bool):
+        raise bad
     value = data.get("v")
     if key == "last_seen":
         value = parse_datetime(value) if isinstance(value, str) else None
@@ -248,49 +250,83 @@ class LivePage:
     rows: list[dict]
     next_cursor: str | None
     sort: str
+    prev_cursor: str | None = None  # the page before this one (None on the first page)
+
+
+def _cursor_at(row: dict, *, key: str, desc: bool, back: bool = False) -> str:
+    """The cursor of a row: the page after it, or with ``back`` the page that ends just before it."""
+    value = row["miner__serial"] if key == "serial" else row[LIVE_SORTS[key]]
+    data = {"k": key, "d": desc, "v": _cursor_value(value)}
+    data.update({"i": row["miner_id"], "n": value is None})
+    if back:
+        data["b"] = True
+    return _encode_cursor(data)
 
 
 def live_page(qs: QuerySet, *, sort: str | None = None, cursor: str | None = None, limit: int = 50) -> LivePage:
     """One keyset page of live rows: ``(sort column, miner id) > cursor`` ordered the same way, nulls
     last (a nullable column's non-null rows first, then its nulls by miner id). Stable and complete
-    under concurrent updates of other rows, and as fast on the last page as on the first."""
+    under concurrent updates of other rows, and as fast on the last page as on the first.
+
+    A cursor with ``"b": true`` (``prev_cursor``) asks for the page that ends just before its row: the
+    same ranges read in the fully reversed order (PostgreSQL scans the same indexes backwards), then
+    put back in display order. Reaching the start that way gives the first page."""
     key, desc = parse_sort(sort)
     limit = max(1, min(int(limit), MAX_PAGE))
     column = LIVE_SORTS[key]
     cur = _decode_cursor(cursor, key=key, desc=desc) if cursor else None
-    direction = (lambda name: F(name).desc()) if desc else (lambda name: F(name).asc())
-    after = TupleLessThan if desc else TupleGreaterThan
-    rows: list[dict] = []
-    if not (cur and cur.get("n")):
-        part = qs.filter(**{f"{column}__isnull": False}) if key in NULLABLE_SORTS else qs
-        if cur and key == "serial":
+    back = bool(cur and cur.get("b"))
+    scan_desc = desc != back  # the order the rows are read in
+    direction = (lambda name: F(name).desc()) if scan_desc else (lambda name: F(name).asc())
+    after = TupleLessThan if scan_desc else TupleGreaterThan
+    nullable = key in NULLABLE_SORTS
+    in_nulls = bool(cur and cur.get("n"))
+
+    def values_part(from_cursor: bool) -> QuerySet:
+        part = qs.filter(**{f"{column}__isnull": False}) if nullable else qs
+        if from_cursor and key == "serial":
             # Serials are unique: the serial alone is the key, and a plain range on the miners' serial
             # index (a row comparison spanning two tables would scan that index from its start).
-            part = part.filter(**{"miner__serial__lt" if desc else "miner__serial__gt": cur["v"]})
-        elif cur:
+            part = part.filter(**{"miner__serial__lt" if scan_desc else "miner__serial__gt": cur["v"]})
+        elif from_cursor:
             part = part.filter(after((F(column), F("miner_id")), (cur["v"], cur["i"])))
-        rows = list(part.order_by(direction(column), direction("miner_id")).values(*LIVE_FIELDS)[: limit + 1])
-    if key in NULLABLE_SORTS and len(rows) <= limit:
+        return part.order_by(direction(column), direction("miner_id"))
+
+    def nulls_part(from_cursor: bool) -> QuerySet:
         part = qs.filter(**{f"{column}__isnull": True})
-        if cur and cur.get("n"):
-            part = part.filter(**{"miner_id__lt" if desc else "miner_id__gt": cur["i"]})
-        rows += list(part.order_by(direction("miner_id")).values(*LIVE_FIELDS)[: limit + 1 - len(rows)])
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        value_field = "miner__serial" if key == "serial" else column
-        value = last[value_field]
-        next_cursor = _encode_cursor(
-            {
-                "k": key,
-                "d": desc,
-                "v": value.isoformat() if isinstance(value, datetime) else value,
-                "i": last["miner_id"],
-                "n": value is None,
-            }
-        )
-    return LivePage(rows=[_live_row(r) for r in rows], next_cursor=next_cursor, sort=("-" if desc else "") + key)
+        if from_cursor:
+            part = part.filter(**{"miner_id__lt" if scan_desc else "miner_id__gt": cur["i"]})
+        return part.order_by(direction("miner_id"))
+
+    if not back:  # the rows' values, then (nullable columns) the nulls
+        parts = [] if in_nulls else [values_part(cur is not None)]
+        parts += [nulls_part(in_nulls)] if nullable else []
+    else:  # read backwards: the nulls before the cursor's row, then the values
+        parts = [nulls_part(True), values_part(False)] if in_nulls else [values_part(True)]
+    rows: list[dict] = []
+    for part in parts:
+        if len(rows) > limit:
+            break
+        rows += list(part.values(*LIVE_FIELDS)[: limit + 1 - len(rows)])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    sort_name = ("-" if desc else "") + key
+    if back:
+        if not more:  # nothing before these rows: the first page (full, with its own next cursor)
+            return live_page(qs, sort=sort_name, cursor=None, limit=limit)
+        rows.reverse()
+    next_cursor = _cursor_at(rows[-1], key=key, desc=desc) if rows and (more or back) else None
+    prev_cursor = None
+    if cur is not None:
+        if rows:
+            prev_cursor = _cursor_at(rows[0], key=key, desc=desc, back=True)
+        else:  # past the end (the rows moved on): the page before the cursor's own row
+            prev_cursor = _encode_cursor({**cur, "v": _cursor_value(cur["v"]), "b": True})
+    return LivePage(rows=[_live_row(r) for r in rows], next_cursor=next_cursor, sort=sort_name, prev_cursor=prev_cursor)
+
+
+def _cursor_value(value):
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def _live_row(r: dict) -> dict:

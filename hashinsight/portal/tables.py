@@ -20,6 +20,12 @@ value the page cannot use (``site=abc``, ``page=999999``, ``sort=nonsense``) is 
 in ``problems``, which the page shows as an alert; the rest of the page still renders.
 
 ``?format=csv`` answers the same filtered, sorted rows as a streamed CSV (every row, not one page).
+
+Keyset mode (``keyset = True``) is for lists too long for ``OFFSET`` and ``COUNT``: the page supplies
+``keyset_fetch`` (one page after/before an opaque ``cursor``, from the app's own keyset selector) and
+``keyset_order`` (the same order for the export); ``?cursor=`` replaces ``?page=``, the bar offers
+First / Previous / Next, and nothing counts the whole list. A column's ``sort`` is then the sort key the
+selector understands.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ from django.utils.translation import gettext as _
 
 PAGE_SIZE = 50
 CSV_CHUNK_ROWS = 2000  # rows per database fetch and per chunk sent
-RESERVED = ("sort", "page", "format")
+RESERVED = ("sort", "page", "format", "cursor")
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection, OWASP).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -70,6 +76,39 @@ class CsvColumn:
     header: str
     field: str
     display: Mapping | Callable[[Any], Any] | None = None
+
+
+class InvalidCursor(ValueError):
+    """Raised by ``ListPage.keyset_fetch`` for a cursor it cannot use (from another sort, or mangled)."""
+
+
+@dataclass
+class KeysetSlice:
+    """What ``keyset_fetch`` answers: the rows in display order and the cursors of the pages around them."""
+
+    rows: list
+    next_cursor: str | None
+    prev_cursor: str | None
+
+
+@dataclass
+class KeysetPage:
+    """The page shown in keyset mode (what ``page`` is in the template): no numbers, no total."""
+
+    object_list: list
+    next_cursor: str | None
+    prev_cursor: str | None
+    cursor: str | None
+
+    def has_next(self) -> bool:
+        return self.next_cursor is not None
+
+    def has_previous(self) -> bool:
+        return self.prev_cursor is not None
+
+    @property
+    def is_first(self) -> bool:
+        return self.cursor is None
 
 
 class ListFilterForm(forms.Form):
@@ -124,6 +163,7 @@ class ListPage:
     default_sort: str = "-pk"
     page_size: int = PAGE_SIZE
     csv_name: str = "export"
+    keyset: bool = False  # keyset pagination (see the module docstring) instead of page numbers
 
     def __init__(self, request):
         self.request = request
@@ -137,7 +177,11 @@ class ListPage:
             self.problems.append(_("%(field)s: %(error)s The filter was not applied.") % {
                 "field": label, "error": " ".join(errors)})  # fmt: skip
         self.sort_key, self.descending = self._parse_sort(request.GET.get("sort"))
-        self.queryset = self._ordered(self.form.filter_queryset(self.get_queryset()))
+        self.filtered = self.form.filter_queryset(self.get_queryset())
+        if self.keyset:
+            self.queryset = self.keyset_order(self.filtered, sort=self.sort_value)
+        else:
+            self.queryset = self._ordered(self.filtered)
         self.page = None
 
     # -- what a page declares ------------------------------------------------------------------
@@ -152,6 +196,15 @@ class ListPage:
     def context(self) -> dict:
         """Extra template context."""
         return {}
+
+    def keyset_fetch(self, qs: QuerySet, *, sort: str, cursor: str | None, limit: int) -> KeysetSlice:
+        """Keyset mode: one page of ``qs`` (filtered, not ordered) in ``sort`` order after ``cursor``
+        (None: the first page); raise ``InvalidCursor`` for a cursor that does not fit."""
+        raise NotImplementedError
+
+    def keyset_order(self, qs: QuerySet, *, sort: str) -> QuerySet:
+        """Keyset mode: ``qs`` in the pages' order (for the export)."""
+        raise NotImplementedError
 
     def csv_queryset(self, qs: QuerySet) -> QuerySet:
         """The export's queryset (the page's own, filtered and sorted); override to trim joins."""
@@ -187,6 +240,10 @@ class ListPage:
         # The primary key breaks ties, so rows never swap places between pages.
         order.append(F("pk").desc() if self.descending else F("pk").asc())
         return qs.order_by(*order)
+
+    @property
+    def sort_value(self) -> str:
+        return ("-" if self.descending else "") + self.sort_key
 
     # -- URL state -------------------------------------------------------------------------------
     def state(self) -> QueryDict:
@@ -225,7 +282,10 @@ class ListPage:
     def query(self) -> str:
         """The state with the page number, to come back to after an action on the page."""
         query = self.state()
-        if self.page is not None and self.page.number > 1:
+        if isinstance(self.page, KeysetPage):
+            if self.page.cursor:
+                query["cursor"] = self.page.cursor
+        elif self.page is not None and self.page.number > 1:
             query["page"] = str(self.page.number)
         return query.urlencode()
 
@@ -244,6 +304,8 @@ class ListPage:
 
     # -- pagination ------------------------------------------------------------------------------
     def paginate(self):
+        if self.keyset:
+            return self.paginate_keyset()
         paginator = Paginator(self.queryset, self.page_size)
         raw = self.request.GET.get("page")
         number = 1
@@ -264,12 +326,33 @@ class ListPage:
         self.page = paginator.page(number)
         return self.page
 
+    def paginate_keyset(self):
+        cursor = self.request.GET.get("cursor") or None
+        try:
+            found = self.keyset_fetch(self.filtered, sort=self.sort_value, cursor=cursor, limit=self.page_size)
+        except InvalidCursor:
+            self.problems.append(_("This page link no longer fits the list; showing the first page."))
+            cursor = None
+            found = self.keyset_fetch(self.filtered, sort=self.sort_value, cursor=None, limit=self.page_size)
+        # A cursor that led back to the first page (Previous from the second) shows as the first page.
+        cursor = cursor if found.prev_cursor is not None else None
+        self.page = KeysetPage(found.rows, found.next_cursor, found.prev_cursor, cursor)
+        return self.page
+
+    @property
+    def url_first(self) -> str:
+        return self.url(cursor=None, page=None)
+
     @property
     def url_previous(self) -> str:
+        if isinstance(self.page, KeysetPage):
+            return self.url(cursor=self.page.prev_cursor) if self.page.has_previous() else ""
         return self.url(page=self.page.previous_page_number()) if self.page.has_previous() else ""
 
     @property
     def url_next(self) -> str:
+        if isinstance(self.page, KeysetPage):
+            return self.url(cursor=self.page.next_cursor) if self.page.has_next() else ""
         return self.url(page=self.page.next_page_number()) if self.page.has_next() else ""
 
     def page_links(self) -> list[dict]:

@@ -12,6 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from hashinsight.portal.tests.test_browser import browser, page  # noqa: F401 - shared fixtures
+from hashinsight.portal.views.telemetry import LiveTable
 from hashinsight.tests.factories import MinerFactory
 from telemetry.models import Alert, History5m, LiveStatus, RawSample, SiteHistory5m
 from telemetry.tests.test_telemetry_api import live
@@ -110,6 +111,27 @@ def test_dashboard_shows_figures_and_updates_when_new_live_rows_arrive(
     assert page.locator("[data-testid=live-row]").first.inner_text().startswith(newcomer.serial)
     shot(page, "live-list")
     assert_fits_390(page, "live-list")
+
+    # Keyset pages: Next, Next, Previous, First — each a bookmarkable URL keeping the sort.
+    monkeypatch.setattr(LiveTable, "page_size", 5)
+    page.reload()
+    rows = page.locator("[data-testid=live-row]")
+    first = rows.all_inner_texts()
+    assert len(first) == 5 and first[0].startswith(newcomer.serial)
+    page.click("[data-testid=page-next]")
+    second = rows.all_inner_texts()
+    assert len(second) == 5 and not set(second) & set(first)
+    assert "cursor=" in page.url and "sort=-temperature" in page.url
+    page.click("[data-testid=page-next]")
+    third = rows.all_inner_texts()  # the last page: the rest of the site's rows
+    assert len(third) == LiveStatus.objects.filter(site_id=farm.site_a.pk).count() - 10
+    assert not set(third) & set(first + second) and page.locator("[data-testid=page-next]").count() == 0
+    shot(page, "live-list-page-3")
+    assert_fits_390(page, "live-list-page-3")
+    page.click("[data-testid=page-previous]")
+    assert rows.all_inner_texts() == second
+    page.click("[data-testid=page-first]")
+    assert rows.all_inner_texts() == first and page.locator("[data-testid=page-previous]").count() == 0
 
 
 def test_miner_charts_switch_range_without_reload(page, live_server, site_with_data):  # noqa: F811

@@ -7,8 +7,12 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from hashinsight.portal.views.telemetry import LiveTable
+from hashinsight.tests.factories import MinerFactory, ZoneFactory
 from telemetry.models import Alert, LiveStatus
 from telemetry.tests.test_telemetry_api import live
 
@@ -116,12 +120,18 @@ def test_live_list_rows_filters_and_csv_are_scoped(client, fleet):
     url = f"/sites/{fleet.site_a.slug}/telemetry/live/"
     html = page(client, fleet, "owner", url).content.decode()
     assert html.count('data-testid="live-row"') == 3
+    assert 'data-testid="result-count">3 miners<' in html  # one page: its rows are the exact count
+    assert 'data-testid="pagination"' not in html
     assert "Hashrate (TH/s)" in html and "Max chip (°C)" in html and "Power (W)" in html
     assert "1,234.5" in html  # thousands separated, TH/s column
     offline = page(client, fleet, "owner", url + "?status=offline").content.decode()
     assert offline.count('data-testid="live-row"') == 1 and fleet.miners[("site-a", "own")].serial in offline
     hot = page(client, fleet, "owner", url + "?temp_above=80&sort=-temperature").content.decode()
     assert hot.count('data-testid="live-row"') == 1
+    theirs = page(client, fleet, "owner", url + f"?client={fleet.client_y.pk}").content.decode()
+    assert theirs.count('data-testid="live-row"') == 1 and fleet.miners[("site-a", "client-y")].serial in theirs
+    slow = page(client, fleet, "owner", url + "?hashrate_below_ths=120&status=online").content.decode()
+    assert slow.count('data-testid="live-row"') == 1 and fleet.miners[("site-a", "client-x")].serial in slow
     html = page(client, fleet, "client_x", url).content.decode()
     assert html.count('data-testid="live-row"') == 1
     assert fleet.miners[("site-a", "client-y")].serial not in html
@@ -147,3 +157,107 @@ def test_pages_render_in_chinese(client, fleet):
         response = client.get(url, HTTP_ACCEPT_LANGUAGE="zh-hans")
         assert response.status_code == 200
         assert '<html lang="zh-hans"' in response.content.decode()
+
+
+# -- keyset pages -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def long_list(farm, monkeypatch):
+    """Site A with 11 miners in all, pages of 3: temperatures with ties and two without a reading."""
+    monkeypatch.setattr(LiveTable, "page_size", 3)
+    extra = [MinerFactory(zone=farm.zone_a, site=farm.site_a, customer=None) for _ in range(8)]
+    miners = [farm.miners[("site-a", k)] for k in ("client-x", "client-y", "own")] + extra
+    temps = [70.0, None, 65.0, 70.0, 80.0, None, 55.0, 70.0, 90.0, 60.0, 65.0]
+    LiveStatus.objects.bulk_create([live(m, temp=t) for m, t in zip(miners, temps, strict=True)])
+    return farm, miners, temps
+
+
+def rows_of(html: str) -> list[int]:
+    return [int(pk) for pk in re.findall(r'data-testid="live-row" data-miner="(\d+)"', html)]
+
+
+def link(html: str, testid: str) -> str | None:
+    found = re.search(rf'href="([^"]*)"[^>]*data-testid="{testid}"', html)
+    return found.group(1).replace("&amp;", "&") if found else None
+
+
+def walk(client, url: str, testid: str) -> list[tuple[str, list[int], str]]:
+    """Follow one link from page to page: (url, rows, html) of each page."""
+    pages = []
+    while url is not None:
+        html = client.get(url).content.decode()
+        assert 'data-testid="table-problem"' not in html
+        pages.append((url, rows_of(html), html))
+        nxt = link(html, testid)
+        url = None if nxt is None else url.split("?")[0] + nxt
+    return pages
+
+
+@pytest.mark.parametrize("sort", ["serial", "-serial", "temperature", "-temperature", "status", "-last_seen"])
+def test_live_list_pages_forward_and_back_cover_every_row_once(client, long_list, sort):
+    farm, miners, temps = long_list
+    client.force_login(farm.users["owner"])
+    base = f"/sites/{farm.site_a.slug}/telemetry/live/?sort={sort}"
+    forward = walk(client, base, "page-next")
+    seen = [pk for _, rows, _ in forward for pk in rows]
+    assert sorted(seen) == sorted(m.pk for m in miners)  # every row once
+    assert [len(rows) for _, rows, _ in forward] == [3, 3, 3, 2]
+    if "temperature" in sort:  # readings in order (ties by miner), the miners without one last
+        by_pk = {m.pk: t for m, t in zip(miners, temps, strict=True)}
+        readings = [by_pk[pk] for pk in seen]
+        assert readings[-2:] == [None, None]
+        assert readings[:-2] == sorted(readings[:-2], reverse=sort.startswith("-"))
+    assert "page-previous" not in forward[0][2] and "page-first" not in forward[0][2]
+    assert "page-next" not in forward[-1][2]
+    # Previous from the last page walks back through the same pages, ending on the first (no Previous there).
+    backward = walk(client, forward[-1][0], "page-previous")
+    assert [rows for _, rows, _ in backward] == [rows for _, rows, _ in reversed(forward)]
+    assert link(forward[2][2], "page-first") == ("?" if sort == "serial" else f"?sort={sort}")
+
+
+def test_live_list_pages_keep_filters_and_never_count_the_list(client, long_list):
+    farm = long_list[0]
+    client.force_login(farm.users["owner"])
+    url = f"/sites/{farm.site_a.slug}/telemetry/live/?temp_above=60&sort=-temperature"
+    with CaptureQueriesContext(connection) as queries:
+        html = client.get(url).content.decode()
+    assert not [q["sql"] for q in queries if "COUNT(" in q["sql"].upper() and "telemetry_live" in q["sql"]]
+    assert "3 miners shown, more on the next pages" in html
+    pages = walk(client, url, "page-next")
+    assert [len(rows) for _, rows, _ in pages] == [3, 3, 1]  # 7 readings above 60 °C
+    assert all("temp_above=60" in u and "sort=-temperature" in u for u, _, _ in pages)
+    assert "1 miner on the last page" in pages[-1][2]
+    assert "temp_above=60" in link(pages[-1][2], "page-first")
+    export = link(pages[1][2], "export-csv")
+    assert "cursor" not in export and "temp_above=60" in export  # the export is the whole filtered list
+    body = b"".join(client.get(url.split("?")[0] + export).streaming_content).decode("utf-8-sig")
+    assert len(body.strip().splitlines()) == 1 + 7
+
+
+def test_live_list_bad_cursor_or_unindexed_sort_shows_the_first_page(client, long_list):
+    farm = long_list[0]
+    client.force_login(farm.users["owner"])
+    base = f"/sites/{farm.site_a.slug}/telemetry/live/"
+    html = client.get(base + "?cursor=not-a-cursor").content.decode()
+    assert "This page link no longer fits the list; showing the first page." in html
+    assert len(rows_of(html)) == 3 and "page-previous" not in html
+    # A cursor of another sort does not fit either.
+    nxt = link(client.get(base + "?sort=hashrate").content.decode(), "page-next")
+    html = client.get(base + nxt.replace("sort=hashrate", "sort=temperature")).content.decode()
+    assert "This page link no longer fits the list" in html
+    html = client.get(base + "?sort=-power").content.decode()  # no index: not offered, old links still work
+    assert 'data-testid="table-problem"' in html and len(rows_of(html)) == 3
+    assert 'data-testid="sort-power"' not in html and 'data-testid="sort-zone"' not in html
+    assert 'data-testid="sort-temperature"' in html and 'data-testid="sort-last_seen"' in html
+
+
+def test_live_list_filter_choices_are_what_the_user_sees(client, fleet):
+    ZoneFactory(site=fleet.site_a, name="A2-empty")
+    url = f"/sites/{fleet.site_a.slug}/telemetry/live/"
+    html = page(client, fleet, "owner", url).content.decode()
+    assert ">A2-empty</option>" in html and ">A1</option>" in html
+    assert 'name="client"' in html and f'value="{fleet.client_x.pk}"' in html
+    html = page(client, fleet, "client_x", url).content.decode()
+    assert ">A1</option>" in html and "A2-empty" not in html  # only the zones of its own miners
+    assert 'name="client"' not in html  # a client sees its own miners only

@@ -8,6 +8,7 @@ from hashinsight.events.api.audit_views import AuditListView, AuditVerifyView
 from hashinsight.events.api.views import JobRunViewSet, ScheduleViewSet
 from miners.api.views import MinerModelViewSet, MinerViewSet, PortfolioViewSet
 from sites.api.views import CustomerViewSet, SiteViewSet, ZoneViewSet
+from commands.api.views import commands_urls, legacy_urls as commands_legacy_urls
 from telemetry.api.device_views import EdgeDeviceViewSet, EdgeEnrollmentViewSet
 from telemetry.api.rule_views import SiteAlertRulesView
 from telemetry.api.telemetry_views import telemetry_urls
@@ -45,9 +46,11 @@ v1 = [
     *router.urls,
 ]
 v1 += telemetry_urls
+v1 += commands_urls
 
 # The seed's endpoints, kept for existing integrations: same views, same permissions.
 seed_aliases = [
     path("miners", MinerViewSet.as_view({"get": "list", "post": "create"}), name="seed-miners"),
     path("miners/bulk", MinerViewSet.as_view({"post": "bulk"}, **MinerViewSet.bulk.kwargs), name="seed-miners-bulk"),
 ]
+seed_aliases += commands_legacy_urls  # retired seed paths: 410 Gone with a Link to /api/v1/commands

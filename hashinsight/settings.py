@@ -239,6 +239,7 @@ CELERY_TASK_ROUTES = {
         for task in ("events.relay", "events.prune", "observability.worker_heartbeat", "core.warm_caches")
     },
     "telemetry.retention": {"queue": "housekeeping"},  # an exact name wins over "telemetry.*"
+    "commands.expire": {"queue": "housekeeping"},
 }
 # Worker liveness: every worker process writes its heartbeat this often from a thread of its own
 # (busy or not); the relay re-sends events held by a worker silent for 3 periods.
@@ -434,6 +435,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "MinerStatusEnum": "miners.models.MinerStatus",
         "AlertRuleKindEnum": "telemetry.models.AlertRuleKind",
+        "CommandStatusEnum": "commands.models.CommandStatus",
     },
 }
 BULK_IMPORT_MAX_ROWS = 10_000

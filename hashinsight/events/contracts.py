@@ -106,6 +106,10 @@ class CommandEvent(Contract):
     site_id: int
     status: str
     command_type: str
+    previous_status: str | None = None
+    risk_tier: str | None = None
+    approvals: int = 0
+    approvals_required: int = 0
 
 
 class ForecastRefreshed(Contract):

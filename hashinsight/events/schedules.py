@@ -29,6 +29,8 @@ SCHEDULES = [
      "Creates telemetry partitions ahead, drops expired ones, deletes rows past retention."),
     ("alert rules: offline miners", "telemetry.evaluate_offline", 60, TELEMETRY_QUEUE,
      "Raises and resolves the offline alerts of miners that stopped reporting (they send nothing to react to)."),
+    ("commands: expiry", "commands.expire", 30, HOUSEKEEPING_QUEUE,
+     "Times out commands past their expiry: not approved, not dispatched or not acknowledged in time."),
 ]  # fmt: skip
 
 

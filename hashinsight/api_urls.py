@@ -3,12 +3,13 @@
 from django.urls import path, re_path
 from rest_framework.routers import DefaultRouter
 
+from commands.api.views import commands_urls
+from commands.api.views import legacy_urls as commands_legacy_urls
 from hashinsight.accounts.api.views import ApiTokenViewSet, MeView, UserViewSet
 from hashinsight.events.api.audit_views import AuditListView, AuditVerifyView
 from hashinsight.events.api.views import JobRunViewSet, ScheduleViewSet
 from miners.api.views import MinerModelViewSet, MinerViewSet, PortfolioViewSet
 from sites.api.views import CustomerViewSet, SiteViewSet, ZoneViewSet
-from commands.api.views import commands_urls, legacy_urls as commands_legacy_urls
 from telemetry.api.device_views import EdgeDeviceViewSet, EdgeEnrollmentViewSet
 from telemetry.api.rule_views import SiteAlertRulesView
 from telemetry.api.telemetry_views import telemetry_urls

@@ -385,13 +385,7 @@ class ListPage:
             # An export is a file the user keeps: never quietly export something other than asked.
             body = _("Nothing was exported:") + "\n" + "\n".join(str(p) for p in self.problems) + "\n"
             return HttpResponse(body, status=400, content_type="text/plain; charset=utf-8")
-        chunks = csv_chunks(self.csv_columns, self.csv_queryset(self.queryset))
-        response = StreamingHttpResponse(_for_server(self.request, chunks), content_type="text/csv; charset=utf-8")
-        stamp = timezone.now().strftime("%Y%m%d-%H%M")
-        response["Content-Disposition"] = f'attachment; filename="{self.csv_name}-{stamp}.csv"'
-        response["X-Accel-Buffering"] = "no"  # proxies pass chunks on as they come
-        response["Cache-Control"] = "no-store"
-        return response
+        return streamed_csv(self.request, csv_chunks(self.csv_columns, self.csv_queryset(self.queryset)), self.csv_name)
 
 
 def safe_cell(value: Any) -> Any:
@@ -444,6 +438,17 @@ def _streaming_read(using: str):
     if connections[using].vendor == "postgresql":
         return transaction.atomic(using=using)
     return nullcontext()
+
+
+def streamed_csv(request, chunks: Iterator[bytes], name: str) -> StreamingHttpResponse:
+    """The one way a CSV file is sent (list pages and API exports): streamed, named ``name-<time>.csv``,
+    never cached, passed on by proxies as it comes."""
+    response = StreamingHttpResponse(_for_server(request, chunks), content_type="text/csv; charset=utf-8")
+    stamp = timezone.now().strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="{name}-{stamp}.csv"'
+    response["X-Accel-Buffering"] = "no"  # proxies pass chunks on as they come
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _for_server(request, chunks: Iterator[bytes]):

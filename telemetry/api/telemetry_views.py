@@ -9,20 +9,17 @@ import csv
 import io
 from collections.abc import Iterable, Iterator, Sequence
 
-from django.http import StreamingHttpResponse
 from django.urls import path
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import renderers
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from hashinsight.accounts.permissions import ModuleAccess
 from hashinsight.accounts.roles import Module
-from hashinsight.portal.tables import CsvColumn, _for_server, csv_chunks, safe_cell
+from hashinsight.core.api.csv import CsvCapableAPIView
+from hashinsight.portal.tables import CsvColumn, csv_chunks, safe_cell, streamed_csv
 from telemetry import telemetry_selectors as sel
 from telemetry.api.telemetry_serializers import (
     DailyQuerySerializer,
@@ -36,47 +33,12 @@ from telemetry.api.telemetry_serializers import (
 )
 from telemetry.models import Daily, SampleStatus
 
-
-class CSVRenderer(renderers.BaseRenderer):
-    """Lets ``?format=csv`` through content negotiation; the views stream the file themselves."""
-
-    media_type = "text/csv"
-    format = "csv"
-    charset = "utf-8"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):  # pragma: no cover - never used
-        return b""
-
-
 CSV_RESPONSE = OpenApiResponse(OpenApiTypes.STR, description="with ?format=csv: the same rows as a CSV file")
 
 
-class TelemetryView(APIView):
+class TelemetryView(CsvCapableAPIView):
     module = Module.HOSTING
     permission_classes = [ModuleAccess]
-    renderer_classes = [renderers.JSONRenderer, renderers.BrowsableAPIRenderer, CSVRenderer]
-
-    def wants_csv(self) -> bool:
-        return getattr(self.request.accepted_renderer, "format", None) == "csv"
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        # Errors of a CSV request are answered in the standard JSON error shape, never as a broken file.
-        if (
-            isinstance(response, Response)
-            and getattr(getattr(request, "accepted_renderer", None), "format", "") == "csv"
-        ):
-            request.accepted_renderer = renderers.JSONRenderer()
-            request.accepted_media_type = "application/json"
-        return super().finalize_response(request, response, *args, **kwargs)
-
-
-def _csv_response(request, chunks: Iterator[bytes], name: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(_for_server(request, chunks), content_type="text/csv; charset=utf-8")
-    stamp = timezone.now().strftime("%Y%m%d-%H%M")
-    response["Content-Disposition"] = f'attachment; filename="{name}-{stamp}.csv"'
-    response["X-Accel-Buffering"] = "no"
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 def _dict_chunks(columns: Sequence[tuple[str, str]], rows: Iterable[dict], chunk: int = 2000) -> Iterator[bytes]:
@@ -133,7 +95,7 @@ class SiteLiveView(TelemetryView):
             hashrate_below_ths=p.get("hashrate_below_ths"),
         )
         if self.wants_csv():
-            return _csv_response(request, csv_chunks(LIVE_CSV, sel.live_ordered(qs, sort=p["sort"])), "live")
+            return streamed_csv(request, csv_chunks(LIVE_CSV, sel.live_ordered(qs, sort=p["sort"])), "live")
         page = sel.live_page(qs, sort=p["sort"], cursor=p.get("cursor"), limit=p["limit"])
         next_url = None
         if page.next_cursor:
@@ -193,7 +155,7 @@ class MinerHistoryView(TelemetryView):
         rng = _history_range(request, site_level=False)
         data = sel.miner_history(user=request.user, miner_id=miner_id, rng=rng)
         if self.wants_csv():
-            return _csv_response(request, _dict_chunks(MINER_HISTORY_CSV, data["points"]), f"miner-{data['serial']}")
+            return streamed_csv(request, _dict_chunks(MINER_HISTORY_CSV, data["points"]), f"miner-{data['serial']}")
         return Response(data)
 
 
@@ -205,7 +167,7 @@ class SiteHistoryView(TelemetryView):
         rng = _history_range(request, site_level=True)
         data = sel.site_history(user=request.user, site_id=site_id, rng=rng)
         if self.wants_csv():
-            return _csv_response(request, _dict_chunks(SITE_HISTORY_CSV, data["points"]), f"site-{site_id}-history")
+            return streamed_csv(request, _dict_chunks(SITE_HISTORY_CSV, data["points"]), f"site-{site_id}-history")
         return Response(data)
 
 
@@ -246,7 +208,7 @@ class DailyReportView(TelemetryView, GenericAPIView):
             end=request.query_params.get("to"),
         )
         if self.wants_csv():
-            return _csv_response(request, csv_chunks(DAILY_CSV, qs), "daily")
+            return streamed_csv(request, csv_chunks(DAILY_CSV, qs), "daily")
         page = self.paginate_queryset(qs.values(*sel.DAILY_FIELDS))
         return self.get_paginated_response(DailyRowSerializer(page, many=True).data)
 

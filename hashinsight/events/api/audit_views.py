@@ -15,10 +15,10 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
 from hashinsight.accounts.roles import Access, Module, has_access
+from hashinsight.core.api.csv import CsvCapableAPIView
 from hashinsight.events.audit import verify_cached
 from hashinsight.events.models import AuditEvent
-from hashinsight.portal.tables import CsvColumn, csv_chunks
-from telemetry.api.telemetry_views import TelemetryView, _csv_response
+from hashinsight.portal.tables import CsvColumn, csv_chunks, streamed_csv
 
 MAX_PAGE = 500
 
@@ -143,8 +143,8 @@ def filter_events(qs, p: dict):
     return qs
 
 
-class AuditView(TelemetryView):
-    """The telemetry API's CSV negotiation and error shape, with the SYSTEM FULL permission."""
+class AuditView(CsvCapableAPIView):
+    """CSV negotiation and the standard error shape (CsvCapableAPIView), for SYSTEM FULL only."""
 
     module = Module.SYSTEM
     permission_classes = [SystemFull]
@@ -161,7 +161,7 @@ class AuditListView(AuditView):
         p = params.validated_data
         qs = filter_events(AuditEvent.objects.all(), p).order_by("-seq")
         if self.wants_csv():
-            return _csv_response(request, csv_chunks(AUDIT_CSV, qs), "audit")
+            return streamed_csv(request, csv_chunks(AUDIT_CSV, qs), "audit")
         if p.get("cursor"):
             qs = qs.filter(seq__lt=p["cursor"])
         rows = list(qs[: p["limit"] + 1])

@@ -8,6 +8,7 @@ selectors (hidden → 404, read-only grant → 403 ``site_read_only``)."""
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal
@@ -655,3 +656,110 @@ def commands_expire(now: datetime | None = None) -> int:
             _move(command, S.TIMEOUT, actor_kind="system", reason="expired before it was done")
             expired += 1
     return expired
+
+
+# ---------------------------------------------------------------------------------------------------
+# Dispatch to the edge and acknowledgement (commands.dispatch builds the envelopes; the edge API calls these)
+
+# What an edge device reports per miner → what the target records.
+_EDGE_RESULT = {"ok": "ok", "failed": "failed", "unsupported": "failed"}
+ACK_FINAL = (S.COMPLETED, S.PARTIAL, S.FAILED)
+
+
+def command_mark_dispatched(*, command: Command, device) -> Command:
+    """APPROVED → DISPATCHED for ``device`` (the caller's transaction holds the row lock; a command already
+    dispatched is left as it is, for redelivery)."""
+    with transaction.atomic():
+        command = _locked(command)
+        if command.status == S.DISPATCHED:
+            return command
+        if command.expires_at <= timezone.now():
+            raise DomainError("command_expired", "This command has expired.", status=409)
+        _move(
+            command,
+            S.DISPATCHED,
+            actor=device,
+            actor_kind="device",
+            payload={"device_id": device.pk, "targets": command.targets.count()},
+        )
+    return command
+
+
+def _clean_results(command: Command, results) -> dict[str, dict]:
+    """The edge's per-miner results keyed by serial (each target once, only this command's targets)."""
+    if not isinstance(results, list):
+        raise DomainError("invalid_results", "results is a list of {miner, status, message}.")
+    serials = set(command.targets.values_list("serial", flat=True))
+    out: dict[str, dict] = {}
+    for item in results:
+        if not isinstance(item, dict):
+            raise DomainError("invalid_results", "Each result is an object {miner, status, message}.")
+        serial, status = item.get("miner"), item.get("status")
+        if not isinstance(serial, str) or serial not in serials:
+            raise DomainError("invalid_results", "A result names a miner that is not a target of this command.")
+        if serial in out:
+            raise DomainError("invalid_results", f"Two results for miner {serial}.")
+        if status not in _EDGE_RESULT:
+            raise DomainError("invalid_results", "A result's status is ok, failed or unsupported.")
+        message = item.get("message") or ""
+        if not isinstance(message, str):
+            raise DomainError("invalid_results", "A result's message is text.")
+        before = item.get("before_state")
+        if before is not None and not isinstance(before, dict):
+            raise DomainError("invalid_results", "before_state is an object.")
+        if status == "unsupported":
+            message = f"unsupported: {message}"
+        out[serial] = {"status": _EDGE_RESULT[status], "message": message[:500], "before_state": before}
+    for serial in serials - set(out):
+        out[serial] = {"status": "failed", "message": "no result reported by the edge", "before_state": None}
+    return out
+
+
+def command_acknowledge(*, command_id: int, device, nonce: str, results, visible) -> tuple[Command, bool]:
+    """Record the edge's results and finish the command: COMPLETED (every target ok), PARTIAL, or FAILED (none).
+
+    ``visible`` is the queryset of commands this device may know (commands.dispatch.device_commands): anything
+    else, or a command never dispatched, is 404. The nonce must be the dispatch's. A repeated identical
+    acknowledgement answers the command unchanged (``changed`` False); a different one after the end is 409."""
+    from commands.dispatch import dispatch_nonce  # the nonce is derived from the dispatch, not stored
+
+    now = timezone.now()
+    with transaction.atomic():
+        command = visible.select_for_update(of=("self",)).filter(pk=command_id).first()
+        if command is None or command.dispatched_at is None:
+            raise _not_found()
+        if not isinstance(nonce, str) or not hmac.compare_digest(nonce.encode(), dispatch_nonce(command).encode()):
+            raise DomainError("nonce_mismatch", "This nonce is not the one this command was sent with.", status=409)
+        clean = _clean_results(command, results)
+        targets = list(command.targets.all())
+        if command.status in ACK_FINAL:
+            same = all(
+                t.result_status == clean[t.serial]["status"] and t.result_message == clean[t.serial]["message"]
+                for t in targets
+            )
+            if same:
+                return command, False
+            raise DomainError(
+                "already_acknowledged", "This command was already acknowledged with other results.", status=409
+            )
+        if command.status not in (S.DISPATCHED, S.ACKED):
+            raise DomainError(
+                "illegal_transition",
+                f"A command in {command.status} takes no acknowledgement.",
+                status=409,
+                details={"from": command.status},
+            )
+        for target in targets:
+            found = clean[target.serial]
+            target.result_status = found["status"]
+            target.result_message = found["message"]
+            target.acked_at = now
+            if found["before_state"] is not None:
+                # The edge's own reading just before it acted, next to the telemetry frozen at proposal.
+                target.before_state = {**(target.before_state or {}), "edge": found["before_state"]}
+        CommandTarget.objects.bulk_update(targets, ["result_status", "result_message", "acked_at", "before_state"])
+        ok = sum(1 for t in targets if t.result_status == "ok")
+        to = S.COMPLETED if ok == len(targets) else (S.FAILED if ok == 0 else S.PARTIAL)
+        summary = {"device_id": device.pk, "ok": ok, "failed": len(targets) - ok}
+        _move(command, to, actor=device, actor_kind="device", reason=f"{ok}/{len(targets)} targets ok", payload=summary)
+    return command, True

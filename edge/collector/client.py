@@ -134,7 +134,15 @@ class ServerClient:
 
     # --- transport ------------------------------------------------------------------------------------------
 
-    def request_sync(self, method: str, path: str, *, payload: dict | None = None, body: bytes | None = None) -> Reply:
+    def request_sync(
+        self,
+        method: str,
+        path: str,
+        *,
+        payload: dict | None = None,
+        body: bytes | None = None,
+        timeout: float | None = None,
+    ) -> Reply:
         """One HTTP exchange. ``body`` is an already gzip-compressed JSON body (the spooled batches: ingest and
         safety events take gzip); ``payload`` is sent as plain JSON (register and health are small, and their
         endpoints read JSON only)."""
@@ -151,7 +159,7 @@ class ServerClient:
         where = f"{method} {urlparse(url).path}"
         req = urllib.request.Request(url, data=body, method=method, headers=headers)  # noqa: S310 (http(s) only, checked in config)
         try:
-            with _opener.open(req, timeout=self.timeout) as resp:
+            with _opener.open(req, timeout=self.timeout if timeout is None else timeout) as resp:
                 status, raw = resp.status, resp.read()
         except urllib.error.HTTPError as exc:
             raw = b""
@@ -250,4 +258,23 @@ class ServerClient:
 
     async def health(self, report: dict) -> dict:
         reply = await self.request("POST", "health", payload=report)
+        return reply.data if isinstance(reply.data, dict) else {}
+
+    # --- commands (issue 8) ---------------------------------------------------------------------------------
+
+    async def poll_commands(self, wait: float = 25.0) -> list[dict]:
+        """The signed command envelopes due for this device; the server holds the request up to ``wait`` seconds
+        when there is none (long poll), so the read timeout is ``wait`` plus the usual request timeout."""
+        wait = max(0.0, min(float(wait), 25.0))
+        reply = await self.request(
+            "GET", f"commands/poll?{urlencode({'wait': f'{wait:g}'})}", timeout=wait + self.timeout
+        )
+        data = reply.data
+        if not isinstance(data, dict) or not isinstance(data.get("commands"), list):
+            raise RequestRefused("GET commands/poll: the answer holds no commands list", status=reply.status)
+        return data["commands"]
+
+    async def ack_command(self, command_id, nonce: str, results: list[dict]) -> dict:
+        """Report the per-miner results of a command (its nonce proves which dispatch they answer)."""
+        reply = await self.request("POST", f"commands/{command_id}/ack", payload={"nonce": nonce, "results": results})
         return reply.data if isinstance(reply.data, dict) else {}

@@ -22,7 +22,10 @@ from edge import cgminer
 from edge.collector import VERSION
 from edge.collector.adapters import Adapter, build_adapter
 from edge.collector.client import AuthRefused, Backoff, Misconfigured, RequestRefused, Retryable, ServerClient
+from edge.collector.commands import FAILED as COMMAND_FAILED
+from edge.collector.commands import REPLAYED, CommandVerifier, NonceStore, Refusal, execute
 from edge.collector.config import Config
+from edge.collector.credentials import Credentials, CredentialsError, load_credentials
 from edge.collector.safety import detect
 from edge.collector.sample import UNREACHABLE, MinerSpec, Sample, utc_iso
 from edge.collector.spool import KINDS, SAFETY, TELEMETRY, Spool
@@ -30,6 +33,7 @@ from edge.collector.spool import KINDS, SAFETY, TELEMETRY, Spool
 log = logging.getLogger("edge.collector")
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_AUTH = 0, 1, 2, 3
+COMMAND_WAIT_S = 25.0  # the long poll for commands (the server's maximum)
 POLL_FAILED = "poll_failed"  # the adapter itself raised (a bug or an unexpected answer): logged, sample offline
 
 
@@ -91,8 +95,13 @@ class Collector:
         adapters: dict[str, Adapter] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         rng: Callable[[], float] = random.random,
+        credentials: Credentials | None = None,
     ):
         self.config = config
+        self.credentials = credentials
+        self.command_wait_s = COMMAND_WAIT_S
+        self.command_backoff = Backoff(cap=config.max_backoff_s, rng=rng)
+        self.commands_handled = 0
         self.client = client
         self.spool = spool
         self._adapters: dict[str, Adapter] = dict(adapters or {})
@@ -407,6 +416,95 @@ class Collector:
         self.push_errors_unreported -= report["push_errors"]
         return True
 
+    # --- commands (issue 8) -----------------------------------------------------------------------------------
+    #
+    # Long-poll the server, verify each envelope (signature, site, expiry, clock skew, nonce: CommandVerifier),
+    # run it through the adapters, acknowledge with one result per target. The nonce is recorded before the
+    # command runs, so nothing ever runs twice. A refusal is acknowledged too, so the command ends instead of
+    # waiting for its timeout: every target "failed" with the reason ("refused by the edge: expired: ..."). A
+    # replay (the server redelivers a command whose acknowledgement was lost) is acknowledged again with the
+    # results recorded the first time; if none were recorded (the collector stopped mid-command), every target
+    # is reported failed as "interrupted": whether it ran is unknown, and it is not run again. An envelope
+    # without a numeric command_id or a nonce is only logged (there is nothing to acknowledge).
+
+    def command_verifier(self) -> CommandVerifier | None:
+        """The verifier for this device's credentials (loaded from the config's file when not given), or None
+        when there are no usable credentials (no HMAC secret or site): commands are then not polled."""
+        creds = self.credentials
+        if creds is None:
+            try:
+                creds = self.credentials = load_credentials(self.config.credentials_path)
+            except CredentialsError as exc:
+                log.warning("commands are not polled: %s", exc)
+                return None
+        if not creds.hmac_secret or creds.site_id in (None, ""):
+            log.warning("commands are not polled: the credentials hold no HMAC secret or site (register again)")
+            return None
+        return CommandVerifier(creds.hmac_secret, NonceStore(self.spool.db), site_id=creds.site_id)
+
+    async def handle_command(self, verifier: CommandVerifier, envelope) -> list[dict] | None:
+        """Verify, run and acknowledge one envelope; returns the results acknowledged (None if not acked)."""
+        checked = verifier.verify(envelope)
+        raw = envelope if isinstance(envelope, dict) else {}
+        command_id, nonce = raw.get("command_id"), raw.get("nonce")
+        if isinstance(checked, Refusal):
+            targets = (
+                [t for t in raw.get("targets") or [] if isinstance(t, str)]
+                if isinstance(raw.get("targets"), list)
+                else []
+            )
+            if checked.reason == REPLAYED and checked.previous_result is not None:
+                log.info("command %s delivered again: acknowledging its recorded results", command_id)
+                results = checked.previous_result
+            elif checked.reason == REPLAYED:
+                log.warning("command %s delivered again, its first run was interrupted: not run again", command_id)
+                results = [_refused_result(t, "interrupted: received before, its outcome is unknown") for t in targets]
+            else:
+                log.warning("command %s refused: %s: %s", command_id, checked.reason, checked.message)
+                results = [
+                    _refused_result(t, f"refused by the edge: {checked.reason}: {checked.message}") for t in targets
+                ]
+        else:
+            log.info("command %s: %s on %d miner(s)", checked.command_id, checked.type, len(checked.targets))
+            results = await execute(
+                checked, self.adapter, {m.serial: m for m in self.miners}, nonce_store=verifier.nonces
+            )
+        self.commands_handled += 1
+        if not (isinstance(command_id, int) or (isinstance(command_id, str) and command_id.isdigit())):
+            return None
+        if not isinstance(nonce, str) or not nonce:
+            return None
+        try:
+            await self.client.ack_command(command_id, nonce, results)
+        except AuthRefused:
+            raise
+        except (Retryable, RequestRefused) as exc:
+            # Not retried here: the server redelivers an unacknowledged command and the replay acks again.
+            log.warning("acknowledgement of command %s not delivered: %s", command_id, exc)
+            return None
+        return results
+
+    async def _command_loop(self) -> None:
+        verifier = self.command_verifier()
+        if verifier is None:
+            await self._stop.wait()  # ending early would end the collector (run() waits for the first loop out)
+            return
+        while not self.stopping and self.inventory_at is None:  # the miners must be known before commands run
+            await self._interruptible_sleep(0.2)
+        while not self.stopping:
+            try:
+                envelopes = await self.client.poll_commands(self.command_wait_s)
+            except (Retryable, RequestRefused) as exc:
+                delay = self.command_backoff.next_delay(getattr(exc, "retry_after", None))
+                log.warning("command poll failed (%s); again in %.1f s", exc, delay)
+                await self._sleep(delay)
+                continue
+            self.command_backoff.reset()
+            for envelope in envelopes:
+                if self.stopping:
+                    return
+                await self.handle_command(verifier, envelope)
+
     # --- loops ----------------------------------------------------------------------------------------------
 
     async def _poll_loop(self) -> None:
@@ -461,6 +559,7 @@ class Collector:
             asyncio.create_task(self._poll_loop(), name="poll"),
             asyncio.create_task(self._push_loop(), name="push"),
             asyncio.create_task(self._health_loop(), name="health"),
+            asyncio.create_task(self._command_loop(), name="commands"),
         ]
         stop_waiter = asyncio.create_task(self._stop.wait())
         done, _ = await asyncio.wait([*tasks, stop_waiter], return_when=asyncio.FIRST_COMPLETED)
@@ -497,3 +596,7 @@ class Collector:
         if drained:
             await self.send_health()
         return EXIT_AUTH if self.auth_refused else (EXIT_OK if drained else EXIT_FAILED)
+
+
+def _refused_result(serial: str, message: str) -> dict:
+    return {"miner": serial, "status": COMMAND_FAILED, "message": message[:500]}

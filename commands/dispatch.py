@@ -10,7 +10,9 @@
   fixed at dispatch, unguessable, and a redelivery carries the same nonce and the same ``signed_at`` (the dispatch
   time): the edge's nonce store refuses it as a replay and acknowledges again with the results it recorded.
   Nothing runs twice.
-- The long poll sleeps between cheap ``EXISTS`` checks (``CHECK_EVERY`` seconds) outside any transaction."""
+- The long poll sleeps between cheap ``EXISTS`` checks (``CHECK_EVERY`` seconds) outside any transaction, and
+  gives its database connection back before each sleep (to psycopg's pool in production: ten devices waiting
+  must not hold the process's ten connections)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -95,6 +97,13 @@ def take(device, *, limit: int = POLL_LIMIT) -> list[dict]:
     return out
 
 
+def _release_connection() -> None:
+    """Close (with the pool: return) this thread's connection while waiting; never inside a transaction (a
+    test's, or a caller's atomic block)."""
+    if not connection.in_atomic_block:
+        connection.close()
+
+
 def long_poll(device, *, wait: float) -> list[dict]:
     """``take`` now; if nothing is due, look again every CHECK_EVERY seconds (a cheap EXISTS in autocommit,
     no transaction held while sleeping) until something is or ``wait`` seconds (at most MAX_WAIT_S) have passed."""
@@ -108,6 +117,7 @@ def long_poll(device, *, wait: float) -> list[dict]:
             left = deadline - _monotonic()
             if left <= 0:
                 return []
+            _release_connection()
             _sleep(min(CHECK_EVERY, left))
             if deliverable(device).exists():
                 break

@@ -285,3 +285,20 @@ def test_two_concurrent_polls_never_dispatch_one_command_twice(farm):
     assert sorted(flat + leftover) == sorted(c.pk for c in commands)
     assert set(Command.objects.filter(pk__in=flat).values_list("status", flat=True)) == {S.DISPATCHED}
     assert AuditEvent.objects.filter(event_type="command.dispatched").count() == 20
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="SQLite's in-memory test database is never closed")
+def test_long_poll_holds_no_connection_while_it_waits(farm, monkeypatch):
+    device, _client, _secret = new_device(farm.site_a)
+    held = []
+    clock = [0.0]
+
+    def fake_sleep(seconds):
+        clock[0] += seconds
+        held.append(connection.connection is not None)
+
+    monkeypatch.setattr(dispatch, "_sleep", fake_sleep)
+    monkeypatch.setattr(dispatch, "_monotonic", lambda: clock[0])
+    assert dispatch.long_poll(device, wait=2) == []
+    assert held and not any(held)

@@ -55,6 +55,7 @@ from django.utils import timezone
 from hashinsight.events.outbox import publish
 from telemetry import partitions
 from telemetry.models import History5m, RawSample, RollupCursor
+from telemetry.rules import floor_window
 
 WINDOW = timedelta(minutes=5)
 WINDOWS_PER_DAY = 288
@@ -265,11 +266,6 @@ WHERE true
 
 
 # ---------------------------------------------------------------------------------------------------
-
-
-def floor_window(moment: datetime) -> datetime:
-    moment = moment.astimezone(UTC)
-    return moment.replace(minute=moment.minute - moment.minute % 5, second=0, microsecond=0)
 
 
 def _params(**values) -> dict:

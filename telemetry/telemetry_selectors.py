@@ -560,8 +560,16 @@ _register_summary_builder()
 # ---------------------------------------------------------------------------------------------------
 # History.
 
-RAW_KEEP = timedelta(hours=24)
-H5M_KEEP = timedelta(days=90)
+
+def _kept() -> tuple[timedelta, timedelta]:
+    """How long raw samples and 5-minute windows are kept (the retention settings), which is what each
+    layer can answer for."""
+    return (
+        timedelta(hours=settings.TELEMETRY_RAW_RETENTION_HOURS),
+        timedelta(days=settings.TELEMETRY_HISTORY_RETENTION_DAYS),
+    )
+
+
 MAX_RANGE = timedelta(days=3660)
 MAX_POINTS = 2500
 DEFAULT_SPAN = timedelta(hours=24)
@@ -636,16 +644,17 @@ def history_range(
     span = end_at - start_at
     if span > MAX_RANGE:
         raise DomainError("range_too_large", _("At most %(days)s days at once.") % {"days": MAX_RANGE.days})
+    raw_kept, h5m_kept = _kept()
     if resolution == "auto":
-        if not site_level and span <= RAW_KEEP and start_at >= now - RAW_KEEP - timedelta(minutes=5):
+        if not site_level and span <= raw_kept and start_at >= now - raw_kept - timedelta(minutes=5):
             layer = "raw"
-        elif span <= H5M_KEEP and start_at >= now - H5M_KEEP - timedelta(days=1):
+        elif span <= h5m_kept and start_at >= now - h5m_kept - timedelta(days=1):
             layer = "5m"
         else:
             layer = "daily"
     else:
         layer = resolution
-    limits = {"raw": RAW_KEEP, "5m": H5M_KEEP}
+    limits = {"raw": raw_kept, "5m": h5m_kept}
     if layer in limits and span > limits[layer]:
         raise DomainError(
             "range_too_large",

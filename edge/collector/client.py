@@ -23,6 +23,7 @@ import http.client
 import json
 import logging
 import random
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -266,9 +267,10 @@ class ServerClient:
         """The signed command envelopes due for this device; the server holds the request up to ``wait`` seconds
         when there is none (long poll), so the read timeout is ``wait`` plus the usual request timeout."""
         wait = max(0.0, min(float(wait), 25.0))
-        reply = await self.request(
-            "GET", f"commands/poll?{urlencode({'wait': f'{wait:g}'})}", timeout=wait + self.timeout
-        )
+        path = f"commands/poll?{urlencode({'wait': f'{wait:g}'})}"
+        # In a daemon thread, not the loop's default executor: asyncio.run() joins that one on exit, so a
+        # collector told to stop would wait for the long poll in flight.
+        reply = await _in_daemon_thread(self.request_sync, "GET", path, timeout=wait + self.timeout)
         data = reply.data
         if not isinstance(data, dict) or not isinstance(data.get("commands"), list):
             raise RequestRefused("GET commands/poll: the answer holds no commands list", status=reply.status)
@@ -278,3 +280,29 @@ class ServerClient:
         """Report the per-miner results of a command (its nonce proves which dispatch they answer)."""
         reply = await self.request("POST", f"commands/{command_id}/ack", payload={"nonce": nonce, "results": results})
         return reply.data if isinstance(reply.data, dict) else {}
+
+
+async def _in_daemon_thread(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` in a thread of its own that nothing waits for when the collector stops."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def settle(result, error) -> None:
+        if future.done():  # cancelled meanwhile
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def work() -> None:
+        result, error = None, None
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:  # handed to the awaiting task
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=work, name="command-poll", daemon=True).start()
+    return await future

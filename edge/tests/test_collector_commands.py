@@ -192,3 +192,31 @@ def test_the_loop_polls_runs_and_backs_off_on_errors(setup):
 
     asyncio.run(scenario())
     assert len(delays) == 1 and len(client.acks) == 1 and len(adapter.executed) == 2
+
+
+def test_a_long_poll_in_flight_does_not_hold_up_stopping(tmp_path):
+    """The server answers nothing (a long poll in flight): cancelling the poll ends asyncio.run at once instead
+    of joining the request's thread (deadline far below the request's 30 s timeout)."""
+    import socket
+    import time
+
+    from edge.collector.client import ServerClient
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    client = ServerClient(f"http://127.0.0.1:{listener.getsockname()[1]}", "t", timeout=30)
+
+    async def scenario():
+        task = asyncio.create_task(client.poll_commands(25))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    started = time.monotonic()
+    try:
+        asyncio.run(scenario())
+        assert time.monotonic() - started < 10
+    finally:
+        listener.close()

@@ -83,6 +83,6 @@ class CommandAckView(EdgeDeviceView, APIView):
             device=self.device,
             nonce=body.validated_data["nonce"],
             results=[dict(r) for r in body.validated_data["results"]],
-            visible=dispatch.device_commands(self.device),
+            visible=dispatch.acknowledgeable(self.device),
         )
         return Response({"command_id": command.pk, "status": command.status, "changed": changed})

@@ -302,3 +302,16 @@ def test_long_poll_holds_no_connection_while_it_waits(farm, monkeypatch):
     monkeypatch.setattr(dispatch, "_monotonic", lambda: clock[0])
     assert dispatch.long_poll(device, wait=2) == []
     assert held and not any(held)
+
+
+def test_a_dispatch_is_redelivered_and_acknowledged_only_by_the_device_that_took_it(farm, site_a, monkeypatch):
+    miners, _device, client, _secret = site_a
+    _second, other, _s2 = new_device(farm.site_a, name="second")
+    command = propose(farm, miners)
+    (env,) = poll(client)
+    monkeypatch.setattr(dispatch, "REDELIVER_AFTER", timedelta(0))
+    assert poll(other) == []  # its own nonce store would run it a second time
+    assert [e["command_id"] for e in poll(client)] == [command.pk]
+    body = {"nonce": env["nonce"], "results": [ok(m.serial) for m in miners]}
+    assert other.post(ack_url(command.pk), body, format="json").status_code == 404
+    assert client.post(ack_url(command.pk), body, format="json").status_code == 200

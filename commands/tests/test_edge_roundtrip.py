@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 
 import pytest
@@ -90,6 +91,10 @@ def test_a_low_set_fan_runs_on_the_simulator_and_completes(farm, live_server, tm
         assert asyncio.run(scenario()) == CommandStatus.COMPLETED
     finally:
         spool.close()
+        # A long poll still in flight (≤ command_wait_s) ends before the test database goes away.
+        for thread in threading.enumerate():
+            if thread.name == "command-poll":
+                thread.join(timeout=10)
     assert simulated.fan_override_pct == 85  # the simulator's fan changed
     target = CommandTarget.objects.get(command=command)
     assert target.result_status == "ok" and target.acked_at is not None

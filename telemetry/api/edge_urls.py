@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from commands.api import edge_views as command_edge_views
 from telemetry.api import edge_device_views, ingest_views
 
 urlpatterns: list = [
@@ -11,4 +12,6 @@ urlpatterns: list = [
     path("register", edge_device_views.RegisterView.as_view(), name="edge-register"),
     path("health", edge_device_views.HealthView.as_view(), name="edge-health"),
     path("inventory", edge_device_views.InventoryView.as_view(), name="edge-inventory"),
+    path("commands/poll", command_edge_views.CommandPollView.as_view(), name="edge-commands-poll"),
+    path("commands/<int:command_id>/ack", command_edge_views.CommandAckView.as_view(), name="edge-commands-ack"),
 ]

@@ -3,7 +3,8 @@ may not see answer 404 and leak nothing, the allowed operations succeed and chan
 refused ones change nothing. The expectations are written out by hand, not derived from the code
 (nor from ``MATRIX``): a wrong rule in the code must disagree with this file. Telemetry (edge devices,
 enrollment codes, live/summary/history/daily reads and their CSV, alert rules, its pages and admin)
-follows at the end, on ``telemetry_farm``."""
+follows on ``telemetry_farm``; commands and the audit chain (their API, the seed's retired command paths,
+the audit page and both admins) close the file, on ``command_farm``."""
 
 from __future__ import annotations
 
@@ -1165,3 +1166,283 @@ def test_live_rows_follow_a_miner_given_away_or_moved(api, telemetry_farm, djang
         api.force_authenticate(farm.users[username])
         rows = api.get(f"/api/v1/telemetry/sites/{site.pk}/live", {"limit": 100}).json()["results"]
         assert {r["serial"] for r in rows} == serials, (username, site.slug)
+
+
+# Commands (issue 8) --------------------------------------------------------------------------------
+# Commands belong to CURTAILMENT: owners, admins and site owners FULL; clients, app customers and guests
+# none (403 permission_denied on the module check, for reads too). Which commands: those of the sites the
+# user sees; a hidden site's command answers 404 as a missing one; a read-only grant reads it, and every
+# write on it is 403 site_read_only. The ``command_farm`` holds, per site, three MEDIUM MINER_RESTART
+# commands pending approval, all proposed by the owner (so the owner may not decide on them: self_approval;
+# but, as their proposer, may cancel them).
+OK = 200
+COMMANDS_SEEN = {
+    "owner": {"A", "B"}, "admin": {"A", "B"}, "siteowner_a": {"A"}, "siteowner_b_ro": {"B"},
+    "client_x": FORBIDDEN, "client_y": FORBIDDEN, "customer": FORBIDDEN, "guest": FORBIDDEN,
+}  # fmt: skip
+NO_MODULE = (403, "permission_denied")
+READ_ONLY = (403, "site_read_only")
+HIDDEN = (404, "not_found")
+SELF = (403, "self_approval")
+# Per user and site: what approve, deny and cancel answer (OK: done, and the status moved).
+COMMAND_DECISIONS = {
+    "owner": {"A": (SELF, SELF, OK), "B": (SELF, SELF, OK)},
+    "admin": {"A": (OK, OK, OK), "B": (OK, OK, OK)},
+    "siteowner_a": {"A": (OK, OK, OK), "B": (HIDDEN, HIDDEN, HIDDEN)},
+    "siteowner_b_ro": {"A": (HIDDEN, HIDDEN, HIDDEN), "B": (READ_ONLY, READ_ONLY, READ_ONLY)},
+    "client_x": {"A": (NO_MODULE,) * 3, "B": (NO_MODULE,) * 3},
+    "client_y": {"A": (NO_MODULE,) * 3, "B": (NO_MODULE,) * 3},
+    "customer": {"A": (NO_MODULE,) * 3, "B": (NO_MODULE,) * 3},
+    "guest": {"A": (NO_MODULE,) * 3, "B": (NO_MODULE,) * 3},
+}
+# Proposing (and previewing) a restart of the operator's own miner at each site: 201 (preview 200), the
+# miner of a hidden site is not found (404), a read-only site is refused, roles without CURTAILMENT too.
+MISSING_MINER = (404, "miner_not_found")
+COMMAND_PROPOSE = {
+    "owner": {"A": 201, "B": 201},
+    "admin": {"A": 201, "B": 201},
+    "siteowner_a": {"A": 201, "B": MISSING_MINER},
+    "siteowner_b_ro": {"A": MISSING_MINER, "B": READ_ONLY},
+    "client_x": {"A": NO_MODULE, "B": NO_MODULE},
+    "client_y": {"A": NO_MODULE, "B": NO_MODULE},
+    "customer": {"A": NO_MODULE, "B": NO_MODULE},
+    "guest": {"A": NO_MODULE, "B": NO_MODULE},
+}
+
+
+@pytest.fixture
+def command_farm(farm):
+    from commands import services
+
+    farm.commands = {}
+    for key, site in (("A", "site-a"), ("B", "site-b")):
+        miner = farm.miners[(site, "own")]
+        farm.commands[key] = [
+            services.command_propose(actor=farm.users["owner"], type="MINER_RESTART", targets=[miner.pk]).command
+            for _ in range(3)
+        ]
+    return farm
+
+
+def assert_error(response, expected, what):
+    assert (response.status_code, response.json()["error_code"]) == expected, (what, response.content[:300])
+
+
+@pytest.mark.parametrize("username", USERS)
+def test_commands_list_and_detail_follow_scope(api, command_farm, username):
+    farm = command_farm
+    api.force_authenticate(farm.users[username])
+    seen = COMMANDS_SEEN[username]
+    listing = api.get("/api/v1/commands", {"limit": 100})
+    if seen == FORBIDDEN:
+        assert_error(listing, NO_MODULE, "list")
+    else:
+        assert listing.status_code == 200
+        expected = {c.pk for key in seen for c in farm.commands[key]}
+        assert {row["id"] for row in listing.json()["results"]} == expected
+    for key, commands in farm.commands.items():
+        for command in commands:
+            detail = api.get(f"/api/v1/commands/{command.pk}")
+            if seen == FORBIDDEN:
+                assert_error(detail, NO_MODULE, key)
+            elif key not in seen:
+                assert_hidden(detail, command.pk, key)
+            else:
+                assert detail.status_code == 200 and detail.json()["id"] == command.pk, key
+
+
+@pytest.mark.parametrize("username", USERS)
+def test_command_decisions_follow_scope(api, command_farm, username):
+    from commands.models import Command
+    from commands.models import CommandStatus as S
+
+    farm = command_farm
+    api.force_authenticate(farm.users[username])
+    for key, (to_approve, to_deny, to_cancel) in farm.commands.items():
+        actions = (
+            ("approve", to_approve, S.APPROVED),
+            ("deny", to_deny, S.DENIED),
+            ("cancel", to_cancel, S.CANCELLED),
+        )
+        for (action, command, moved_to), expected in zip(actions, COMMAND_DECISIONS[username][key], strict=True):
+            response = api.post(f"/api/v1/commands/{command.pk}/{action}", {"reason": "matrix"}, format="json")
+            status = Command.objects.get(pk=command.pk).status
+            if expected == OK:
+                assert response.status_code == 200, (key, action, response.content[:300])
+                assert status == moved_to, (key, action)
+                continue
+            if expected == HIDDEN:
+                assert_hidden(response, command.pk, (key, action))
+            else:
+                assert_error(response, expected, (key, action))
+            assert status == S.PENDING_APPROVAL, (key, action)
+            assert not Command.objects.get(pk=command.pk).approvals.exists(), (key, action)
+
+
+@pytest.mark.parametrize("username", USERS)
+def test_command_propose_and_preview_follow_scope(api, farm, username):
+    from commands.models import Command
+
+    api.force_authenticate(farm.users[username])
+    for key, site in (("A", "site-a"), ("B", "site-b")):
+        body = {"type": "MINER_RESTART", "targets": [farm.miners[(site, "own")].pk]}
+        before = Command.objects.count()
+        preview = api.post("/api/v1/commands/preview", body, format="json")
+        assert Command.objects.count() == before, key  # a preview creates nothing
+        propose = api.post("/api/v1/commands/propose", body, format="json")
+        expected = COMMAND_PROPOSE[username][key]
+        if expected == 201:
+            assert preview.status_code == 200 and preview.json()["tier"] == "MEDIUM", (key, preview.content[:300])
+            assert propose.status_code == 201, (key, propose.content[:300])
+            assert Command.objects.count() == before + 1, key
+            continue
+        assert_error(preview, expected, (key, "preview"))
+        assert_error(propose, expected, (key, "propose"))
+        assert Command.objects.count() == before, key
+
+
+# The seed's command paths passed their sunset: 410 Gone for everyone (signed in or not), every method,
+# pointing at /api/v1/commands, whatever the id (even one of a site the user cannot see).
+LEGACY_COMMAND_PATHS = ["/api/sites/{site_a}/commands", "/api/commands/{command_b}", "/api/remote/commands/pending"]
+
+
+@pytest.mark.parametrize("username", [*USERS, "anonymous"])
+def test_legacy_command_paths_are_gone_for_everyone(client, command_farm, username):
+    farm = command_farm
+    sign_in(client, farm, username)
+    for template in LEGACY_COMMAND_PATHS:
+        url = template.format(site_a=farm.site_a.pk, command_b=farm.commands["B"][0].pk)
+        for method in ("get", "post"):
+            response = getattr(client, method)(url)
+            assert response.status_code == 410, (url, method)
+            assert response.json()["error_code"] == "gone", (url, method)
+            assert response.json()["details"]["successor"] == "/api/v1/commands", (url, method)
+            assert "/api/v1/commands" in response["Link"], (url, method)
+
+
+# The audit chain on the API (its list, CSV and verification): owners and admins (SYSTEM FULL) only; a
+# site owner's SYSTEM READ does not cover it (events carry every site's data); everyone else 403.
+AUDIT_API = {
+    "owner": 200, "admin": 200, "siteowner_a": 403, "siteowner_b_ro": 403,
+    "client_x": 403, "client_y": 403, "customer": 403, "guest": 403,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("username", USERS)
+def test_audit_api_for_owners_and_admins_only(api, command_farm, username):
+    from hashinsight.events.models import AuditEvent
+
+    farm = command_farm
+    api.force_authenticate(farm.users[username])
+    answers = {
+        "list": api.get("/api/v1/audit", {"limit": 100}),
+        "csv": api.get("/api/v1/audit", {"format": "csv"}),
+        "verify": api.get("/api/v1/audit/verify"),
+    }
+    for name, response in answers.items():
+        assert response.status_code == AUDIT_API[username], name
+    if AUDIT_API[username] == 200:
+        assert AuditEvent.objects.filter(site=farm.site_b).exists()  # or the list below proves nothing
+        assert {row["id"] for row in answers["list"].json()["results"]} >= {
+            str(e.public_id) for e in AuditEvent.objects.filter(site__in=[farm.site_a, farm.site_b])
+        }
+        assert answers["csv"]["Content-Type"].startswith("text/csv")
+        assert answers["verify"].json()["ok"] is True
+    else:
+        assert answers["list"].json()["error_code"] == "permission_denied"
+        assert "event_hash" not in answers["list"].content.decode()
+
+
+# The portal's audit page and the admin's audit list (SYSTEM FULL: owners and admins), as in PAGES.
+AUDIT_PAGES = {
+    #                                      owner admin  so_a  so_b_ro client_x customer guest anonymous
+    "/audit/":                             (200,  200,  403,  403,   403,     403,     403,  LOGIN),
+    "/audit/?format=csv":                  (200,  200,  403,  403,   403,     403,     403,  LOGIN),
+    "/admin/events/auditevent/":           (200,  200,  403,  403,   LOGIN,   LOGIN,   LOGIN, LOGIN),
+    "/admin/events/auditevent/{event}/change/": (200, 200, 403, 403, LOGIN,   LOGIN,   LOGIN, LOGIN),
+    # Commands in the admin, scoped as the API: a hidden site's command is a 404.
+    "/admin/commands/command/":            (200,  200,  200,  200,   LOGIN,   LOGIN,   LOGIN, LOGIN),
+    "/admin/commands/command/?approval=pending": (200, 200, 200, 200, LOGIN,  LOGIN,   LOGIN, LOGIN),
+    "/admin/commands/command/{command_a}/change/": (200, 200, 200, 404, LOGIN, LOGIN,  LOGIN, LOGIN),
+    "/admin/commands/command/{command_b}/change/": (200, 200, 404, 200, LOGIN, LOGIN,  LOGIN, LOGIN),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("username", PAGE_USERS)
+def test_audit_and_command_pages_answer_each_role_as_written(client, command_farm, username):
+    from hashinsight.events.models import AuditEvent
+
+    farm = command_farm
+    sign_in(client, farm, username)
+    event = AuditEvent.objects.order_by("-seq").first()
+    for template, answers in AUDIT_PAGES.items():
+        url = template.format(event=event.pk, command_a=farm.commands["A"][0].pk, command_b=farm.commands["B"][0].pk)
+        assert_outcome(client.get(url), answers[PAGE_USERS.index(username)], url)
+
+
+@pytest.mark.parametrize("username", ["owner", "admin", "superuser"])
+def test_audit_events_cannot_be_changed_or_deleted_in_the_admin(client, command_farm, username):
+    """Nobody, a superuser included (the admin's own permissions, not model permissions, refuse)."""
+    from hashinsight.events.models import AuditEvent
+
+    farm = command_farm
+    user = farm.users["owner" if username == "superuser" else username]
+    if username == "superuser":
+        type(user).objects.filter(pk=user.pk).update(is_superuser=True, is_staff=True)
+        user.refresh_from_db()
+    client.force_login(user)
+    event = AuditEvent.objects.order_by("-seq").first()
+    before = (AuditEvent.objects.count(), event.event_type, event.payload)
+    url = f"/admin/events/auditevent/{event.pk}/"
+    page = client.get(f"{url}change/")
+    assert page.status_code == 200 and page.context["has_change_permission"] is False
+    assert page.context["has_delete_permission"] is False
+    assert client.post(f"{url}change/", {"event_type": "forged"}).status_code == 403
+    assert client.get(f"{url}delete/").status_code == 403
+    assert client.post(f"{url}delete/", {"post": "yes"}).status_code == 403
+    listing = client.post(
+        "/admin/events/auditevent/", {"action": "delete_selected", "_selected_action": [event.pk], "post": "yes"}
+    )
+    assert listing.status_code in (200, 302)
+    assert client.get("/admin/events/auditevent/add/").status_code == 403
+    stored = AuditEvent.objects.get(pk=event.pk)
+    assert (AuditEvent.objects.count(), stored.event_type, stored.payload) == before
+
+
+# The admin's approve and deny actions on one command per site: DONE for the commands the user may decide
+# on; "kept" for one seen read-only, one of a hidden site (not even in the list) or the user's own (the
+# owner proposed them all); non-staff go to the login.
+ADMIN_COMMAND_DECISIONS = {
+    "owner": ("kept", "kept"),
+    "admin": (DONE, DONE),
+    "siteowner_a": (DONE, "kept"),
+    "siteowner_b_ro": ("kept", "kept"),
+    "client_x": (LOGIN, LOGIN),
+    "anonymous": (LOGIN, LOGIN),
+}
+
+
+@pytest.mark.parametrize("action", ["approve", "deny"])
+@pytest.mark.parametrize("username", list(ADMIN_COMMAND_DECISIONS))
+def test_admin_command_actions_decide_only_where_allowed(client, command_farm, username, action):
+    from commands.models import Command
+    from commands.models import CommandStatus as S
+
+    farm = command_farm
+    sign_in(client, farm, username)
+    ids = [farm.commands["A"][0].pk, farm.commands["B"][0].pk]
+    response = client.post(
+        "/admin/commands/command/", {"action": action, "_selected_action": ids, "index": 0, "reason": "matrix"}
+    )
+    outcomes = ADMIN_COMMAND_DECISIONS[username]
+    if outcomes[0] == LOGIN:
+        assert_outcome(response, LOGIN, username)
+    else:
+        assert response.status_code == 302, username
+    moved_to = S.APPROVED if action == "approve" else S.DENIED
+    for pk, expected in zip(ids, outcomes, strict=True):
+        command = Command.objects.get(pk=pk)
+        if expected == DONE:
+            assert command.status == moved_to, (username, pk)
+        else:
+            assert command.status == S.PENDING_APPROVAL and not command.approvals.exists(), (username, pk)

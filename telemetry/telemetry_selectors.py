@@ -43,9 +43,10 @@ from django.db.models.fields.tuple_lookups import TupleGreaterThan, TupleLessTha
 from django.db.models.functions import Floor
 from django.http import Http404
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
+from hashinsight.core.dates import parse_day_or_moment
 from hashinsight.core.errors import DomainError
 from miners.models import Miner, MinerModel
 from sites import selectors as site_selectors
@@ -593,15 +594,7 @@ class EpochSeconds(Func):
 
 
 def _parse_when(raw: str, name: str, *, end: bool) -> datetime:
-    try:
-        day = parse_date(raw)  # a bare date first: parse_datetime would read it as midnight
-        value = parse_datetime(raw) if day is None else None
-    except ValueError:  # well formed, but no such date (2026-13-45)
-        value = day = None
-    if value is None and day is not None:
-        value = datetime.combine(day, time.min)  # a date means its whole UTC day: `to` its end
-        if end:
-            value += timedelta(days=1)
+    value, day = parse_day_or_moment(raw)
     if value is None:
         raise DomainError(
             "bad_date",
@@ -609,7 +602,8 @@ def _parse_when(raw: str, name: str, *, end: bool) -> datetime:
             % {"name": name},
             details={name: raw[:40]},
         )
-    return value if timezone.is_aware(value) else value.replace(tzinfo=UTC)
+    # A date means its whole UTC day: `to` its end (exclusive).
+    return value + timedelta(days=1) if day is not None and end else value
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time
 
-from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -16,6 +15,7 @@ from rest_framework.response import Response
 
 from hashinsight.accounts.roles import Access, Module, has_access
 from hashinsight.core.api.csv import CsvCapableAPIView
+from hashinsight.core.dates import parse_day_or_moment
 from hashinsight.events.audit import verify_cached
 from hashinsight.events.models import AuditEvent
 from hashinsight.portal.tables import CsvColumn, csv_chunks, streamed_csv
@@ -33,15 +33,10 @@ class SystemFull(BasePermission):
 
 def _when(raw: str, *, end: bool) -> datetime:
     """An ISO-8601 date-time (UTC if it has no offset) or a date (its start, or for ``to`` its end)."""
-    value = parse_datetime(raw)
+    value, day = parse_day_or_moment(raw)
     if value is None:
-        day = parse_date(raw)
-        if day is None:
-            raise serializers.ValidationError(_("Enter an ISO-8601 date or date-time."))
-        value = datetime.combine(day, time.max if end else time.min)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value
+        raise serializers.ValidationError(_("Enter an ISO-8601 date or date-time."))
+    return datetime.combine(day, time.max, tzinfo=UTC) if day is not None and end else value
 
 
 class AuditQuerySerializer(serializers.Serializer):

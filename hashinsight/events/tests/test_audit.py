@@ -265,6 +265,15 @@ def test_api_lists_filters_and_pages(api, farm):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(("param", "raw"), [("to", "2026-13-45"), ("from", "2026-11-25T25:00:00Z"), ("to", "soon")])
+def test_api_refuses_dates_that_do_not_exist_with_a_400(api, farm, param, raw):
+    api.force_authenticate(farm.users["admin"])
+    response = api.get("/api/v1/audit", {param: raw})
+    assert response.status_code == 400
+    assert param in response.json()["details"]
+
+
+@pytest.mark.django_db
 def test_api_verify(api, farm):
     api.force_authenticate(farm.users["owner"])
     answer = api.get("/api/v1/audit/verify").json()

@@ -36,6 +36,17 @@ LIVE_STATUSES = (
 )
 
 
+class Verification(models.TextChoices):
+    """Whether telemetry showed a target's intended effect (hashing stopped, power dropped, fan changed, pool
+    switched) within its type's window after the acknowledgement."""
+
+    PENDING = "pending", _("Waiting for telemetry")
+    VERIFIED = "verified", _("Verified")
+    NOT_SEEN = "not_seen", _("Not seen")
+    PARTIAL = "partial", _("Partly verified")  # command level only: some targets verified, some not
+    NOT_APPLICABLE = "n/a", _("Not applicable")  # a failed target, or an effect telemetry cannot show
+
+
 class CommandType(models.TextChoices):
     MINER_RESTART = risk.MINER_RESTART, _("Restart miner")
     HASHING_DISABLE = risk.HASHING_DISABLE, _("Stop hashing")
@@ -89,6 +100,18 @@ class Command(models.Model):
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    dispatched_to = models.ForeignKey(
+        "telemetry.EdgeDevice",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="commands_taken",
+        verbose_name=_("dispatched to"),
+    )
+    # The effect seen in telemetry, summed over the targets (commands.verification): "" until acknowledged.
+    verification = models.CharField(
+        _("verification"), max_length=12, choices=Verification.choices, blank=True, default=""
+    )
     rollback_of = models.ForeignKey(
         "self",
         on_delete=models.SET_NULL,
@@ -150,6 +173,14 @@ class CommandTarget(models.Model):
     )
     result_message = models.CharField(_("result message"), max_length=500, blank=True)
     acked_at = models.DateTimeField(_("acknowledged"), null=True, blank=True)
+    # CURTAIL only: this target's part of the plan (commands.risk.curtail_plan), frozen at proposal:
+    # {"action": "power_target" | "stop", "power_w": int | None}. Empty for every other type.
+    action = models.JSONField(_("action"), default=dict, blank=True)
+    verification = models.CharField(
+        _("verification"), max_length=12, choices=Verification.choices, blank=True, default=""
+    )
+    verified_at = models.DateTimeField(_("verified"), null=True, blank=True)
+    verification_detail = models.CharField(_("verification detail"), max_length=300, blank=True)
 
     class Meta:
         verbose_name = _("command target")

@@ -237,6 +237,11 @@ class LiveStatus(models.Model):
     accepted_shares = models.BigIntegerField(_("accepted shares"), null=True)
     rejected_shares = models.BigIntegerField(_("rejected shares"), null=True)
     errors = models.JSONField(_("error codes"), default=list)
+    # The miner's settings as the edge last read them (optional sample fields): what the control plane
+    # verifies a POOL_SET, SET_FAN or POWER_MODE against. Blank/null when the adapter cannot read them.
+    pool_url = models.CharField(_("active pool"), max_length=255, blank=True, default="", db_default="")
+    fan_pct = models.SmallIntegerField(_("fan duty (%)"), null=True)
+    power_mode = models.CharField(_("power mode"), max_length=8, blank=True, default="", db_default="")
     updated_at = models.DateTimeField(_("updated"))
 
     class Meta:

@@ -96,6 +96,8 @@ class Command(models.Model):
     owner_admin_only = models.BooleanField(_("owner or admin approval only"), default=False)
     priority = models.PositiveSmallIntegerField(_("priority"), default=5)
     expires_at = models.DateTimeField(_("expires"))
+    # Not sent to the edge before this moment (a CURTAIL whose window starts later); null: at once.
+    not_before = models.DateTimeField(_("not before"), null=True, blank=True)
     dispatched_at = models.DateTimeField(_("dispatched"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)

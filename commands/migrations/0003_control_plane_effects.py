@@ -5,71 +5,46 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("commands", "0002_expiry_schedule"),
-        ("telemetry", "0008_control_plane_effects"),
+        ('commands', '0002_expiry_schedule'),
+        ('telemetry', '0008_control_plane_effects'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="command",
-            name="dispatched_to",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="commands_taken",
-                to="telemetry.edgedevice",
-                verbose_name="dispatched to",
-            ),
+            model_name='command',
+            name='dispatched_to',
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='commands_taken', to='telemetry.edgedevice', verbose_name='dispatched to'),
         ),
         migrations.AddField(
-            model_name="command",
-            name="verification",
-            field=models.CharField(
-                blank=True,
-                choices=[
-                    ("pending", "Waiting for telemetry"),
-                    ("verified", "Verified"),
-                    ("not_seen", "Not seen"),
-                    ("partial", "Partly verified"),
-                    ("n/a", "Not applicable"),
-                ],
-                default="",
-                max_length=12,
-                verbose_name="verification",
-            ),
+            model_name='command',
+            name='not_before',
+            field=models.DateTimeField(blank=True, null=True, verbose_name='not before'),
         ),
         migrations.AddField(
-            model_name="commandtarget",
-            name="action",
-            field=models.JSONField(blank=True, default=dict, verbose_name="action"),
+            model_name='command',
+            name='verification',
+            field=models.CharField(blank=True, choices=[('pending', 'Waiting for telemetry'), ('verified', 'Verified'), ('not_seen', 'Not seen'), ('partial', 'Partly verified'), ('n/a', 'Not applicable')], default='', max_length=12, verbose_name='verification'),
         ),
         migrations.AddField(
-            model_name="commandtarget",
-            name="verification",
-            field=models.CharField(
-                blank=True,
-                choices=[
-                    ("pending", "Waiting for telemetry"),
-                    ("verified", "Verified"),
-                    ("not_seen", "Not seen"),
-                    ("partial", "Partly verified"),
-                    ("n/a", "Not applicable"),
-                ],
-                default="",
-                max_length=12,
-                verbose_name="verification",
-            ),
+            model_name='commandtarget',
+            name='action',
+            field=models.JSONField(blank=True, default=dict, verbose_name='action'),
         ),
         migrations.AddField(
-            model_name="commandtarget",
-            name="verification_detail",
-            field=models.CharField(blank=True, max_length=300, verbose_name="verification detail"),
+            model_name='commandtarget',
+            name='verification',
+            field=models.CharField(blank=True, choices=[('pending', 'Waiting for telemetry'), ('verified', 'Verified'), ('not_seen', 'Not seen'), ('partial', 'Partly verified'), ('n/a', 'Not applicable')], default='', max_length=12, verbose_name='verification'),
         ),
         migrations.AddField(
-            model_name="commandtarget",
-            name="verified_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="verified"),
+            model_name='commandtarget',
+            name='verification_detail',
+            field=models.CharField(blank=True, max_length=300, verbose_name='verification detail'),
+        ),
+        migrations.AddField(
+            model_name='commandtarget',
+            name='verified_at',
+            field=models.DateTimeField(blank=True, null=True, verbose_name='verified'),
         ),
     ]

@@ -322,6 +322,8 @@ def test_page_lists_filters_exports_and_verifies(client, farm, who):
     assert b"".join(export.streaming_content).decode("utf-8-sig").count("command:7") == 2
     verified = client.get(url, {"verify": "1"}).content.decode()
     assert 'data-testid="audit-verify-result"' in verified and "alert-success" in verified
+    # The date filters show their labels (a date input has no placeholder to say which end it is).
+    assert html.count('data-testid="filter-date-label"') == 2 and "From (UTC date)" in html
 
 
 # -- hooks -----------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ from django.urls import path
 from hashinsight.portal.views import alert_rules as rules_pages
 from hashinsight.portal.views import alerts, calculator, dashboard, jobs, miners, portfolio, sites, telemetry, tokens
 from hashinsight.portal.views import audit as audit_pages
+from hashinsight.portal.views import edge_device_list
 from hashinsight.portal.views import edge_devices as edge
 
 app_name = "portal"
@@ -16,6 +17,7 @@ urlpatterns = [
     path("sites/<slug:slug>/edge-devices/credentials/", edge.edge_credentials, name="edge-credentials"),
     path("sites/<slug:slug>/edge-devices/<int:pk>/rotate/", edge.edge_device_rotate, name="edge-device-rotate"),
     path("sites/<slug:slug>/edge-devices/<int:pk>/revoke/", edge.edge_device_revoke, name="edge-device-revoke"),
+    path("edge-devices/", edge_device_list.edge_device_list, name="edge-device-list"),
     path("sites/<slug:slug>/telemetry/", telemetry.site_dashboard, name="telemetry-site"),
     path("sites/<slug:slug>/telemetry/live/", telemetry.live_list, name="telemetry-live"),
     path("miners/", miners.miner_list, name="miner-list"),

@@ -3,7 +3,8 @@ from django.urls import path
 from hashinsight.portal.views import alert_rules as rules_pages
 from hashinsight.portal.views import alerts, calculator, dashboard, jobs, miners, portfolio, sites, telemetry, tokens
 from hashinsight.portal.views import audit as audit_pages
-from hashinsight.portal.views import edge_device_list
+from hashinsight.portal.views import commands as command_pages
+from hashinsight.portal.views import edge_device_list as edge_list
 from hashinsight.portal.views import edge_devices as edge
 
 app_name = "portal"
@@ -17,7 +18,7 @@ urlpatterns = [
     path("sites/<slug:slug>/edge-devices/credentials/", edge.edge_credentials, name="edge-credentials"),
     path("sites/<slug:slug>/edge-devices/<int:pk>/rotate/", edge.edge_device_rotate, name="edge-device-rotate"),
     path("sites/<slug:slug>/edge-devices/<int:pk>/revoke/", edge.edge_device_revoke, name="edge-device-revoke"),
-    path("edge-devices/", edge_device_list.edge_device_list, name="edge-device-list"),
+    path("edge-devices/", edge_list.edge_device_list, name="edge-device-list"),
     path("sites/<slug:slug>/telemetry/", telemetry.site_dashboard, name="telemetry-site"),
     path("sites/<slug:slug>/telemetry/live/", telemetry.live_list, name="telemetry-live"),
     path("miners/", miners.miner_list, name="miner-list"),
@@ -26,6 +27,14 @@ urlpatterns = [
     path("alerts/<int:pk>/row", alerts.alert_row, name="alert-row"),
     path("alerts/acknowledge/", alerts.alert_acknowledge, name="alert-acknowledge"),
     path("alerts/resolve/", alerts.alert_resolve, name="alert-resolve"),
+    path("commands/", command_pages.command_list, name="command-list"),
+    path("commands/new/", command_pages.command_propose, name="command-propose"),
+    path("commands/<int:pk>/", command_pages.command_detail, name="command-detail"),
+    path("commands/<int:pk>/row", command_pages.command_row, name="command-row"),
+    path("commands/<int:pk>/approve/", command_pages.command_approve, name="command-approve"),
+    path("commands/<int:pk>/deny/", command_pages.command_deny, name="command-deny"),
+    path("commands/<int:pk>/cancel/", command_pages.command_cancel, name="command-cancel"),
+    path("commands/<int:pk>/rollback/", command_pages.command_rollback, name="command-rollback"),
     path("jobs/", jobs.job_list, name="job-list"),
     path("audit/", audit_pages.audit_list, name="audit-list"),
     path("calculator/", calculator.calculator, name="calculator"),

@@ -436,6 +436,8 @@ SPECTACULAR_SETTINGS = {
         "MinerStatusEnum": "miners.models.MinerStatus",
         "AlertRuleKindEnum": "telemetry.models.AlertRuleKind",
         "CommandStatusEnum": "commands.models.CommandStatus",
+        "TelemetryScopeEnum": "telemetry.api.telemetry_serializers.TELEMETRY_SCOPES",
+        "TokenScopeEnum": "hashinsight.accounts.models.TOKEN_SCOPES",
     },
 }
 BULK_IMPORT_MAX_ROWS = 10_000

@@ -112,3 +112,7 @@ class ApiToken(models.Model):
         if self.revoked_at is not None:
             return "revoked"
         return "active" if self.is_active else "expired"
+
+
+# The API schema's name for a token's scope (settings.SPECTACULAR_SETTINGS ENUM_NAME_OVERRIDES).
+TOKEN_SCOPES = ApiToken.Scope

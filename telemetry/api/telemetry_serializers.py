@@ -98,9 +98,14 @@ class RecentAlertSerializer(serializers.Serializer):
     count = serializers.IntegerField()
 
 
+# Whose miners a figure covers: the whole site, or only the caller's hosting clients' (named in the schema
+# as TelemetryScopeEnum, distinct from an API token's scope).
+TELEMETRY_SCOPES = ("site", "customers")
+
+
 class SummarySerializer(serializers.Serializer):
     site = serializers.DictField()
-    scope = serializers.ChoiceField(choices=["site", "customers"], help_text="`customers`: your own miners only")
+    scope = serializers.ChoiceField(choices=TELEMETRY_SCOPES, help_text="`customers`: your own miners only")
     generated_at = serializers.DateTimeField()
     offline_after_s = serializers.IntegerField()
     miners = serializers.IntegerField()
@@ -158,7 +163,7 @@ class MinerHistorySerializer(_HistoryBase):
 
 class SiteHistorySerializer(_HistoryBase):
     site = serializers.IntegerField()
-    scope = serializers.ChoiceField(choices=["site", "customers"])
+    scope = serializers.ChoiceField(choices=TELEMETRY_SCOPES)
 
 
 class DailyRowSerializer(serializers.Serializer):

@@ -17,6 +17,8 @@ from sites.models import Customer, Site, Zone
 
 # Users offered on the access page without being picked: enough for a team, not a directory.
 LISTED_CANDIDATES = 25
+# Beyond this many more candidates the picker is a username field, not a <select> of every user.
+PICKER_MAX = 200
 
 
 class AccessAdminMixin:
@@ -69,6 +71,11 @@ class AccessAdminMixin:
             added = int(add_user) if add_user else None
         except ValueError:
             raise DomainError("invalid_user", str(_("Unknown user."))) from None
+        username = (request.POST.get("add_username") or "").strip()
+        if added is None and username:
+            added = get_user_model().objects.filter(username=username[:150]).values_list("pk", flat=True).first()
+            if added is None:
+                raise DomainError("invalid_user", str(_("Unknown user.")))
         grants = {user_id: set(request.POST.getlist(f"perm_{user_id}")) for user_id in shown}
         if added is not None:
             add_perms = set(request.POST.getlist("add_perm"))
@@ -97,7 +104,11 @@ class AccessAdminMixin:
         holders = list(users.filter(pk__in=held))
         candidates = users.filter(role=kind.grantee_role, is_active=True).exclude(pk__in=held)
         listed = list(candidates[:LISTED_CANDIDATES])
-        pickable = list(candidates.exclude(pk__in=[u.pk for u in listed]))
+        rest = candidates.exclude(pk__in=[u.pk for u in listed])
+        pickable = list(rest[: PICKER_MAX + 1])
+        pick_by_name = len(pickable) > PICKER_MAX  # too many for a list: type the username instead
+        if pick_by_name:
+            pickable = []
         rows = [
             {
                 "user": user,
@@ -114,6 +125,7 @@ class AccessAdminMixin:
             "columns": self.access_columns,
             "rows": rows,
             "pickable": pickable,
+            "pick_by_name": pick_by_name,
             "grantee_role": Role(kind.grantee_role).label,
             "change_url": reverse(
                 f"admin:{self.opts.app_label}_{self.opts.model_name}_change",

@@ -147,6 +147,24 @@ def test_the_picker_adds_a_user(client, farm):
     assert ("siteowner_b_ro", "view_site") in site_grants(farm.site_b)  # users not listed keep theirs
 
 
+def test_with_many_candidates_the_picker_is_a_username_field(client, farm, monkeypatch):
+    from sites import admin as sites_admin
+
+    monkeypatch.setattr(sites_admin, "LISTED_CANDIDATES", 1)
+    monkeypatch.setattr(sites_admin, "PICKER_MAX", 2)
+    for n in range(4):
+        UserFactory(username=f"candidate{n}", role=Role.MINING_SITE_OWNER)
+    client.force_login(farm.users["admin"])
+    url = f"/admin/sites/site/{farm.site_b.pk}/permissions/"
+    html = client.get(url).content.decode()
+    assert 'name="add_username"' in html and 'name="add_user"' not in html  # no <select> of every user
+    assert client.post(url, {"add_username": "candidate3", "add_perm": ["view_site"]}).status_code == 302
+    assert ("candidate3", "view_site") in site_grants(farm.site_b)
+    before = site_grants(farm.site_b)
+    refused = client.post(url, {"add_username": "nobody-by-this-name", "add_perm": ["view_site"]})
+    assert refused.status_code == 400 and site_grants(farm.site_b) == before
+
+
 def test_a_picked_user_with_nothing_ticked_is_refused_and_nothing_changes(client, farm):
     newcomer = UserFactory(username="newcomer", role=Role.MINING_SITE_OWNER)
     owner_a = farm.users["siteowner_a"]

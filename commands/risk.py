@@ -205,6 +205,7 @@ _ALLOWED = {
 }
 POOL_SCHEMES = ("stratum+tcp", "stratum+ssl", "stratum2+tcp")
 POWER_MODES = ("low", "normal", "high")
+FAN_AUTO = "auto"  # SET_FAN percent: hand the fans back to the miner's own control
 CURTAIL_MODES = ("soft", "hard")
 MAX_URL_CHARS = 255
 MAX_WORKER_CHARS = 120
@@ -311,7 +312,7 @@ def validate_params(command_type: Any, params: Mapping | None, *, now: datetime 
 
     * POOL_SET: ``url`` (stratum+tcp / stratum+ssl / stratum2+tcp, a host, a port 1–65535, ≤ 255 chars),
       ``worker`` (≤ 120 chars, no blanks or control characters), ``password`` optional (kept when given).
-    * SET_FAN: ``percent``, an integer 0–100.
+    * SET_FAN: ``percent``, an integer 0–100, or ``"auto"`` (the miner's own fan control; never below a floor).
     * POWER_MODE: ``mode``, low | normal | high.
     * CURTAIL: exactly one of ``kw`` (> 0) or ``percent`` (0 < p ≤ 100, of the targets' power), ``start`` and
       ``end`` (ISO-8601 with a zone, stored as UTC ``…Z``; end after start, at most 7 days apart; end after
@@ -348,8 +349,10 @@ def validate_params(command_type: Any, params: Mapping | None, *, now: datetime 
 
     if kind == SET_FAN:
         percent = params["percent"]
+        if isinstance(percent, str) and percent.strip().lower() == FAN_AUTO:
+            return {"percent": FAN_AUTO}  # the miner's own fan control (what a rollback restores)
         if isinstance(percent, bool) or not isinstance(percent, int):
-            raise RiskInputError("invalid_type", "must be a whole number of percent (0–100)", "percent")
+            raise RiskInputError("invalid_type", 'must be a whole number of percent (0–100) or "auto"', "percent")
         if not 0 <= percent <= 100:
             raise RiskInputError("out_of_range", "must be from 0 to 100 %", "percent")
         return {"percent": percent}
@@ -848,7 +851,9 @@ def safety_check(
     params = command.params or {}
     targets = list(targets_state)
     refusals: list[Refusal] = []
-    if kind == SET_FAN and params.get("percent", 100) < limits.fan_floor_pct:
+    percent = params.get("percent", 100)
+    # "auto": the miner's firmware drives its fans from its own temperatures; never a floor breach.
+    if kind == SET_FAN and percent != FAN_AUTO and percent < limits.fan_floor_pct:
         for target in targets:
             limit = target.chip_temp_limit_c if target.chip_temp_limit_c is not None else limits.chip_temp_limit_c
             if target.chip_temp_c is None:
@@ -1007,9 +1012,9 @@ def inverse(command_type: Any, params: Mapping | None, before_state: Mapping | N
     """The command that undoes ``command_type`` with ``params``, from one target's recorded state before it ran.
 
     ``before_state`` keys: ``pool_url``, ``pool_worker`` (and ``pool_password`` if recorded) for POOL_SET,
-    ``fan_percent`` for SET_FAN, ``power_mode`` for POWER_MODE. HASHING_DISABLE ↔ HASHING_ENABLE need
-    nothing. MINER_RESTART cannot be undone and CURTAIL ends with its window (cancel it instead): both
-    raise ``RiskInputError('no_inverse')``. The returned parameters are validated."""
+    ``fan_percent`` (0–100 or ``"auto"``) for SET_FAN, ``power_mode`` for POWER_MODE. HASHING_DISABLE ↔
+    HASHING_ENABLE need nothing. MINER_RESTART cannot be undone and CURTAIL ends with its window (cancel it
+    instead): both raise ``RiskInputError('no_inverse')``. The returned parameters are validated."""
     kind = canonical_type(command_type)
     before = before_state or {}
     if kind == HASHING_DISABLE:

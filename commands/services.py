@@ -289,15 +289,25 @@ def _kw(watts) -> Decimal:
 
 
 def _before_state(live) -> dict:
+    """The live layer's reading at proposal, frozen on the target. The settings use the edge's before_state
+    names (``pool_url``, ``fan_percent``, ``power_mode``; absent when unknown), so a rollback falls back on them
+    when the edge recorded nothing (``commands.rollback``)."""
     if live is None:
         return {}
-    return {
+    state = {
         "status": live.status,
         "hashrate_ghs": live.hashrate_ghs,
         "power_w": live.power_w,
         "temp_chip_max_c": live.temp_chip_max_c,
         "last_seen": live.last_seen.isoformat() if live.last_seen else None,
     }
+    if getattr(live, "pool_url", ""):
+        state["pool_url"] = live.pool_url
+    if getattr(live, "fan_pct", None) is not None:
+        state["fan_percent"] = live.fan_pct
+    if getattr(live, "power_mode", ""):
+        state["power_mode"] = live.power_mode
+    return state
 
 
 @dataclass
@@ -423,6 +433,12 @@ def assess(
 class Proposed:
     command: Command
     created: bool  # False: an existing live command with the same dedupe key was returned
+    # A rollback needing several inverse commands (one per earlier state): the others, after ``command``.
+    others: tuple = ()
+
+    @property
+    def commands(self) -> list:
+        return [self.command, *self.others]
 
 
 def command_propose(
@@ -762,4 +778,8 @@ def command_acknowledge(*, command_id: int, device, nonce: str, results, visible
         to = S.COMPLETED if ok == len(targets) else (S.FAILED if ok == 0 else S.PARTIAL)
         summary = {"device_id": device.pk, "ok": ok, "failed": len(targets) - ok}
         _move(command, to, actor=device, actor_kind="device", reason=f"{ok}/{len(targets)} targets ok", payload=summary)
+        if command.rollback_of_id is not None:
+            from commands.rollback import rollback_settle  # rollback builds on this module
+
+            rollback_settle(rollback=command, actor=device, actor_kind="device")
     return command, True

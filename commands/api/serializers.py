@@ -51,6 +51,7 @@ class CommandSerializer(serializers.ModelSerializer):
     params = serializers.SerializerMethodField()
     proposer = serializers.SerializerMethodField()
     target_count = serializers.SerializerMethodField()
+    rollbacks = serializers.PrimaryKeyRelatedField(many=True, read_only=True, help_text="Commands rolling it back.")
 
     class Meta:
         model = Command
@@ -58,7 +59,7 @@ class CommandSerializer(serializers.ModelSerializer):
             "id", "site", "type", "params", "status", "status_reason", "dedupe_key", "proposer", "proposer_kind",
             "ai_confidence", "risk_score", "risk_tier", "risk_breakdown", "approvals_required", "owner_admin_only",
             "priority", "expires_at", "dispatched_at", "finished_at", "created_at", "updated_at", "rollback_of",
-            "target_count",
+            "rollbacks", "target_count",
         ]  # fmt: skip
 
     def get_params(self, obj) -> dict:
@@ -78,6 +79,15 @@ class CommandDetailSerializer(CommandSerializer):
 
     class Meta(CommandSerializer.Meta):
         fields = [*CommandSerializer.Meta.fields, "targets", "approvals"]
+
+
+class RollbackSerializer(CommandDetailSerializer):
+    rollback_group = serializers.ListField(
+        child=serializers.IntegerField(), help_text="Every command of this rollback, the first one included."
+    )
+
+    class Meta(CommandDetailSerializer.Meta):
+        fields = [*CommandDetailSerializer.Meta.fields, "rollback_group"]
 
 
 class CommandFilterSerializer(serializers.Serializer):

@@ -1,4 +1,4 @@
-"""The commands API, ``/api/v1/commands…``: propose (and preview), approve, deny, cancel, read and list.
+"""The commands API, ``/api/v1/commands…``: propose (and preview), approve, deny, cancel, roll back, read and list.
 
 Commands belong to the CURTAILMENT module; which commands: those of the sites you operate (hidden → 404,
 read-only grant → 403). Every write goes through ``commands.services``."""
@@ -24,6 +24,7 @@ from commands.api.serializers import (
     CommandSerializer,
     DecisionSerializer,
     ProposeSerializer,
+    RollbackSerializer,
 )
 from hashinsight.accounts.permissions import ModuleAccess
 from hashinsight.accounts.roles import Module
@@ -127,6 +128,27 @@ class CancelView(_DecisionView):
         return super().post(request, pk)
 
 
+class RollbackView(_CommandsView):
+    detail = True  # the service decides: hidden → 404, read-only → 403
+
+    @extend_schema(request=DecisionSerializer, responses={201: RollbackSerializer})
+    def post(self, request, pk):
+        """Propose the inverse of a COMPLETED or PARTIAL command (disable ↔ enable, the previous pool, fan or
+        power mode, from the state recorded before it ran; only the targets that succeeded), scored and approved
+        like any other command. Targets that had different states before need one command each: the answer is
+        the first rollback command (as ``propose`` answers) plus ``rollback_group``, the ids of all of them. The
+        original becomes ROLLED_BACK once they have run. 409 ``no_inverse`` (restart, curtail), ``not_finished``,
+        ``already_rolled_back``, ``rollback_pending``, ``nothing_to_roll_back``, ``no_previous_state``."""
+        from commands.rollback import command_rollback
+
+        command = selectors.command_get(user=request.user, command_id=pk)
+        data = _valid(DecisionSerializer, request.data)
+        result = command_rollback(command=command, actor=request.user, reason=data["reason"])
+        body = _detail(selectors.command_get(user=request.user, command_id=result.command.pk))
+        body["rollback_group"] = [c.pk for c in result.commands]
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
 class CommandListView(_CommandsView):
     @extend_schema(
         operation_id="commands_list", parameters=[CommandFilterSerializer], responses={200: CommandPageSerializer}
@@ -158,7 +180,9 @@ class CommandListView(_CommandsView):
             qs = qs.filter(created_at__gte=p["created_after"])
         if "created_before" in p:
             qs = qs.filter(created_at__lt=p["created_before"])
-        page = selectors.command_page(qs.prefetch_related("targets"), cursor=p.get("cursor"), limit=p["limit"])
+        page = selectors.command_page(
+            qs.prefetch_related("targets", "rollbacks"), cursor=p.get("cursor"), limit=p["limit"]
+        )
         next_url = None
         if page.next_cursor:
             query = request.query_params.copy()
@@ -201,6 +225,7 @@ commands_urls = [
     re_path(r"^commands/(?P<pk>[0-9]+)/approve/?$", ApproveView.as_view(), name="command-approve"),
     re_path(r"^commands/(?P<pk>[0-9]+)/deny/?$", DenyView.as_view(), name="command-deny"),
     re_path(r"^commands/(?P<pk>[0-9]+)/cancel/?$", CancelView.as_view(), name="command-cancel"),
+    re_path(r"^commands/(?P<pk>[0-9]+)/rollback/?$", RollbackView.as_view(), name="command-rollback"),
 ]
 
 legacy_urls = [

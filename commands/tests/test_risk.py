@@ -618,6 +618,18 @@ def test_fan_below_floor_on_a_hot_chip_is_refused():
     assert safety_check(CommandSpec("SET_FAN", {"percent": 20}), [TargetState("x", chip_temp_c=85)]) == []
 
 
+def test_fan_auto_is_valid_and_always_safe_and_is_what_a_rollback_restores():
+    assert validate_params("SET_FAN", {"percent": "auto"}) == {"percent": "auto"}
+    assert validate_params("set_fan", {"percent": " AUTO "}) == {"percent": "auto"}
+    for bad in ("automatic", "", "50", None, 50.5):
+        assert error(validate_params, "SET_FAN", {"percent": bad}).code == "invalid_type", bad
+    hot = [TargetState("hot", chip_temp_c=99), TargetState("unknown")]
+    auto = validate_params("SET_FAN", {"percent": "auto"})
+    assert safety_check(CommandSpec("SET_FAN", auto), hot, SiteLimits(fan_floor_pct=100)) == []
+    assert inverse("SET_FAN", {"percent": 90}, {"fan_percent": "auto"}) == ("SET_FAN", {"percent": "auto"})
+    assert inverse("SET_FAN", auto, {"fan_percent": 40}) == ("SET_FAN", {"percent": 40})
+
+
 def test_enabling_or_restarting_a_miner_with_an_open_safety_shutdown_is_refused():
     targets = [TargetState("tripped", safety_shutdown_open=True), TargetState("ok")]
     for kind in ("HASHING_ENABLE", "start", "MINER_RESTART"):

@@ -1301,6 +1301,72 @@ def test_command_propose_and_preview_follow_scope(api, farm, username):
         assert Command.objects.count() == before, key
 
 
+# Rolling back a finished command (POST /api/v1/commands/{id}/rollback) is proposing its inverse: the same
+# rights as proposing (201 where the user may propose on the site; hidden 404, read-only 403, no module 403).
+# Each site holds a HASHING_ENABLE the owner proposed, auto-approved, run and acknowledged by the site's
+# device; its inverse is a HIGH HASHING_DISABLE pending approval, which its proposer (the one who asked for
+# the rollback) may not approve: 403 self_approval.
+CREATED = 201
+COMMAND_ROLLBACK = {
+    "owner": {"A": CREATED, "B": CREATED},
+    "admin": {"A": CREATED, "B": CREATED},
+    "siteowner_a": {"A": CREATED, "B": HIDDEN},
+    "siteowner_b_ro": {"A": HIDDEN, "B": READ_ONLY},
+    "client_x": {"A": NO_MODULE, "B": NO_MODULE},
+    "client_y": {"A": NO_MODULE, "B": NO_MODULE},
+    "customer": {"A": NO_MODULE, "B": NO_MODULE},
+    "guest": {"A": NO_MODULE, "B": NO_MODULE},
+}
+
+
+@pytest.fixture
+def completed_farm(farm):
+    from commands import dispatch, services
+    from telemetry import devices
+
+    farm.completed = {}
+    for key, site, slug in (("A", farm.site_a, "site-a"), ("B", farm.site_b, "site-b")):
+        miner = farm.miners[(slug, "own")]
+        _row, code = devices.enrollment_code_create(site=site)
+        device, _token, _secret = devices.device_register(code=code, name=f"edge-{key}", version="1.0.0")
+        command = services.command_propose(actor=farm.users["owner"], type="HASHING_ENABLE", targets=[miner.pk]).command
+        command = services.command_mark_dispatched(command=command, device=device)
+        command, _ = services.command_acknowledge(
+            command_id=command.pk, device=device, nonce=dispatch.dispatch_nonce(command),
+            results=[{"miner": miner.serial, "status": "ok"}], visible=dispatch.acknowledgeable(device),
+        )  # fmt: skip
+        assert command.status == "COMPLETED"
+        farm.completed[key] = command
+    return farm
+
+
+@pytest.mark.parametrize("username", USERS)
+def test_command_rollback_follows_scope_and_its_proposer_may_not_approve_it(api, completed_farm, username):
+    from commands.models import Command
+
+    farm = completed_farm
+    api.force_authenticate(farm.users[username])
+    for key, original in farm.completed.items():
+        before = Command.objects.count()
+        response = api.post(f"/api/v1/commands/{original.pk}/rollback", {"reason": "matrix"}, format="json")
+        expected = COMMAND_ROLLBACK[username][key]
+        if expected == CREATED:
+            assert response.status_code == 201, (key, response.content[:300])
+            body = response.json()
+            assert (body["rollback_of"], body["type"], body["status"]) == (
+                original.pk, "HASHING_DISABLE", "PENDING_APPROVAL"
+            ), key  # fmt: skip
+            assert Command.objects.count() == before + 1, key
+            own = api.post(f"/api/v1/commands/{body['id']}/approve", {}, format="json")
+            assert_error(own, SELF, (key, "approve own rollback"))
+            continue
+        if expected == HIDDEN:
+            assert_hidden(response, original.pk, (key, "rollback"))
+        else:
+            assert_error(response, expected, (key, "rollback"))
+        assert Command.objects.count() == before, key
+
+
 # The seed's command paths passed their sunset: 410 Gone for everyone (signed in or not), every method,
 # pointing at /api/v1/commands, whatever the id (even one of a site the user cannot see).
 LEGACY_COMMAND_PATHS = ["/api/sites/{site_a}/commands", "/api/commands/{command_b}", "/api/remote/commands/pending"]

@@ -276,9 +276,13 @@ class ServerClient:
             raise RequestRefused("GET commands/poll: the answer holds no commands list", status=reply.status)
         return data["commands"]
 
-    async def ack_command(self, command_id, nonce: str, results: list[dict]) -> dict:
-        """Report the per-miner results of a command (its nonce proves which dispatch they answer)."""
-        reply = await self.request("POST", f"commands/{command_id}/ack", payload={"nonce": nonce, "results": results})
+    async def ack_command(self, command_id, nonce: str, results: list[dict], *, phase: str | None = None) -> dict:
+        """Report the per-miner results of a command (its nonce proves which dispatch they answer); ``phase``
+        "restore" reports what a CURTAIL's end put back (edge.collector.curtail)."""
+        payload: dict = {"nonce": nonce, "results": results}
+        if phase is not None:
+            payload["phase"] = phase
+        reply = await self.request("POST", f"commands/{command_id}/ack", payload=payload)
         return reply.data if isinstance(reply.data, dict) else {}
 
 

@@ -21,8 +21,9 @@ Nonces are kept until ``max_skew_s`` after their command's expiry (a command is 
 if the clock stepped back by up to the tolerance), then pruned.
 
 ``execute(verified, adapter, miners)`` runs the command on each target through the adapter's
-``execute(miner, command, params)`` and returns one result per target for the acknowledgement:
-``{"miner", "status": "ok" | "failed" | "unsupported", "message", "before_state"?}``."""
+``execute(miner, command, params)`` (CURTAIL: per target action, see ``edge.collector.curtail``) and returns one
+result per target for the acknowledgement: ``{"miner", "status": "ok" | "failed" | "unsupported", "message",
+"before_state"?}``."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from edge.collector.adapters.base import COMMANDS, Adapter, AdapterError, UnsupportedCommand
-from edge.collector.sample import MinerSpec
+from edge.collector.sample import MinerSpec, Sample
 from edge.signing import SIGNATURE_FIELD, SIGNED_FIELDS, key_from_secret, signature_matches, signed_part
 
 log = logging.getLogger("edge.collector.commands")
@@ -348,6 +349,29 @@ def _result(serial: str, status: str, message: str, before: dict | None = None) 
     return out
 
 
+def before_state(sample: Sample) -> dict:
+    """What a command's acknowledgement reports of a miner just before it acted (the server keeps it for the
+    rollback and the effect check: commands.risk.inverse reads pool_url, pool_worker, fan_percent, power_mode):
+    status, hashrate_ths, power_w, fan_rpm, temp_chip_max_c, errors always; pool_url, pool_worker, fan_percent
+    (0–100, or "auto" when the firmware drives the fans), power_mode and power_limit_w when the adapter read them."""
+    data = sample.to_json()
+    out = {name: data.get(name) for name in _BEFORE_FIELDS}
+    fan_percent = None
+    if sample.fan_mode == "auto":
+        fan_percent = "auto"
+    elif sample.fan_mode == "manual" and sample.fan_pct is not None:
+        fan_percent = sample.fan_pct
+    settings = {
+        "pool_url": sample.pool_url,
+        "pool_worker": sample.pool_worker,
+        "fan_percent": fan_percent,
+        "power_mode": sample.power_mode,
+        "power_limit_w": sample.power_limit_w,
+    }
+    out.update({key: value for key, value in settings.items() if value is not None})
+    return out
+
+
 async def execute(
     verified: VerifiedCommand,
     adapter: Adapter | Callable[[str], Adapter],
@@ -356,16 +380,48 @@ async def execute(
     read_before: bool = True,
     concurrency: int = 32,
     nonce_store: NonceStore | None = None,
+    restores=None,
+    now: datetime | None = None,
 ) -> list[dict]:
     """Carry out ``verified`` on each of its targets; one result per target, in the order of the targets.
 
     ``adapter`` is one adapter for every miner, or a function from an adapter name (``MinerSpec.adapter``) to the
     adapter (``Collector.adapter``). ``miners`` maps serials to the miners this device polls; a target it does
     not know fails with "unknown miner". With ``read_before`` each miner is polled first and the reading kept
-    as ``before_state`` (what a rollback or the effect check compares with). A target's failure never stops
-    the others. With ``nonce_store`` the results are recorded with the command's nonce."""
+    as ``before_state`` (what a rollback or the effect check compares with, see ``before_state``). A target's
+    failure never stops the others. With ``nonce_store`` the results are recorded with the command's nonce.
+
+    CURTAIL runs each target's planned action (``edge.collector.curtail``) and, with ``restores`` (a
+    ``curtail.RestoreStore``), schedules the restore at ``params["end"]``; a CURTAIL without a readable end, or
+    whose end has passed (``now``), changes nothing."""
+    from edge.collector import curtail  # curtail builds on this module's results: imported when used
+
     kind = _LEGACY.get(verified.type, verified.type)
     gate = asyncio.Semaphore(max(1, concurrency))
+    now = now or datetime.now(UTC)
+    actions: dict = {}
+    end = until = None
+    if kind == "CURTAIL":
+        end = curtail.parse_end(verified.params)
+        refusal = None
+        if end is None:
+            refusal = "CURTAIL needs params end (ISO-8601 with a zone): nothing changed"
+        elif end <= now:
+            refusal = f"the curtailment window ended at {verified.params.get('end')}: nothing changed"
+        if refusal:
+            results = [_result(serial, FAILED, refusal) for serial in verified.targets]
+            if nonce_store is not None:
+                nonce_store.record_result(verified.nonce, results)
+            return results
+        until = end.strftime("%Y-%m-%dT%H:%M:%SZ")
+        actions = curtail.target_actions((verified.payload or {}).get("targets") or list(verified.targets))
+        if restores is not None:
+            known = [
+                {"serial": serial, "miner": curtail.miner_json(miners[serial])}
+                for serial in dict.fromkeys(verified.targets)
+                if serial in miners
+            ]
+            restores.schedule(str(verified.command_id), verified.nonce, end, known, now=now)
 
     async def one(serial: str) -> dict:
         if kind not in COMMANDS:
@@ -378,15 +434,21 @@ async def execute(
                 handler = _adapter_for(adapter, miner)
             except Exception as exc:
                 return _result(serial, UNSUPPORTED, f"no adapter {miner.adapter!r}: {exc}")
-            before = None
-            if read_before:
+            before = sample = None
+            if read_before or kind == "CURTAIL":  # a curtailment needs the settings it may have to restore
                 try:
                     sample = await handler.poll(miner, ts=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-                    data = sample.to_json()
-                    before = {name: data.get(name) for name in _BEFORE_FIELDS}
+                    before = before_state(sample)
                 except Exception:
                     log.warning("%s: could not read the state before %s", serial, kind, exc_info=True)
             try:
+                if kind == "CURTAIL":
+                    action, watts = actions.get(serial, (curtail.STOP, None))
+                    status, message = await curtail.curtail_target(
+                        handler, miner, action, watts, before=sample, restores=restores,
+                        command_id=str(verified.command_id), until=until,
+                    )  # fmt: skip
+                    return _result(serial, status, message, before)
                 answer = await handler.execute(miner, kind, adapter_params(kind, verified.params))
             except UnsupportedCommand as exc:
                 return _result(serial, UNSUPPORTED, str(exc) or f"{kind} is not supported", before)

@@ -26,6 +26,7 @@ from edge.collector.commands import FAILED as COMMAND_FAILED
 from edge.collector.commands import REPLAYED, CommandVerifier, NonceStore, Refusal, execute
 from edge.collector.config import Config
 from edge.collector.credentials import Credentials, CredentialsError, load_credentials
+from edge.collector.curtail import ACKED, REFUSED, REFUSED_ACK_STATUSES, RestoreStore, ack_delay, run_restore
 from edge.collector.safety import detect
 from edge.collector.sample import UNREACHABLE, MinerSpec, Sample, utc_iso
 from edge.collector.spool import KINDS, SAFETY, TELEMETRY, Spool
@@ -34,6 +35,7 @@ log = logging.getLogger("edge.collector")
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_AUTH = 0, 1, 2, 3
 COMMAND_WAIT_S = 25.0  # the long poll for commands (the server's maximum)
+RESTORE_TICK_S = 1.0  # how often the CURTAIL restores due are looked for
 POLL_FAILED = "poll_failed"  # the adapter itself raised (a bug or an unexpected answer): logged, sample offline
 
 
@@ -96,14 +98,18 @@ class Collector:
         sleep: Callable[[float], Awaitable[None]] | None = None,
         rng: Callable[[], float] = random.random,
         credentials: Credentials | None = None,
+        clock: Callable[[], datetime] | None = None,
     ):
         self.config = config
+        self.clock = clock or (lambda: datetime.now(UTC))
         self.credentials = credentials
         self.command_wait_s = COMMAND_WAIT_S
         self.command_backoff = Backoff(cap=config.max_backoff_s, rng=rng)
         self.commands_handled = 0
         self.client = client
         self.spool = spool
+        self.restores = RestoreStore(spool.db)  # CURTAIL restores, in the spool's SQLite next to the nonces
+        self._rng = rng
         self._adapters: dict[str, Adapter] = dict(adapters or {})
         self._sleep = sleep or self._interruptible_sleep
         self.backoff = Backoff(cap=config.max_backoff_s, rng=rng)
@@ -440,7 +446,7 @@ class Collector:
         if not creds.hmac_secret or creds.site_id in (None, ""):
             log.warning("commands are not polled: the credentials hold no HMAC secret or site (register again)")
             return None
-        return CommandVerifier(creds.hmac_secret, NonceStore(self.spool.db), site_id=creds.site_id)
+        return CommandVerifier(creds.hmac_secret, NonceStore(self.spool.db), self.clock, site_id=creds.site_id)
 
     async def handle_command(self, verifier: CommandVerifier, envelope) -> list[dict] | None:
         """Verify, run and acknowledge one envelope; returns the results acknowledged (None if not acked)."""
@@ -448,11 +454,7 @@ class Collector:
         raw = envelope if isinstance(envelope, dict) else {}
         command_id, nonce = raw.get("command_id"), raw.get("nonce")
         if isinstance(checked, Refusal):
-            targets = (
-                [t for t in raw.get("targets") or [] if isinstance(t, str)]
-                if isinstance(raw.get("targets"), list)
-                else []
-            )
+            targets = _serials(raw.get("targets"))
             if checked.reason == REPLAYED and checked.previous_result is not None:
                 log.info("command %s delivered again: acknowledging its recorded results", command_id)
                 results = checked.previous_result
@@ -467,7 +469,12 @@ class Collector:
         else:
             log.info("command %s: %s on %d miner(s)", checked.command_id, checked.type, len(checked.targets))
             results = await execute(
-                checked, self.adapter, {m.serial: m for m in self.miners}, nonce_store=verifier.nonces
+                checked,
+                self.adapter,
+                {m.serial: m for m in self.miners},
+                nonce_store=verifier.nonces,
+                restores=self.restores,
+                now=self.clock(),
             )
         self.commands_handled += 1
         if not (isinstance(command_id, int) or (isinstance(command_id, str) and command_id.isdigit())):
@@ -504,6 +511,64 @@ class Collector:
                 if self.stopping:
                     return
                 await self.handle_command(verifier, envelope)
+
+    # --- CURTAIL restores (edge.collector.curtail) -------------------------------------------------------------
+    #
+    # Each tick: run the restores whose window has ended (also those that ended while the collector was down: the
+    # plan is in the spool's SQLite), then report each restore with POST commands/{id}/ack phase "restore". The
+    # report is retried with backoff while the server is unreachable (the next attempt time is kept in the table,
+    # so a restart goes on from there); a server that refuses it (400/404/409/410/422, e.g. one without the
+    # restore phase) is not asked again and the results stay in the table. The miners come from the inventory,
+    # else from the address recorded with the plan (a restart while the server is down still restores).
+
+    async def run_restores(self) -> int:
+        """Run the restores and reports due now; returns how many restores were reported (acknowledged)."""
+        now = self.clock()
+        miners = {m.serial: m for m in self.miners}
+        reported = 0
+        for restore in self.restores.due(now):
+            results = restore.results
+            if results is None:  # the window has ended: put the miners back
+                log.info("CURTAIL %s ended at %s: restoring %d miner(s)", restore.command_id, restore.end_at,
+                         len(restore.targets))  # fmt: skip
+                results = await run_restore(restore, self.adapter, miners, store=self.restores, now=now)
+                if results is None:
+                    continue  # some are retried later
+            if await self._report_restore(restore.command_id, restore.nonce, restore.ack_attempts, results):
+                reported += 1
+        return reported
+
+    async def _report_restore(self, command_id: str, nonce: str, attempts: int, results: list[dict]) -> bool:
+        try:
+            await self.client.ack_command(command_id, nonce, results, phase="restore")
+        except AuthRefused:
+            raise
+        except (Retryable, RequestRefused) as exc:
+            if isinstance(exc, RequestRefused) or exc.status in REFUSED_ACK_STATUSES:
+                log.warning(
+                    "the server refused the restore report of CURTAIL %s (%s); kept in the spool, not sent again",
+                    command_id, exc,
+                )  # fmt: skip
+                self.restores.finish(command_id, REFUSED, str(exc))
+                return False
+            delay = ack_delay(attempts, self._rng)
+            if exc.retry_after is not None:
+                delay = max(delay, exc.retry_after)
+            log.warning("restore report of CURTAIL %s not delivered (%s); again in %.1f s", command_id, exc, delay)
+            self.restores.ack_failed(command_id, str(exc), next_at=self.clock().timestamp() + delay)
+            return False
+        self.restores.finish(command_id, ACKED)
+        return True
+
+    async def _restore_loop(self) -> None:
+        while not self.stopping:
+            try:
+                await self.run_restores()
+            except AuthRefused:
+                raise
+            except Exception:  # a bug must not end the collector: logged, tried again next tick
+                log.exception("CURTAIL restores failed")
+            await self._interruptible_sleep(RESTORE_TICK_S)
 
     # --- loops ----------------------------------------------------------------------------------------------
 
@@ -560,6 +625,7 @@ class Collector:
             asyncio.create_task(self._push_loop(), name="push"),
             asyncio.create_task(self._health_loop(), name="health"),
             asyncio.create_task(self._command_loop(), name="commands"),
+            asyncio.create_task(self._restore_loop(), name="restores"),
         ]
         stop_waiter = asyncio.create_task(self._stop.wait())
         done, _ = await asyncio.wait([*tasks, stop_waiter], return_when=asyncio.FIRST_COMPLETED)
@@ -596,6 +662,18 @@ class Collector:
         if drained:
             await self.send_health()
         return EXIT_AUTH if self.auth_refused else (EXIT_OK if drained else EXIT_FAILED)
+
+
+def _serials(targets) -> list[str]:
+    """The serials of an envelope's targets (plain serials, or CURTAIL's {"serial", "action", ...} objects)."""
+    if not isinstance(targets, list):
+        return []
+    out = []
+    for target in targets:
+        serial = target.get("serial") if isinstance(target, dict) else target
+        if isinstance(serial, str) and serial:
+            out.append(serial)
+    return out
 
 
 def _refused_result(serial: str, message: str) -> dict:

@@ -10,6 +10,13 @@ STATUSES = ("hashing", "idle", "offline", "error")
 MAX_FANS, MAX_FAN_RPM = 16, 30_000
 MAX_ERRORS, MAX_ERROR_CHARS = 32, 64
 TEMP_RANGE_C = (-40.0, 150.0)
+MAX_POOL_URL_CHARS = 255
+POWER_MODES = ("low", "normal", "high")
+# Read by the adapters but not sent with the sample (the ingest contract has no place for them): they go into a
+# command's before_state (edge.collector.commands.before_state) and the CURTAIL restore.
+SETTINGS_ONLY = ("pool_worker", "fan_mode", "power_limit_w", "power_target_w")
+# Optional ingest keys: left out when unknown (the server then keeps the miner's last known value).
+OPTIONAL_KEYS = ("pool_url", "fan_pct", "power_mode")
 
 # Error codes the adapters write into ``Sample.errors`` (firmware codes pass through as "fw:<code>").
 FAN_FAILURE = "fan_failure"  # a fan reports 0 rpm while the miner is reachable
@@ -52,6 +59,14 @@ class Sample:
     accepted_shares: int | None = None
     rejected_shares: int | None = None
     errors: list[str] = field(default_factory=list)
+    # The miner's settings, where the adapter can read them (None: unknown).
+    pool_url: str | None = None  # the active pool
+    fan_pct: int | None = None  # the fan duty now, 0–100 (whether automatic or fixed)
+    power_mode: str | None = None  # low | normal | high
+    pool_worker: str | None = None  # the active pool's worker (user)
+    fan_mode: str | None = None  # "auto" (firmware-controlled) or "manual" (a fixed duty)
+    power_limit_w: int | None = None  # the power limit in force (a soft target, else the firmware's own)
+    power_target_w: int | None = None  # a soft power target set by an operator; None: none (or unknown)
 
     def __post_init__(self):
         if self.status not in STATUSES:
@@ -64,8 +79,21 @@ class Sample:
     def to_json(self) -> dict:
         """The ingest body's sample, kept inside the server's limits so one odd reading cannot get the whole
         sample rejected: at most 16 fans of 0–30,000 rpm, 32 error codes of 64 characters, no negative
-        hashrate or power, temperatures within -40–150 °C (a sensor reading outside is dropped, not clamped)."""
+        hashrate or power, temperatures within -40–150 °C (a sensor reading outside is dropped, not clamped).
+        The settings go as the optional keys pool_url (≤ 255 characters), fan_pct (0–100) and power_mode (low,
+        normal, high) when known and valid, and are left out otherwise."""
         data = asdict(self)
+        for key in SETTINGS_ONLY:
+            del data[key]
+        if not (isinstance(self.pool_url, str) and 0 < len(self.pool_url) <= MAX_POOL_URL_CHARS):
+            data["pool_url"] = None
+        if isinstance(self.fan_pct, bool) or not isinstance(self.fan_pct, int) or not 0 <= self.fan_pct <= 100:
+            data["fan_pct"] = None
+        if self.power_mode not in POWER_MODES:
+            data["power_mode"] = None
+        for key in OPTIONAL_KEYS:
+            if data[key] is None:
+                del data[key]
         data["fan_rpm"] = [min(max(int(rpm), 0), MAX_FAN_RPM) for rpm in self.fan_rpm[:MAX_FANS]]
         data["errors"] = [code[:MAX_ERROR_CHARS] for code in self.errors if code][:MAX_ERRORS]
         for key in ("hashrate_ths", "power_w"):

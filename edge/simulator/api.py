@@ -14,17 +14,24 @@ Write commands (one per request, parameter as a string; refused with code 45 whe
   addpool           "url,user[,password]"          cgminer's: appends a pool (at most 8)
   switchpool        pool index                     cgminer's: makes that pool the active one
   power_mode        low | normal | high            hashrate × 0.80/1.00/1.10, power × 0.70/1.00/1.22
+  power_target      watts | 0 | "default"          soft power cap: the chains underclock until the miner draws at
+                                                   most that (hashrate ∝ power^0.8); 0/"default" clears it; below
+                                                   the model's floor (40 % of nominal W) refused with code 141
 Pool URLs must start with stratum+tcp://, stratum+ssl:// or stratum2+tcp://; no value may contain a comma.
 
 STATUS codes: the read commands use cgminer's (summary 11, stats 70, devs 9, pools 7, version 22), invalid
 command 14, invalid JSON 23, access denied 45; the write commands and parameter errors use the simulator's own
 (restart 131, hashing_disable 132, hashing_enable 133, set_fan 134, set_pool 135, power_mode 136, ascenable 137,
-ascdisable 138, addpool 139, switchpool 142; invalid or missing parameter 140, not possible on this model 141).
+ascdisable 138, addpool 139, switchpool 142, power_target 143; invalid or missing parameter 140, not possible on
+this model or below its floor 141).
 
 Where the serial is: VERSION[0]["SN"] and STATS[0]["SN"] (and the catalog code in VERSION[0]["Model Code"]).
 Simulator additions to SUMMARY[0] (real firmware spreads these over web pages and vendor commands):
 "Mining" (hashing enabled by the operator), "Errors" (list of codes: overheat_shutdown, chain_<i>_dead,
-fan_<i>_failure, coolant_flow_low), "Power Mode". STATS[1] carries "temp_inlet"/"temp_outlet" (°C) for every model.
+fan_<i>_failure, coolant_flow_low), "Power Mode" (low/normal/high), "Power Target" (W, 0 when none is set) and
+"Power Limit" (W: the target, else the model's maximum; Whatsminer's own summary field of that name, added for every
+dialect). STATS[1] carries "temp_inlet"/"temp_outlet" (°C) for every model, and on air units "Fan Percent" (the
+duty now, 0–100) and "Fan Mode" ("auto", or "manual" when set_fan fixed the duty) — simulator additions.
 Power is reported only where the vendor's firmware does: Antminer STATS[1]["chain_power"] ("3250 W"), Whatsminer
 SUMMARY[0]["Power"] (W); Avalon and others report none.
 """
@@ -32,13 +39,13 @@ SUMMARY[0]["Power"] (W); Avalon and others report none.
 from __future__ import annotations
 
 from edge.cgminer import status
-from edge.simulator.miner import POOL_DIFFICULTY, POWER_MODES, Reading, SimMiner
+from edge.simulator.miner import POOL_DIFFICULTY, POWER_MODES, POWER_TARGET_MAX_W, Reading, SimMiner
 
 READ_COMMANDS = ("summary", "stats", "devs", "pools", "version")
 WRITE_ALIASES = {"pause": "hashing_disable", "resume": "hashing_enable"}
 WRITE_COMMANDS = (
     "restart", "hashing_disable", "hashing_enable", "ascdisable", "ascenable", "set_fan", "set_pool", "addpool",
-    "switchpool", "power_mode",
+    "switchpool", "power_mode", "power_target",
 )  # fmt: skip
 MAX_POOLS = 8
 POOL_SCHEMES = ("stratum+tcp://", "stratum+ssl://", "stratum2+tcp://")
@@ -105,6 +112,8 @@ def _summary(miner: SimMiner, r: Reading) -> dict:
         "Mining": r.mining,
         "Errors": list(r.errors),
         "Power Mode": r.power_mode,
+        "Power Target": r.power_target_w or 0,
+        "Power Limit": r.power_limit_w,
     }
     if p.dialect == "antminer":
         row["GHS 5s"] = round(total_ths * 1e3, 2)
@@ -123,7 +132,6 @@ def _summary(miner: SimMiner, r: Reading) -> dict:
                 "Power": round(r.power_w),
                 "Power Rate": round(r.power_w / total_ths, 2) if total_ths else 0.0,
                 "Factory GHS": round(p.nominal_ths * 1e3),
-                "Power Limit": round(p.nominal_w * POWER_MODES["high"][1]),
                 "freq_avg": 560 if r.mining else 0,
                 "Error Code Count": len(r.errors),
             }
@@ -158,6 +166,9 @@ def _stats(miner: SimMiner, r: Reading) -> dict:
     }
     for i, rpm in enumerate(r.fan_rpm, start=1):
         detail[f"fan{i}"] = rpm
+    if p.fans:  # simulator additions (see the module docstring)
+        detail["Fan Percent"] = r.fan_pct
+        detail["Fan Mode"] = "auto" if r.fan_auto else "manual"
     detail["temp_num"] = p.chains
     for c in range(p.chains):
         i = c + 1
@@ -333,6 +344,16 @@ def _write(miner: SimMiner, t: float, command: str, parameter: str | None) -> di
         miner.advance(t)
         miner.power_mode = param.lower()
         return {"STATUS": [_ok(miner, 136, f"Power mode {miner.power_mode}")], "id": 1}
+    if command == "power_target":
+        if param.lower() in ("0", "default"):
+            miner.set_power_target(t, None)
+            return {"STATUS": [_ok(miner, 143, "Power target cleared")], "id": 1}
+        if not param.isdigit() or int(param) > POWER_TARGET_MAX_W:
+            return error(140, f"power_target needs watts 1..{POWER_TARGET_MAX_W}, 0 or 'default'", desc)
+        if int(param) < miner.power_target_min_w:
+            return error(141, f"power_target below this model's floor of {miner.power_target_min_w} W", desc)
+        miner.set_power_target(t, int(param))
+        return {"STATUS": [_ok(miner, 143, f"Power target {int(param)} W")], "id": 1}
     raise AssertionError(command)  # pragma: no cover - dispatch only passes WRITE_COMMANDS
 
 

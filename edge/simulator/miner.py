@@ -5,6 +5,8 @@ Model, in short (all values per model from the catalog profile):
   noise (about 1 % on the total); 0 on a dead chain, when hashing is disabled, after an overheat shutdown, or
   while the miner is down (offline, rebooting);
 - power: nominal W × power-mode factor × share of live chains, plus ~3 % for controller and fans, ~0.8 % noise;
+  a soft power target (``power_target_w``) caps it: the chains are underclocked until the miner draws the target,
+  hashrate falling as power^0.8 (efficiency improves a little), chips cooler accordingly;
 - inlet temperature: a daily sinusoid by local hour (coldest 03:00, warmest 15:00; air 24 ± 6 °C, hydro coolant
   32 ± 2 °C, immersion fluid 38 ± 1.5 °C) plus a per-miner offset; chips = inlet + a load-dependent rise (air
   44 °C, hydro 30 °C, immersion 26 °C at nominal power); PCB and outlet temperatures follow;
@@ -25,6 +27,11 @@ from edge.simulator.catalog import Profile
 from edge.simulator.faults import Fault
 
 POWER_MODES = {"low": (0.80, 0.70), "normal": (1.0, 1.0), "high": (1.10, 1.22)}  # (hashrate, power) factors
+# Soft power target: the lowest the firmware accepts (share of nominal W), and how hashrate follows the power cut
+# (hashrate ∝ power^0.8: an underclocked chip runs at a lower voltage, so J/TH improves a little).
+POWER_TARGET_MIN_FRACTION = 0.4
+POWER_TARGET_MAX_W = 100_000
+POWER_TARGET_HASHRATE_EXPONENT = 0.8
 INLET_C = {"air": (24.0, 6.0), "hydro": (32.0, 2.0), "immersion": (38.0, 1.5)}  # daily mean, amplitude
 CHIP_RISE_C = {"air": 44.0, "hydro": 30.0, "immersion": 26.0}  # chip above inlet at nominal power
 POOL_DIFFICULTY = 65536
@@ -89,6 +96,9 @@ class Reading:
     window_ths: dict[int, float]  # 60/300/900 s → TH/s ("MHS 1m/5m/15m")
     reject_pct: float
     power_mode: str
+    power_target_w: int | None = None  # the soft power target in force (None: none)
+    power_limit_w: int = 0  # the limit the firmware applies: the target, else the model's maximum
+    fan_auto: bool = True  # fans under automatic control (no fixed duty set)
     faults: list[str] = field(default_factory=list)
 
     @property
@@ -127,6 +137,7 @@ class SimMiner:
         self.chain_enabled = [True] * profile.chains  # hashing enabled per chain (ascenable/ascdisable)
         self.fan_override_pct: int | None = None
         self.power_mode = "normal"
+        self.power_target_w: int | None = None  # soft power cap (the "power_target" write command)
         self.pools = [{"url": url, "user": f"hashinsight.{serial.lower()}", "password": "x"} for url in DEFAULT_POOLS]
         self.active_pool = 0
         self.restarts: list[tuple[float, float]] = []  # (requested at, boots at)
@@ -158,6 +169,20 @@ class SimMiner:
         self.advance(t)
         for c in range(self.profile.chains) if chain is None else [chain]:
             self.chain_enabled[c] = enabled
+
+    @property
+    def power_target_min_w(self) -> int:
+        return math.ceil(self.profile.nominal_w * POWER_TARGET_MIN_FRACTION)
+
+    @property
+    def default_power_limit_w(self) -> int:
+        """The firmware's own limit when no target is set (what the high power mode may draw)."""
+        return round(self.profile.nominal_w * POWER_MODES["high"][1])
+
+    def set_power_target(self, t: float, watts: int | None) -> None:
+        """Cap the power at ``watts`` (None clears the cap). The caller checks the floor."""
+        self.advance(t)
+        self.power_target_w = watts
 
     def set_pool(self, t: float, url: str, user: str, password: str = "x") -> None:  # noqa: S107
         """Replace pool 0 and make it the active one."""
@@ -247,6 +272,15 @@ class SimMiner:
         hr_factor, pw_factor = POWER_MODES[self.power_mode]
         hashing = self.mining and down is None
         enabled = self.chain_enabled
+        live_chains = sum(1 for c in range(n) if hashing and alive[c] and enabled[c])
+        if self.power_target_w is not None and live_chains:
+            # underclock until the draw meets the target: the hashing part of the power scales by `throttle`
+            hashing_w = p.nominal_w * (1 - IDLE_POWER_FRACTION) * pw_factor * live_chains / n
+            throttle = (self.power_target_w - p.nominal_w * IDLE_POWER_FRACTION) / hashing_w
+            if throttle < 1:
+                throttle = max(0.05, throttle)
+                pw_factor *= throttle
+                hr_factor *= throttle**POWER_TARGET_HASHRATE_EXPONENT
         inlet = self.inlet_c(t)
         rise = CHIP_RISE_C.get(p.cooling, CHIP_RISE_C["air"])
 
@@ -352,6 +386,9 @@ class SimMiner:
             window_ths=window_ths,
             reject_pct=reject * 100,
             power_mode=self.power_mode,
+            power_target_w=self.power_target_w,
+            power_limit_w=self.power_target_w if self.power_target_w is not None else self.default_power_limit_w,
+            fan_auto=self.fan_override_pct is None,
             faults=sorted({f.kind for f in active}),
         )
 

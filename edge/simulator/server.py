@@ -180,6 +180,7 @@ class Simulator:
         out.update(
             serial=miner.serial, index=miner.index, port=miner.port, model=miner.profile.code,
             hashrate_ths=r.hashrate_ths, chip_max_c=r.chip_max_c, fan_override_pct=miner.fan_override_pct,
+            power_target_w=miner.power_target_w,
             pools=miner.pools, time=iso(r.t),
         )  # fmt: skip
         return out

@@ -31,6 +31,16 @@ class Adapter(ABC):
         """Carry out ``command`` (one of COMMANDS) and return what the miner answered, as plain data.
         Raises UnsupportedCommand (nothing sent) or AdapterError (sent, failed)."""
 
+    async def set_power_target(self, miner: MinerSpec, watts: int) -> dict:
+        """Cap the miner's power at ``watts`` (a soft curtailment: it keeps hashing, slower). Raises
+        UnsupportedCommand (nothing sent) where the miner or this adapter has no power target."""
+        raise UnsupportedCommand(f"the {self.name} adapter has no power target")
+
+    async def clear_power_target(self, miner: MinerSpec, *, mode: str | None = None) -> dict:
+        """Remove a power target (back to the firmware's own limit, or to power mode ``mode`` where the firmware
+        keeps the target in its mode setting). Raises UnsupportedCommand like set_power_target."""
+        raise UnsupportedCommand(f"the {self.name} adapter has no power target")
+
     async def close(self) -> None:  # noqa: B027 (optional hook)
         """Release connections; called once when the collector stops."""
 

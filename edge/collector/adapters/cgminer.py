@@ -17,6 +17,11 @@ joined commands). Read from the answer, tolerant of the three dialects in the fi
 - shares: SUMMARY "Accepted"/"Rejected" (cumulative since the miner's start), else the sum over POOLS.
 - errors: firmware codes as "fw:<code>" (SUMMARY "Errors", Whatsminer "Error Code N"), plus the collector's own
   (fan_failure, chain_failure, overheat, pool_dead), also derived from the firmware codes it recognises.
+- settings (for a command's before_state, its rollback and its verification): the active pool's URL and worker
+  (POOLS "Stratum Active", else the alive pool of lowest "Priority"), the fan duty (STATS "Fan Percent", Avalon
+  "FanR[..%]") and whether it is automatic (STATS "Fan Mode"), the power mode (SUMMARY "Power Mode"), the power
+  limit in force (SUMMARY "Power Limit") and an operator's soft power target (SUMMARY "Power Target", 0 = none).
+  The simulator reports all of them; stock firmware mostly none (they stay unknown: null).
 - status: "idle" when the operator disabled hashing (the simulator's SUMMARY "Mining": false), else from hashrate
   and errors (see base.derive_status).
 - identity: when the answer names a serial (STATS[0] or VERSION "SN", as the simulator does) that is not the one
@@ -30,7 +35,16 @@ import re
 
 from edge import cgminer
 from edge.collector.adapters.base import Adapter, AdapterError, UnsupportedCommand, derive_status, health_codes
-from edge.collector.sample import BAD_REPLY, CHAIN_FAILURE, FAN_FAILURE, OVERHEAT, POOL_DEAD, MinerSpec, Sample
+from edge.collector.sample import (
+    BAD_REPLY,
+    CHAIN_FAILURE,
+    FAN_FAILURE,
+    OVERHEAT,
+    POOL_DEAD,
+    POWER_MODES,
+    MinerSpec,
+    Sample,
+)
 
 log = logging.getLogger("edge.collector.adapters.cgminer")
 
@@ -182,6 +196,7 @@ def map_reply(
     if pools and not any(str(p.get("Status", "")).lower() == "alive" for p in pools):
         errors.append(POOL_DEAD)
     return Sample(
+        **_settings(summary, stats, pools, avalon),
         miner=serial,
         ts=ts,
         status=derive_status(hashrate, errors, is_mining=summary.get("Mining") is not False),
@@ -195,6 +210,43 @@ def map_reply(
         rejected_shares=int(rejected) if rejected is not None else None,
         errors=list(dict.fromkeys(errors)),
     )
+
+
+def _active_pool(pools: list[dict]) -> dict | None:
+    active = [p for p in pools if p.get("Stratum Active") is True]
+    if active:
+        return active[0]
+    alive = [p for p in pools if str(p.get("Status", "")).lower() == "alive"] or pools
+    ranked = sorted(alive, key=lambda p: _num(p.get("Priority")) if _num(p.get("Priority")) is not None else 1e9)
+    return ranked[0] if ranked else None
+
+
+def _whole(value) -> int | None:
+    number = _num(value)
+    return round(number) if number is not None else None
+
+
+def _settings(summary: dict, stats: dict, pools: list[dict], avalon: dict[str, list[float]]) -> dict:
+    """The miner's settings the firmware reports (None where it does not): see the module docstring."""
+    pool = _active_pool(pools)
+    url = pool.get("URL") if pool else None
+    worker = pool.get("User") if pool else None
+    fan_pct = _whole(stats.get("Fan Percent"))
+    if fan_pct is None and avalon.get("FanR"):
+        fan_pct = round(avalon["FanR"][0])
+    fan_mode = str(stats.get("Fan Mode", "")).lower() or None
+    mode = str(summary.get("Power Mode", "")).lower() or None
+    limit = _whole(summary.get("Power Limit"))
+    target = _whole(summary.get("Power Target"))
+    return {
+        "pool_url": url if isinstance(url, str) and url else None,
+        "pool_worker": worker if isinstance(worker, str) and worker else None,
+        "fan_pct": fan_pct if fan_pct is not None and 0 <= fan_pct <= 100 else None,
+        "fan_mode": fan_mode if fan_mode in ("auto", "manual") else None,
+        "power_mode": mode if mode in POWER_MODES else None,
+        "power_limit_w": limit if limit and limit > 0 else None,
+        "power_target_w": target if target and target > 0 else None,
+    }
 
 
 def _firmware_errors(summary: dict, stats: dict) -> list[str]:
@@ -331,6 +383,16 @@ class CGMinerAdapter(Adapter):
                 raise AdapterError("POWER_MODE needs params mode: low, normal or high")
             return self._stock_unsupported(miner, command, "power_mode", await self._command(miner, "power_mode", mode))
         raise UnsupportedCommand(f"unknown command {command!r}")
+
+    async def set_power_target(self, miner: MinerSpec, watts: int) -> dict:
+        if isinstance(watts, bool) or not isinstance(watts, int) or watts <= 0:
+            raise AdapterError("a power target is a whole number of watts above 0")
+        reply = await self._command(miner, "power_target", str(watts))
+        return self._stock_unsupported(miner, "power target", "power_target", reply)
+
+    async def clear_power_target(self, miner: MinerSpec, *, mode: str | None = None) -> dict:
+        reply = await self._command(miner, "power_target", "0")
+        return self._stock_unsupported(miner, "power target", "power_target", reply)
 
     def _stock_unsupported(self, miner: MinerSpec, command: str, verb: str, reply: dict) -> dict:
         if self._invalid_command(reply):

@@ -2,6 +2,13 @@
 Avalon, Goldshell...). pyasic picks the right protocol per miner from its address; the port in the config is
 not used (pyasic talks to the vendor's standard ports).
 
+Settings (for a command's before_state, its rollback and a CURTAIL's restore) come from pyasic's own data: the
+active pool's ``PoolMetrics.url``/``user``; ``MinerData.config`` (``MinerConfig``: ``fan_mode`` FanModeNormal →
+automatic fans, FanModeManual(speed) → a fixed duty; ``mining_mode`` MiningModeLPM/Normal/HPM → low/normal/high,
+MiningModePowerTune(power) → a power target) and ``MinerData.wattage_limit``. The power target is pyasic's
+``set_power_limit(watts)`` (``supports_power_modes`` or ``supports_autotuning`` says where the firmware has one);
+clearing it sends the previous power mode back in the config.
+
 pyasic is imported on first use, so the CGMiner path (and the simulator) never needs it installed."""
 
 from __future__ import annotations
@@ -14,7 +21,10 @@ from edge.collector.sample import OVERHEAT, POOL_DEAD, MinerSpec, Sample
 
 log = logging.getLogger("edge.collector.adapters.pyasic")
 
-_INCLUDE = ("hashrate", "hashboards", "env_temp", "wattage", "fans", "errors", "is_mining", "pools")
+_INCLUDE = (
+    "hashrate", "hashboards", "env_temp", "wattage", "wattage_limit", "fans", "errors", "is_mining", "pools", "config",
+)  # fmt: skip
+_MODES = {"MiningModeLPM": "low", "MiningModeNormal": "normal", "MiningModeHPM": "high"}
 
 
 def _import_pyasic():
@@ -35,6 +45,31 @@ def _ths(rate) -> float | None:
         return round(float(rate.rate) * int(rate.unit) / 1e12, 4)
     except (AttributeError, TypeError, ValueError):
         return float(rate)
+
+
+def _settings(data, pools: list) -> dict:
+    """Pool, fan and power settings from a MinerData (None where pyasic does not know them)."""
+    active = next((p for p in pools if p.active), None) or next((p for p in pools if p.alive), None)
+    url = str(active.url) if active is not None and active.url is not None else None
+    config = getattr(data, "config", None)
+    fan = getattr(config, "fan_mode", None) if config is not None else None
+    mining = getattr(config, "mining_mode", None) if config is not None else None
+    fan_kind = type(fan).__name__
+    fan_pct = int(fan.speed) if fan_kind == "FanModeManual" and fan.speed is not None else None
+    target = getattr(mining, "power", None) if type(mining).__name__ == "MiningModePowerTune" else None
+    try:
+        limit = data.wattage_limit
+    except Exception:  # a computed property: a half-filled MinerData must not fail the poll
+        limit = None
+    return {
+        "pool_url": url,
+        "pool_worker": active.user if active is not None and active.user else None,
+        "fan_pct": fan_pct if fan_pct is not None and 0 <= fan_pct <= 100 else None,
+        "fan_mode": {"FanModeNormal": "auto", "FanModeManual": "manual"}.get(fan_kind),
+        "power_mode": _MODES.get(type(mining).__name__),
+        "power_limit_w": int(limit) if limit else None,
+        "power_target_w": int(target) if target else None,
+    }
 
 
 def map_data(serial: str, ts: str, data, *, overheat_c: float = 95.0) -> Sample:
@@ -77,6 +112,7 @@ def map_data(serial: str, ts: str, data, *, overheat_c: float = 95.0) -> Sample:
         accepted_shares=sum(accepted) if accepted else None,
         rejected_shares=sum(rejected) if rejected else None,
         errors=list(dict.fromkeys(errors)),
+        **_settings(data, pools),
     )
 
 
@@ -111,6 +147,38 @@ class PyasicAdapter(Adapter):
             self._miners.pop(miner.host, None)
             return Sample.offline(miner.serial, ts)
         return map_data(miner.serial, ts, data, overheat_c=self.overheat_c)
+
+    async def _device(self, miner: MinerSpec):
+        device = await self._miner(miner)
+        if device is None:
+            raise AdapterError(f"{miner.serial}: no miner answers at {miner.host}")
+        return device
+
+    async def set_power_target(self, miner: MinerSpec, watts: int) -> dict:
+        if isinstance(watts, bool) or not isinstance(watts, int) or watts <= 0:
+            raise AdapterError("a power target is a whole number of watts above 0")
+        device = await self._device(miner)
+        if not (getattr(device, "supports_power_modes", False) or getattr(device, "supports_autotuning", False)):
+            raise UnsupportedCommand(f"{miner.serial}: pyasic has no power limit for this miner's firmware")
+        try:
+            ok = await device.set_power_limit(watts)
+        except Exception as exc:
+            raise AdapterError(f"{miner.serial}: power target failed: {exc}") from exc
+        if ok is False:
+            raise AdapterError(f"{miner.serial}: the miner refused a power limit of {watts} W")
+        return {"ok": True}
+
+    async def clear_power_target(self, miner: MinerSpec, *, mode: str | None = None) -> dict:
+        device = await self._device(miner)
+        try:
+            from pyasic.config.mining import MiningModeConfig
+
+            config = await device.get_config()
+            config.mining_mode = getattr(MiningModeConfig, mode if mode in ("low", "normal", "high") else "normal")()
+            await device.send_config(config)
+        except Exception as exc:
+            raise AdapterError(f"{miner.serial}: clearing the power target failed: {exc}") from exc
+        return {"ok": True}
 
     async def execute(self, miner: MinerSpec, command: str, params: dict) -> dict:
         params = params or {}

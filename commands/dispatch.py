@@ -32,7 +32,7 @@ from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from commands import services
-from commands.models import Command, CommandStatus, CommandTarget
+from commands.models import Command, CommandStatus, CommandTarget, CommandType
 from hashinsight.events.models import AuditEvent
 from hashinsight.security.signing import signed_envelope
 from telemetry.devices import device_hmac_secret
@@ -83,16 +83,32 @@ def acknowledgeable(device) -> QuerySet[Command]:
 
 
 def deliverable(device, now=None) -> QuerySet[Command]:
+    """APPROVED commands whose time has come (``not_before``: a CURTAIL waits for its window), plus this
+    device's own unacknowledged dispatches due for redelivery; none expired."""
     now = now or timezone.now()
+    due = Q(status=S.APPROVED) & (Q(not_before__isnull=True) | Q(not_before__lte=now))
     redeliver = Q(status=S.DISPATCHED, dispatched_at__lte=now - REDELIVER_AFTER) & Q(taken_by(device))
-    return device_commands(device).filter(Q(status=S.APPROVED) | redeliver, expires_at__gt=now)
+    return device_commands(device).filter(due | redeliver, expires_at__gt=now)
+
+
+def envelope_targets(command: Command) -> list:
+    """The signed ``targets``: serials; for a CURTAIL, objects ``{"serial", "action", "power_w"}`` (its plan,
+    frozen at proposal: ``power_target`` with the watts to hold, ``stop``, or ``none``)."""
+    rows = command.targets.order_by("id")
+    if command.command_type != CommandType.CURTAIL:
+        return list(rows.values_list("serial", flat=True))
+    out = []
+    for serial, action in rows.values_list("serial", "action"):
+        action = action or {}
+        out.append({"serial": serial, "action": action.get("action", "none"), "power_w": action.get("power_w")})
+    return out
 
 
 def envelope(command: Command, key: bytes) -> dict:
     payload = {
         "command_id": command.pk,
         "site_id": command.site_id,
-        "targets": list(command.targets.order_by("id").values_list("serial", flat=True)),
+        "targets": envelope_targets(command),
         "type": command.command_type,
         "params": command.params or {},
         "priority": command.priority,

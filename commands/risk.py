@@ -55,6 +55,7 @@ __all__ = [
     "auto_approve",
     "base_tier",
     "canonical_type",
+    "curtail_kw",
     "curtail_plan",
     "inverse",
     "inverse_groups",
@@ -828,10 +829,14 @@ def _kw(target: TargetState) -> Decimal:
     return _ZERO if value is None else max(_ZERO, _number(value, "power_kw")).quantize(_KW, ROUND_HALF_UP)
 
 
-def _curtailed_kw(params: Mapping, targets: Sequence[TargetState]) -> Decimal:
+def curtail_kw(params: Mapping, targets: Sequence[TargetState]) -> Decimal:
+    """The kW a CURTAIL asks to save: its ``kw``, or its ``percent`` of the targets' draw (current, else nominal)."""
     if params.get("kw") is not None:
         return _number(params["kw"], "kw")
     return sum((_kw(t) for t in targets), _ZERO) * _number(params.get("percent", 0), "percent") / 100
+
+
+_curtailed_kw = curtail_kw
 
 
 def safety_check(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -323,6 +324,9 @@ class Assessment:
     refusals: list
     live: dict
     policy: SiteApprovalPolicy | None
+    # CURTAIL only: the engine's plan (soft power targets before hard stops) and each target's frozen part of it.
+    plan: risk.CurtailPlan | None = None
+    actions: dict = dataclass_field(default_factory=dict)  # miner id → {"action", "power_w"}
 
     def preview(self) -> dict:
         a = self.assessment
@@ -343,6 +347,32 @@ class Assessment:
             "who_must_approve": who,
             "breakdown": a.as_dict(),
             "refusals": [r.as_dict() for r in self.refusals],
+            **({"curtail_plan": self.curtail_plan()} if self.plan is not None else {}),
+        }
+
+    def curtail_plan(self) -> dict:
+        """The plan as the preview shows it: totals, then one row per target (``none``: left running)."""
+        by_id = {a.miner_id: a for a in self.plan.actions}
+        rows = []
+        for miner in self.miners:
+            action, found = self.actions[miner.pk], by_id.get(miner.pk)
+            rows.append(
+                {
+                    "miner_id": miner.pk,
+                    "serial": miner.serial,
+                    **action,
+                    "power_kw_before": str(found.power_kw_before) if found else None,
+                    "saved_kw": str(found.saved_kw) if found else "0.000",
+                }
+            )
+        counts = {kind: sum(1 for r in rows if r["action"] == kind) for kind in CURTAIL_ACTIONS}
+        return {
+            "mode": self.params.get("mode", "soft"),
+            "requested_kw": str(self.plan.requested_kw.quantize(Decimal("0.001"))),
+            "planned_kw": str(self.plan.planned_kw),
+            "shortfall_kw": str(self.plan.shortfall_kw.quantize(Decimal("0.001"))),
+            "counts": counts,
+            "targets": rows,
         }
 
 
@@ -422,7 +452,40 @@ def assess(
             current_site_kw=site_kw,
         )
     refusals = risk.safety_check(risk.CommandSpec(kind, clean), states, limits)
-    return Assessment(resolved.site, resolved.miners, kind, clean, risk_input, assessment, refusals, live, policy)
+    found = Assessment(resolved.site, resolved.miners, kind, clean, risk_input, assessment, refusals, live, policy)
+    if kind == risk.CURTAIL:
+        found.plan, found.actions = _curtail_plan(resolved.miners, live, clean)
+    return found
+
+
+CURTAIL_ACTIONS = ("power_target", "stop", "none")
+
+
+def _curtail_plan(miners, live, params) -> tuple[risk.CurtailPlan, dict]:
+    """Per target: a soft power target, a hard stop or nothing (``commands.risk.curtail_plan``), from the live
+    draw (nameplate when unknown) and the model's efficiency (J/TH: least efficient first). Every miner is
+    assumed to accept a power target; where its adapter cannot, the edge falls back to a hard stop and says so."""
+    states = []
+    for m in miners:
+        row = live.get(m.pk)
+        states.append(
+            risk.TargetState(
+                miner_id=m.pk,
+                power_kw=_kw(row.power_w) if row is not None and row.power_w is not None else None,
+                nominal_power_kw=_kw(m.model.power_w),
+                supports_power_target=True,
+                efficiency_j_per_th=(m.model.power_w / m.model.hashrate_ths) if m.model.hashrate_ths else None,
+            )
+        )
+    try:
+        plan = risk.curtail_plan(states, risk.curtail_kw(params, states), params.get("mode", "soft"))
+    except risk.RiskInputError as exc:  # a percent of targets that draw nothing now
+        raise DomainError("nothing_to_curtail", f"Nothing to curtail: {exc.message}.", details=exc.as_dict()) from None
+    actions = {m.pk: {"action": "none", "power_w": None} for m in miners}
+    for step in plan.actions:
+        watts = int((step.power_kw_after * 1000).to_integral_value()) if step.action == "power_target" else None
+        actions[step.miner_id] = {"action": step.action, "power_w": watts}
+    return plan, actions
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -461,6 +524,7 @@ def command_propose(
         raise DomainError("invalid_dedupe_key", "A dedupe key has at most 128 characters.")
     if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
         raise DomainError("invalid_priority", "Priority is a whole number from 0 (lowest) to 9.")
+    explicit_expiry = expires_at is not None
     if expires_at is None:
         expires_at = now + DEFAULT_TTL
     elif expires_at <= now or expires_at > now + MAX_TTL:
@@ -475,6 +539,9 @@ def command_propose(
         ai_confidence=ai_confidence,
         now=now,
     )
+    not_before = None
+    if found.command_type == risk.CURTAIL:
+        not_before, expires_at = _curtail_timing(found.params, now, expires_at if explicit_expiry else None)
     if dedupe_key:
         existing = _live_duplicate(found.site.pk, dedupe_key)
         if existing is not None:
@@ -488,8 +555,9 @@ def command_propose(
     try:
         with transaction.atomic():
             command = _create(
-                found, actor, now, priority, dedupe_key, proposer_kind, ai_confidence, expires_at, rollback_of
-            )
+                found, actor, now, priority, dedupe_key, proposer_kind, ai_confidence, expires_at, rollback_of,
+                not_before,
+            )  # fmt: skip
     except IntegrityError:
         # Another request with the same dedupe key committed first: its command is the answer.
         existing = _live_duplicate(found.site.pk, dedupe_key) if dedupe_key else None
@@ -497,6 +565,23 @@ def command_propose(
             raise
         return Proposed(_same_intent(existing, found), created=False)
     return Proposed(command, created=True)
+
+
+def _curtail_timing(params: dict, now: datetime, expires_at: datetime | None) -> tuple[datetime, datetime]:
+    """A CURTAIL is not sent before its window starts (``not_before``), and must be taken and acknowledged
+    after that: by default within an hour of the start (never sooner than an hour from now, never after the
+    window's end unless that is within the hour, at most ``MAX_TTL`` from now). A given expiry must fall after
+    the start; a window starting further away than ``MAX_TTL`` is refused (propose it later)."""
+    start = datetime.fromisoformat(params["start"].replace("Z", "+00:00"))
+    end = datetime.fromisoformat(params["end"].replace("Z", "+00:00"))
+    if start >= now + MAX_TTL:
+        raise DomainError("window_too_far", "A curtailment starts within 7 days of its proposal; propose it later.")
+    if expires_at is not None:
+        if expires_at <= max(start, now):
+            raise DomainError("invalid_expiry", "A curtailment expires after its window starts.")
+        return start, expires_at
+    default = max(now + DEFAULT_TTL, min(start + DEFAULT_TTL, end))
+    return start, min(default, now + MAX_TTL)
 
 
 def _live_duplicate(site_id: int, dedupe_key: str) -> Command | None:
@@ -514,7 +599,9 @@ def _same_intent(existing: Command, found: Assessment) -> Command:
     return existing
 
 
-def _create(found, actor, now, priority, dedupe_key, proposer_kind, ai_confidence, expires_at, rollback_of) -> Command:
+def _create(
+    found, actor, now, priority, dedupe_key, proposer_kind, ai_confidence, expires_at, rollback_of, not_before=None
+) -> Command:
     a = found.assessment
     command = Command.objects.create(
         site=found.site,
@@ -534,15 +621,27 @@ def _create(found, actor, now, priority, dedupe_key, proposer_kind, ai_confidenc
                 "revenue_usd_per_day": str(found.risk_input.revenue_usd_per_day),
                 "success_rate": None if found.risk_input.success_rate is None else str(found.risk_input.success_rate),
             },
+            **(
+                {"curtail_plan": {k: v for k, v in found.curtail_plan().items() if k != "targets"}}
+                if found.plan
+                else {}
+            ),
         },
         approvals_required=a.approvals_required,
         owner_admin_only=a.owner_admin_only,
         priority=priority,
         expires_at=expires_at,
+        not_before=not_before,
         rollback_of=rollback_of,
     )
     CommandTarget.objects.bulk_create(
-        CommandTarget(command=command, miner=m, serial=m.serial, before_state=_before_state(found.live.get(m.pk)))
+        CommandTarget(
+            command=command,
+            miner=m,
+            serial=m.serial,
+            before_state=_before_state(found.live.get(m.pk)),
+            action=found.actions.get(m.pk, {}),
+        )
         for m in found.miners
     )
     _publish(command, created=True)
@@ -558,6 +657,7 @@ def _create(found, actor, now, priority, dedupe_key, proposer_kind, ai_confidenc
             "score": str(a.score),
             "tier": a.tier,
             "dedupe_key": dedupe_key,
+            **({"curtail_plan": found.curtail_plan()["counts"]} if found.plan is not None else {}),
         },
     )
     allowed, why = (False, "")
@@ -782,4 +882,75 @@ def command_acknowledge(*, command_id: int, device, nonce: str, results, visible
             from commands.rollback import rollback_settle  # rollback builds on this module
 
             rollback_settle(rollback=command, actor=device, actor_kind="device")
+    return command, True
+
+
+def command_acknowledge_restore(*, command_id: int, device, nonce: str, results, visible) -> tuple[Command, bool]:
+    """The edge's report that it restored, at the window's end, what a CURTAIL changed (power targets cleared,
+    hashing re-enabled). Accepted once, for a CURTAIL in COMPLETED or PARTIAL, from the device that took it
+    (``visible``, as for ``command_acknowledge``) with the dispatch's nonce; recorded per target under
+    ``CommandTarget.action["restore"]`` (``{"status", "message", "at"}``). A target without a result is
+    ``skipped`` when there was nothing to restore (its part was ``none`` or it failed), else ``failed``.
+    An identical resend answers the command unchanged (``changed`` False); any other later one is 409."""
+    from commands.dispatch import dispatch_nonce
+
+    now = timezone.now()
+    with transaction.atomic():
+        command = visible.select_for_update(of=("self",)).filter(pk=command_id).first()
+        if command is None or command.dispatched_at is None:
+            raise _not_found()
+        if not isinstance(nonce, str) or not hmac.compare_digest(nonce.encode(), dispatch_nonce(command).encode()):
+            raise DomainError("nonce_mismatch", "This nonce is not the one this command was sent with.", status=409)
+        if command.command_type != risk.CURTAIL:
+            raise DomainError("restore_not_applicable", "Only a curtailment reports a restore.", status=409)
+        if command.status not in (S.COMPLETED, S.PARTIAL):
+            raise DomainError(
+                "restore_not_expected",
+                f"A curtailment in {command.status} takes no restore report (only COMPLETED or PARTIAL).",
+                status=409,
+                details={"status": command.status},
+            )
+        reported = (
+            {item.get("miner") for item in results if isinstance(item, dict)} if isinstance(results, list) else set()
+        )
+        clean = _clean_results(command, results)
+        targets = list(command.targets.all())
+        for target in targets:
+            if target.serial not in reported:
+                nothing = (target.action or {}).get("action", "none") == "none" or target.result_status != "ok"
+                clean[target.serial] = (
+                    {"status": "skipped", "message": "nothing to restore"}
+                    if nothing
+                    else {"status": "failed", "message": "no restore reported by the edge"}
+                )
+        done = [t for t in targets if isinstance((t.action or {}).get("restore"), dict)]
+        if done:
+            same = len(done) == len(targets) and all(
+                t.action["restore"].get("status") == clean[t.serial]["status"]
+                and t.action["restore"].get("message") == clean[t.serial]["message"]
+                for t in targets
+            )
+            if same:
+                return command, False
+            raise DomainError(
+                "already_restored", "This curtailment's restore was already reported with other results.", status=409
+            )
+        for target in targets:
+            found = clean[target.serial]
+            target.action = {
+                **(target.action or {}),
+                "restore": {"status": found["status"], "message": found["message"], "at": now.isoformat()},
+            }
+        CommandTarget.objects.bulk_update(targets, ["action"])
+        counts = {
+            key: sum(1 for t in targets if clean[t.serial]["status"] == key) for key in ("ok", "failed", "skipped")
+        }
+        _audit(
+            event_type="command.curtail_restored",
+            command=command,
+            actor=device,
+            actor_kind="device",
+            payload={"device_id": device.pk, **counts},
+        )
+        _publish(command, previous=command.status)
     return command, True

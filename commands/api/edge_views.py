@@ -19,7 +19,10 @@ _Envelope = inline_serializer(
     {
         "command_id": serializers.IntegerField(),
         "site_id": serializers.IntegerField(),
-        "targets": serializers.ListField(child=serializers.CharField()),
+        "targets": serializers.ListField(
+            child=serializers.JSONField(),
+            help_text='Serials; for CURTAIL, objects {"serial", "action": "power_target"|"stop"|"none", "power_w"}.',
+        ),
         "type": serializers.CharField(),
         "params": serializers.DictField(),
         "priority": serializers.IntegerField(),
@@ -41,6 +44,12 @@ class _Result(serializers.Serializer):
 
 class AckSerializer(serializers.Serializer):
     nonce = serializers.CharField(max_length=200)
+    phase = serializers.ChoiceField(
+        choices=["apply", "restore"],
+        required=False,
+        default="apply",
+        help_text="apply (default): the command's results; restore: a CURTAIL's restore at its window's end.",
+    )
     results = _Result(many=True)
 
 
@@ -67,7 +76,8 @@ class CommandPollView(EdgeDeviceView, APIView):
 
 
 class CommandAckView(EdgeDeviceView, APIView):
-    """The per-miner results of a dispatched command: COMPLETED (all ok), PARTIAL or FAILED (none ok)."""
+    """The per-miner results of a dispatched command: COMPLETED (all ok), PARTIAL or FAILED (none ok). With
+    ``"phase": "restore"``, a CURTAIL's restore at its window's end (once; an identical resend is a no-op)."""
 
     @extend_schema(
         request=AckSerializer,
@@ -78,7 +88,12 @@ class CommandAckView(EdgeDeviceView, APIView):
     def post(self, request, command_id: int):
         body = AckSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        command, changed = services.command_acknowledge(
+        acknowledge = (
+            services.command_acknowledge_restore
+            if body.validated_data["phase"] == "restore"
+            else services.command_acknowledge
+        )
+        command, changed = acknowledge(
             command_id=command_id,
             device=self.device,
             nonce=body.validated_data["nonce"],

@@ -166,10 +166,6 @@ def _fmt(value: float, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
-def _for(rule: Rule) -> str:
-    return f" for {rule.duration_minutes} min" if rule.duration_minutes else ""
-
-
 class _Batch:
     """The miner states as columns, and their windows as (miner × window) matrices, oldest first."""
 
@@ -361,45 +357,82 @@ def _findings_for(rule: Rule, b: _Batch, stale_after_s: float) -> list[Finding]:
     return findings
 
 
+# The message of each finding, as an id and its parameters (kept in the evidence under "msg") beside the
+# English text stored in Alert.message: pages show telemetry.alert_messages' translation of the id in the
+# reader's language; the stored text is what the API, exports and e-mails carry. A test keeps the two
+# wordings identical in English.
+MESSAGES = {
+    "chip_temp_above": "Chip temperature {value} °C is above {threshold} °C.",
+    "chip_temp_above_for": "Chip temperature {value} °C is above {threshold} °C for {minutes} min.",
+    "hashrate_below": (
+        "Hashrate {ths} TH/s (5-min average) is {pct} % of the nominal {nominal} TH/s, below {threshold} %."
+    ),
+    "hashrate_below_for": (
+        "Hashrate {ths} TH/s (5-min average) is {pct} % of the nominal {nominal} TH/s, below {threshold} % "
+        "for {minutes} min."
+    ),
+    "power_deviation": "Power {watts} W is {pct} % off the nominal {nominal} W, more than {threshold} %.",
+    "power_deviation_for": (
+        "Power {watts} W is {pct} % off the nominal {nominal} W, more than {threshold} % for {minutes} min."
+    ),
+    "reject_rate_above": (
+        "Reject rate {pct} % ({rejected} of {total} shares) is above {threshold} % over {minutes} min."
+    ),
+    "offline_reported": "The miner has reported offline for {minutes} min.",
+    "offline_silent": "No sample from the miner for {minutes} min (last seen {last_seen} UTC).",
+}
+
+
+def _message(msg_id: str, **params: str) -> tuple[str, dict]:
+    return MESSAGES[msg_id].format(**params), {"id": msg_id, "params": params}
+
+
+def _timed(msg_id: str, rule: Rule, **params: str) -> tuple[str, dict]:
+    if rule.duration_minutes:
+        return _message(f"{msg_id}_for", minutes=str(rule.duration_minutes), **params)
+    return _message(msg_id, **params)
+
+
 def _describe(rule: Rule, b: _Batch, i: int, value: float, extra: tuple) -> tuple[str, dict]:
-    """The alert's message in words (stored in English, like every alert message) and its evidence."""
+    """The alert's message in English (``MESSAGES``) and its evidence, which carries the message's id and
+    parameters under "msg" for pages to show it translated."""
     thr, kind = rule.threshold, rule.kind
     if kind == CHIP_TEMP_ABOVE:
-        return (
-            f"Chip temperature {_fmt(value)} °C is above {_fmt(thr)} °C{_for(rule)}.",
-            {"temp_chip_max_c": round(value, 2), "unit": "°C"},
-        )
+        text, msg = _timed("chip_temp_above", rule, value=_fmt(value), threshold=_fmt(thr))
+        return text, {"temp_chip_max_c": round(value, 2), "unit": "°C", "msg": msg}
     if kind == HASHRATE_BELOW_PCT:
         ths, nominal = float(b.hashrate_ths[i]), float(b.nominal_ths[i])
-        return (
-            f"Hashrate {_fmt(ths)} TH/s (5-min average) is {_fmt(value, 0)} % of the nominal {_fmt(nominal)} TH/s, "
-            f"below {_fmt(thr, 0)} %{_for(rule)}.",
-            {"hashrate_ths": round(ths, 3), "nominal_ths": nominal, "pct_of_nominal": round(value, 2), "unit": "%"},
+        text, msg = _timed(
+            "hashrate_below", rule, ths=_fmt(ths), pct=_fmt(value, 0), nominal=_fmt(nominal), threshold=_fmt(thr, 0)
         )
+        return text, {"hashrate_ths": round(ths, 3), "nominal_ths": nominal, "pct_of_nominal": round(value, 2),
+                      "unit": "%", "msg": msg}  # fmt: skip
     if kind == POWER_DEVIATION_PCT:
         watts, nominal = float(b.power[i]), float(b.nominal_w[i])
-        return (
-            f"Power {_fmt(watts, 0)} W is {_fmt(value, 0)} % off the nominal {_fmt(nominal, 0)} W, "
-            f"more than {_fmt(thr, 0)} %{_for(rule)}.",
-            {"power_w": round(watts, 1), "nominal_w": nominal, "deviation_pct": round(value, 2), "unit": "%"},
-        )
+        text, msg = _timed(
+            "power_deviation", rule, watts=_fmt(watts, 0), pct=_fmt(value, 0), nominal=_fmt(nominal, 0),
+            threshold=_fmt(thr, 0),
+        )  # fmt: skip
+        return text, {"power_w": round(watts, 1), "nominal_w": nominal, "deviation_pct": round(value, 2), "unit": "%",
+                      "msg": msg}  # fmt: skip
     if kind == REJECT_RATE_ABOVE_PCT:
         accepted, rejected = (int(a[i]) for a in extra)
         minutes = max(rule.windows, 1) * 5
-        return (
-            f"Reject rate {_fmt(value, 2)} % ({rejected:,} of {accepted + rejected:,} shares) is above "
-            f"{_fmt(thr, 2)} % over {minutes} min.",
-            {"reject_rate_pct": round(value, 3), "accepted_shares": accepted, "rejected_shares": rejected,
-             "window_minutes": minutes, "unit": "%"},
+        text, msg = _message(
+            "reject_rate_above", pct=_fmt(value, 2), rejected=f"{rejected:,}", total=f"{accepted + rejected:,}",
+            threshold=_fmt(thr, 2), minutes=str(minutes),
         )  # fmt: skip
+        return text, {"reject_rate_pct": round(value, 3), "accepted_shares": accepted, "rejected_shares": rejected,
+                      "window_minutes": minutes, "unit": "%", "msg": msg}  # fmt: skip
     last_seen = _iso(float(b.last_seen[i]))
     if b.status[i] == "offline":
-        message = f"The miner has reported offline for {_fmt(value, 0)} min."
+        text, msg = _message("offline_reported", minutes=_fmt(value, 0))
     else:
-        message = (
-            f"No sample from the miner for {_fmt(value, 0)} min (last seen {last_seen[:16].replace('T', ' ')} UTC)."
+        text, msg = _message(
+            "offline_silent", minutes=_fmt(value, 0), last_seen=(last_seen or "")[:16].replace("T", " ")
         )
-    return message, {"offline_minutes": round(value, 1), "last_seen": last_seen, "status": b.status[i], "unit": "min"}
+    return text, {"offline_minutes": round(value, 1), "last_seen": last_seen, "status": b.status[i], "unit": "min",
+                  "msg": msg}  # fmt: skip
 
 
 def validate_rule(kind: str, *, threshold: float, duration_minutes: int, severity: str) -> dict[str, str]:

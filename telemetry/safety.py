@@ -129,6 +129,13 @@ def _message(kind: str, serial: str | None, device: EdgeDevice) -> str:
     return f"{text} (reported by edge device “{device.name}”)."
 
 
+def _msg(kind: str, serial: str | None, device: EdgeDevice) -> dict:
+    """The message as an id and its parameters (telemetry.alert_messages shows it in the reader's language)."""
+    if serial:
+        return {"id": f"safety_{kind}", "params": {"serial": serial, "device": device.name}}
+    return {"id": f"safety_{kind}_site", "params": {"device": device.name}}
+
+
 def store_safety_events(*, device: EdgeDevice, events: list[dict]) -> tuple[list[SafetyEvent], int]:
     """Store the events not yet stored for ``device``, raise an alert for each; returns (new events,
     number already stored). Two deliveries of one batch racing each other: the unique constraint lets one
@@ -181,7 +188,8 @@ def _store(device: EdgeDevice, events: list[dict]) -> tuple[list[SafetyEvent], i
             message=_message(event.kind, source["serial"] if event.miner is not None else None, device),
             miner_id=event.miner_id, customer_id=event.miner.customer_id if event.miner is not None else None,
             evidence={"safety_event_id": event.pk, "event_id": event.event_id, "kind": event.kind,
-                      "ts": event.ts.isoformat(), "details": event.details},
+                      "ts": event.ts.isoformat(), "details": event.details,
+                      "msg": _msg(event.kind, source["serial"] if event.miner is not None else None, device)},
         )
         for event, source in zip(created, fresh, strict=True)
     ])  # fmt: skip

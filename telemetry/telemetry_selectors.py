@@ -488,7 +488,16 @@ def build_site_summary(*, site: int, scope: str, now: datetime | None = None) ->
     by_severity = dict(alerts.values_list("severity").annotate(n=Count("id")).order_by())
     recent_alerts = list(
         alerts.order_by("-last_seen").values(
-            "id", "severity", "status", "alert_type", "message", "miner_id", "miner__serial", "last_seen", "count"
+            "id",
+            "severity",
+            "status",
+            "alert_type",
+            "message",
+            "miner_id",
+            "miner__serial",
+            "last_seen",
+            "count",
+            "evidence__msg",
         )[:WORST_N]
     )
 
@@ -539,6 +548,7 @@ def build_site_summary(*, site: int, scope: str, now: datetime | None = None) ->
                 "status": a["status"],
                 "alert_type": a["alert_type"],
                 "message": a["message"],
+                "msg": a["evidence__msg"] if isinstance(a["evidence__msg"], dict) else None,
                 "miner": a["miner_id"],
                 "serial": a["miner__serial"],
                 "last_seen": a["last_seen"],

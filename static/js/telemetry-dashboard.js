@@ -66,6 +66,20 @@
     tbody.replaceChildren(...(fresh.length ? fresh : [emptyRow(3)]));
   }
 
+  // The alert's message in the page's language from its id and parameters (telemetry.alert_messages);
+  // the stored English text when the page has no sentence for it or a parameter is missing.
+  function localMessage(a) {
+    const template = a.msg && labels.messages && labels.messages[a.msg.id];
+    if (!template || !a.msg.params) return a.message;
+    let missing = false;
+    const text = template.replace(/%\((\w+)\)s|%%/g, (match, name) => {
+      if (match === "%%") return "%";
+      if (!(name in a.msg.params)) missing = true;
+      return String(a.msg.params[name]);
+    });
+    return missing ? a.message : text;
+  }
+
   function renderAlerts(tbody, alerts) {
     const fresh = alerts.map((a) => {
       const tr = document.createElement("tr");
@@ -75,7 +89,7 @@
       tr.appendChild(cell(badge));
       tr.appendChild(cell(minerLink(a.miner, a.serial)));
       tr.appendChild(cell(labels.alertTypes[a.alert_type] || a.alert_type));
-      tr.appendChild(cell(a.message, "alert-message"));
+      tr.appendChild(cell(localMessage(a), "alert-message"));
       return tr;
     });
     tbody.replaceChildren(...(fresh.length ? fresh : [emptyRow(4)]));

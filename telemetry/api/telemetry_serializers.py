@@ -91,7 +91,12 @@ class RecentAlertSerializer(serializers.Serializer):
     severity = serializers.CharField()
     status = serializers.CharField()
     alert_type = serializers.CharField()
-    message = serializers.CharField()
+    message = serializers.CharField(help_text="in English, as stored")
+    msg = serializers.DictField(
+        allow_null=True,
+        required=False,
+        help_text="the message as an id and its parameters ({id, params}), for showing it in another language",
+    )
     miner = serializers.IntegerField(allow_null=True)
     serial = serializers.CharField(allow_null=True)
     last_seen = serializers.DateTimeField()

@@ -57,7 +57,10 @@ def test_chip_temperature_finding_says_it_in_words_with_evidence():
     (finding,) = run(Rule(R.CHIP_TEMP_ABOVE, 90.0, 0, "critical"), miner(temp_chip_max_c=93.26))
     assert (finding.kind, finding.severity) == (R.CHIP_TEMP_ABOVE, "critical")
     assert finding.message == "Chip temperature 93.3 °C is above 90.0 °C."
-    assert finding.evidence == {"temp_chip_max_c": 93.26, "unit": "°C", "threshold": 90.0, "duration_minutes": 0}
+    assert finding.evidence == {
+        "temp_chip_max_c": 93.26, "unit": "°C", "threshold": 90.0, "duration_minutes": 0,
+        "msg": {"id": "chip_temp_above", "params": {"value": "93.3", "threshold": "90.0"}},
+    }  # fmt: skip
 
 
 def test_chip_temperature_for_ten_minutes_needs_two_hot_windows_and_hot_now():

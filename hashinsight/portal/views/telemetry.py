@@ -20,6 +20,7 @@ from miners.models import Miner
 from sites import selectors as site_selectors
 from sites.models import Zone
 from sites.selectors import scope_of
+from telemetry import alert_messages
 from telemetry import telemetry_selectors as sel
 from telemetry.alert_types import alert_type_labels
 from telemetry.api.telemetry_views import LIVE_CSV
@@ -38,6 +39,7 @@ def _js_labels() -> dict:
         "states": _state_labels(),
         "severities": {k: str(v) for k, v in Alert.Severity.choices},
         "alertTypes": {code: str(label) for code, label in alert_type_labels().items()},
+        "messages": {msg_id: str(text) for msg_id, text in alert_messages.CATALOG.items()},
         "hashrate": str(_("Hashrate (TH/s)")),
         "nominal": str(_("Nominal (TH/s)")),
         "fleetHashrate": str(_("Fleet hashrate (TH/s)")),

@@ -1,0 +1,75 @@
+"""Alert messages in the reader's language.
+
+An alert stores its message in English (``Alert.message``: what the API, CSV exports and e-mails carry)
+and, in its evidence, the message's id and parameters (``{"msg": {"id", "params"}}``, written by
+``telemetry.rules`` and ``telemetry.safety``). Pages show ``alert_message(alert)``: the id's sentence
+translated, with the parameters filled in. An alert without an id (raised by an integration or
+``manage.py alert``) or with parameters that do not fit shows its stored message."""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext_lazy as _
+
+# One sentence per id; the English must read exactly as the stored message (tests/test_alert_messages.py).
+CATALOG = {
+    "chip_temp_above": _("Chip temperature %(value)s °C is above %(threshold)s °C."),
+    "chip_temp_above_for": _("Chip temperature %(value)s °C is above %(threshold)s °C for %(minutes)s min."),
+    "hashrate_below": _(
+        "Hashrate %(ths)s TH/s (5-min average) is %(pct)s %% of the nominal %(nominal)s TH/s, below %(threshold)s %%."
+    ),
+    "hashrate_below_for": _(
+        "Hashrate %(ths)s TH/s (5-min average) is %(pct)s %% of the nominal %(nominal)s TH/s, below %(threshold)s %% "
+        "for %(minutes)s min."
+    ),
+    "power_deviation": _("Power %(watts)s W is %(pct)s %% off the nominal %(nominal)s W, more than %(threshold)s %%."),
+    "power_deviation_for": _(
+        "Power %(watts)s W is %(pct)s %% off the nominal %(nominal)s W, more than %(threshold)s %% for %(minutes)s min."
+    ),
+    "reject_rate_above": _(
+        "Reject rate %(pct)s %% (%(rejected)s of %(total)s shares) is above %(threshold)s %% over %(minutes)s min."
+    ),
+    "offline_reported": _("The miner has reported offline for %(minutes)s min."),
+    "offline_silent": _("No sample from the miner for %(minutes)s min (last seen %(last_seen)s UTC)."),
+    "safety_overheat_shutdown": _(
+        "Miner %(serial)s shut down to protect itself from overheating (reported by edge device “%(device)s”)."
+    ),
+    "safety_fan_failure": _("Fan failure on miner %(serial)s (reported by edge device “%(device)s”)."),
+    "safety_power_loss": _("Power loss on miner %(serial)s (reported by edge device “%(device)s”)."),
+    "safety_hashboard_failure": _(
+        "Hashboard or chain failure on miner %(serial)s (reported by edge device “%(device)s”)."
+    ),
+    "safety_overheat_shutdown_site": _(
+        "Overheat shutdown reported at the site (reported by edge device “%(device)s”)."
+    ),
+    "safety_fan_failure_site": _("Fan failure reported at the site (reported by edge device “%(device)s”)."),
+    "safety_power_loss_site": _("Power loss at the site (reported by edge device “%(device)s”)."),
+    "safety_hashboard_failure_site": _(
+        "Hashboard or chain failure reported at the site (reported by edge device “%(device)s”)."
+    ),
+}
+
+
+def render(msg_id: str, params: dict) -> str | None:
+    """The sentence of ``msg_id`` in the active language, or None for an unknown id or unfit parameters."""
+    template = CATALOG.get(msg_id)
+    if template is None or not isinstance(params, dict):
+        return None
+    try:
+        return str(template) % {str(k): str(v) for k, v in params.items()}
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def alert_message(alert) -> str:
+    """What a page shows for ``alert`` (an Alert, or a row dict with ``message`` and ``msg`` as the site
+    summary gives): its message in the reader's language when it can, else as stored."""
+    if isinstance(alert, dict):
+        msg, stored = alert.get("msg"), alert.get("message", "")
+    else:
+        msg = alert.evidence.get("msg") if isinstance(alert.evidence, dict) else None
+        stored = alert.message
+    if isinstance(msg, dict):
+        text = render(msg.get("id"), msg.get("params"))
+        if text is not None:
+            return text
+    return stored

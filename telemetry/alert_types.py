@@ -19,6 +19,8 @@ def alert_type_labels() -> dict:
         "miner_offline": _("Miner offline"),
         "zone_temperature": _("Zone temperature"),
         "fan_failure": _("Fan failure"),
+        # commands.verification: an acknowledged command whose effect telemetry did not show in time
+        "command_effect_not_seen": _("Command effect not seen"),
     }
 
 

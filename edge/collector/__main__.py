@@ -19,6 +19,7 @@ from edge.collector import VERSION
 from edge.collector.client import AuthRefused, Misconfigured, RequestRefused, Retryable, ServerClient
 from edge.collector.config import ConfigError, load_config
 from edge.collector.credentials import CredentialsError, load_credentials, save_credentials
+from edge.collector.curtail import RestoreStore
 from edge.collector.runner import EXIT_AUTH, EXIT_CONFIG, EXIT_FAILED, EXIT_OK, Collector
 from edge.collector.spool import Spool, SpoolLocked
 
@@ -72,17 +73,22 @@ def _status(config, as_json: bool) -> int:
         meta = spool.all_meta()
         meta.pop("inventory", None)
         report = {"spool": str(config.spool_path), **spool.depth(), **meta, "quarantined": spool.quarantined()}
+        report["curtail_restores"] = RestoreStore(spool.db).open_rows()
     finally:
         spool.close()
     if as_json:
         print(json.dumps(report, indent=2, default=str))
         return EXIT_OK
     quarantined = report.pop("quarantined")
+    restores = report.pop("curtail_restores")
     width = max(len(k) for k in report)
     for key, value in report.items():
         print(f"{key:<{width}}  {value if value is not None else '-'}")
     for q in quarantined:
         print(f"quarantined batch {q['id']}: {q['kind']}, {q['items']} items from {q['oldest_ts']}: {q['last_error']}")
+    for r in restores:
+        error = f" ({r['last_error']})" if r["last_error"] else ""
+        print(f"CURTAIL {r['command_id']} restore at {r['end_at']}: {r['state']}{error}")
     if report.get("auth_refused_at"):
         print(f"\nThe server refused the token at {report['auth_refused_at']}: enroll again with --register CODE.")
     return EXIT_OK

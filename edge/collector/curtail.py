@@ -20,6 +20,11 @@ starts, and a crash between a change and its bookkeeping still restores (clearin
 enabling hashing that was never disabled are harmless). A restore that fails (the miner did not answer) is tried
 again ``RESTORE_ATTEMPTS`` times, ``RESTORE_RETRY_S`` apart, then reported failed.
 
+Overlapping curtailments of one miner: each restores the state it found. One received later that ends later found
+the earlier one's curtailed state, so at the earlier one's end the miner is not touched: its restore steps are
+handed over to the later one (run after the later one's own, at its end) and the earlier one reports "handed over".
+One nested inside another (received later, ends sooner) simply puts back the outer one's curtailed state.
+
 The restore is reported with ``POST /api/edge/v1/commands/{id}/ack`` ``{"nonce", "phase": "restore", "results"}``
 (one result per target of the command), retried with backoff while the server cannot be reached. A server that
 refuses it (400, 404, 409, 410, 422: one that does not know the restore phase yet) is not asked again: the results
@@ -102,6 +107,7 @@ def target_actions(targets) -> dict[str, tuple[str, int | None]]:
 
 @dataclass(frozen=True)
 class Restore:
+    seq: int  # the order the CURTAILs were received in (SQLite rowid)
     command_id: str
     nonce: str
     end_at: str
@@ -139,7 +145,7 @@ class RestoreStore:
     def schedule(self, command_id: str, nonce: str, end: datetime, targets: list[dict], *, now: datetime) -> None:
         """Record a CURTAIL before it touches a miner: ``targets`` are ``{"serial", "miner": {...}}`` with nothing
         to restore yet (``plan`` fills that in). A command already recorded is left as it is."""
-        rows = [{**t, "restore": None, "previous_limit_w": None, "previous_mode": None, "attempts": 0} for t in targets]
+        rows = [{**t, "steps": [], "attempts": 0} for t in targets]
         self.db.execute(
             "INSERT OR IGNORE INTO curtail_restores (command_id, nonce, end_at, due_at, state, targets, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -155,7 +161,17 @@ class RestoreStore:
         )
 
     def plan(self, command_id: str, serial: str, restore: str | None, **previous) -> None:
-        """What restoring ``serial`` will take (None: nothing), written before the change it undoes."""
+        """What restoring ``serial`` will take (None: nothing), written before the change it undoes: one step
+        ``{"restore": "power_target" | "hashing", "previous_limit_w", "previous_mode"}``."""
+        step = {"restore": restore, "previous_limit_w": None, "previous_mode": None}
+        step.update({k: v for k, v in previous.items() if k in ("previous_limit_w", "previous_mode")})
+        self._update_target(command_id, serial, lambda target: target.update(steps=[step] if restore else []))
+
+    def hand_over(self, command_id: str, serial: str, steps: list[dict]) -> None:
+        """Append an earlier curtailment's restore ``steps`` for ``serial`` to this one's (run after its own)."""
+        self._update_target(command_id, serial, lambda target: target["steps"].extend(steps))
+
+    def _update_target(self, command_id: str, serial: str, change: Callable[[dict], None]) -> None:
         with self._tx():
             row = self.db.execute("SELECT targets FROM curtail_restores WHERE command_id = ?", (command_id,)).fetchone()
             if row is None:
@@ -163,11 +179,23 @@ class RestoreStore:
             targets = json.loads(row[0])
             for target in targets:
                 if target["serial"] == serial:
-                    target["restore"] = restore
-                    target.update({k: v for k, v in previous.items() if k in ("previous_limit_w", "previous_mode")})
+                    change(target)
             self.db.execute(
                 "UPDATE curtail_restores SET targets = ? WHERE command_id = ?", (json.dumps(targets), command_id)
             )
+
+    def successor(self, restore: Restore, serial: str) -> Restore | None:
+        """A curtailment of ``serial`` received after ``restore``'s and ending later, with something to restore
+        on it: the one that must put ``serial`` back instead (see the module docstring)."""
+        rows = self.db.execute(
+            _SELECT + " WHERE state = ? AND rowid > ? AND due_at > ? ORDER BY due_at, rowid",
+            (SCHEDULED, restore.seq, restore.due_at),
+        ).fetchall()
+        for row in map(_restore, rows):
+            for target in row.targets:
+                if target["serial"] == serial and target.get("steps") and target.get("result") is None:
+                    return row
+        return None
 
     def get(self, command_id: str) -> Restore | None:
         row = self.db.execute(_SELECT + " WHERE command_id = ?", (str(command_id),)).fetchone()
@@ -215,6 +243,16 @@ class RestoreStore:
             (state, error[:500] if error else None, command_id),
         )
 
+    def open_rows(self) -> list[dict]:
+        """The restores not yet reported and acknowledged (for ``--status``): scheduled, restored, refused."""
+        rows = self.db.execute(
+            "SELECT command_id, end_at, state, ack_attempts, last_error FROM curtail_restores "
+            "WHERE state != ? ORDER BY due_at, rowid",
+            (ACKED,),
+        ).fetchall()
+        keys = ("command_id", "end_at", "state", "ack_attempts", "last_error")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
     def pending(self) -> int:
         (count,) = self.db.execute(
             "SELECT COUNT(*) FROM curtail_restores WHERE state IN (?, ?)", (SCHEDULED, RESTORED)
@@ -223,15 +261,15 @@ class RestoreStore:
 
 
 _SELECT = (
-    "SELECT command_id, nonce, end_at, due_at, state, targets, results, ack_attempts, ack_next_at, last_error "
+    "SELECT rowid, command_id, nonce, end_at, due_at, state, targets, results, ack_attempts, ack_next_at, last_error "
     "FROM curtail_restores"
 )
 
 
 def _restore(row) -> Restore:
-    command_id, nonce, end_at, due_at, state, targets, results, attempts, next_at, error = row
+    seq, command_id, nonce, end_at, due_at, state, targets, results, attempts, next_at, error = row
     return Restore(
-        command_id, nonce, end_at, due_at, state, json.loads(targets), json.loads(results) if results else None,
+        seq, command_id, nonce, end_at, due_at, state, json.loads(targets), json.loads(results) if results else None,
         attempts, next_at, error,
     )  # fmt: skip
 
@@ -292,15 +330,15 @@ async def curtail_target(
     return "ok", f"hashing stopped until {until}"
 
 
-async def restore_target(handler: Adapter, miner: MinerSpec, target: Mapping) -> str:
-    """Undo what curtail_target changed on one miner; the result's message. Raises AdapterError."""
-    kind = target.get("restore")
+async def restore_step(handler: Adapter, miner: MinerSpec, step: Mapping) -> str:
+    """Undo one change curtail_target made on one miner; the result's message. Raises AdapterError."""
+    kind = step.get("restore")
     if kind == RESTORE_POWER:
-        previous = target.get("previous_limit_w")
+        previous = step.get("previous_limit_w")
         if isinstance(previous, int) and previous > 0:
             await handler.set_power_target(miner, previous)
             return f"power target back to {previous} W"
-        await handler.clear_power_target(miner, mode=target.get("previous_mode"))
+        await handler.clear_power_target(miner, mode=step.get("previous_mode"))
         return "power target cleared"
     if kind == RESTORE_HASHING:
         await handler.execute(miner, "HASHING_ENABLE", {})
@@ -324,19 +362,28 @@ async def run_restore(
         if target.get("result") is not None:
             continue
         serial = target["serial"]
+        if not target.get("steps"):
+            target["result"] = {"miner": serial, "status": "ok", "message": "nothing to restore"}
+            continue
+        later = store.successor(restore, serial)
+        if later is not None:
+            store.hand_over(later.command_id, serial, target["steps"])
+            message = f"handed over to CURTAIL {later.command_id}, which curtails it until {later.end_at}"
+            target.update(steps=[], result={"miner": serial, "status": "ok", "message": message})
+            continue
         spec = miners.get(serial)
         if spec is None and isinstance(target.get("miner"), Mapping):
             m = target["miner"]
             spec = MinerSpec(serial, str(m["host"]), int(m["port"]), str(m.get("adapter") or "cgminer"), m.get("model"))
-        if target.get("restore") is None:
-            target["result"] = {"miner": serial, "status": "ok", "message": "nothing to restore"}
-            continue
         if spec is None:
             target["result"] = {"miner": serial, "status": "failed", "message": "restore: miner unknown to this edge"}
             continue
+        done = target.setdefault("done", [])
         try:
-            message = await restore_target(adapter(spec.adapter), spec, target)
-            target["result"] = {"miner": serial, "status": "ok", "message": message}
+            while target["steps"]:  # each step done is dropped, so a retry goes on from the first one left
+                done.append(await restore_step(adapter(spec.adapter), spec, target["steps"][0]))
+                target["steps"] = target["steps"][1:]
+            target["result"] = {"miner": serial, "status": "ok", "message": "; ".join(done)}
         except UnsupportedCommand as exc:
             target["result"] = {"miner": serial, "status": "unsupported", "message": f"restore: {exc}"[:500]}
         except Exception as exc:  # AdapterError, or the adapter's bug: the miner stays as it is, retried

@@ -80,12 +80,13 @@ class Sample:
         """The ingest body's sample, kept inside the server's limits so one odd reading cannot get the whole
         sample rejected: at most 16 fans of 0–30,000 rpm, 32 error codes of 64 characters, no negative
         hashrate or power, temperatures within -40–150 °C (a sensor reading outside is dropped, not clamped).
-        The settings go as the optional keys pool_url (≤ 255 characters), fan_pct (0–100) and power_mode (low,
+        The settings go as the optional keys pool_url (≤ 255 printable characters), fan_pct (0–100) and power_mode (low,
         normal, high) when known and valid, and are left out otherwise."""
         data = asdict(self)
         for key in SETTINGS_ONLY:
             del data[key]
-        if not (isinstance(self.pool_url, str) and 0 < len(self.pool_url) <= MAX_POOL_URL_CHARS):
+        url = self.pool_url
+        if not (isinstance(url, str) and 0 < len(url) <= MAX_POOL_URL_CHARS and url.isprintable()):
             data["pool_url"] = None
         if isinstance(self.fan_pct, bool) or not isinstance(self.fan_pct, int) or not 0 <= self.fan_pct <= 100:
             data["fan_pct"] = None

@@ -223,12 +223,13 @@ class CurtailAdapter(Adapter):
         self.calls: list[tuple] = []
         self.idle = set(idle)
         self.broken = set(broken)  # restores fail (the miner does not answer)
+        self.targets = {"SOFT-PREV": 3000}  # the power targets in force
 
     async def poll(self, miner, *, ts):
         idle = miner.serial in self.idle
         return Sample(
             miner=miner.serial, ts=ts, status="idle" if idle else "hashing", hashrate_ths=0.0 if idle else 200.0,
-            power_w=3500.0, power_mode="normal", power_target_w=3000 if miner.serial == "SOFT-PREV" else None,
+            power_w=3500.0, power_mode="normal", power_target_w=self.targets.get(miner.serial),
         )  # fmt: skip
 
     def _check(self, miner):
@@ -245,11 +246,13 @@ class CurtailAdapter(Adapter):
             raise UnsupportedCommand("this firmware has no power_target")
         self._check(miner)
         self.calls.append((miner.serial, "power_target", watts))
+        self.targets[miner.serial] = watts
         return {}
 
     async def clear_power_target(self, miner, *, mode=None):
         self._check(miner)
         self.calls.append((miner.serial, "clear_power_target", mode))
+        self.targets.pop(miner.serial, None)
         return {}
 
 
@@ -446,7 +449,7 @@ def test_a_restart_mid_window_still_restores_on_time(tmp_path):
         second.spool.close()
 
 
-def test_the_restore_report_is_retried_with_backoff_and_kept_when_refused(tmp_path):
+def test_the_restore_report_is_retried_with_backoff_and_kept_when_refused(tmp_path, capsys):
     clock, client, adapter = Clock(), AckClient(), CurtailAdapter()
     collector = collector_for(tmp_path, adapter, client, clock)
     try:
@@ -474,6 +477,10 @@ def test_the_restore_report_is_retried_with_backoff_and_kept_when_refused(tmp_pa
         assert refused.results == [{"miner": "STOP-1", "status": "ok", "message": "hashing enabled again"}]
         clock.advance(3600)
         assert asyncio.run(collector.run_restores()) == 0 and collector.restores.pending() == 0  # not asked again
+        from edge.collector.__main__ import _status
+
+        _status(collector.config, as_json=False)
+        assert "CURTAIL 43 restore at" in capsys.readouterr().out  # --status shows it
     finally:
         collector.spool.close()
 
@@ -528,3 +535,37 @@ def test_curtail_on_the_simulator_soft_then_restored(tmp_path):
     assert abs(capped.power_w - 2500) < 0.03 * 2500 and capped.hashrate_ths < 0.85 * full.hashrate_ths
     assert [r["message"] for r in restored] == ["power target cleared", "hashing enabled again"]
     assert soft.power_target_w is None and hard.mining
+
+
+def test_overlapping_curtailments_of_one_miner_restore_what_was_there_before_the_first(tmp_path):
+    clock, client, adapter = Clock(), AckClient(), CurtailAdapter()
+    collector = collector_for(tmp_path, adapter, client, clock)
+    soft = {"serial": "SOFT-1", "action": "power_target", "power_w": 2400}
+    try:
+        handle(collector, signed([soft]))  # 41: 01:00–02:00
+        clock.advance(1800)
+        later = {**soft, "power_w": 2000}
+        handle(collector, signed([later], command_id=42, nonce="nonce-42", at=clock()))  # 42: 01:30–02:30
+        assert adapter.targets["SOFT-1"] == 2000
+        clock.advance(1800)  # 41 ends while 42 still holds the miner: not touched, handed over
+        assert asyncio.run(collector.run_restores()) == 1
+        (handed,) = client.acks[-1]["results"]
+        assert handed["status"] == "ok" and handed["message"].startswith("handed over to CURTAIL 42")
+        assert adapter.targets["SOFT-1"] == 2000
+        clock.advance(1800)  # 42 ends: its own step (back to 41's 2400 W), then 41's (cleared)
+        assert asyncio.run(collector.run_restores()) == 1
+        (result,) = client.acks[-1]["results"]
+        assert result["message"] == "power target back to 2400 W; power target cleared"
+        assert "SOFT-1" not in adapter.targets
+
+        handle(collector, signed([soft], command_id=43, nonce="nonce-43", at=clock()))  # 43: 02:30–03:30
+        clock.advance(600)
+        inner = {**soft, "power_w": 1800}
+        inner_params = {**CURTAIL_PARAMS, "start": iso(clock()), "end": iso(clock() + timedelta(minutes=20))}
+        handle(collector, signed([inner], params=inner_params, command_id=44, nonce="nonce-44", at=clock()))
+        clock.advance(1200)  # the nested one ends first: back to the outer one's target
+        assert asyncio.run(collector.run_restores()) == 1 and adapter.targets["SOFT-1"] == 2400
+        clock.advance(1800)
+        assert asyncio.run(collector.run_restores()) == 1 and "SOFT-1" not in adapter.targets
+    finally:
+        collector.spool.close()

@@ -9,7 +9,9 @@ outside the current scope are dropped, and a deactivated user or a revoked token
 closes with 4403.
 
 Frames: ``hello`` (``groups``, ``replayed``, ``truncated``), then one ``alert`` frame per alert
-(``id`` = outbox event id, ``event_type``, ``alert``), ``heartbeat`` every 30 s, ``pong``, ``access``."""
+(``id`` = outbox event id, ``event_type``, ``alert``), ``heartbeat`` every 30 s, ``pong``, ``access``.
+``command`` frames (``id``, ``event_type``, ``command``: commands.handlers) reach only users whose role
+reads CURTAILMENT and whose scope holds the command's site; they are not replayed (pages re-read on reconnect)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from hashinsight.accounts.roles import Access, Module, has_access
 from hashinsight.accounts.ws_auth import current_user
 from hashinsight.observability.metrics import WEBSOCKET_CONNECTIONS
 from sites.selectors import Scope, scope_of
@@ -39,6 +42,10 @@ def _scope_and_groups(user) -> tuple[Scope, list[str]]:
     return scope, groups_for_scope(user.pk, scope)
 
 
+def _reads_commands(user) -> bool:
+    return has_access(user, Module.CURTAILMENT, Access.READ)
+
+
 class AlertConsumer(AsyncJsonWebsocketConsumer):
     heartbeat_s = HEARTBEAT_S
     recheck_s = RECHECK_S
@@ -52,6 +59,7 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         self.groups_joined: set[str] = set()
         self.closing = False
         self.access, groups = await database_sync_to_async(_scope_and_groups)(user)
+        self.reads_commands = _reads_commands(user)
         await self._join(groups)
         await self.accept()
         WEBSOCKET_CONNECTIONS.inc()
@@ -103,6 +111,7 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
                 await self._revoke()
                 return
             self.access, groups = await database_sync_to_async(_scope_and_groups)(user)
+            self.reads_commands = _reads_commands(user)
         except Exception:
             # The database is unreachable, not the grant revoked: keep the connection, try again later.
             logger.warning("websocket access re-check failed", exc_info=True, extra={"user_id": self.user_id})
@@ -152,5 +161,17 @@ class AlertConsumer(AsyncJsonWebsocketConsumer):
         alert = frame["alert"]
         # Sent before a re-check shrank the groups, or to a group left since: not ours to see now.
         if not self.access.allows(site_id=alert.get("site_id"), customer_id=alert.get("customer_id")):
+            return
+        await self.send_json(frame)
+
+    async def command_batch(self, message):
+        for frame in message["frames"]:
+            await self._push_command(frame)
+
+    async def _push_command(self, frame):
+        if self.closing or not getattr(self, "reads_commands", False):
+            return
+        # Sent to the site's group and the ALL group only; checked again here, as for alerts.
+        if not self.access.allows(site_id=frame["command"].get("site_id"), customer_id=None):
             return
         await self.send_json(frame)

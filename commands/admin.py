@@ -1,6 +1,7 @@
 """Django admin for commands: the pending-approval list (risk breakdown, targets, proposer, expiry) with
 approve and deny actions that go through ``commands.services`` (same rules as the API: no self-approval,
-once per person, CURTAILMENT FULL and a manage grant on the site, CRITICAL for owners and admins)."""
+once per person, CURTAILMENT FULL and a manage grant on the site, CRITICAL for owners and admins); each
+command's per-target results and verification; a rollback action through ``commands.rollback`` (as the API)."""
 
 from __future__ import annotations
 
@@ -40,9 +41,18 @@ class DecisionActionForm(ActionForm):
     reason = forms.CharField(label=_("Reason (required to deny)"), required=False, max_length=500)
 
 
+def _rollback(*, command, actor, reason=""):
+    from commands.rollback import command_rollback
+
+    return command_rollback(command=command, actor=actor, reason=reason)
+
+
 class CommandTargetInline(admin.TabularInline):
     model = CommandTarget
-    fields = ["miner", "serial", "before_state", "result_status", "result_message", "acked_at"]
+    fields = [
+        "miner", "serial", "action", "result_status", "result_message", "acked_at", "verification",
+        "verification_detail", "verified_at", "before_state",
+    ]  # fmt: skip
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -64,21 +74,23 @@ class CommandAdmin(ScopedAdminMixin, admin.ModelAdmin):
     site_id_attr = "site_id"
     action_form = DecisionActionForm
     list_display = [
-        "id", "command_type", "status", "risk_tier", "risk_score", "site", "target_count", "proposer_label",
-        "approvals_label", "expires_at", "created_at",
+        "id", "command_type", "status", "verification", "risk_tier", "risk_score", "site", "target_count",
+        "proposer_label", "approvals_label", "expires_at", "created_at",
     ]  # fmt: skip
-    list_filter = [PendingApprovalFilter, "status", "risk_tier", "command_type", ("site", SiteListFilter)]
+    list_filter = [
+        PendingApprovalFilter, "status", "verification", "risk_tier", "command_type", ("site", SiteListFilter),
+    ]  # fmt: skip
     search_fields = ["dedupe_key", "targets__serial"]
-    list_select_related = ["site", "proposer"]
+    list_select_related = ["site", "proposer", "dispatched_to"]
     readonly_fields = [
         "site", "command_type", "params_shown", "status", "status_reason", "dedupe_key", "proposer", "proposer_kind",
         "ai_confidence", "risk_score", "risk_tier", "breakdown_table", "approvals_required", "owner_admin_only",
-        "priority", "expires_at", "dispatched_at", "finished_at", "created_at", "updated_at", "rollback_of",
-        "approvals_shown",
+        "priority", "not_before", "expires_at", "dispatched_at", "dispatched_to", "finished_at", "verification",
+        "results_shown", "created_at", "updated_at", "rollback_of", "rollbacks_shown", "approvals_shown",
     ]  # fmt: skip
     fields = readonly_fields
     inlines = [CommandTargetInline]
-    actions = ["approve", "deny"]
+    actions = ["approve", "deny", "rollback"]
 
     def has_add_permission(self, request, *args):
         return False  # proposals come through the API, the portal or the AI, scored by the service
@@ -90,7 +102,7 @@ class CommandAdmin(ScopedAdminMixin, admin.ModelAdmin):
         pass  # every field is read-only; commands change only through the actions
 
     def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("targets", "approvals")
+        return super().get_queryset(request).prefetch_related("targets", "approvals", "rollbacks")
 
     @admin.display(description=_("targets"))
     def target_count(self, obj):
@@ -124,6 +136,33 @@ class CommandAdmin(ScopedAdminMixin, admin.ModelAdmin):
             _("factor"), _("0–1"), _("weight"), _("contribution"), _("why"), rows, _("score"), obj.risk_score,
             reasons,
         )  # fmt: skip
+
+    @admin.display(description=_("results"))
+    def results_shown(self, obj):
+        """Per target: the edge's result, what telemetry showed (verification) and, for a CURTAIL, its part."""
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    t.serial,
+                    (t.action or {}).get("action", "—"),
+                    t.get_result_status_display(),
+                    t.result_message,
+                    t.get_verification_display() if t.verification else "—",
+                    t.verification_detail,
+                )
+                for t in obj.targets.all()
+            ),
+        )
+        return format_html(
+            "<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>{}</table>",
+            _("miner"), _("action"), _("result"), _("message"), _("verification"), _("detail"), rows,
+        )  # fmt: skip
+
+    @admin.display(description=_("rollbacks"))
+    def rollbacks_shown(self, obj):
+        return ", ".join(f"#{c.pk} {c.command_type} ({c.status})" for c in obj.rollbacks.all()) or "—"
 
     @admin.display(description=_("decisions"))
     def approvals_shown(self, obj):
@@ -160,6 +199,13 @@ class CommandAdmin(ScopedAdminMixin, admin.ModelAdmin):
             self.message_user(request, _("Give a reason to deny."), messages.ERROR)
             return
         self._decide(request, queryset, services.command_deny, _("%(count)d command(s) denied."), reason=reason)
+
+    @admin.action(description=_("Roll back selected commands (propose their inverse)"))
+    def rollback(self, request, queryset):
+        """The same service as the API: the inverse proposed, scored and approved like any other command."""
+        self._decide(
+            request, queryset, _rollback, _("%(count)d rollback(s) proposed."), reason=request.POST.get("reason", "")
+        )
 
 
 class SiteApprovalPolicyForm(forms.ModelForm):

@@ -2,10 +2,9 @@
 
 - A device receives the APPROVED commands of its own site that have not expired, plus the DISPATCHED ones it took
   itself and has not acknowledged (redelivery after a lost answer), once ``REDELIVER_AFTER`` has passed since their
-  dispatch; only that device acknowledges them. Which device took a command is read from the audit chain (the
-  ``command.dispatched`` event, written in the dispatch's transaction): another device of the site, with its own
-  nonce store, would run it again. A
-  zone-bound device receives only commands whose targets all stand in its zone; a command spanning zones (or
+  dispatch; only that device acknowledges them. Which device took a command is ``Command.dispatched_to``,
+  set in the dispatch's transaction: another device of the site, with its own nonce store, would run it again.
+  A zone-bound device receives only commands whose targets all stand in its zone; a command spanning zones (or
   naming a miner since deleted) goes to the site-wide devices only.
 - Taking a command (APPROVED → DISPATCHED, ``commands.services.command_mark_dispatched``) happens in one
   transaction with the rows locked ``FOR UPDATE SKIP LOCKED``: two concurrent polls never both dispatch one command.
@@ -27,13 +26,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import CharField, Exists, OuterRef, Q, QuerySet, Value
-from django.db.models.functions import Cast, Concat
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from commands import services
 from commands.models import Command, CommandStatus, CommandTarget, CommandType
-from hashinsight.events.models import AuditEvent
 from hashinsight.security.signing import signed_envelope
 from telemetry.devices import device_hmac_secret
 
@@ -65,21 +62,14 @@ def device_commands(device) -> QuerySet[Command]:
     return qs
 
 
-def taken_by(device) -> Exists:
-    """The command was dispatched to ``device`` (its audit event names the device as the actor)."""
-    return Exists(
-        AuditEvent.objects.filter(
-            reference=Concat(Value("command:"), Cast(OuterRef("pk"), CharField())),
-            event_type="command.dispatched",
-            actor_type=AuditEvent.ActorType.DEVICE,
-            actor_id=str(device.pk),
-        )
-    )
+def taken_by(device) -> Q:
+    """The command was dispatched to ``device`` (``Command.dispatched_to``, set in the dispatch's transaction)."""
+    return Q(dispatched_to=device)
 
 
 def acknowledgeable(device) -> QuerySet[Command]:
     """The commands ``device`` may acknowledge: dispatched to it (anything else answers 404)."""
-    return device_commands(device).filter(dispatched_at__isnull=False).filter(taken_by(device))
+    return device_commands(device).filter(taken_by(device), dispatched_at__isnull=False)
 
 
 def deliverable(device, now=None) -> QuerySet[Command]:

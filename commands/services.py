@@ -783,14 +783,16 @@ ACK_FINAL = (S.COMPLETED, S.PARTIAL, S.FAILED)
 
 
 def command_mark_dispatched(*, command: Command, device) -> Command:
-    """APPROVED → DISPATCHED for ``device`` (the caller's transaction holds the row lock; a command already
-    dispatched is left as it is, for redelivery)."""
+    """APPROVED → DISPATCHED for ``device``, recorded in ``dispatched_to`` (only it receives it again and
+    acknowledges it). The caller's transaction holds the row lock; a command already dispatched is left as it
+    is, for redelivery."""
     with transaction.atomic():
         command = _locked(command)
         if command.status == S.DISPATCHED:
             return command
         if command.expires_at <= timezone.now():
             raise DomainError("command_expired", "This command has expired.", status=409)
+        command.dispatched_to = device
         _move(
             command,
             S.DISPATCHED,
@@ -798,6 +800,7 @@ def command_mark_dispatched(*, command: Command, device) -> Command:
             actor_kind="device",
             payload={"device_id": device.pk, "targets": command.targets.count()},
         )
+        command.save(update_fields=["dispatched_to"])
     return command
 
 

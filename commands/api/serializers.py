@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from commands.models import Approval, Command, CommandStatus, CommandTarget, ProposerKind, RiskTier
+from commands.models import Approval, Command, CommandStatus, CommandTarget, ProposerKind, RiskTier, Verification
 from commands.services import MAX_TTL
 
 
@@ -32,7 +32,13 @@ class DecisionSerializer(serializers.Serializer):
 class TargetSerializer(serializers.ModelSerializer):
     class Meta:
         model = CommandTarget
-        fields = ["miner", "serial", "before_state", "result_status", "result_message", "acked_at"]
+        fields = [
+            "miner", "serial", "before_state", "result_status", "result_message", "acked_at", "action",
+            "verification", "verified_at", "verification_detail",
+        ]  # fmt: skip
+        extra_kwargs = {
+            "action": {"help_text": 'CURTAIL only: {"action": "power_target"|"stop"|"none", "power_w", "restore"?}.'}
+        }
 
 
 class ApprovalSerializer(serializers.ModelSerializer):
@@ -52,6 +58,7 @@ class CommandSerializer(serializers.ModelSerializer):
     proposer = serializers.SerializerMethodField()
     target_count = serializers.SerializerMethodField()
     rollbacks = serializers.PrimaryKeyRelatedField(many=True, read_only=True, help_text="Commands rolling it back.")
+    dispatched_to = serializers.SerializerMethodField(help_text="The edge device that took it: {id, name}.")
 
     class Meta:
         model = Command
@@ -59,11 +66,15 @@ class CommandSerializer(serializers.ModelSerializer):
             "id", "site", "type", "params", "status", "status_reason", "dedupe_key", "proposer", "proposer_kind",
             "ai_confidence", "risk_score", "risk_tier", "risk_breakdown", "approvals_required", "owner_admin_only",
             "priority", "expires_at", "dispatched_at", "finished_at", "created_at", "updated_at", "rollback_of",
-            "rollbacks", "target_count",
+            "rollbacks", "target_count", "not_before", "dispatched_to", "verification",
         ]  # fmt: skip
 
     def get_params(self, obj) -> dict:
         return {k: ("********" if k == "password" else v) for k, v in (obj.params or {}).items()}
+
+    def get_dispatched_to(self, obj) -> dict | None:
+        device = obj.dispatched_to if obj.dispatched_to_id else None
+        return {"id": device.pk, "name": device.name} if device is not None else None
 
     def get_proposer(self, obj) -> str | None:
         return obj.proposer.get_username() if obj.proposer_id else None
@@ -95,6 +106,7 @@ class CommandFilterSerializer(serializers.Serializer):
     status = serializers.MultipleChoiceField(choices=CommandStatus.choices, required=False)
     type = serializers.CharField(required=False, max_length=40)
     risk_tier = serializers.MultipleChoiceField(choices=RiskTier.choices, required=False)
+    verification = serializers.MultipleChoiceField(choices=Verification.choices, required=False)
     proposer = serializers.IntegerField(required=False, min_value=1)
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)

@@ -155,10 +155,10 @@ class CommandListView(_CommandsView):
     )
     def get(self, request):
         """Commands of the sites you operate, newest first, in keyset pages: follow ``next`` (or pass
-        ``cursor=next_cursor``) with the same filters. ``status`` and ``risk_tier`` take several values
-        (repeated or comma-separated); ``type`` accepts legacy names."""
+        ``cursor=next_cursor``) with the same filters. ``status``, ``risk_tier`` and ``verification`` take several
+        values (repeated or comma-separated); ``type`` accepts legacy names."""
         raw = {key: request.query_params.get(key) for key in request.query_params}
-        for key in ("status", "risk_tier"):
+        for key in ("status", "risk_tier", "verification"):
             if key in request.query_params:
                 raw[key] = [v for value in request.query_params.getlist(key) for v in value.split(",") if v]
         p = _valid(CommandFilterSerializer, raw)
@@ -169,6 +169,8 @@ class CommandListView(_CommandsView):
             qs = qs.filter(status__in=p["status"])
         if p.get("risk_tier"):
             qs = qs.filter(risk_tier__in=p["risk_tier"])
+        if p.get("verification"):
+            qs = qs.filter(verification__in=p["verification"])
         if "type" in p:
             try:
                 qs = qs.filter(command_type=risk.canonical_type(p["type"]))
@@ -181,7 +183,9 @@ class CommandListView(_CommandsView):
         if "created_before" in p:
             qs = qs.filter(created_at__lt=p["created_before"])
         page = selectors.command_page(
-            qs.prefetch_related("targets", "rollbacks"), cursor=p.get("cursor"), limit=p["limit"]
+            qs.select_related("dispatched_to").prefetch_related("targets", "rollbacks"),
+            cursor=p.get("cursor"),
+            limit=p["limit"],
         )
         next_url = None
         if page.next_cursor:

@@ -92,3 +92,56 @@ def test_policy_form_refuses_unknown_types_and_tiers(client, farm):
     ok = client.post(url, {**base, "min_tiers": '{"reboot": "HIGH"}'})
     assert ok.status_code == 302
     assert SiteApprovalPolicy.objects.get().min_tiers == {"reboot": "HIGH"}
+
+
+def _run(command, ok_serials, before=None):
+    """Dispatch ``command`` to a fresh device of its site and acknowledge it (ok for ``ok_serials``)."""
+    from commands import dispatch
+    from telemetry import devices
+
+    _row, code = devices.enrollment_code_create(site=command.site)
+    device, _token, _secret = devices.device_register(code=code, name=f"edge-{command.pk}", version="1.0.0")
+    command = services.command_mark_dispatched(command=command, device=device)
+    results = [
+        {"miner": t.serial, "status": "ok" if t.serial in ok_serials else "failed", "message": "done",
+         "before_state": before}
+        for t in command.targets.all()
+    ]  # fmt: skip
+    command, _ = services.command_acknowledge(
+        command_id=command.pk, device=device, nonce=dispatch.dispatch_nonce(command), results=results,
+        visible=dispatch.acknowledgeable(device),
+    )  # fmt: skip
+    return command
+
+
+def test_the_change_page_shows_per_target_results_verification_and_rollbacks(client, farm):
+    from commands.models import CommandTarget
+
+    miner = farm.miners[("site-a", "own")]
+    command = _run(propose(farm, type="SET_FAN", params={"percent": 70}), {miner.serial}, {"fan_percent": 55})
+    CommandTarget.objects.filter(command=command).update(verification="not_seen", verification_detail="fan still 55")
+    Command.objects.filter(pk=command.pk).update(verification="not_seen")
+    client.force_login(farm.users["admin"])
+    listing = client.get(LIST, {"verification": "not_seen"})
+    assert [c.pk for c in listing.context["cl"].result_list] == [command.pk]
+    page = client.get(f"{LIST}{command.pk}/change/").content.decode()
+    assert "fan still 55" in page and "Not seen" in page and "Succeeded" in page and f"edge-{command.pk}" in page
+
+
+def test_rollback_action_goes_through_the_service(client, farm):
+    miner = farm.miners[("site-a", "own")]
+    done = _run(propose(farm, type="SET_FAN", params={"percent": 70}), {miner.serial}, {"fan_percent": 55})
+    restart = propose(farm, who="siteowner_a")
+    services.command_approve(command=restart, actor=farm.users["owner"])
+    restart = _run(restart, set())  # FAILED, and a restart has no inverse anyway
+    client.force_login(farm.users["siteowner_a"])
+    response = client.post(
+        LIST, {"action": "rollback", "_selected_action": [done.pk, restart.pk], "reason": "too loud"}, follow=True
+    )
+    messages = [str(m) for m in response.context["messages"]]
+    assert any("1 rollback" in m for m in messages) and any(f"#{restart.pk}" in m for m in messages)
+    (rollback,) = Command.objects.filter(rollback_of=done)
+    assert (rollback.params, rollback.proposer) == ({"percent": 55}, farm.users["siteowner_a"])
+    assert not Command.objects.filter(rollback_of=restart).exists()
+    page = client.get(f"{LIST}{done.pk}/change/").content.decode()
+    assert f"#{rollback.pk} SET_FAN" in page

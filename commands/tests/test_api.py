@@ -151,3 +151,58 @@ def test_the_seeds_retired_command_paths_answer_410_with_a_link_to_v1(api, farm,
     body = error(response, 410)
     assert body["error_code"] == "gone"
     assert response["Link"] == '</api/v1/commands>; rel="successor-version"'
+
+
+def test_detail_and_list_show_verification_action_not_before_device_and_rollbacks(
+    api, farm, django_assert_max_num_queries
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from commands import services
+    from commands.models import CommandTarget
+    from telemetry import devices
+
+    _row, code = devices.enrollment_code_create(site=farm.site_a)
+    device, _token, _secret = devices.device_register(code=code, name="rack-7", version="1.0.0")
+    miner = farm.miners[("site-a", "own")]
+    fan = propose(api, farm, who="owner", type="SET_FAN", params={"percent": 70}).json()
+    services.command_mark_dispatched(command=Command.objects.get(pk=fan["id"]), device=device)
+    Command.objects.filter(pk=fan["id"]).update(verification="verified")
+    CommandTarget.objects.filter(command_id=fan["id"]).update(verification="verified", verification_detail="fan 70 %")
+    start = timezone.now() + timedelta(minutes=30)
+    window = {"kw": 1, "start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat()}
+    curtail = propose(api, farm, who="owner", type="CURTAIL", params=window).json()
+    rollback = Command.objects.create(
+        site=farm.site_a, command_type="SET_FAN", params={"percent": 40}, risk_score=0, risk_tier="LOW",
+        expires_at=timezone.now() + timedelta(hours=1), rollback_of_id=fan["id"],
+    )  # fmt: skip
+
+    as_user(api, farm, "owner")
+    body = api.get(f"/api/v1/commands/{fan['id']}").json()
+    assert body["dispatched_to"] == {"id": device.pk, "name": "rack-7"}
+    assert (body["verification"], body["rollbacks"], body["rollback_of"], body["not_before"]) == (
+        "verified", [rollback.pk], None, None
+    )  # fmt: skip
+    (target,) = body["targets"]
+    assert (target["serial"], target["verification"], target["verification_detail"]) == (
+        miner.serial, "verified", "fan 70 %"
+    )  # fmt: skip
+    assert target["action"] == {} and "verified_at" in target
+    body = api.get(f"/api/v1/commands/{curtail['id']}").json()
+    assert body["not_before"] is not None and body["dispatched_to"] is None and body["verification"] == ""
+    assert body["targets"][0]["action"] == {"action": "power_target", "power_w": 2500}
+    assert api.get(f"/api/v1/commands/{rollback.pk}").json()["rollback_of"] == fan["id"]
+
+    def ids(**query):
+        return [row["id"] for row in api.get("/api/v1/commands", query).json()["results"]]
+
+    assert ids(verification="verified") == [fan["id"]]
+    assert ids(verification="verified,not_seen") == [fan["id"]]
+    assert ids(verification="pending") == []
+    assert error(api.get("/api/v1/commands", {"verification": "maybe"}), 400)["error_code"] == "validation_error"
+    with django_assert_max_num_queries(12):  # constant: related rows joined or prefetched, not per command
+        rows = api.get("/api/v1/commands").json()["results"]
+    by_id = {row["id"]: row for row in rows}
+    assert by_id[fan["id"]]["dispatched_to"]["name"] == "rack-7" and by_id[fan["id"]]["rollbacks"] == [rollback.pk]

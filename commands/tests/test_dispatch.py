@@ -305,13 +305,33 @@ def test_long_poll_holds_no_connection_while_it_waits(farm, monkeypatch):
 
 
 def test_a_dispatch_is_redelivered_and_acknowledged_only_by_the_device_that_took_it(farm, site_a, monkeypatch):
-    miners, _device, client, _secret = site_a
-    _second, other, _s2 = new_device(farm.site_a, name="second")
+    miners, device, client, _secret = site_a
+    second, other, _s2 = new_device(farm.site_a, name="second")
     command = propose(farm, miners)
     (env,) = poll(client)
+    command.refresh_from_db()
+    assert command.dispatched_to == device  # recorded on the command, in the dispatch's transaction
+    assert list(dispatch.acknowledgeable(second)) == [] and list(dispatch.acknowledgeable(device)) == [command]
     monkeypatch.setattr(dispatch, "REDELIVER_AFTER", timedelta(0))
     assert poll(other) == []  # its own nonce store would run it a second time
     assert [e["command_id"] for e in poll(client)] == [command.pk]
     body = {"nonce": env["nonce"], "results": [ok(m.serial) for m in miners]}
     assert other.post(ack_url(command.pk), body, format="json").status_code == 404
+    assert other.post(ack_url(command.pk), {**body, "phase": "restore"}, format="json").status_code == 404
     assert client.post(ack_url(command.pk), body, format="json").status_code == 200
+    command.refresh_from_db()
+    assert command.status == S.COMPLETED and command.dispatched_to == device
+
+
+def test_commands_dispatched_before_dispatched_to_existed_get_it_from_their_audit_event(farm, site_a):
+    import importlib
+
+    from django.apps import apps
+
+    miners, device, client, _secret = site_a
+    command = propose(farm, miners)
+    poll(client)
+    Command.objects.filter(pk=command.pk).update(dispatched_to=None)  # as before migration 0003
+    assert not dispatch.acknowledgeable(device).exists()
+    importlib.import_module("commands.migrations.0004_dispatched_to_backfill").backfill(apps, None)
+    assert list(dispatch.acknowledgeable(device)) == [command]

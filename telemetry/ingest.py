@@ -4,6 +4,10 @@ Each sample is checked on its own and either accepted (as a row tuple ready for 
 with ``{"index", "miner", "reason"}``. Reasons are stable codes, with the field after a colon where
 one field is at fault (``wrong_type:hashrate_ths``, ``out_of_range:fan_rpm``, ``missing_field:ts``).
 
+Three optional keys give the miner's settings as the edge read them, for the live layer only:
+``pool_url`` (a string of at most 255 printable characters), ``fan_pct`` (an integer 0–100) and
+``power_mode`` (low, normal or high); absent or null says nothing (live keeps what it had).
+
 A serial that is not a miner of the device's own site is ``unknown_miner`` whether it exists elsewhere
 or not, so a device learns nothing about other sites.
 
@@ -30,11 +34,15 @@ SHARES_MAX = 2**63 - 1
 ERRORS_MAX, ERROR_MAX_CHARS = 32, 64
 SERIAL_MAX_CHARS = 64
 TS_MAX_CHARS = 40
+# The miner's settings as the edge read them (optional; absent or null: live keeps what it had).
+POOL_URL_MAX_CHARS = 255
+FAN_PCT_MAX = 100
+POWER_MODES = frozenset({"low", "normal", "high"})
 
 # Columns of a validated row, in order (the store adds site_id and device_id).
 ROW_COLUMNS = (
     "miner_id", "ts", "hashrate_ths", "temp_chip_max_c", "temp_inlet_c", "temp_outlet_c", "fan_rpm", "power_w",
-    "status", "accepted_shares", "rejected_shares", "errors",
+    "status", "accepted_shares", "rejected_shares", "errors", "pool_url", "fan_pct", "power_mode",
 )  # fmt: skip
 _FLOATS = (
     ("hashrate_ths", 0.0, HASHRATE_MAX_THS),
@@ -217,6 +225,32 @@ def validate_samples(samples: list, miners: dict[str, tuple[int, int | None]], n
             if reason is not None:
                 _reject(rejected, index, serial, reason)
                 continue
+        # The settings: rare enough in a sample that one lookup each is all the common case pays.
+        pool_url = get("pool_url")
+        if pool_url is not None:
+            if type(pool_url) is not str:
+                _reject(rejected, index, serial, "wrong_type:pool_url")
+                continue
+            # Control characters (NUL among them, which PostgreSQL refuses) belong in no URL.
+            if len(pool_url) > POOL_URL_MAX_CHARS or not pool_url.isprintable():
+                _reject(rejected, index, serial, "out_of_range:pool_url")
+                continue
+        fan_pct = get("fan_pct")
+        if fan_pct is not None:
+            if type(fan_pct) is not int:
+                _reject(rejected, index, serial, "wrong_type:fan_pct")
+                continue
+            if not 0 <= fan_pct <= FAN_PCT_MAX:
+                _reject(rejected, index, serial, "out_of_range:fan_pct")
+                continue
+        power_mode = get("power_mode")
+        if power_mode is not None:
+            if type(power_mode) is not str:
+                _reject(rejected, index, serial, "wrong_type:power_mode")
+                continue
+            if power_mode not in POWER_MODES:
+                _reject(rejected, index, serial, "unknown_power_mode")
+                continue
         miner_id = known[0]
         key = (miner_id, ts)
         if key in seen:
@@ -226,7 +260,7 @@ def validate_samples(samples: list, miners: dict[str, tuple[int, int | None]], n
         customer_of[miner_id] = known[1]
         rows.append(
             (miner_id, ts, values[0], values[1], values[2], values[3], fans, values[4], status,
-             accepted_shares, rejected_shares, errors)
+             accepted_shares, rejected_shares, errors, pool_url, fan_pct, power_mode)
         )  # fmt: skip
     # One order for every writer: two batches touching the same keys lock them in the same order.
     rows.sort(key=_row_key)

@@ -9,20 +9,25 @@ under the variable limit. A sample already stored (same miner and time) is a dup
 nothing, so a re-sent batch is harmless.
 
 ``live`` moves only forward: a miner's row is rewritten only when the batch holds a sample newer than
-its ``last_seen``, and the upsert itself repeats that condition, so a late or out-of-order batch never
-moves it back. ``hashrate_ghs`` is the mean of the (epoch s, TH/s) pairs in the five minutes up to the
-newest sample, × 1000.
+its ``last_seen`` (the upsert's condition), so a late or out-of-order batch never moves it back.
+``hashrate_ghs`` is the mean of the samples in the five minutes up to the newest one, × 1000, kept as
+two lists (``hashrate_window_ts`` epoch seconds, ``hashrate_window_ths``). On PostgreSQL the upsert
+merges the window itself, on the row it has locked (no read of the live rows first); on SQLite (one
+writer) they are read and merged here. The optional settings (pool_url, fan_pct, power_mode) go to
+live only; a miner whose samples give none keeps the live row's.
 
-Rows are written in (miner, time) order and live rows locked in miner order, so two batches touching
+Rows are written in (miner, time) order and live rows upserted in miner order, so two batches touching
 the same miners wait for each other instead of deadlocking. Alert rules and rollups never run here: the
 ``telemetry.ingested`` event carries the miners whose live row changed to their handlers."""
 
 from __future__ import annotations
 
 # ruff: noqa: S608 - the SQL is built from this module's column constants and placeholders; values are parameters.
+import struct
 import threading
 import time
 import weakref
+from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -46,10 +51,12 @@ RAW_COLUMNS = (
     "temp_outlet_c", "fan_rpm", "power_w", "status", "accepted_shares", "rejected_shares", "errors",
 )  # fmt: skip
 LIVE_COLUMNS = (
-    "miner_id", "site_id", "customer_id", "last_seen", "hashrate_ghs", "hashrate_ths_instant", "hashrate_window",
-    "temp_chip_max_c", "temp_inlet_c", "temp_outlet_c", "fan_rpm", "power_w", "status", "accepted_shares",
-    "rejected_shares", "errors", "updated_at",
+    "miner_id", "site_id", "customer_id", "last_seen", "hashrate_ghs", "hashrate_ths_instant", "hashrate_window_ts",
+    "hashrate_window_ths", "temp_chip_max_c", "temp_inlet_c", "temp_outlet_c", "fan_rpm", "power_w", "status",
+    "accepted_shares", "rejected_shares", "errors", "updated_at",
 )  # fmt: skip
+SETTINGS = ("pool_url", "fan_pct", "power_mode")  # optional in a sample: absent keeps the live row's
+LIVE_COLUMNS_ALL = LIVE_COLUMNS + SETTINGS
 _EMPTY_JSON = "[]"
 
 
@@ -60,8 +67,8 @@ RAW_PG_TYPES = (
     "int8", "int8", "jsonb",
 )  # fmt: skip
 LIVE_PG_TYPES = (
-    "int8", "int4", "int4", "timestamptz", "float8", "float8", "jsonb", "float8", "float8", "float8", "jsonb", "float8",
-    "text", "int8", "int8", "jsonb", "timestamptz",
+    "int8", "int4", "int4", "timestamptz", "float8", "float8", "float8[]", "float8[]", "float8", "float8", "float8",
+    "jsonb", "float8", "text", "int8", "int8", "jsonb", "timestamptz", "text", "int2", "text",
 )  # fmt: skip
 
 
@@ -224,9 +231,34 @@ class _JsonbListDumper(Dumper):
         return b"\x01" + orjson.dumps(obj) if obj else b"\x01[]"
 
 
+_FLOAT8_OID = postgres.types["float8"].oid
+_EMPTY_FLOAT8_ARRAY = struct.pack(">iii", 0, 0, _FLOAT8_OID)
+_float8_arrays: dict[int, struct.Struct] = {}
+
+
+class _Float8ArrayDumper(Dumper):
+    """A list of floats as a binary float8[] in one struct.pack call: psycopg's own list dumper, in
+    Python, cost more than the rest of the live row's COPY (two windows per row)."""
+
+    format = Format.BINARY
+    oid = postgres.types["float8"].array_oid
+
+    def dump(self, obj):
+        count = len(obj)
+        if not count:
+            return _EMPTY_FLOAT8_ARRAY
+        packer = _float8_arrays.get(count)
+        if packer is None:  # one dimension, no nulls; each element: its length (8), then the double
+            packer = _float8_arrays.setdefault(count, struct.Struct(">iiiii" + "id" * count))
+        values = [8] * (2 * count)
+        values[1::2] = obj
+        return packer.pack(1, 0, _FLOAT8_OID, count, 1, *values)
+
+
 def _copy_rows(cursor, table: str, columns: str, types: tuple[str, ...], values: list[tuple]) -> None:
     raw_cursor = cursor.cursor  # psycopg's, under Django's wrapper
     raw_cursor.adapters.register_dumper(list, _JsonbListDumper)  # this cursor only
+    raw_cursor.adapters.register_dumper(None, _Float8ArrayDumper)  # float8[] columns (set_types), this cursor only
     # Django's wrapper maps psycopg's errors to its own and marks a broken connection unusable (so it is
     # not handed to the next request); a raw cursor's COPY bypasses it unless wrapped here.
     with (
@@ -290,23 +322,13 @@ def _insert_raw(rows: list[tuple], site_id: int, device_id: int, customer_of: di
     return inserted
 
 
-def _current_live(miner_ids: list[int]) -> dict[int, tuple[float, list]]:
-    """miner id → (last_seen as epoch seconds, window) for the batch's miners that have a live row,
-    locked. Epoch floats compare exactly with ``datetime.timestamp()`` (both are the correctly rounded
-    double of the same microsecond count) and cost no timezone-aware datetime per row."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT miner_id, extract(epoch FROM last_seen)::float8, hashrate_window FROM telemetry_live "
-                "WHERE miner_id = ANY(%s) ORDER BY miner_id FOR UPDATE",
-                [miner_ids],
-            )
-            found = cursor.fetchall()
-        # One parse for all windows instead of one per row.
-        windows = orjson.loads("[" + ",".join(window or "[]" for _, _, window in found) + "]") if found else []
-        return {row[0]: (row[1], window) for row, window in zip(found, windows, strict=True)}
-    rows = LiveStatus.objects.filter(miner_id__in=miner_ids).values_list("miner_id", "last_seen", "hashrate_window")
-    return {m: (seen.timestamp(), window or []) for m, seen, window in rows}
+def _current_live(miner_ids: list[int]) -> dict[int, tuple]:
+    """miner id → (last_seen as epoch seconds, window times, window hashrates, pool_url, fan_pct,
+    power_mode) for the batch's miners that have a live row (SQLite: one writer at a time, no lock)."""
+    rows = LiveStatus.objects.filter(miner_id__in=miner_ids).values_list(
+        "miner_id", "last_seen", "hashrate_window_ts", "hashrate_window_ths", "pool_url", "fan_pct", "power_mode"
+    )
+    return {m: (seen.timestamp(), *rest) for m, seen, *rest in rows}
 
 
 def _upsert_live(rows: list[tuple], site_id: int, customer_of: dict[int, int | None]) -> list[int]:
@@ -315,7 +337,12 @@ def _upsert_live(rows: list[tuple], site_id: int, customer_of: dict[int, int | N
 
     The window keeps the pairs of the last WINDOW_S seconds up to the newest sample: the live row's
     own, then this batch's samples newer than its ``last_seen``. A late sample (not newer) goes to raw
-    and the rollups, but neither into live nor into the moving average."""
+    and the rollups, but neither into live nor into the moving average. The settings (pool, fan duty,
+    power mode) are each the latest the batch's samples give; a miner's samples that give none keep
+    the live row's.
+
+    PostgreSQL merges the window inside the upsert, against the row it has locked (no read of the live
+    rows first); SQLite, a single writer, reads them and merges here."""
     # rows are sorted by (miner, ts): each miner's samples are consecutive, its newest last.
     groups: list[tuple[int, int, int]] = []  # (miner id, first index, last index)
     start = 0
@@ -324,71 +351,142 @@ def _upsert_live(rows: list[tuple], site_id: int, customer_of: dict[int, int | N
         if i == count or rows[i][0] != rows[start][0]:
             groups.append((rows[start][0], start, i - 1))
             start = i
-    current = _current_live([g[0] for g in groups])
+    postgres = connection.vendor == "postgresql"
+    current = {} if postgres else _current_live([g[0] for g in groups])
     now = timezone.now()
     values: list[tuple] = []
+    keeps: set[int] = set()  # PostgreSQL: miners whose batch gives some setting no value
     for miner_id, first, last in groups:
         newest = rows[last]
         newest_epoch = newest[1].timestamp()
         since = newest_epoch - WINDOW_S
         live = current.get(miner_id)
         if live is None:
-            seen = float("-inf")
-            pairs = []
+            seen = float("-inf")  # PostgreSQL: the upsert leaves out what its live row has already seen
+            times, hashrates = [], []
+            pool_url = fan_pct = power_mode = None
         else:
-            seen, old = live
+            seen, old_times, old_hashrates, pool_url, fan_pct, power_mode = live
             if newest_epoch <= seen:
                 continue
-            pairs = [pair for pair in old if pair[0] > since]
-        for r in rows[first : last + 1]:
-            hashrate = r[2]
+            keep = bisect_right(old_times, since)  # ascending: the pairs after `since` are a suffix
+            times, hashrates = old_times[keep:], old_hashrates[keep:]
+        if first == last:  # one sample of this miner (the usual batch): no loop
+            hashrate = newest[2]
             if hashrate is not None:
+                times.append(newest_epoch)
+                hashrates.append(hashrate)
+            pool_url = newest[12] if newest[12] is not None else pool_url
+            fan_pct = newest[13] if newest[13] is not None else fan_pct
+            power_mode = newest[14] if newest[14] is not None else power_mode
+        else:
+            for r in rows[first : last + 1]:
                 epoch = r[1].timestamp()
-                if epoch > seen and epoch > since:
-                    pairs.append([int(epoch) if epoch.is_integer() else round(epoch, 3), hashrate])
-        if pairs:
+                if epoch <= seen:
+                    continue
+                hashrate = r[2]
+                if hashrate is not None and epoch > since:
+                    times.append(epoch)
+                    hashrates.append(hashrate)
+                pool_url = r[12] if r[12] is not None else pool_url
+                fan_pct = r[13] if r[13] is not None else fan_pct
+                power_mode = r[14] if r[14] is not None else power_mode
+        if hashrates:
             total = 0.0
-            for pair in pairs:
-                total += pair[1]
-            ghs = total / len(pairs) * 1000
+            for hashrate in hashrates:
+                total += hashrate
+            ghs = total / len(hashrates) * 1000
         else:
             ghs = None
+        if postgres:
+            if pool_url is None or fan_pct is None or power_mode is None:
+                keeps.add(miner_id)
+                pool_url = _KEEP_TEXT if pool_url is None else pool_url
+                fan_pct = _KEEP_INT if fan_pct is None else fan_pct
+                power_mode = _KEEP_TEXT if power_mode is None else power_mode
+        else:
+            pool_url = pool_url or ""
+            power_mode = power_mode or ""
         values.append(
-            (miner_id, site_id, customer_of.get(miner_id), newest[1], ghs, newest[2], pairs, newest[3], newest[4],
-             newest[5], newest[6], newest[7], newest[8], newest[9], newest[10], newest[11], now)
+            (miner_id, site_id, customer_of.get(miner_id), newest[1], ghs, newest[2], times, hashrates, newest[3],
+             newest[4], newest[5], newest[6], newest[7], newest[8], newest[9], newest[10], newest[11], now, pool_url,
+             fan_pct, power_mode)
         )  # fmt: skip
-    if values:
-        _write_live(values)
+    if not values:
+        return []
+    if postgres:
+        return _write_live_pg(values, keeps)
+    _write_live_sqlite(values)
     return [v[0] for v in values]
 
 
-_LIVE_UPDATE = ", ".join(f"{c} = EXCLUDED.{c}" for c in LIVE_COLUMNS[1:])
+# PostgreSQL: a setting the batch does not give is sent as a value no sample can hold (validation
+# refuses control characters in pool_url; power_mode is one of three words; fan_pct is 0–100), and the
+# upsert keeps the live row's own. A row inserted with one (the miner's first sample) gets the blank
+# value ("" / null) right after, in the same transaction.
+_KEEP_TEXT = "\x01"
+_KEEP_INT = -1
+_WINDOW = ("hashrate_ghs", "hashrate_window_ts", "hashrate_window_ths")
+_LIVE_SET = ", ".join(f"{c} = EXCLUDED.{c}" for c in LIVE_COLUMNS[1:] if c not in _WINDOW and c not in SETTINGS)
+# The window: the live row's samples still inside the five minutes up to the new last_seen, then the
+# batch's samples newer than the live row's last_seen (the batch sends those of its five minutes); the
+# average over both. Times are ascending, so each part is a suffix: width_bucket() finds where it starts
+# (binary search, no subquery per row: a JSON window merged with jsonb_array_elements() cost 13–16 µs a
+# row, more than reading the rows first did; this costs ~4). On the row the upsert has locked, so
+# concurrent batches of a miner merge in turn.
+_OLD_FROM = (
+    f"width_bucket(extract(epoch FROM EXCLUDED.last_seen)::float8 - {WINDOW_S}, telemetry_live.hashrate_window_ts)"
+)
+_NEW_FROM = "width_bucket(extract(epoch FROM telemetry_live.last_seen)::float8, EXCLUDED.hashrate_window_ts)"
+_TS = f"telemetry_live.hashrate_window_ts[{_OLD_FROM} + 1:] || EXCLUDED.hashrate_window_ts[{_NEW_FROM} + 1:]"
+_THS = f"telemetry_live.hashrate_window_ths[{_OLD_FROM} + 1:] || EXCLUDED.hashrate_window_ths[{_NEW_FROM} + 1:]"
+_LIVE_PG_UPSERT = f"""
+INSERT INTO telemetry_live ({", ".join(LIVE_COLUMNS_ALL)})
+SELECT {", ".join(LIVE_COLUMNS_ALL)} FROM _ingest_live ORDER BY miner_id
+ON CONFLICT (miner_id) DO UPDATE SET {_LIVE_SET},
+    hashrate_window_ts = {_TS},
+    hashrate_window_ths = {_THS},
+    hashrate_ghs = (SELECT avg(v) * 1000 FROM unnest({_THS}) v),
+    pool_url = CASE WHEN EXCLUDED.pool_url = chr(1) THEN telemetry_live.pool_url ELSE EXCLUDED.pool_url END,
+    fan_pct = CASE WHEN EXCLUDED.fan_pct = {_KEEP_INT} THEN telemetry_live.fan_pct ELSE EXCLUDED.fan_pct END,
+    power_mode = CASE WHEN EXCLUDED.power_mode = chr(1) THEN telemetry_live.power_mode ELSE EXCLUDED.power_mode END
+WHERE EXCLUDED.last_seen > telemetry_live.last_seen
+RETURNING miner_id, xmax = 0
+"""
+_LIVE_PG_BLANK = """
+UPDATE telemetry_live SET pool_url = CASE WHEN pool_url = chr(1) THEN '' ELSE pool_url END,
+    fan_pct = NULLIF(fan_pct, -1), power_mode = CASE WHEN power_mode = chr(1) THEN '' ELSE power_mode END
+WHERE miner_id = ANY(%s)
+"""
 
 
-def _write_live(values: list[tuple]) -> None:
-    columns = ", ".join(LIVE_COLUMNS)
-    conflict = (
-        f"ON CONFLICT (miner_id) DO UPDATE SET {_LIVE_UPDATE} WHERE EXCLUDED.last_seen > telemetry_live.last_seen"
-    )
+def _write_live_pg(values: list[tuple], keeps: set[int]) -> list[int]:
+    """COPY to staging (like raw: a third of the client CPU of unnest() over array parameters), one
+    upsert; the ids of the rows it wrote, ascending."""
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # COPY, like raw: measured at a third of the client CPU of unnest() over 17 array parameters,
-            # and faster on the server too.
-            _copy_rows(cursor, "_ingest_live", columns, LIVE_PG_TYPES, values)
-            cursor.execute(
-                f"INSERT INTO telemetry_live ({columns}) SELECT {columns} FROM _ingest_live ORDER BY miner_id "
-                + conflict
-            )
-            _staging_done(cursor, "_ingest_live")
-            return
-        adapt_ts = connection.ops.adapt_datetimefield_value
-        per_row = len(LIVE_COLUMNS)
-        chunk = max(1, (connection.features.max_query_params or 30_000) // per_row)
+        _copy_rows(cursor, "_ingest_live", ", ".join(LIVE_COLUMNS_ALL), LIVE_PG_TYPES, values)
+        cursor.execute(_LIVE_PG_UPSERT)
+        written = cursor.fetchall()
+        blank = [miner_id for miner_id, inserted in written if inserted and miner_id in keeps]
+        if blank:
+            cursor.execute(_LIVE_PG_BLANK, [blank])
+        _staging_done(cursor, "_ingest_live")
+    return sorted(miner_id for miner_id, _ in written)
+
+
+def _write_live_sqlite(values: list[tuple]) -> None:
+    columns = ", ".join(LIVE_COLUMNS_ALL)
+    update = ", ".join(f"{c} = EXCLUDED.{c}" for c in LIVE_COLUMNS_ALL[1:])
+    conflict = f"ON CONFLICT (miner_id) DO UPDATE SET {update} WHERE EXCLUDED.last_seen > telemetry_live.last_seen"
+    adapt_ts = connection.ops.adapt_datetimefield_value
+    per_row = len(LIVE_COLUMNS_ALL)
+    chunk = max(1, (connection.features.max_query_params or 30_000) // per_row)
+    with connection.cursor() as cursor:
         for start in range(0, len(values), chunk):
             part = values[start : start + chunk]
             placeholders = ", ".join(["(" + ", ".join(["%s"] * per_row) + ")"] * len(part))
             params: list = []
             for v in part:
-                params.extend((*v[:3], adapt_ts(v[3]), v[4], v[5], _json(v[6]), *v[7:10], _json(v[10]), *v[11:15],
-                               _json(v[15]), adapt_ts(v[16])))  # fmt: skip
+                params.extend((*v[:3], adapt_ts(v[3]), v[4], v[5], _json(v[6]), _json(v[7]), *v[8:11], _json(v[11]),
+                               *v[12:16], _json(v[16]), adapt_ts(v[17]), *v[18:]))  # fmt: skip
             cursor.execute(f"INSERT INTO telemetry_live ({columns}) VALUES {placeholders} {conflict}", params)

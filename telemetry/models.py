@@ -214,6 +214,35 @@ class RawSample(models.Model):
         return f"{self.miner_id} @ {self.ts:%Y-%m-%d %H:%M:%S}"
 
 
+class FloatListField(models.Field):
+    """A list of floats: ``double precision[]`` on PostgreSQL (ingest's upsert slices and averages it in
+    SQL), JSON text elsewhere (SQLite's plain tables)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("default", list)
+        super().__init__(*args, **kwargs)
+
+    def db_type(self, connection):
+        return "double precision[]" if connection.vendor == "postgresql" else "text"
+
+    def from_db_value(self, value, expression, connection):
+        if value is None or type(value) is list:
+            return value
+        import orjson
+
+        return orjson.loads(value)
+
+    def get_db_prep_value(self, value, connection, prepared=False):
+        if value is None:
+            return None
+        value = [float(x) for x in value]
+        if connection.vendor == "postgresql":
+            return value
+        import orjson
+
+        return orjson.dumps(value).decode()
+
+
 class LiveStatus(models.Model):
     """One row per miner: the latest sample, with hashrate as a 5-minute moving average.
     Online or offline is derived from the age of ``last_seen`` (``LIVE_OFFLINE_AFTER``)."""
@@ -226,8 +255,10 @@ class LiveStatus(models.Model):
     last_seen = models.DateTimeField(_("last seen"))
     hashrate_ghs = models.FloatField(_("hashrate, 5-min average (GH/s)"), null=True)
     hashrate_ths_instant = models.FloatField(_("hashrate, last sample (TH/s)"), null=True)
-    # The last five minutes of (epoch seconds, TH/s) pairs behind the moving average.
-    hashrate_window = models.JSONField(default=list, editable=False)
+    # The last five minutes of samples behind the moving average: their times (epoch seconds, ascending)
+    # and hashrates (TH/s), side by side.
+    hashrate_window_ts = FloatListField(editable=False)
+    hashrate_window_ths = FloatListField(editable=False)
     temp_chip_max_c = models.FloatField(_("max chip temperature (°C)"), null=True)
     temp_inlet_c = models.FloatField(_("inlet temperature (°C)"), null=True)
     temp_outlet_c = models.FloatField(_("outlet temperature (°C)"), null=True)

@@ -68,7 +68,7 @@ def test_a_good_sample_becomes_a_typed_row():
     assert result.rejected == []
     assert result.rows == [
         (1, datetime(2026, 11, 26, 11, 59, 30, 250000, tzinfo=UTC), 110.5, 72.0, 24.5, 45.0,
-         [6000, 6100, 6050, 6000], 3250.0, "hashing", 1200, 3, [])
+         [6000, 6100, 6050, 6000], 3250.0, "hashing", 1200, 3, [], None, None, None)
     ]  # fmt: skip
     assert type(result.rows[0][7]) is float  # an int power is stored as a float
     assert result.customer_of == {1: 10}
@@ -79,7 +79,7 @@ def test_only_miner_ts_and_status_are_required():
     result = validate_samples([minimal], MINERS, NOW)
     assert result.rejected == []
     assert result.rows == [(2, datetime(2026, 11, 26, 11, 59, tzinfo=UTC), None, None, None, None, [], None,
-                            "offline", None, None, [])]  # fmt: skip
+                            "offline", None, None, [], None, None, None)]  # fmt: skip
 
 
 @pytest.mark.parametrize(

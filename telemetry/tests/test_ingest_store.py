@@ -4,6 +4,7 @@ one outbox event, idempotent on (miner, ts). Runs on SQLite and, with DATABASE_U
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -150,8 +151,8 @@ def test_moving_average_is_the_last_five_minutes_of_the_newest_sample(setup):
     live = live_row(miner)
     assert live["hashrate_ghs"] == pytest.approx((110 + 120 + 130 + 140) / 4 * 1000)
     epoch = int(T.timestamp())
-    assert live["hashrate_window"] == [[epoch - 240, 110.0], [epoch - 180, 120.0], [epoch - 60, 130.0],
-                                       [epoch, 140.0]]  # fmt: skip
+    assert live["hashrate_window_ts"] == [epoch - 240, epoch - 180, epoch - 60, epoch]
+    assert live["hashrate_window_ths"] == [110.0, 120.0, 130.0, 140.0]
     # A sample exactly 5 minutes after -4 min pushes it out (the window excludes its start).
     store(device, [s(miner, T + timedelta(minutes=1), 150)])
     assert live_row(miner)["hashrate_ghs"] == pytest.approx((120 + 130 + 140 + 150) / 4 * 1000)
@@ -198,7 +199,7 @@ def test_a_late_sample_beside_a_new_one_stays_out_of_the_average(setup):
     assert (result.inserted, result.live_changed) == (2, [miner.pk])
     live = live_row(miner)
     assert live["hashrate_ghs"] == pytest.approx(110_000.0)  # 100 and 120; the late 10 is raw only
-    assert [pair[1] for pair in live["hashrate_window"]] == [100.0, 120.0]
+    assert live["hashrate_window_ths"] == [100.0, 120.0]
 
 
 def test_many_samples_cross_the_sqlite_variable_limit(setup):
@@ -219,7 +220,10 @@ def test_sub_second_timestamps_round_trip(setup):
     store(device, [s(miner, ts)])
     assert RawSample.objects.get().ts == ts
     assert store(device, [s(miner, ts)]).duplicates == 1
-    assert live_row(miner)["hashrate_window"] == [[round(ts.timestamp(), 3), 100.0]]
+    assert (live_row(miner)["hashrate_window_ts"], live_row(miner)["hashrate_window_ths"]) == (
+        [ts.timestamp()],
+        [100.0],
+    )
 
 
 def test_an_empty_batch_writes_nothing(setup):
@@ -280,3 +284,53 @@ def test_postgres_a_rolled_back_batch_leaves_no_staging_table_behind(on_postgres
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM _ingest_raw")
         assert cursor.fetchone()[0] == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_postgres_concurrent_batches_of_a_miner_merge_their_windows(on_postgres, farm):
+    # The window is merged inside the upsert, on the row it has locked: the second batch waits for the
+    # first and merges onto what it wrote, whichever commits first.
+    import threading
+
+    from django.db import connection, transaction
+
+    from telemetry.tests.test_ingest import make_device
+
+    device, _ = make_device(farm.site_a)
+    miner = farm.miners[("site-a", "own")]
+    store(device, [s(miner, T - timedelta(minutes=3), 100)])
+    first_in = threading.Event()
+    errors: list = []
+
+    def first():
+        try:
+            with transaction.atomic():
+                store(device, [s(miner, T - timedelta(minutes=1), 120)])
+                first_in.set()
+                time.sleep(0.5)  # holds the live row's lock while the other batch arrives
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            first_in.set()
+            connection.close()
+
+    def second():
+        try:
+            first_in.wait(5)
+            store(device, [s(miner, T, 140)])
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    live = live_row(miner)
+    epoch = int(T.timestamp())
+    assert live["hashrate_window_ts"] == [epoch - 180, epoch - 60, epoch]
+    assert live["hashrate_ghs"] == pytest.approx(120_000.0)
+    assert live["last_seen"] == T

@@ -105,6 +105,16 @@
                           `${labels.revenue}: ${p.revenue_usd_per_day} ${labels.usd_day}`, "small text-secondary mb-2");
     facts.dataset.testid = "preview-facts";
     nodes.push(facts);
+    if (p.curtail_plan) {
+      const plan = p.curtail_plan;
+      const counts = plan.counts || {};
+      const line = el("p", `${labels.plan}: ${labels.requested} ${plan.requested_kw} ${labels.kw}, ` +
+                           `${labels.planned} ${plan.planned_kw} ${labels.kw}, ${labels.shortfall} ${plan.shortfall_kw} ` +
+                           `${labels.kw} · ${counts.power_target || 0} ${labels.power_targets}, ${counts.stop || 0} ` +
+                           `${labels.stops}, ${counts.none || 0} ${labels.unchanged}`, "small mb-2");
+      line.dataset.testid = "preview-plan";
+      nodes.push(line);
+    }
     if (p.refusals && p.refusals.length) {
       const warn = el("div", undefined, "alert alert-danger py-2");
       warn.setAttribute("role", "alert");

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
 from commands import services
 from commands.models import Command, CommandStatus
@@ -61,6 +63,18 @@ def test_propose_with_the_live_preview_then_a_second_user_approves_and_the_list_
     page.locator("[data-testid=preview-error]").wait_for()
     assert "percent" in page.locator("[data-testid=preview-error]").inner_text()
     assert not Command.objects.exists()  # previews write nothing
+
+    # A curtailment of the whole site: the preview shows the plan (power targets before stops) in kW.
+    start = timezone.now() + timedelta(hours=1)
+    page.select_option("[data-field=type]", "CURTAIL")
+    page.select_option("[data-field=target_kind]", "site")
+    assert page.locator("[data-for-targets=serials]").is_hidden()
+    page.fill("[data-field=curtail_kw]", "3")
+    page.fill("[data-field=curtail_start]", start.strftime("%Y-%m-%dT%H:%M"))
+    page.fill("[data-field=curtail_end]", (start + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"))
+    page.locator("[data-testid=preview-plan]").wait_for()
+    assert "requested 3.000 kW" in page.locator("[data-testid=preview-plan]").inner_text()
+    page.select_option("[data-field=target_kind]", "serials")
 
     page.select_option("[data-field=type]", "MINER_RESTART")
     page.locator("[data-testid=preview-tier][data-tier=MEDIUM]").wait_for()

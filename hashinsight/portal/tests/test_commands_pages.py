@@ -119,7 +119,12 @@ def test_buttons_follow_the_state_and_the_users_rights(client, farm):
     assert buttons(signed_in(client, farm, "siteowner_a").get(f"/commands/{command.pk}/")) == {"cancel"}
     assert buttons(signed_in(client, farm, "owner").get(f"/commands/{command.pk}/")) == {"approve", "deny", "cancel"}
     Command.objects.filter(pk=command.pk).update(status=S.COMPLETED)
-    assert buttons(client.get(f"/commands/{command.pk}/")) == {"rollback"}
+    assert buttons(client.get(f"/commands/{command.pk}/")) == set()  # a restart cannot be undone
+    fan = propose(farm, type="SET_FAN", params={"percent": 50})
+    Command.objects.filter(pk=fan.pk).update(status=S.COMPLETED)
+    assert buttons(client.get(f"/commands/{fan.pk}/")) == {"rollback"}
+    propose(farm, type="SET_FAN", params={"percent": 60}, rollback_of=fan)  # a rollback under way
+    assert buttons(client.get(f"/commands/{fan.pk}/")) == set()
     # A read-only grant on site B: sees B's commands, no button.
     on_b = propose(farm, who="owner", site="site-b")
     assert buttons(signed_in(client, farm, "siteowner_b_ro").get(f"/commands/{on_b.pk}/")) == set()
@@ -173,6 +178,23 @@ def test_cancel_then_cancel_again_is_a_message_not_an_error(client, farm):
     response = client.post(f"/commands/{command.pk}/cancel/", follow=True)
     assert response.status_code == 200
     assert any("no longer in a state" in m for m in messages_of(response))
+
+
+def test_rollback_through_the_page_proposes_the_inverse(client, farm):
+    fan = propose(farm, type="SET_FAN", params={"percent": 100})  # LOW: runs without approval
+    Command.objects.filter(pk=fan.pk).update(status=S.COMPLETED)
+    fan.targets.update(result_status="ok", before_state={"edge": {"fan_percent": 60}})
+    signed_in(client, farm, "owner")
+    response = client.post(f"/commands/{fan.pk}/rollback/", {"reason": "too loud"}, follow=True)
+    inverse = Command.objects.get(rollback_of=fan)
+    assert (inverse.command_type, inverse.params) == ("SET_FAN", {"percent": 60})
+    assert response.redirect_chain[-1][0] == f"/commands/{inverse.pk}/"
+    assert any(f"#{inverse.pk}" in m for m in messages_of(response))
+    again = client.post(f"/commands/{fan.pk}/rollback/", follow=True)  # one is under way: a message, no 500
+    assert again.status_code == 200 and Command.objects.filter(rollback_of=fan).count() == 1
+    assert any("Nothing was changed" in m for m in messages_of(again))
+    html = client.get(f"/commands/{fan.pk}/").content.decode()
+    assert f'href="/commands/{inverse.pk}/" data-testid="rollback-link"' in html
 
 
 def test_rollback_button_calls_the_rollback_service(client, farm, monkeypatch):

@@ -25,11 +25,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from commands import selectors as command_selectors
 from commands import services as command_services
-from commands.models import Command, CommandStatus, CommandType, Decision, RiskTier, Verification
+from commands.models import LIVE_STATUSES, Command, CommandStatus, CommandType, Decision, RiskTier, Verification
 from hashinsight.accounts.roles import GLOBAL_ROLES, Access, Module, has_access, role_of
 from hashinsight.core.errors import DomainError
 from hashinsight.events.models import AuditEvent
@@ -45,6 +46,8 @@ REASON_MAX = 500
 CANCELLABLE = (S.PENDING, S.PENDING_APPROVAL, S.APPROVED)
 # Statuses whose effect a rollback undoes (commands.state: COMPLETED, PARTIAL → ROLLED_BACK).
 ROLLBACKABLE = (S.COMPLETED, S.PARTIAL)
+# Types commands.rollback refuses (no_inverse): a restart cannot be undone; a curtailment ends with its window.
+NO_INVERSE = (CommandType.MINER_RESTART, CommandType.CURTAIL)
 NOT_ACKNOWLEDGED = "none"  # the verification filter's value for "" (not acknowledged yet)
 MINE = "mine"
 PREVIEW_URL = "/api/v1/commands/preview"  # commands.api.views (session auth + the CSRF header)
@@ -79,7 +82,7 @@ class Rights:
             qs = qs.filter(owner_admin_only=False)
         return qs
 
-    def for_command(self, command: Command, *, decided: bool) -> dict:
+    def for_command(self, command: Command, *, decided: bool, has_live_rollback: bool = False) -> dict:
         mine = command.proposer_id is not None and command.proposer_id == self.user.pk
         manager = self.manages(command.site_id)
         pending = command.status == S.PENDING_APPROVAL and command.expires_at > timezone.now()
@@ -88,7 +91,10 @@ class Rights:
             "approve": may_decide and (self.global_role or not command.owner_admin_only),
             "deny": may_decide,
             "cancel": command.status in CANCELLABLE and (mine or manager),
-            "rollback": command.status in ROLLBACKABLE and manager,
+            "rollback": command.status in ROLLBACKABLE
+            and command.command_type not in NO_INVERSE
+            and manager
+            and not has_live_rollback,
         }
 
 
@@ -413,6 +419,7 @@ def before_summary(before: dict) -> list[tuple[str, str]]:
 
 def _detail_context(request, command: Command) -> dict:
     rights = Rights(request.user)
+    rollbacks = list(command.rollbacks.order_by("pk").values("pk", "status"))
     approvals = list(command.approvals.select_related("approver").order_by("pk"))
     decided = any(a.approver_id == request.user.pk for a in approvals)
     targets = list(command.targets.select_related("miner").order_by("pk"))
@@ -427,7 +434,9 @@ def _detail_context(request, command: Command) -> dict:
     }
     return {
         "c": command,
-        "allowed": rights.for_command(command, decided=decided),
+        "allowed": rights.for_command(
+            command, decided=decided, has_live_rollback=any(r["status"] in LIVE_STATUSES for r in rollbacks)
+        ),
         "approvals": approvals,
         "approved": approved,
         "targets": targets,
@@ -444,7 +453,7 @@ def _detail_context(request, command: Command) -> dict:
         "audit_url": reverse("portal:audit-list") + f"?q=command:{command.pk}",
         "can_see_chain": has_access(request.user, Module.SYSTEM, Access.FULL),
         "params": _public(command.params),
-        "rollbacks": list(command.rollbacks.order_by("pk").values("pk", "status")),
+        "rollbacks": rollbacks,
         "reason_max": REASON_MAX,
     }
 
@@ -579,13 +588,17 @@ def command_rollback(request, pk: int):
             raise Http404 from None
         messages.error(request, _t("Nothing was changed: %(why)s") % {"why": _error_text(error)})
         return _back(command)
-    new = proposed.command
+    made = [proposed.command, *getattr(proposed, "others", ())]
     messages.success(
         request,
-        _t("Rollback proposed as command #%(id)d (%(status)s); it is scored and approved like any other.")
-        % {"id": new.pk, "status": new.get_status_display()},
+        ngettext(
+            "Rollback proposed as command %(ids)s; it is scored and approved like any other command.",
+            "Rollback proposed as commands %(ids)s, one per earlier state; each is scored and approved alike.",
+            len(made),
+        )
+        % {"ids": ", ".join(f"#{c.pk}" for c in made)},
     )
-    return redirect("portal:command-detail", pk=new.pk)
+    return redirect("portal:command-detail", pk=made[0].pk)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -745,6 +758,13 @@ def preview_labels() -> dict:
         "two_admin": who_must_approve(tier="CRITICAL", approvals_required=2, owner_admin_only=True),
         "tiers": {k: str(v) for k, v in RiskTier.choices},
         "factors": {k: str(v) for k, v in FACTOR_LABELS.items()},
+        "plan": _t("Curtailment plan"),
+        "requested": _t("requested"),
+        "planned": _t("planned"),
+        "shortfall": _t("short of the request"),
+        "power_targets": _t("power targets"),
+        "stops": _t("stops"),
+        "unchanged": _t("left running"),
         "kw": "kW",
         "usd_day": _t("USD/day"),
     }

@@ -191,11 +191,6 @@ def test_a_set_fan_and_a_pool_set_are_rolled_back_from_the_edges_before_state(ed
     assert simulated.active_pool == 0
 
 
-@pytest.mark.skipif(
-    not hasattr(services, "command_acknowledge_restore"),
-    reason="needs the rollback helper's server side: CURTAIL targets planned per miner in the envelope and "
-    "services.command_acknowledge_restore behind POST /api/edge/v1/commands/{id}/ack phase 'restore'",
-)
 def test_a_soft_curtail_throttles_the_miner_and_is_restored_at_the_end(edge):
     farm, simulated = edge.farm, edge.simulated
     proposer, approvers = farm.users["siteowner_a"], [farm.users["owner"], farm.users["admin"]]
@@ -223,9 +218,13 @@ def test_a_soft_curtail_throttles_the_miner_and_is_restored_at_the_end(edge):
             return row if isinstance((row.action or {}).get("restore"), dict) else None
 
         row = await until(restored, timeout=window_s + 15, what="the restore report")
-        return curtail, row
 
-    curtail, row = asyncio.run(edge.run(scenario))
+        async def acked():  # the server's answer reaches the collector just after the row is written
+            return edge.collector.restores.get(str(curtail.pk)).state == "acked"
+
+        await until(acked, timeout=10, what="the collector to record the restore report as delivered")
+        return row
+
+    row = asyncio.run(edge.run(scenario))
     assert row.action["restore"]["status"] == "ok" and row.action["restore"]["message"] == "power target cleared"
     assert simulated.power_target_w is None and simulated.mining
-    assert edge.collector.restores.get(str(curtail.pk)).state == "acked"

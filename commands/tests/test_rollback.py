@@ -268,3 +268,19 @@ def test_the_rollback_endpoint(api, farm, miners, device):
     detail = api.get(f"/api/v1/commands/{original.pk}").json()
     assert sorted(detail["rollbacks"]) == sorted(body["rollback_group"])
     assert api.post("/api/v1/commands/999999/rollback", {}, format="json").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_rollbacks_propose_one(on_postgres, farm, miners, device):
+    """The original's row is locked for the whole rollback: the second request waits, then sees the first's
+    live rollback (rollback_pending). Likewise an acknowledgement settling the original waits for the lock."""
+    from commands.tests.test_lifecycle import _in_threads
+
+    original = run(propose(farm, miners, type="HASHING_DISABLE"), device, {m.serial: ("ok", None) for m in miners})
+    users = (farm.users["owner"], farm.users["admin"])
+    results = _in_threads(*(lambda u=u: command_rollback(command=original, actor=u).command.pk for u in users))
+    (made,) = Command.objects.filter(rollback_of=original)
+    assert sorted(map(str, results)) == sorted([str(made.pk), "rollback_pending"])
+    run(made, device, {m.serial: ("ok", None) for m in miners})
+    original.refresh_from_db()
+    assert original.status == S.ROLLED_BACK

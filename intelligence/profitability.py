@@ -7,6 +7,7 @@
     break-even BTC price         = power cost/day ÷ BTC/day
 
 ``difficulty × 2³²`` is the expected number of hashes needed to find one block. A month is 30 days.
+The BTC/day formula itself is ``intelligence.algorithms.hashprice.expected_btc_per_day`` (one place for it).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from decimal import Decimal
 
-TWO_32 = Decimal(2**32)
-SECONDS_PER_DAY = Decimal(86_400)
+from intelligence.algorithms import hashprice
+
+TWO_32 = Decimal(hashprice.TWO_32)
+SECONDS_PER_DAY = Decimal(hashprice.SECONDS_PER_DAY)
 DAYS_PER_MONTH = Decimal(30)
 # The pool fee assumed where nobody names one: the calculator's preset and every fleet and site figure.
 DEFAULT_POOL_FEE_PCT = Decimal(2)
@@ -112,9 +115,8 @@ def mining_profitability(inputs: ProfitInputs) -> ProfitResult:
     inputs.validate()
     fleet_ths = inputs.hashrate_ths * inputs.quantity
     fleet_kw = inputs.power_w * inputs.quantity / 1000
-    hashes_per_day = fleet_ths * Decimal(10) ** 12 * SECONDS_PER_DAY
-    blocks_per_day = hashes_per_day / (inputs.difficulty * TWO_32)
-    btc_day = blocks_per_day * (inputs.block_subsidy_btc + inputs.fees_btc_per_block) * (1 - inputs.pool_fee_pct / 100)
+    reward = inputs.block_subsidy_btc + inputs.fees_btc_per_block
+    btc_day = hashprice.expected_btc_per_day(fleet_ths, inputs.difficulty, reward) * (1 - inputs.pool_fee_pct / 100)
     revenue_day = btc_day * inputs.btc_price_usd
     kwh_day = fleet_kw * 24
     cost_day = kwh_day * inputs.electricity_usd_per_kwh

@@ -335,6 +335,13 @@ def test_keyset_pages_forward_and_back_in_each_sort(client, farm, monkeypatch):
         previous = re.search(r'href="(\?[^"]*)" rel="prev"', last.content.decode())
         assert listed_ids(client.get("/commands/" + previous.group(1).replace("&amp;", "&"))) == pages_seen[-2][1]
     assert b'data-testid="table-problem"' in client.get("/commands/?cursor=garbage").content
+    import base64
+
+    for forged in ({"k": "risk", "d": False, "v": "NaN", "i": 1}, {"k": "risk", "d": False, "v": "abc", "i": 1},
+                   {"k": "site", "d": False, "v": 5, "i": 1}):  # fmt: skip
+        cursor = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode().rstrip("=")
+        response = client.get(f"/commands/?sort={forged['k']}&cursor={cursor}")
+        assert response.status_code == 200  # a forged cursor is a problem shown or a page, never a 500
 
 
 def test_csv_exports_the_filtered_rows_with_units(client, farm):

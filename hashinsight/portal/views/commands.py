@@ -153,8 +153,10 @@ def _decode(cursor: str, *, key: str, desc: bool) -> dict:
             raise ValueError
         if not isinstance(data.get("i"), int) or not isinstance(data.get("v"), str | int):
             raise ValueError
+        if key == "risk" and not Decimal(str(data["v"])).is_finite():
+            raise ValueError
         return data
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, TypeError, ArithmeticError, binascii.Error, UnicodeDecodeError):
         raise InvalidCursor from None
 
 
@@ -178,7 +180,7 @@ def keyset_page(qs, *, sort: str, cursor: str | None, limit: int) -> KeysetSlice
     scan_desc = desc != back
     part = qs
     if cur is not None:
-        value = Decimal(cur["v"]) if key == "risk" else cur["v"]
+        value = Decimal(str(cur["v"])) if key == "risk" else str(cur["v"])
         op = "lt" if scan_desc else "gt"
         if key == "id":
             part = part.filter(**{f"pk__{op}": cur["i"]})
@@ -647,8 +649,9 @@ class ProposeForm(forms.Form):
     )  # fmt: skip
     zone = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label=_("Zone"))
     expires_in_min = forms.IntegerField(
-        required=False, min_value=1, max_value=7 * 24 * 60, initial=60, label=_("Expires after (minutes)")
-    )
+        required=False, min_value=1, max_value=7 * 24 * 60, label=_("Expires after (minutes)"),
+        help_text=_("Empty: an hour; a curtailment, an hour after its window starts."),
+    )  # fmt: skip
 
     def __init__(self, *args, sites=(), zones=(), **kwargs):
         super().__init__(*args, **kwargs)

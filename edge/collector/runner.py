@@ -406,6 +406,7 @@ class Collector:
             "miners_unaddressable": len(self.unaddressable),
             "last_poll_duration_s": self.last_cycle.get("last_poll_duration_s"),
             "poll_interval_s": self.config.poll_interval_s,
+            "curtail_restores_pending": self.restores.pending(),  # CURTAILs not yet restored and reported
         }
 
     async def send_health(self) -> bool:

@@ -569,3 +569,19 @@ def test_overlapping_curtailments_of_one_miner_restore_what_was_there_before_the
         assert asyncio.run(collector.run_restores()) == 1 and "SOFT-1" not in adapter.targets
     finally:
         collector.spool.close()
+
+
+def test_a_refused_curtail_is_acknowledged_per_serial_and_nothing_is_scheduled(tmp_path):
+    clock, client, adapter = Clock(), AckClient(), CurtailAdapter()
+    collector = collector_for(tmp_path, adapter, client, clock)
+    try:
+        env = signed([TARGETS[0], TARGETS[2]])
+        env["params"] = {**env["params"], "kw": 50}  # tampered: the signature no longer matches
+        results = handle(collector, env)
+        assert [(r["miner"], r["status"]) for r in results] == [("SOFT-1", "failed"), ("STOP-1", "failed")]
+        assert "bad_signature" in results[0]["message"] and adapter.calls == []
+        assert collector.restores.get("41") is None and collector.health_report()["curtail_restores_pending"] == 0
+        handle(collector, signed([TARGETS[2]], command_id=42, nonce="nonce-42"))
+        assert collector.health_report()["curtail_restores_pending"] == 1  # in the health report until reported
+    finally:
+        collector.spool.close()

@@ -363,17 +363,34 @@ def test_the_selectors_show_per_target_verification_within_scope(farm, device, m
     assert command_verification_counts([command.pk]) == {command.pk: {"verified": 1, "pending": 1}}
 
 
-def test_the_ingest_hook_verifies_the_reporting_sites_commands_at_once(farm, device, miners):
-    command = run("SET_FAN", farm, device, miners[:1], params={"percent": 95})
-    ingest(device, miners[0], acked_at(command) + timedelta(seconds=1), fan_pct=95)
-    event = OutboxEvent.objects.filter(event_type="telemetry.ingested").order_by("created_at").last()
+def test_the_ingest_hook_verifies_the_reporting_miners_targets_at_once(farm, device, miners):
     from hashinsight.events.contracts import TelemetryIngested
 
-    other_site = (TelemetryIngested(**{**event.payload, "site_id": farm.site_b.pk}), event)
-    verification.verify_ingested([other_site])
-    assert targets(command) == [(miners[0].serial, "")]  # another site's telemetry: not looked at
-    verification.verify_ingested([(TelemetryIngested(**event.payload), event)])
+    command = run("SET_FAN", farm, device, miners[:1], params={"percent": 95})
+    verify()  # initialised: pending
+    ingest(device, miners[0], acked_at(command) + timedelta(seconds=1), fan_pct=95)
+    event = OutboxEvent.objects.filter(event_type="telemetry.ingested").order_by("created_at").last()
+    assert event.payload["miner_ids"] == [miners[0].pk]
+
+    def hook(**change):
+        verification.verify_ingested([(TelemetryIngested(**{**event.payload, **change}), event)])
+
+    hook(site_id=farm.site_b.pk)
+    assert targets(command) == [(miners[0].serial, "pending")]  # another site's telemetry: not looked at
+    hook(miner_ids=[miners[1].pk])
+    assert targets(command) == [(miners[0].serial, "pending")]  # another miner of the site: not decided
+    hook()
     assert targets(command) == [(miners[0].serial, "verified")]
+
+
+def test_a_command_whose_targets_were_settled_elsewhere_is_summed_and_not_picked_up_again(farm, device, miners):
+    command = run("SET_FAN", farm, device, miners, params={"percent": 50})
+    CommandTarget.objects.filter(command=command).update(verification="verified")
+    Command.objects.filter(pk=command.pk).update(verification="pending")
+    assert verification.verification_due()
+    verify()
+    command.refresh_from_db()
+    assert command.verification == "verified" and not verification.verification_due()
 
 
 def test_the_alert_type_has_a_label():

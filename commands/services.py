@@ -459,6 +459,7 @@ def assess(
 
 
 CURTAIL_ACTIONS = ("power_target", "stop", "none")
+SOFT_FLOOR_OF_NAMEPLATE = Decimal("0.5")
 
 
 def _curtail_plan(miners, live, params) -> tuple[risk.CurtailPlan, dict]:
@@ -474,6 +475,9 @@ def _curtail_plan(miners, live, params) -> tuple[risk.CurtailPlan, dict]:
                 power_kw=_kw(row.power_w) if row is not None and row.power_w is not None else None,
                 nominal_power_kw=_kw(m.model.power_w),
                 supports_power_target=True,
+                # Half the nameplate, not half the current draw: a miner already in low power mode would be
+                # planned below what firmware accepts (the simulator refuses under 40 % of nameplate).
+                soft_min_power_kw=_kw(m.model.power_w) * SOFT_FLOOR_OF_NAMEPLATE,
                 efficiency_j_per_th=(m.model.power_w / m.model.hashrate_ths) if m.model.hashrate_ths else None,
             )
         )

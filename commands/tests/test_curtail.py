@@ -224,3 +224,17 @@ def test_a_restore_report_is_refused_for_other_types_and_bad_bodies(farm, miners
         f"/api/edge/v1/commands/{fan.pk}/ack", {"nonce": "x", "phase": "restore", "results": []}, format="json"
     )
     assert wrong_nonce.status_code == 409 and wrong_nonce.json()["error_code"] == "nonce_mismatch"
+
+
+def test_a_miner_already_throttled_is_never_planned_below_half_its_nameplate(farm, miners):
+    """Firmware refuses very low power targets (the simulator: under 40 % of nameplate); a miner already in low
+    power mode drawing 60 % of its nameplate is throttled to 50 % of the nameplate at most, then stopped."""
+    from telemetry.models import LiveStatus
+
+    s19 = miners[3]
+    nameplate_w = int(s19.model.power_w)
+    LiveStatus.objects.filter(miner=s19).update(power_w=float(nameplate_w) * 0.6)
+    small = curtail(farm, [s19], window(kw=0.2))  # 0.2 kW of 1.95 kW drawn: a throttle is enough
+    assert actions(small)[s19.pk] == {"action": "power_target", "power_w": int(nameplate_w * 0.6) - 200}
+    big = curtail(farm, [s19], window(kw=0.5, minutes_from_now=5))  # more than the 0.325 kW to half the nameplate
+    assert actions(big)[s19.pk] == {"action": "stop", "power_w": None}

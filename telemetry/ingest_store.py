@@ -331,6 +331,17 @@ def _current_live(miner_ids: list[int]) -> dict[int, tuple]:
     return {m: (seen.timestamp(), *rest) for m, seen, *rest in rows}
 
 
+def _last_seen_of(miner_ids: list[int]) -> dict[int, float]:
+    """miner id → live last_seen (epoch seconds), unlocked: last_seen only moves forward, so the locked
+    row the upsert then finds has seen at least as much."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT miner_id, extract(epoch FROM last_seen)::float8 FROM telemetry_live WHERE miner_id = ANY(%s)",
+            [miner_ids],
+        )
+        return dict(cursor.fetchall())
+
+
 def _upsert_live(rows: list[tuple], site_id: int, customer_of: dict[int, int | None]) -> list[int]:
     """Upsert the live row of each miner whose newest sample here is newer than its live row; returns
     those miners' ids (ascending).
@@ -338,11 +349,13 @@ def _upsert_live(rows: list[tuple], site_id: int, customer_of: dict[int, int | N
     The window keeps the pairs of the last WINDOW_S seconds up to the newest sample: the live row's
     own, then this batch's samples newer than its ``last_seen``. A late sample (not newer) goes to raw
     and the rollups, but neither into live nor into the moving average. The settings (pool, fan duty,
-    power mode) are each the latest the batch's samples give; a miner's samples that give none keep
-    the live row's.
+    power mode) are each the latest that the batch's samples newer than ``last_seen`` give; a miner's
+    samples that give none keep the live row's.
 
     PostgreSQL merges the window inside the upsert, against the row it has locked (no read of the live
-    rows first); SQLite, a single writer, reads them and merges here."""
+    rows first); SQLite, a single writer, reads them and merges here. On PostgreSQL ``last_seen`` is read
+    first only for a miner whose settings come from a sample other than its newest here (a late sample
+    must not set them), which a collector's usual batch, one sample per miner, never has."""
     # rows are sorted by (miner, ts): each miner's samples are consecutive, its newest last.
     groups: list[tuple[int, int, int]] = []  # (miner id, first index, last index)
     start = 0
@@ -353,6 +366,15 @@ def _upsert_live(rows: list[tuple], site_id: int, customer_of: dict[int, int | N
             start = i
     postgres = connection.vendor == "postgresql"
     current = {} if postgres else _current_live([g[0] for g in groups])
+    seen_of: dict[int, float] = {}
+    if postgres:
+        mixed = [
+            g[0] for g in groups
+            if g[1] != g[2] and any(r[12] is not None or r[13] is not None or r[14] is not None
+                                    for r in rows[g[1] : g[2]])
+        ]  # fmt: skip
+        if mixed:
+            seen_of = _last_seen_of(mixed)
     now = timezone.now()
     values: list[tuple] = []
     keeps: set[int] = set()  # PostgreSQL: miners whose batch gives some setting no value
@@ -362,7 +384,10 @@ def _upsert_live(rows: list[tuple], site_id: int, customer_of: dict[int, int | N
         since = newest_epoch - WINDOW_S
         live = current.get(miner_id)
         if live is None:
-            seen = float("-inf")  # PostgreSQL: the upsert leaves out what its live row has already seen
+            # PostgreSQL: the upsert leaves out what the live row has already seen, save the settings above.
+            seen = seen_of.get(miner_id, float("-inf"))
+            if newest_epoch <= seen:
+                continue
             times, hashrates = [], []
             pool_url = fan_pct = power_mode = None
         else:

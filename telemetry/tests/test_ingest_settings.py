@@ -211,3 +211,20 @@ def test_the_endpoint_answers_a_bad_setting_per_sample(api, farm):
     }
     assert settings_of(a1) == (POOL, 75, "normal")
     assert not LiveStatus.objects.filter(miner=a2).exists()
+
+
+@pytest.mark.django_db
+def test_a_late_sample_beside_a_new_one_does_not_set_the_settings(setup):
+    # The late sample (older than live) gives a pool, the new one none: live keeps its own.
+    farm, device = setup
+    miner = farm.miners[("site-a", "own")]
+    store(device, [s(miner, T - timedelta(minutes=1), pool_url=POOL, fan_pct=50)])
+    result = store(device, [
+        s(miner, T - timedelta(minutes=2), pool_url="stratum+tcp://late:1", fan_pct=10, power_mode="low"),
+        s(miner, T),
+    ])  # fmt: skip
+    assert (result.inserted, result.live_changed) == (2, [miner.pk])
+    assert settings_of(miner) == (POOL, 50, "")
+    # A newer sample that is not the batch's newest does set them.
+    store(device, [s(miner, T + timedelta(minutes=1), fan_pct=20), s(miner, T + timedelta(minutes=2))])
+    assert settings_of(miner) == (POOL, 20, "")

@@ -4,7 +4,8 @@ benchmarks' ground truth for "no target executed twice" (the simulator keeps no 
     python bench/_sim_recorder.py --record FILE [any python -m edge.simulator argument]
 
 Each write (set_fan, power_mode, hashing_disable, …) appends one JSON line {"t": wall seconds, "serial",
-"command", "parameter", "code"} to FILE, flushed at once; reads are not recorded. Nothing else changes."""
+"command", "parameter", "code", "ok"} to FILE, flushed at once (``ok`` false: the firmware refused it, e.g.
+set_fan on a hydro-cooled miner); reads are not recorded. Nothing else changes."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def main() -> int:
         reply = original(miner, t, command, parameter)
         status = (reply.get("STATUS") or [{}])[0]
         line = {"t": time.time(), "serial": miner.serial, "command": command, "parameter": parameter,
-                "code": status.get("Code")}  # fmt: skip
+                "code": status.get("Code"), "ok": status.get("STATUS") == "S"}  # fmt: skip
         out.write(json.dumps(line) + "\n")
         return reply
 

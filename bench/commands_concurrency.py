@@ -13,13 +13,13 @@ production mode, the Procfile's Celery worker, housekeeping worker and beat, the
 Per run: ``--clients`` threads, each with its own API token of the owner, propose their share of
 ``--commands`` commands as fast as the server answers (command k targets miner k mod 500; SET_FAN, LOW, runs
 at once, and POWER_MODE, MEDIUM, needs one approval, alternately), each with its own dedupe key; on top,
-``--duplicates`` of them are proposed a second time by another client at the same moment (same dedupe key,
-same intent: the answer must be the first command). Two approver threads (the admin's token) approve each
+``--duplicates`` of them are sent twice at the same instant on two connections with two tokens (same dedupe
+key, same intent: both answers must name one command). Two approver threads (the admin's token) approve each
 MEDIUM command as soon as its proposal is answered. The run ends when every command is final.
 
 Checked per run:
-- every proposal answered (201 created / 200 the live command of that dedupe key), every duplicate answered
-  with its original's id (or, if the original had already finished, a new command: counted apart);
+- every proposal answered (201 created / 200 the live command of that dedupe key; a 503 is retried after its
+  Retry-After and counted), and both requests of each racing pair answered with one command (one 201, one 200);
 - from the database: each command dispatched exactly once (one ``command.dispatched`` audit event each, none
   without), every command final, and how;
 - the ground truth: the simulator's record of the writes its miners carried out (bench/_sim_recorder.py) is
@@ -52,24 +52,24 @@ FINAL = ("COMPLETED", "PARTIAL", "FAILED", "TIMEOUT", "DENIED", "CANCELLED")
 RAN = re.compile(r"edge\.collector: command (\d+): ")
 
 
-def plan(miners: list[tuple[int, str]], count: int, clients: int, duplicates: int, run: int) -> list[list[dict]]:
-    """Per client, its proposals in order. Proposal k goes to client k mod clients; a duplicate of proposal
-    k goes to client (k + clients/2) mod clients at the same position, so the two race."""
+def plan(miners: list[tuple[int, str, str]], count: int, clients: int, duplicates: int, run: int) -> list[list[dict]]:
+    """Per client, its proposals in order. Proposal k goes to client k mod clients; ``duplicates`` of them,
+    spread evenly, are marked ``twin``: the client sends it twice at the same instant, on its own connection
+    and on a second one with another client's token, so the two requests race."""
     modes = ("low", "high", "normal")
     per_client: list[list[dict]] = [[] for _ in range(clients)]
     dup_every = max(1, count // duplicates) if duplicates else 0
     made = 0
     for k in range(count):
-        miner_id, _ = miners[k % len(miners)]
-        if k % 2 == 0:
+        miner_id, _, cooling = miners[k % len(miners)]
+        if k % 2 == 0 and cooling != "hydro":  # a hydro-cooled miner has no fans: POWER_MODE instead
             body = {"type": "SET_FAN", "params": {"percent": 35 + (k * 7 + run * 13) % 60}}
         else:
             body = {"type": "POWER_MODE", "params": {"mode": modes[(k // len(miners) + run) % 3]}}
         body |= {"targets": [miner_id], "dedupe_key": f"bench-r{run}-{k}"}
-        per_client[k % clients].append({"k": k, "dup": False, "body": body})
-        if dup_every and k % dup_every == dup_every // 2 and made < duplicates:
-            made += 1
-            per_client[(k + clients // 2) % clients].append({"k": k, "dup": True, "body": body})
+        twin = bool(dup_every) and k % dup_every == dup_every // 2 and made < duplicates
+        made += twin
+        per_client[k % clients].append({"k": k, "dup": False, "twin": twin, "body": body})
     return per_client
 
 
@@ -81,21 +81,36 @@ def propose_all(port: int, tokens: list[str], approver_token: str, per_client: l
     approve_503 = [0]
     barrier = threading.Barrier(len(per_client) + 1)
 
+    def propose(api: Api, item: dict, start: threading.Barrier | None, out: list) -> None:
+        if start is not None:
+            start.wait()
+        t = time.perf_counter()
+        status, answer, unavailable = call_retrying(api, "POST", "/api/v1/commands/propose", item["body"])
+        latency = (time.perf_counter() - t) * 1000
+        out.append({**item, "status": status, "id": answer.get("id"), "state": answer.get("status"),
+                    "tier": answer.get("risk_tier"), "ms": latency, "unavailable": unavailable,
+                    "error": None if status in (200, 201) else answer})  # fmt: skip
+        if answer.get("status") == "PENDING_APPROVAL":
+            to_approve.put(answer["id"])
+
     def client(index: int, items: list[dict]):
         api = Api(port, tokens[index])
-        api.call("GET", "/api/v1/commands?limit=1")  # connection and token warm
+        twin_api = Api(port, tokens[(index + len(tokens) // 2) % len(tokens)])
+        for a in (api, twin_api):
+            a.call("GET", "/api/v1/commands?limit=1")  # connection and token warm
         barrier.wait()
-        mine = []
+        mine: list[dict] = []
         for item in items:
-            t = time.perf_counter()
-            status, answer, unavailable = call_retrying(api, "POST", "/api/v1/commands/propose", item["body"])
-            latency = (time.perf_counter() - t) * 1000
-            mine.append({**item, "status": status, "id": answer.get("id"), "state": answer.get("status"),
-                         "tier": answer.get("risk_tier"), "ms": latency, "unavailable": unavailable,
-                         "error": None if status in (200, 201) else answer})  # fmt: skip
-            if answer.get("status") == "PENDING_APPROVAL":
-                to_approve.put(answer["id"])
+            if not item["twin"]:
+                propose(api, item, None, mine)
+                continue
+            start = threading.Barrier(2)
+            other = threading.Thread(target=propose, args=(twin_api, {**item, "dup": True}, start, mine))
+            other.start()
+            propose(api, item, start, mine)
+            other.join()
         api.close()
+        twin_api.close()
         with lock:
             answers.extend(mine)
 
@@ -136,12 +151,12 @@ def propose_all(port: int, tokens: list[str], approver_token: str, per_client: l
 
 def call_retrying(api: Api, method: str, path: str, body: dict) -> tuple[int, dict, int]:
     """As a well-behaved client: a 503 (the server's "database unavailable": no pooled connection within
-    DB_POOL_TIMEOUT_S) is retried after its Retry-After (capped at 5 s), up to 10 times; returns the final
+    DB_POOL_TIMEOUT_S) is retried after its Retry-After (capped at 5 s), up to 30 times; returns the final
     answer and how many 503s it took."""
     unavailable = 0
     while True:
         status, answer = api.call(method, path, body)
-        if status != 503 or unavailable >= 10:
+        if status != 503 or unavailable >= 30:
             return status, answer, unavailable
         unavailable += 1
         time.sleep(min(5.0, float(api.last_retry_after or 1)))
@@ -179,6 +194,8 @@ class Activity(threading.Thread):
         self.name_db = parsed.path.lstrip("/")
         self.admin = parsed._replace(path="/postgres").geturl()
         self.samples: list[tuple[int, int, int]] = []
+        self.holder: Counter = Counter()  # what the session holding the audit lock was doing, per sample
+        self.blocked: Counter = Counter()  # (its statement, the blocking session's) when it waited for another
         self.stopping = threading.Event()
 
     def run(self):
@@ -193,7 +210,30 @@ class Activity(threading.Thread):
                 active = sum(1 for r in rows if r[0] == "active")
                 advisory = sum(1 for r in rows if r[1] == "Lock" and r[2] == "advisory")
                 self.samples.append((len(rows), active, advisory))
+                held = conn.execute(
+                    "SELECT a.state, a.wait_event, left(a.query, 60), "
+                    "(SELECT left(b.state || ': ' || b.query, 60) FROM pg_stat_activity b "
+                    " WHERE b.pid = ANY(pg_blocking_pids(a.pid)) LIMIT 1) "
+                    "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "WHERE l.locktype = 'advisory' AND l.granted AND a.datname = %s",
+                    [self.name_db],
+                ).fetchall()
+                for state, wait_event, query, blocker in held:
+                    if blocker:
+                        self.blocked[(query, blocker)] += 1
+                    self.holder["app (idle in transaction)" if state == "idle in transaction" else
+                                f"database ({wait_event or 'running'})"] += 1  # fmt: skip
+                if not held:
+                    self.holder["free"] += 1
                 time.sleep(0.1)
+
+    def deadlocks(self) -> int:
+        """pg_stat_database's deadlock count of the bench database (each one costs deadlock_timeout, 1 s)."""
+        import psycopg
+
+        with psycopg.connect(self.admin, autocommit=True) as conn:
+            row = conn.execute("SELECT deadlocks FROM pg_stat_database WHERE datname = %s", [self.name_db]).fetchone()
+        return int(row[0]) if row else 0
 
     def stop(self) -> str:
         self.stopping.set()
@@ -202,8 +242,14 @@ class Activity(threading.Thread):
             return "no samples"
         total = [s[0] for s in self.samples]
         advisory = [s[2] for s in self.samples]
-        return (f"sessions peak {max(total)} (mean {statistics.fmean(total):.1f}); waiting for the audit lock: "
-                f"peak {max(advisory)}, mean {statistics.fmean(advisory):.1f}")  # fmt: skip
+        for (query, blocker), count in self.blocked.most_common(3):
+            print(f"      audit-lock holder blocked ({count} samples) in: {query!r} by {blocker!r}")
+        n = sum(self.holder.values()) or 1
+        holder = ", ".join(f"{k} {v / n:.0%}" for k, v in self.holder.most_common(5))
+        return (
+            f"sessions peak {max(total)} (mean {statistics.fmean(total):.1f}); waiting for the audit lock: "
+            f"peak {max(advisory)}, mean {statistics.fmean(advisory):.1f}; the lock's holder: {holder}"
+        )
 
 
 def check(prefix: str, answers: list[dict], approved: dict[int, int], writes: list[dict], log_text: str) -> dict:
@@ -225,9 +271,11 @@ def check(prefix: str, answers: list[dict], approved: dict[int, int], writes: li
             pair[a["k"]]["dup" if a["dup"] else "first"] = a
         both = [p for p in pair.values() if "dup" in p]
         out["dup_same"] = sum(1 for p in both if p["dup"]["id"] is not None and p["dup"]["id"] == p["first"]["id"])
-        out["dup_new"] = sum(1 for p in both if p["dup"]["id"] is not None and p["first"]["id"] is not None
+        out["dup_two"] = sum(1 for p in both if p["dup"]["id"] is not None and p["first"]["id"] is not None
                              and p["dup"]["id"] != p["first"]["id"])  # fmt: skip
-        out["dup_created"] = sum(1 for p in both if p["dup"]["status"] == 201)
+        out["dup_one_created"] = sum(
+            1 for p in both if sorted((p["dup"]["status"], p["first"]["status"])) == [200, 201]
+        )
         out["approvals"] = Counter(approved.values())
         commands = Command.objects.filter(dedupe_key__startswith=prefix)
         out["commands"] = commands.count()
@@ -255,7 +303,8 @@ def check(prefix: str, answers: list[dict], approved: dict[int, int], writes: li
                 expected[(c["targets__serial"], "set_fan", str(c["params"]["percent"]))] += 1
             else:
                 expected[(c["targets__serial"], "power_mode", c["params"]["mode"])] += 1
-        done = Counter((w["serial"], w["command"], str(w["parameter"])) for w in writes)
+        done = Counter((w["serial"], w["command"], str(w["parameter"])) for w in writes if w.get("ok", True))
+        out["writes_refused"] = sum(1 for w in writes if not w.get("ok", True))
         out["writes"] = sum(done.values())
         out["writes_expected"] = sum(expected.values())
         out["writes_missing"] = sum((expected - done).values())
@@ -354,7 +403,7 @@ def main() -> None:
     setup(env, args.miners)
     from miners.models import Miner
 
-    miners = list(Miner.objects.order_by("pk").values_list("pk", "serial"))
+    miners = list(Miner.objects.order_by("pk").values_list("pk", "serial", "model__cooling"))
     tokens = make_tokens(*(["owner"] * args.clients))
     (approver_token,) = make_tokens("admin")
     stack = Stack(env, list(SITES), poll_interval_s=args.poll_interval, base_port=args.base_port)
@@ -372,12 +421,14 @@ def main() -> None:
             per_client = plan(miners, args.commands, args.clients, args.duplicates, run)
             writes_before = len(stack.writes())
             activity = Activity(database_url)
+            deadlocks_before = activity.deadlocks()
             activity.start()
             started, proposed_s, answers, approved, approve_503 = propose_all(
                 stack.port, tokens, approver_token, per_client
             )
             finished = wait_final(prefix, args.timeout)
             sessions = activity.stop()
+            deadlocks = activity.deadlocks() - deadlocks_before
             time.sleep(1)  # the last acknowledgements' log lines
             writes = stack.writes()[writes_before:]
             log_text = "".join((WORK / f"collector-{s}.log").read_text(errors="replace") for s in SITES)
@@ -385,9 +436,10 @@ def main() -> None:
             ok, count, verify_s, broken = verify()
             total_s = finished - started
             lat = sorted(a["ms"] for a in answers)
-            row = {"proposed_s": proposed_s, "total_s": total_s, "rate": found["commands"] / total_s,
-                   "propose_p50": statistics.median(lat), "propose_p95": percentile(lat, 95), "found": found,
-                   "chain_ok": ok, "chain": count, "verify_s": verify_s}  # fmt: skip
+            row = {"deadlocks": deadlocks, "proposed_s": proposed_s, "total_s": total_s,
+                   "rate": found["commands"] / total_s, "propose_p50": statistics.median(lat),
+                   "propose_p95": percentile(lat, 95), "found": found, "chain_ok": ok, "chain": count,
+                   "verify_s": verify_s}  # fmt: skip
             summary.append(row)
             clean = (not found["dispatch_twice"] and not found["dispatched_no_event"] and not found["ran_twice"]
                      and not found["writes_missing"] and not found["writes_extra"] and ok)  # fmt: skip
@@ -397,17 +449,20 @@ def main() -> None:
                   f"({row['rate']:.1f} commands/s)")  # fmt: skip
             print(f"    commands {found['by_status']}, tiers {found['tiers']}, approvals {dict(found['approvals'])}, "
                   f"per collector {found['by_device']}")  # fmt: skip
+            print(f"    PostgreSQL deadlocks during the run: {deadlocks} (pg_stat_database; each aborts a transaction, "
+                  f"which the API answers 503 'database unavailable')")  # fmt: skip
             print(f"    503 answers retried: {found['unavailable']} on proposals, {approve_503} on approvals; other "
                   f"errors {found['bad_answers']}")  # fmt: skip
-            print(f"    duplicates: {found['dup_same']} answered with their original, {found['dup_new']} with another "
-                  f"command ({found['dup_created']} created by the duplicate: its original already final)")  # fmt: skip
+            print(f"    racing pairs: {found['dup_same']} answered with one command "
+                  f"({found['dup_one_created']} as 201 + 200), {found['dup_two']} with two commands")  # fmt: skip
             print(f"    database while it ran: {sessions}; audit events of these commands {found['audit_events']:,} "
                   f"→ {found['audit_events'] / total_s:.0f}/s over the run; dispatched_to set on "
                   f"{found['dispatched_to_set']}")  # fmt: skip
             print(f"    dispatched {found['dispatched']}: twice {len(found['dispatch_twice'])}, without audit event "
                   f"{len(found['dispatched_no_event'])}, event without dispatch {len(found['event_not_dispatched'])}; "
                   f"run by the edge {found['ran']} (twice {len(found['ran_twice'])}); simulator writes "
-                  f"{found['writes']} for {found['writes_expected']} expected (missing {found['writes_missing']}, "
+                  f"{found['writes']} done ({found['writes_refused']} refused by the firmware) for "
+                  f"{found['writes_expected']} expected (missing {found['writes_missing']}, "
                   f"extra {found['writes_extra']}); targets not ok {found['targets_not_ok']}")  # fmt: skip
             print(f"    audit chain {'OK' if ok else 'BROKEN ' + str(broken)}: {count:,} events verified in "
                   f"{verify_s:.2f} s   => {'clean' if clean else 'PROBLEMS'}")  # fmt: skip
@@ -416,11 +471,11 @@ def main() -> None:
     finally:
         stack.stop()
     if summary:
-        med = {k: statistics.median(r[k] for r in summary) for k in ("proposed_s", "total_s", "rate", "propose_p50",
-                                                                   "propose_p95")}  # fmt: skip
+        keys = ("proposed_s", "total_s", "rate", "propose_p50", "propose_p95", "deadlocks")
+        med = {k: statistics.median(r[k] for r in summary) for k in keys}
         print(f"\nmedian of {len(summary)} runs: proposals in {med['proposed_s']:.1f} s (p50 "
               f"{med['propose_p50']:.0f} ms, p95 {med['propose_p95']:.0f} ms), all final in {med['total_s']:.1f} s "
-              f"= {med['rate']:.1f} commands/s")  # fmt: skip
+              f"= {med['rate']:.1f} commands/s; {med['deadlocks']:.0f} deadlocks")  # fmt: skip
 
     print(f"\naudit append rate (audit_append, one event per transaction, {args.audit_events} events, stack stopped):")
     rates: dict[int, list[float]] = defaultdict(list)

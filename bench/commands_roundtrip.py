@@ -95,14 +95,14 @@ def fmt(values_ms: list[float]) -> str:
     return f"p50 {p50:7.0f} ms  p95 {p95:7.0f} ms  max {top:7.0f} ms  (n={len(values_ms)})"
 
 
-def plan_commands(miners: list[tuple[int, str]], count: int, offset: int) -> list[dict]:
+def plan_commands(miners: list[tuple[int, str, str]], count: int, offset: int) -> list[dict]:
     """Alternate LOW and MEDIUM commands over the miners, each changing what it sets."""
     out = []
     modes = ("low", "high", "normal")
     for i in range(count):
         k = offset + i
-        miner_id, _serial = miners[k % len(miners)]
-        if i % 2 == 0:
+        miner_id, _serial, cooling = miners[k % len(miners)]
+        if i % 2 == 0 and cooling != "hydro":  # a hydro-cooled miner has no fans: POWER_MODE instead
             out.append({"type": "SET_FAN", "params": {"percent": 40 + (k * 7) % 56}, "targets": [miner_id]})
         else:
             out.append({"type": "POWER_MODE", "params": {"mode": modes[(k // len(miners)) % 3]}, "targets": [miner_id]})
@@ -258,7 +258,7 @@ def main() -> None:
     setup(env, args.miners)
     from miners.models import Miner
 
-    miners = list(Miner.objects.filter(site__slug=SITE).order_by("pk").values_list("pk", "serial"))
+    miners = list(Miner.objects.filter(site__slug=SITE).order_by("pk").values_list("pk", "serial", "model__cooling"))
     owner_token, admin_token = make_tokens("owner", "admin")
     stack = Stack(env, [SITE], poll_interval_s=args.poll_interval, base_port=args.base_port)
     verify = bool(has_verification())

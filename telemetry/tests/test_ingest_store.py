@@ -334,3 +334,28 @@ def test_postgres_concurrent_batches_of_a_miner_merge_their_windows(on_postgres,
     assert live["hashrate_window_ts"] == [epoch - 180, epoch - 60, epoch]
     assert live["hashrate_ghs"] == pytest.approx(120_000.0)
     assert live["last_seen"] == T
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migration_0009_carries_the_json_windows_over(farm):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    miner = farm.miners[("site-a", "own")]
+    executor = MigrationExecutor(connection)
+    executor.migrate([("telemetry", "0008_control_plane_effects")])
+    try:
+        LiveBefore = executor.loader.project_state([("telemetry", "0008_control_plane_effects")]).apps.get_model(
+            "telemetry", "LiveStatus"
+        )
+        LiveBefore.objects.create(
+            miner_id=miner.pk, site_id=miner.site_id, last_seen=T, status="hashing", updated_at=T,
+            hashrate_window=[[1764129600, 110.5], [1764129660.25, 111.0]],
+        )  # fmt: skip
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(executor.loader.graph.leaf_nodes())
+    live = live_row(miner)
+    assert live["hashrate_window_ts"] == [1764129600.0, 1764129660.25]
+    assert live["hashrate_window_ths"] == [110.5, 111.0]

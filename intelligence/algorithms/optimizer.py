@@ -22,8 +22,9 @@ The plan is a mixed-integer programme::
 
 ``h`` is the interval length in hours (1 for the day-ahead plan). The up/down counting is the standard
 formulation for clusters of identical units; it is exact for identical miners (the tests check it
-against an enumeration of every individual miner's on/off schedule). Before the horizon every miner is
-assumed to have been in its initial state long enough for either switch to be allowed at ``t = 0``.
+against an enumeration of every individual miner's on/off schedule). Miners switched shortly before the
+horizon are given in ``initial_on`` as a :class:`GroupState` (its recent starts and stops) and may not switch
+back until their minimum on/off time is over; the others may switch at ``t = 0``.
 
 CBC always runs with a time limit and a relative gap; the plan reports the gap CBC reached. A
 malformed or infeasible input raises :class:`PlanError` with a code and the constraint's name.
@@ -287,6 +288,8 @@ class _Inputs:
     min_on: int  # intervals
     min_off: int
     ramp: float | None  # kW per step
+    carry_up: np.ndarray  # (groups, steps): miners started before the horizon that may not stop yet in step t
+    carry_down: np.ndarray  # (groups, steps): miners stopped before the horizon that may not start yet
 
 
 def _finite(value) -> bool:
@@ -337,7 +340,7 @@ def prepare(
     *,
     cap_kw=None,
     curtail_pct=None,
-    initial_on: Mapping[str, int] | None = None,
+    initial_on: Mapping[str, int | GroupState] | None = None,
     step_hours: float = 1.0,
     allow_negative_prices: bool = False,
 ) -> _Inputs:
@@ -369,13 +372,34 @@ def prepare(
         cap = np.minimum(cap, (1 - pct / 100) * site.full_kw)
     ids = [g.id for g in site.groups]
     initial = np.array([g.count for g in site.groups], dtype=int)
-    for gid, n in (initial_on or {}).items():
+    carry_up = np.zeros((len(ids), steps), dtype=int)
+    carry_down = np.zeros((len(ids), steps), dtype=int)
+    for gid, value in (initial_on or {}).items():
         if gid not in ids:
             raise PlanError("unknown", "initial_on", f"no group {gid!r}", details={"group": gid})
-        g = site.groups[ids.index(gid)]
-        if not isinstance(n, int) or not 0 <= n <= g.count:
+        i, g = ids.index(gid), site.groups[ids.index(gid)]
+        state = value if isinstance(value, GroupState) else GroupState(value)
+        n = state.on_count
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= g.count:
             raise PlanError("out_of_range", "initial_on", f"{gid}: must be within 0…{g.count}", details={"group": gid})
-        initial[ids.index(gid)] = n
+        initial[i] = n
+        for pairs, min_hours, carry, limit, what in (
+            (state.started, site.min_on_hours, carry_up, n, "started"),
+            (state.stopped, site.min_off_hours, carry_down, g.count - n, "stopped"),
+        ):
+            for ago, k in pairs:
+                if not _finite(ago) or ago < 0 or isinstance(k, bool) or not isinstance(k, int) or k < 0:
+                    raise PlanError(
+                        "out_of_range", "initial_on", f"{gid}: {what} holds a bad (hours ago, miners) pair",
+                        details={"group": gid},
+                    )  # fmt: skip
+                blocked = math.ceil((min_hours - ago) / step_hours - 1e-9)  # steps it still may not switch back
+                carry[i, : max(0, min(blocked, steps))] += k
+            if carry[i, 0] > limit:
+                raise PlanError(
+                    "out_of_range", "initial_on", f"{gid}: more miners recently {what} than are now in that state",
+                    details={"group": gid},
+                )  # fmt: skip
     firm_kw = sum(g.kw_each * g.firm_count for g in site.groups)
     short = np.flatnonzero(cap < firm_kw - 1e-9)
     if short.size:
@@ -405,6 +429,8 @@ def prepare(
         min_on=_intervals(site.min_on_hours, step_hours),
         min_off=_intervals(site.min_off_hours, step_hours),
         ramp=ramp,
+        carry_up=carry_up,
+        carry_down=carry_down,
     )
 
 
@@ -483,7 +509,8 @@ def violations(site: SiteModel, x: _Inputs, on_counts: np.ndarray) -> list[str]:
         for t in np.flatnonzero(np.abs(step_kw) > x.ramp + 1e-6):
             out.append(f"ramp_kw_per_hour: step {int(t)} changes {step_kw[t]:+.1f} kW")
     up, down = np.maximum(delta, 0), np.maximum(-delta, 0)
-    started, stopped = _window_sums(up, x.min_on), _window_sums(down, x.min_off)
+    started = _window_sums(up, x.min_on) + x.carry_up
+    stopped = _window_sums(down, x.min_off) + x.carry_down
     for i, t in zip(*np.nonzero(started > on), strict=True):
         out.append(f"min_on_hours: {site.groups[i].id} step {int(t)}")
     for i, t in zip(*np.nonzero(stopped > counts[:, None] - on), strict=True):
@@ -509,7 +536,7 @@ def plan_curtailment(
     *,
     cap_kw: float | Sequence[float] | None = None,
     curtail_pct: float | Sequence[float] | None = None,
-    initial_on: Mapping[str, int] | None = None,
+    initial_on: Mapping[str, int | GroupState] | None = None,
     step_hours: float = 1.0,
     allow_negative_prices: bool = False,
     time_limit_s: float = DEFAULT_TIME_LIMIT_S,
@@ -523,7 +550,8 @@ def plan_curtailment(
     ``allow_negative_prices`` (real markets have them; the API refuses them as the issue asks).
     ``hashprice_usd_per_th_day``: a scalar or one per interval. ``cap_kw`` / ``curtail_pct``: a scalar or
     one per interval; both may be given (the lower cap holds). ``initial_on``: group id → miners on before
-    the first interval (default: all)."""
+    the first interval (default: all), as an int or as a :class:`GroupState` with the recent starts and stops
+    (the same state the real-time responder takes), so a plan made mid-day honours minimum on/off times."""
     started = time.perf_counter()
     if not _finite(time_limit_s) or time_limit_s <= 0:
         raise PlanError("out_of_range", "time_limit_s", "must be > 0")
@@ -626,18 +654,21 @@ def _solve(
             prob.addConstraint(expr >= -x.ramp, f"ramp_down_{t}")
     min_on = 1 if "min_on_hours" in drop else x.min_on
     min_off = 1 if "min_off_hours" in drop else x.min_off
-    if min_on > 1 or min_off > 1:
+    carry_up = 0 * x.carry_up if "min_on_hours" in drop else x.carry_up
+    carry_down = 0 * x.carry_down if "min_off_hours" in drop else x.carry_down
+    if min_on > 1 or min_off > 1 or carry_up.any() or carry_down.any():
         for i, g in enumerate(groups):
             up = [prob.add_variable(f"up_{i}_{t}", 0, g.count) for t in range(steps)]
             down = [prob.add_variable(f"down_{i}_{t}", 0, g.count) for t in range(steps)]
             for t in range(steps):
                 prob.addConstraint(change(i, t) - up[t] + down[t] == 0, f"flow_{i}_{t}")
-                if min_on > 1:
+                if min_on > 1 or carry_up[i, t]:  # started in the window (or before the horizon) stay on
                     window = up[max(0, t - min_on + 1) : t + 1]
-                    prob.addConstraint(pulp.lpSum(window) - on[i][t] <= 0, f"minon_{i}_{t}")
-                if min_off > 1:
+                    prob.addConstraint(pulp.lpSum(window) - on[i][t] <= -int(carry_up[i, t]), f"minon_{i}_{t}")
+                if min_off > 1 or carry_down[i, t]:
                     window = down[max(0, t - min_off + 1) : t + 1]
-                    prob.addConstraint(pulp.lpSum(window) + on[i][t] <= g.count, f"minoff_{i}_{t}")
+                    limit = g.count - int(carry_down[i, t])
+                    prob.addConstraint(pulp.lpSum(window) + on[i][t] <= limit, f"minoff_{i}_{t}")
     levels = sorted({g.priority for g in groups})
     if len(levels) > 1 and "priority" not in drop:
         for p in levels[1:]:

@@ -7,6 +7,7 @@ the zone capacity, the ramp limit and contract priority."""
 import itertools
 import json
 import math
+from collections import Counter
 from dataclasses import replace
 
 import numpy as np
@@ -34,11 +35,11 @@ def margin(g: MinerGroup, price: float, hashprice: float = HASHPRICE, h: float =
     return h * (g.ths_each * hashprice / 24 - g.kw_each * price / 1000)
 
 
-def miner_schedules(steps: int, initial_on: bool, min_on: int, min_off: int):
+def miner_schedules(steps: int, initial_on: bool, min_on: int, min_off: int, run0: float = math.inf):
     """Every 0/1 schedule of one miner that keeps min on / min off (before t = 0 it has been in its
-    initial state for ever)."""
+    initial state for ``run0`` intervals: for ever unless it switched recently)."""
     for bits in itertools.product((0, 1), repeat=steps):
-        state, run, ok = int(initial_on), math.inf, True
+        state, run, ok = int(initial_on), run0, True
         for b in bits:
             if b != state:
                 if (state == 1 and run < min_on) or (state == 0 and run < min_off):
@@ -54,16 +55,24 @@ def miner_schedules(steps: int, initial_on: bool, min_on: int, min_off: int):
 def brute_force(site: SiteModel, prices, hashprice=HASHPRICE, cap=None, initial=None):
     steps = len(prices)
     min_on, min_off = max(1, math.ceil(site.min_on_hours)), max(1, math.ceil(site.min_off_hours))
-    initial = initial or {}
-    start = [initial.get(g.id, g.count) for g in site.groups]
-    per_group = []  # every multiset of individual schedules (miners of one group are interchangeable)
-    for g, n_on in zip(site.groups, start, strict=True):
-        on_first = list(miner_schedules(steps, True, min_on, min_off))
-        off_first = list(miner_schedules(steps, False, min_on, min_off))
-        options = set()
-        for ons in itertools.combinations_with_replacement(on_first, n_on):
-            for offs in itertools.combinations_with_replacement(off_first, g.count - n_on):
-                options.add(tuple(sum(b[t] for b in ons + offs) for t in range(steps)))
+    states = {g.id: GroupState(g.count) for g in site.groups}
+    for gid, value in (initial or {}).items():
+        states[gid] = value if isinstance(value, GroupState) else GroupState(value)
+    start = [states[g.id].on_count for g in site.groups]
+    per_group = []  # every on-count schedule the group's individual miners can make
+    for g in site.groups:
+        state = states[g.id]
+        miners = [(True, float(a)) for a, k in state.started for _ in range(k)]
+        miners += [(False, float(a)) for a, k in state.stopped for _ in range(k)]
+        n_on_old = state.on_count - sum(k for _, k in state.started)
+        miners += [(True, math.inf)] * n_on_old + [(False, math.inf)] * (g.count - len(miners) - n_on_old)
+        # Identical histories are interchangeable: enumerate multisets of schedules per history.
+        options = {tuple([0] * steps)}
+        for (on0, run0), k in Counter(miners).items():
+            schedules = list(miner_schedules(steps, on0, min_on, min_off, run0))
+            sums = {tuple(sum(b[t] for b in combo) for t in range(steps))
+                    for combo in itertools.combinations_with_replacement(schedules, k)}  # fmt: skip
+            options = {tuple(a + b for a, b in zip(o, s_, strict=True)) for o in options for s_ in sums}
         per_group.append(sorted(options))
     best, best_counts = -math.inf, None
     for counts in itertools.product(*per_group):
@@ -165,6 +174,34 @@ def test_plan_is_optimal_on_random_small_instances(seed):
         plan = plan_curtailment(site, prices, HASHPRICE, cap_kw=cap, initial_on=initial, gap_rel=0.0)
         assert plan.plan.violations == ()
         assert plan_profit(site, plan) == pytest.approx(best, abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_plan_honours_switches_made_before_the_horizon(seed):
+    rng = np.random.default_rng(100 + seed)
+    a = MinerGroup("A", "S19j Pro", count=2, kw_each=3.0, ths_each=100)
+    b = MinerGroup("B", "S21", count=2, kw_each=3.5, ths_each=200)
+    site = SiteModel(groups=(a, b), min_on_hours=3, min_off_hours=2)
+    initial = {
+        "A": GroupState(2, started=((int(rng.integers(0, 3)), int(rng.integers(1, 3))),)),
+        "B": GroupState(1, stopped=((int(rng.integers(0, 2)), 1),)),
+    }
+    prices = [float(p) for p in rng.choice([20, 60, 100, 150], 5)]
+    best, _ = brute_force(site, prices, initial=initial)
+    plan = plan_curtailment(site, prices, HASHPRICE, initial_on=initial, gap_rel=0.0)
+    assert plan.plan.violations == ()
+    assert plan_profit(site, plan) == pytest.approx(best, abs=1e-9)
+
+
+def test_a_miner_started_half_an_hour_ago_stays_on_through_its_minimum():
+    site = SiteModel(groups=(A,), min_on_hours=2, min_off_hours=1)
+    plan = plan_curtailment(site, [200, 200, 200], HASHPRICE, initial_on={"A": GroupState(2, started=((0.5, 2),))})
+    assert plan.plan.on_counts.tolist() == [[2, 2, 0]]  # on until 1.5 h from now: both of the first two hours
+    plan = plan_curtailment(site, [10, 10], HASHPRICE, initial_on={"A": GroupState(0, stopped=((0.25, 2),))})
+    assert plan.plan.on_counts.tolist() == [[0, 2]]
+    with pytest.raises(PlanError) as exc:
+        plan_curtailment(site, [10], HASHPRICE, initial_on={"A": GroupState(1, started=((0.5, 2),))})
+    assert exc.value.constraint == "initial_on"
 
 
 def test_plan_is_optimal_with_a_firm_contract_and_initial_state():

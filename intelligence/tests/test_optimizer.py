@@ -424,3 +424,17 @@ def test_realtime_refuses_bad_input():
     with pytest.raises(PlanError) as exc:
         respond_realtime(site, state={"s19": GroupState(1)}, price_usd_per_mwh=float("nan"), breakeven_usd_per_mwh={})
     assert exc.value.constraint == "price_usd_per_mwh"
+
+
+def test_the_pure_modules_import_without_django():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['django'] = None\n"
+        "import intelligence.algorithms.optimizer, intelligence.algorithms.explain\n"
+        "import intelligence.algorithms.hashprice, intelligence.algorithms.power_prices\n"
+        "assert not any(m == 'django' or m.startswith('django.') for m in sys.modules if sys.modules[m] is not None)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr

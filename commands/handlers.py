@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from commands.verification import verify_ingested
 from hashinsight.core.realtime import group_send_many
 from hashinsight.events.registry import handles
 from telemetry.groups import ALL, site_group
@@ -32,3 +33,8 @@ def push_command(pairs) -> None:
         for group in groups_for_command(payload):
             by_group[group].append(frame)
     group_send_many([(group, {"type": "command.batch", "frames": frames}) for group, frames in by_group.items()])
+
+
+# Telemetry just stored for a site: decide its waiting commands' targets on those miners at once, instead of at
+# the next 5 s run (the figure: propose → COMPLETED with verification, p95 < 2 × the collector's poll interval).
+handles("telemetry.ingested", batch=True)(verify_ingested)

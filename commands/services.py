@@ -89,6 +89,7 @@ def _publish(command: Command, *, created: bool = False, previous: str | None = 
             "risk_tier": command.risk_tier,
             "approvals": _approval_count(command),
             "approvals_required": command.approvals_required,
+            "verification": command.verification,
         },
     )
 

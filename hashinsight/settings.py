@@ -240,6 +240,7 @@ CELERY_TASK_ROUTES = {
     },
     "telemetry.retention": {"queue": "housekeeping"},  # an exact name wins over "telemetry.*"
     "commands.expire": {"queue": "housekeeping"},
+    "commands.verify": {"queue": "telemetry"},  # beside ingest's own work, like the rollups
 }
 # Worker liveness: every worker process writes its heartbeat this often from a thread of its own
 # (busy or not); the relay re-sends events held by a worker silent for 3 periods.
@@ -278,6 +279,12 @@ TELEMETRY_RAW_RETENTION_HOURS = env.int("TELEMETRY_RAW_RETENTION_HOURS", default
 TELEMETRY_HISTORY_RETENTION_DAYS = env.int("TELEMETRY_HISTORY_RETENTION_DAYS", default=90)
 # 0 keeps the daily layers for good (reports and billing read them); any other value is at least 365.
 TELEMETRY_DAILY_RETENTION_DAYS = env.int("TELEMETRY_DAILY_RETENTION_DAYS", default=0)
+
+# --- Commands: effects verified from telemetry (commands.verification, commands.effects) ---
+# The collector's poll interval assumed when the device has not reported its own (windows are multiples of it).
+COMMAND_VERIFY_POLL_INTERVAL_S = env.float("COMMAND_VERIFY_POLL_INTERVAL_S", default=60.0)
+# Fixed windows per type, overriding max(floor, polls × poll interval): "MINER_RESTART=600,CURTAIL=120".
+COMMAND_VERIFY_WINDOW_S = env.dict("COMMAND_VERIFY_WINDOW_S", default={})
 TELEMETRY_PARTITIONS_AHEAD_DAYS = 3  # daily partitions of raw and history_5m created ahead (PostgreSQL)
 TELEMETRY_ROLLUP_GRACE_S = 120  # a 5-minute window is rolled up this long after it ends (late samples)
 TELEMETRY_ROLLUP_REROLL_WINDOWS = 1  # windows already rolled up that each run rolls again (later samples)

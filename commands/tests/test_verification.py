@@ -436,3 +436,9 @@ def test_concurrent_runs_decide_a_command_once_on_postgres(on_postgres, farm, de
             == 1
         )
     assert verify_chain().ok
+
+
+def test_the_ingest_hook_is_registered():
+    from hashinsight.events.registry import handlers_for
+
+    assert "commands.verification.verify_ingested" in [h.name for h in handlers_for("telemetry.ingested")]

@@ -129,10 +129,15 @@ def test_the_effect_on_the_simulator_is_verified_from_the_telemetry_the_collecto
                 thread.join(timeout=10)
 
     target = CommandTarget.objects.get(command=command)
-    assert target.verification == ""  # the acknowledgement leaves it to the job
+    # The telemetry pushed after the acknowledgement may already have decided it (the telemetry.ingested hook,
+    # commands.handlers, runs as the outbox relays each batch); the scheduled run decides what is left, once.
+    decided_at_ingest = target.verification == "verified"
+    assert target.verification in ("verified", "pending", ""), target.verification_detail
     result = verification.commands_verify()
     target.refresh_from_db()
-    assert (target.verification, result["verified"]) == ("verified", 1), target.verification_detail
+    assert (target.verification, result["verified"]) == ("verified", 0 if decided_at_ingest else 1), (
+        target.verification_detail
+    )
     assert target.acked_at < target.verified_at
     command.refresh_from_db()
     assert command.verification == "verified"

@@ -110,6 +110,7 @@ class CommandEvent(Contract):
     risk_tier: str | None = None
     approvals: int = 0
     approvals_required: int = 0
+    verification: str = ""  # the effect seen in telemetry (commands.verification): "" until acknowledged
 
 
 class ForecastRefreshed(Contract):

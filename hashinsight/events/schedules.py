@@ -31,6 +31,8 @@ SCHEDULES = [
      "Raises and resolves the offline alerts of miners that stopped reporting (they send nothing to react to)."),
     ("commands: expiry", "commands.expire", 30, HOUSEKEEPING_QUEUE,
      "Times out commands past their expiry: not approved, not dispatched or not acknowledged in time."),
+    ("commands: verification", "commands.verify", 5, TELEMETRY_QUEUE,
+     "Verifies acknowledged commands' effects from telemetry; alerts when an effect is not seen in its window."),
 ]  # fmt: skip
 
 

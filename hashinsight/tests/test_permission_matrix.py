@@ -1431,6 +1431,16 @@ AUDIT_PAGES = {
     "/admin/commands/command/?approval=pending": (200, 200, 200, 200, LOGIN,  LOGIN,   LOGIN, LOGIN),
     "/admin/commands/command/{command_a}/change/": (200, 200, 200, 404, LOGIN, LOGIN,  LOGIN, LOGIN),
     "/admin/commands/command/{command_b}/change/": (200, 200, 404, 200, LOGIN, LOGIN,  LOGIN, LOGIN),
+    # The portal's commands pages (CURTAILMENT READ); a hidden site's command is a 404, as in the API.
+    "/commands/":                          (200,  200,  200,  200,   403,     403,     403,  LOGIN),
+    "/commands/?format=csv":               (200,  200,  200,  200,   403,     403,     403,  LOGIN),
+    "/commands/new/":                      (200,  200,  200,  200,   403,     403,     403,  LOGIN),
+    "/commands/{command_a}/":              (200,  200,  200,  404,   403,     403,     403,  LOGIN),
+    "/commands/{command_a}/row":           (200,  200,  200,  404,   403,     403,     403,  LOGIN),
+    "/commands/{command_b}/":              (200,  200,  404,  200,   403,     403,     403,  LOGIN),
+    # The edge-device list (HOSTING READ, operators only: a hosting client's scope is its own miners).
+    "/edge-devices/":                      (200,  200,  200,  200,   403,     403,     403,  LOGIN),
+    "/edge-devices/?format=csv":           (200,  200,  200,  200,   403,     403,     403,  LOGIN),
 }  # fmt: skip
 
 

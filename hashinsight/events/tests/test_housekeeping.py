@@ -20,7 +20,7 @@ ROOT = Path(settings.BASE_DIR)
 # Upkeep runs on housekeeping; the telemetry rollups and the offline rule run beside ingest's own work.
 UPKEEP = {"events.relay", "events.prune", "observability.worker_heartbeat", "core.warm_caches", "telemetry.retention"}
 UPKEEP |= {"commands.expire"}
-TELEMETRY_JOBS = {"telemetry.rollup_5m", "telemetry.rollup_daily", "telemetry.evaluate_offline"}
+TELEMETRY_JOBS = {"telemetry.rollup_5m", "telemetry.rollup_daily", "telemetry.evaluate_offline", "commands.verify"}
 
 
 def test_every_periodic_job_is_scheduled_and_routed_to_the_queue_it_declares():

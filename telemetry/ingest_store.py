@@ -458,7 +458,9 @@ _LIVE_SET = ", ".join(f"{c} = EXCLUDED.{c}" for c in LIVE_COLUMNS[1:] if c not i
 # average over both. Times are ascending, so each part is a suffix: width_bucket() finds where it starts
 # (binary search, no subquery per row: a JSON window merged with jsonb_array_elements() cost 13–16 µs a
 # row, more than reading the rows first did; this costs ~4). On the row the upsert has locked, so
-# concurrent batches of a miner merge in turn.
+# concurrent batches of a miner merge in turn. Times are doubles of epoch seconds: extract(epoch)::float8
+# and Python's datetime.timestamp() are both the correctly rounded double of the same microsecond count,
+# so a sample's time and last_seen compare exactly on either side.
 _OLD_FROM = (
     f"width_bucket(extract(epoch FROM EXCLUDED.last_seen)::float8 - {WINDOW_S}, telemetry_live.hashrate_window_ts)"
 )

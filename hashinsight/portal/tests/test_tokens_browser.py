@@ -24,6 +24,7 @@ def _no_sideways_scroll(tab) -> bool:
 def test_create_copy_use_and_revoke_a_token(page, live_server, farm):  # noqa: F811 - the fixture above
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
     sign_in(page, live_server, "client_x")
+    page.click("[data-testid=account-menu]")  # the account's pages sit in its menu
     page.click("text=API tokens")
     page.wait_for_url(f"{live_server.url}/tokens/")
     assert page.locator("[data-expiry-date]").is_hidden()  # shown only for "On a date"

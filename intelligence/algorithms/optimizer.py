@@ -706,7 +706,9 @@ def _solve(
         )
     values = np.array([[round(on[i][t].value() or 0) for t in range(steps)] for i in range(len(groups))], dtype=int)
     status_line = re.search(r"^Result - (.+)$", text, re.M)
-    gap = re.search(r"^Gap:\s+([-0-9.eE+]+)", text, re.M)
+    objective = re.search(r"^Objective value:\s+([-0-9.eE+]+)", text, re.M)
+    bound = re.search(r"^(?:Upper|Lower) bound:\s+([-0-9.eE+]+)", text, re.M)
+    gap = re.search(r"^Gap:\s+([-0-9.eE+]+)", text, re.M)  # printed to two decimals only: a fallback
     cpu = re.search(r"^Total time \(CPU seconds\):\s+([0-9.eE+]+)", text, re.M)
     status = status_line.group(1).strip() if status_line else pulp.LpStatus[prob.status]
     optimal = prob.sol_status == pulp.LpSolutionOptimal
@@ -716,13 +718,23 @@ def _solve(
         runtime_s=0.0,
         solve_s=solve_s,
         solve_cpu_s=float(cpu.group(1)) if cpu else None,
-        gap_rel=abs(float(gap.group(1))) if gap else (0.0 if status == "Optimal solution found" else None),
+        gap_rel=_gap(objective, bound, gap, status),
         gap_rel_limit=gap_rel,
         time_limit_s=time_limit_s,
         variables=prob.numVariables(),
         constraints=prob.numConstraints(),
     )
     return values, report
+
+
+def _gap(objective, bound, printed, status: str) -> float | None:
+    """The relative gap from CBC's objective and bound lines (its own "Gap:" line has two decimals only)."""
+    if objective and bound:
+        obj, best = float(objective.group(1)), float(bound.group(1))
+        return abs(best - obj) / max(abs(obj), 1e-9)
+    if printed:
+        return abs(float(printed.group(1)))
+    return 0.0 if status == "Optimal solution found" else None
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -781,7 +781,8 @@ def auto_approve(
 class TargetState:
     """What telemetry says about one target now. kW are current draw (``power_kw``) and nameplate
     (``nominal_power_kw``); ``soft_min_power_kw`` is the lowest soft power target the miner accepts
-    (default: half its current draw)."""
+    (default: half its nameplate, else half its current draw when the nameplate is unknown: firmware refuses
+    targets far below the nameplate, so a miner already throttled must not be planned at half of that)."""
 
     miner_id: Any
     chip_temp_c: float | None = None
@@ -972,6 +973,8 @@ def curtail_plan(targets: Iterable[TargetState], kw: Decimal | float | int, mode
             floor = (
                 _number(target.soft_min_power_kw, "soft_min_power_kw")
                 if target.soft_min_power_kw is not None
+                else _number(target.nominal_power_kw, "nominal_power_kw") * SOFT_MIN_FRACTION
+                if target.nominal_power_kw is not None
                 else _kw(target) * SOFT_MIN_FRACTION
             ).quantize(_KW, ROUND_HALF_UP)
             room = max(_ZERO, _kw(target) - floor)

@@ -781,3 +781,13 @@ def test_validate_params_only_ever_raises_its_own_error(kind, params):
         assert caught.code and len(caught.message) < 300
     else:
         assert json.loads(json.dumps(clean)) == clean
+
+
+def test_the_default_soft_floor_is_half_the_nameplate_not_half_the_current_draw():
+    throttled = risk.TargetState(1, power_kw=D("2.0"), nominal_power_kw=D("3.5"), supports_power_target=True)
+    small = risk.curtail_plan([throttled], D("0.2"))
+    assert [(a.action, a.power_kw_after) for a in small.actions] == [("power_target", D("1.800"))]
+    big = risk.curtail_plan([throttled], D("0.3"))  # only 0.25 kW above 1.75 kW (half of 3.5): a stop
+    assert [(a.action, a.power_kw_after) for a in big.actions] == [("stop", D("0"))]
+    unknown = risk.TargetState(2, power_kw=D("2.0"), supports_power_target=True)  # no nameplate: half of 2.0
+    assert risk.curtail_plan([unknown], D("1.0")).actions[0].action == "power_target"

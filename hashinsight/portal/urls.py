@@ -44,3 +44,9 @@ urlpatterns = [
     path("tokens/", tokens.token_list, name="tokens"),
     path("tokens/<int:pk>/revoke/", tokens.token_revoke, name="token-revoke"),
 ]
+
+# The intelligence layer's pages (forecasts, curtailment planner, ROI, market and power prices), each part's own list.
+from intelligence.portal import forecast_urls, market_urls, plans_urls, roi_urls  # noqa: E402
+
+for _part in (market_urls, forecast_urls, plans_urls, roi_urls):
+    urlpatterns += _part.urlpatterns

@@ -1,0 +1,1 @@
+"""Admin for the intelligence layer's market models."""

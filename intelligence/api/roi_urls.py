@@ -1,0 +1,4 @@
+"""API routes of the intelligence layer's roi part: ``v1`` under /api/v1/, ``seed`` under /api/."""
+
+v1: list = []
+seed: list = []

@@ -1,0 +1,3 @@
+"""Portal routes of the intelligence layer's plans part (namespace ``portal``)."""
+
+urlpatterns: list = []

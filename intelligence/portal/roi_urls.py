@@ -1,0 +1,3 @@
+"""Portal routes of the intelligence layer's roi part (namespace ``portal``)."""
+
+urlpatterns: list = []

@@ -8,6 +8,9 @@
    for ``--days`` days of 5-minute readings, faults on the last day; an event (per miner and metric) is true when
    its miner has a fault overlapping it (the fault's end + 30 min allowed for cool-down). K = the faults the values
    can show (offline and reboot_loop are missing readings: the offline rule's job, not a value detector's).
+   R@K counts faults found among the top K events (one fault often gives events in two metrics, e.g. hashrate
+   and power, which takes two of the K places); R@warn counts faults with any event at warning level or above;
+   false@warn counts events at warning level or above on miners without a fault at that time.
 
     .venv/bin/python bench/anomaly_eval.py [--data-dir DIR] [--miners 60] [--days 3] [--skip-stl] [--skip-sim]
 """
@@ -66,7 +69,7 @@ def nab(data_dir: Path, detectors) -> None:
     labels = json.loads((data_dir / "labels.json").read_text())["series"]
     print(f"\n## NAB real labelled series ({data_dir}), {len(labels)} series")
     print(f"{'detector':<13} {'series':<42} {'K':>2} {'P@K':>5} {'R@K':>5} {'R@warn':>6} {'events':>6} {'s':>6}")
-    pooled = {d: {"found": [], "windows": {}, "hit_warn": 0, "total": 0} for d in detectors}
+    pooled = {d: {"found": [], "windows": {}, "hit_warn": 0, "total": 0, "p": [], "r": []} for d in detectors}
     for name, meta in labels.items():
         path = data_dir / name
         if not path.exists():
@@ -88,9 +91,15 @@ def nab(data_dir: Path, detectors) -> None:
             p["windows"][name] = win
             p["hit_warn"] += hit
             p["total"] += len(win)
+            p["p"].append(0.0 if np.isnan(ev.precision_at_k) else ev.precision_at_k)  # no event at all: 0
+            p["r"].append(ev.recall_at_k)
             print(f"{d:<13} {name[:42]:<42} {ev.k:>2} {ev.precision_at_k:>5.2f} {ev.recall_at_k:>5.2f} "
                   f"{hit / len(win):>6.2f} {len(found):>6} {took:>6.2f}")  # fmt: skip
-    print("pooled (all series ranked together, K = all windows):")
+    print("mean over series (each series' own K; a series with no event counts precision 0):")
+    for d in detectors:
+        p = pooled[d]
+        print(f"  {d:<13} precision@K {np.mean(p['p']):.2f}  recall@K {np.mean(p['r']):.2f}")
+    print("pooled (all series ranked together, K = all windows; z-scores of very different series compete):")
     for d in detectors:
         p = pooled[d]
         ev = precision_recall_at_k(p["found"], p["windows"])
@@ -149,7 +158,7 @@ def sim_eval(miners: int, days: int, detectors) -> None:
         end = pd.Timestamp(r["end"]).timestamp() + 1800
         faults_by_miner.setdefault(r["index"], []).append((start, end))
     # label windows per (miner, metric) series as index ranges, for the shared precision@K
-    print(f"{'detector':<13} {'K':>3} {'P@K':>5} {'R@K':>5} {'events':>6} {'false@warn':>10} {'s':>6}")
+    print(f"{'detector':<13} {'K':>3} {'P@K':>5} {'R@K':>5} {'R@warn':>6} {'events':>6} {'false@warn':>10} {'s':>6}")
     for d in detectors:
         t1 = time.perf_counter()
         found: list[Event] = []
@@ -183,8 +192,16 @@ def sim_eval(miners: int, days: int, detectors) -> None:
             if e.score >= DEFAULT_THRESHOLDS.warning
             and not any(e.start <= b and e.end >= a for a, b in windows[e.series])
         )
+        warned = {
+            (int(e.series.split(":")[0]), w)
+            for e in found
+            if e.score >= DEFAULT_THRESHOLDS.warning
+            for w, (a, b) in enumerate(windows[e.series])
+            if e.start <= b and e.end >= a
+        }
         print(
-            f"{d:<13} {k:>3} {len(true) / k:>5.2f} {len(hit) / k:>5.2f} {len(found):>6} {false_warn:>10} {took:>6.2f}"
+            f"{d:<13} {k:>3} {len(true) / k:>5.2f} {len(hit) / k:>5.2f} {len(warned) / k:>6.2f} {len(found):>6} "
+            f"{false_warn:>10} {took:>6.2f}"
         )
 
 

@@ -119,7 +119,8 @@ def prepare_series(y, *, name: str = "series", min_points: int = 2, max_gap_days
     s = pd.to_numeric(y, errors="coerce").astype(float)
     if np.isinf(s.to_numpy()).any():
         raise ForecastError(f"{name}: contains infinite values")
-    s.index = s.index.tz_localize(None) if s.index.tz is not None else s.index
+    if s.index.tz is not None:  # days are UTC days
+        s.index = s.index.tz_convert("UTC").tz_localize(None)
     s = s[~s.index.duplicated(keep="last")].sort_index()
     s.index = s.index.normalize()
     s = s[~s.index.duplicated(keep="last")]

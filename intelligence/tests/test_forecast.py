@@ -49,6 +49,9 @@ def test_prepare_series_fills_short_gaps_and_refuses_long_ones():
         prepare_series(pd.Series([1.0, 2.0, 3.0]))
     with pytest.raises(ForecastError, match="infinite"):
         prepare_series(pd.Series([1.0, np.inf], index=days(2)))
+    # aware timestamps count on the UTC day: 07:00 in Shanghai is 23:00 UTC the day before
+    aware = pd.DatetimeIndex(["2024-01-02 07:00", "2024-01-03 07:00"]).tz_localize("Asia/Shanghai")
+    assert prepare_series(pd.Series([1.0, 2.0], index=aware)).index[0] == pd.Timestamp("2024-01-01")
 
 
 def test_bad_horizon_and_too_short_history_are_refused():

@@ -18,7 +18,8 @@ The plan is a mixed-integer programme::
                Σ_{τ=t−U+1..t} up[g,τ] ≤ on[g,t]              (a miner started in the last U intervals is on)
                Σ_{τ=t−D+1..t} down[g,τ] ≤ count_g − on[g,t]  (a miner stopped in the last D intervals is off)
                contract priority: a group of priority p has a miner off in t only if every group of
-               lower priority is entirely off in t (one binary per priority level above the lowest and t)
+               lower priority is down to its firm count in t (one binary per priority level above the
+               lowest and t)
 
 ``h`` is the interval length in hours (1 for the day-ahead plan). The up/down counting is the standard
 formulation for clusters of identical units; it is exact for identical miners (the tests check it
@@ -80,7 +81,7 @@ class MinerGroup:
     """``count`` identical miners: one model, one zone, one hosting client (or the site's own).
 
     ``priority`` is the hosting-client contract priority: higher is curtailed later (every miner of a
-    lower priority is off before any of a higher one is). ``firm_count`` miners are never curtailed
+    lower priority, but its firm ones, is off before any of a higher one is). ``firm_count`` miners are never curtailed
     (a contract's guaranteed minimum)."""
 
     id: str
@@ -519,7 +520,7 @@ def violations(site: SiteModel, x: _Inputs, on_counts: np.ndarray) -> list[str]:
     for t in range(x.steps):
         for p in levels[1:]:
             curtailed = any(on[i, t] < counts[i] for i, g in enumerate(site.groups) if g.priority == p)
-            lower_on = any(on[i, t] > 0 for i, g in enumerate(site.groups) if g.priority < p)
+            lower_on = any(on[i, t] > firm[i] for i, g in enumerate(site.groups) if g.priority < p)
             if curtailed and lower_on:
                 out.append(f"priority: step {t} curtails priority {p} while a lower priority runs")
     return out
@@ -678,8 +679,9 @@ def _solve(
                 y = prob.add_variable(f"cut_{p}_{t}".replace("-", "m"), 0, 1, cat=pulp.LpBinary)
                 for i in level:  # count − on ≤ count · y: a miner of level p is off only if y = 1
                     prob.addConstraint(-on[i][t] - groups[i].count * y <= -groups[i].count, f"lvl_{i}_{t}")
-                for i in lower:  # on ≤ count · (1 − y): then every lower miner is off
-                    prob.addConstraint(on[i][t] + groups[i].count * y <= groups[i].count, f"low_{p}_{i}_{t}")
+                for i in lower:  # on ≤ firm + (count − firm)(1 − y): then every lower miner not firm is off
+                    spare = groups[i].count - groups[i].firm_count
+                    prob.addConstraint(on[i][t] + spare * y <= groups[i].count, f"low_{p}_{i}_{t}")
 
     with tempfile.TemporaryDirectory(prefix="optex-") as tmp:
         log = os.path.join(tmp, "cbc.log")
@@ -801,6 +803,8 @@ def respond_realtime(
     cap = math.inf if cap_kw is None else float(cap_kw)
     if not _finite(interval_hours) or interval_hours <= 0:
         raise PlanError("out_of_range", "interval_hours", "must be > 0")
+    if not _finite(hysteresis_usd_per_mwh) or hysteresis_usd_per_mwh < 0:
+        raise PlanError("out_of_range", "hysteresis_usd_per_mwh", "must be a number ≥ 0")
     if cap < 0 or math.isnan(cap):
         raise PlanError("negative", "cap_kw", "must be ≥ 0")
     current: dict[str, int] = {}
@@ -825,9 +829,10 @@ def respond_realtime(
             wanted[g.id] = g.count
         else:
             wanted[g.id] = current[g.id]
-    # Priority: a firmer group is cut only when every group below it is entirely off.
+    # Priority: a firmer group is cut only when every group below it is down to its firm count.
     for g in site.groups:
-        if wanted[g.id] < g.count and any(o.priority < g.priority and wanted[o.id] > 0 for o in site.groups):
+        below = (o for o in site.groups if o.priority < g.priority)
+        if wanted[g.id] < g.count and any(wanted[o.id] > o.firm_count for o in below):
             wanted[g.id] = g.count
 
     def stoppable(g: MinerGroup) -> int:

@@ -103,7 +103,7 @@ def feasible(site, counts, cap, start) -> bool:
         for i, g in enumerate(site.groups):
             if counts[i][t] < g.firm_count:
                 return False
-            lower_runs = any(counts[j][t] > 0 for j, o in enumerate(site.groups) if o.priority < g.priority)
+            lower_runs = any(counts[j][t] > o.firm_count for j, o in enumerate(site.groups) if o.priority < g.priority)
             if counts[i][t] < g.count and lower_runs:  # g is curtailed: every lower priority must be off
                 return False
     return True
@@ -154,6 +154,8 @@ def test_plan_is_optimal_on_random_small_instances(seed):
         )
         for i in range(3)
     )  # fmt: skip
+    if seed % 2:  # a firm contract on the first group
+        groups = (replace(groups[0], firm_count=1), *groups[1:])
     full = sum(g.kw for g in groups)
     site = SiteModel(
         groups=groups,
@@ -438,3 +440,14 @@ def test_the_pure_modules_import_without_django():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_priority_counts_a_lower_group_at_its_firm_count_as_curtailed():
+    lo = MinerGroup("lo", "S21", count=2, kw_each=3.5, ths_each=200, priority=0, firm_count=1)
+    hi = MinerGroup("hi", "S19", count=2, kw_each=3.0, ths_each=90, priority=1)
+    plan = plan_curtailment(SiteModel(groups=(lo, hi)), [30], HASHPRICE, cap_kw=[6.5])
+    assert plan.plan.on_counts[:, 0].tolist() == [1, 1]  # lo down to its firm miner, then hi may be cut
+    site = SiteModel(groups=(lo, hi))
+    state = {"lo": GroupState(2), "hi": GroupState(2)}
+    d = respond_realtime(site, state=state, price_usd_per_mwh=150, breakeven_usd_per_mwh=breakevens(site))
+    assert d.on_counts == {"lo": 1, "hi": 0}

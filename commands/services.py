@@ -210,16 +210,17 @@ def resolve_targets(*, actor, targets, site_id: int | None = None) -> Resolved:
 
 def hashprice_usd_per_th_day() -> Decimal:
     """USD one TH/s earns per day at the latest market figures (intelligence.market), before pool fees."""
+    from intelligence.algorithms import hashprice
     from intelligence.market import latest_snapshot
-    from intelligence.profitability import SECONDS_PER_DAY, TWO_32
 
     try:
         snap = latest_snapshot()
     except (OSError, RuntimeError, ValueError):
         return FALLBACK_HASHPRICE_USD_PER_TH_DAY
-    reward = snap.block_subsidy_btc + snap.fees_btc_per_block
-    per_th = Decimal(10**12) * SECONDS_PER_DAY / (snap.difficulty * TWO_32) * reward * snap.btc_price_usd
-    return per_th.quantize(Decimal("0.000001"))
+    per_th = hashprice.hashprice_usd_per_th_day(
+        snap.btc_price_usd, snap.difficulty, snap.block_subsidy_btc, snap.fees_btc_per_block
+    )
+    return Decimal(per_th).quantize(Decimal("0.000001"))
 
 
 def success_rate(*, site_id: int, command_type: str) -> Decimal | None:

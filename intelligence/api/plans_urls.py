@@ -1,4 +1,14 @@
 """API routes of the intelligence layer's plans part: ``v1`` under /api/v1/, ``seed`` under /api/."""
 
-v1: list = []
-seed: list = []
+from django.urls import re_path
+
+from intelligence.api.plans_views import PlanDetailView, PlanListView, PlanSendView, SeedOptimizeView
+
+v1: list = [
+    re_path(r"^curtailment/plans/?$", PlanListView.as_view(), name="curtailment-plan-list"),
+    re_path(r"^curtailment/plans/(?P<pk>[0-9]+)/?$", PlanDetailView.as_view(), name="curtailment-plan-detail"),
+    re_path(r"^curtailment/plans/(?P<pk>[0-9]+)/send/?$", PlanSendView.as_view(), name="curtailment-plan-send"),
+]
+seed: list = [
+    re_path(r"^optimize/curtailment/?$", SeedOptimizeView.as_view(), name="seed-optimize-curtailment"),
+]

@@ -46,6 +46,37 @@ CATALOG = {
     "safety_hashboard_failure_site": _(
         "Hashboard or chain failure reported at the site (reported by edge device “%(device)s”)."
     ),
+    # intelligence.anomaly_scan (anomaly_scan.MESSAGES): the newest hour against the miner's usual level
+    "anomaly_hashrate_below": _(
+        "Hashrate %(value)s TH/s over the last hour is %(pct)s %% below its usual %(expected)s TH/s "
+        "(robust z %(score)s)."
+    ),
+    "anomaly_hashrate_below_tod": _(
+        "Hashrate %(value)s TH/s over the last hour is %(pct)s %% below its usual %(expected)s TH/s for this time of "
+        "day (robust z %(score)s)."
+    ),
+    "anomaly_temperature_above": _(
+        "Chip temperature %(value)s °C over the last hour is %(delta)s °C above its usual %(expected)s °C "
+        "(robust z %(score)s)."
+    ),
+    "anomaly_temperature_above_tod": _(
+        "Chip temperature %(value)s °C over the last hour is %(delta)s °C above its usual %(expected)s °C for this "
+        "time of day (robust z %(score)s)."
+    ),
+    "anomaly_power_above": _(
+        "Power %(value)s W over the last hour is %(pct)s %% above its usual %(expected)s W (robust z %(score)s)."
+    ),
+    "anomaly_power_above_tod": _(
+        "Power %(value)s W over the last hour is %(pct)s %% above its usual %(expected)s W for this time of day "
+        "(robust z %(score)s)."
+    ),
+    "anomaly_power_below": _(
+        "Power %(value)s W over the last hour is %(pct)s %% below its usual %(expected)s W (robust z %(score)s)."
+    ),
+    "anomaly_power_below_tod": _(
+        "Power %(value)s W over the last hour is %(pct)s %% below its usual %(expected)s W for this time of day "
+        "(robust z %(score)s)."
+    ),
 }
 
 

@@ -21,6 +21,10 @@ def alert_type_labels() -> dict:
         "fan_failure": _("Fan failure"),
         # commands.verification: an acknowledged command whose effect telemetry did not show in time
         "command_effect_not_seen": _("Command effect not seen"),
+        # intelligence.anomaly_scan: a miner's newest hour unlike its own usual level
+        "anomaly_hashrate": _("Hashrate anomaly"),
+        "anomaly_temperature": _("Chip temperature anomaly"),
+        "anomaly_power": _("Power anomaly"),
     }
 
 

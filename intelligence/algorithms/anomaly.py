@@ -220,7 +220,9 @@ def stl_scores(
 ) -> Scores:
     """Robust z of the STL residual (value − trend − season), one series at a time (statsmodels' STL has no batch
     form). Robust STL down-weights outliers while fitting, so a fault stays in the residual instead of bending the
-    trend. Missing points are interpolated for the fit and scored NaN. Needs two full periods."""
+    trend. Missing points are interpolated for the fit and scored NaN. Needs two full periods, and about seven for
+    an honest scale: with only a few, the robust seasonal fit passes close to the middle day's point, many residuals
+    are near zero, the MAD shrinks and pure noise reaches |z| ≈ 7 (3 days) instead of ≈ 4.5 (7 days)."""
     from statsmodels.tsa.seasonal import STL  # imported here: heavy, and only this detector needs it
 
     a = _as_2d(values)

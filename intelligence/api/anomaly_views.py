@@ -68,8 +68,9 @@ def _number(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def parse_stream(raw) -> tuple[pd.DatetimeIndex, np.ndarray]:
-    """The posted points, sorted by time; 400 naming ``data_stream`` (and the index) when one is not right."""
+def parse_stream(raw) -> tuple[np.ndarray, np.ndarray]:
+    """The posted points (epoch seconds, values), sorted by time; 400 naming ``data_stream`` (and the index) when
+    one is not right."""
     if not isinstance(raw, list):
         raise _bad("invalid_data_stream", "data_stream", "data_stream must be a list of {ts, value} objects.")
     if len(raw) < MIN_POINTS:
@@ -91,24 +92,24 @@ def parse_stream(raw) -> tuple[pd.DatetimeIndex, np.ndarray]:
             raise _bad("invalid_value", "data_stream.value", "value must be a finite number.", index=i)
         times.append(parsed.astimezone(UTC))
         values.append(value)
-    order = np.argsort(np.array([t.timestamp() for t in times]), kind="stable")
-    idx = pd.DatetimeIndex([times[i] for i in order])
-    if idx.has_duplicates:
+    secs = np.array([t.timestamp() for t in times])
+    order = np.argsort(secs, kind="stable")
+    secs = secs[order]
+    if np.any(np.diff(secs) == 0):
         raise _bad("invalid_ts", "data_stream.ts", "Two points have the same ts.")
-    return idx, np.asarray(values, dtype=float)[order]
+    return secs, np.asarray(values, dtype=float)[order]
 
 
-def on_grid(idx: pd.DatetimeIndex, values: np.ndarray) -> tuple[pd.DatetimeIndex, np.ndarray, int | None]:
+def on_grid(secs: np.ndarray, values: np.ndarray) -> tuple[pd.DatetimeIndex, np.ndarray, int | None]:
     """The points laid on their regular step (the median gap; NaN where one is missing) and the daily period in
     steps when the step divides a day and the series spans two days."""
-    step_s = float(np.median(np.diff(idx.asi8)) / 1e9)
+    step_s = float(np.median(np.diff(secs)))
     if step_s < 1:
         raise _bad("invalid_ts", "data_stream.ts", "Points must be at least a second apart.")
-    first = idx[0]
-    k = np.rint((idx.asi8 - first.value) / 1e9 / step_s).astype(np.int64)
+    k = np.rint((secs - secs[0]) / step_s).astype(np.int64)
     if k[-1] + 1 > MAX_GRID:
         raise _bad("invalid_ts", "data_stream.ts", "The points are too irregular: gaps far longer than their step.")
-    grid = first + pd.to_timedelta(np.arange(k[-1] + 1) * step_s, unit="s")
+    grid = pd.to_datetime(secs[0] + np.arange(k[-1] + 1) * step_s, unit="s", utc=True)
     out = np.full(len(grid), np.nan)
     out[k] = values  # two points in one step: the later one
     period = None
@@ -179,13 +180,14 @@ class DetectAnomaliesView(APIView):
         limit = _limit(body.get("limit"))
         stream = body.get("data_stream")
         if stream is not None:
-            idx, values = parse_stream(stream)
-            grid, series, period = on_grid(idx, values)
+            secs, values = parse_stream(stream)
+            grid, series, period = on_grid(secs, values)
             direction = metric.direction if metric_key else "both"
             source = "data_stream"
         else:
             grid, series = asset_history(user=request.user, kind=kind, obj=obj, metric=metric)
-            period = DAILY_PERIOD_5MIN if len(grid) >= 2 * DAILY_PERIOD_5MIN else None
+            seasonal = len(grid) >= 2 * DAILY_PERIOD_5MIN and np.sum(~np.isnan(series)) >= scan.SEASONAL_MIN_POINTS
+            period = DAILY_PERIOD_5MIN if seasonal else None
             direction = metric.direction
             source = "history"
         known = int(np.sum(~np.isnan(series)))

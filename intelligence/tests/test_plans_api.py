@@ -18,6 +18,11 @@ SEED = "/api/optimize/curtailment"
 
 @pytest.fixture
 def priced(farm):
+    return with_prices(farm)
+
+
+def with_prices(farm):
+    """The farm with a market day and tomorrow's (UTC) day-ahead prices on both sites (everything off in 16–18)."""
     from decimal import Decimal
 
     from intelligence.models import MarketDay

@@ -1,0 +1,145 @@
+"""The forecasts page (AI module): a target's history and forecast with 80 % / 95 % bands, the serving model's
+backtest next to naive, which model serves and why, the points as CSV; for owners and admins, the model
+registry of that target with activate / roll back (the same services as the API and admin)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from hashinsight.accounts.roles import Access, Module, has_access
+from hashinsight.core import cache as cache_helper
+from hashinsight.core.errors import DomainError
+from hashinsight.portal.tables import streamed_csv
+from hashinsight.portal.views.common import module_required
+from intelligence import forecasting
+from intelligence.api.forecast_views import forecast_csv
+from intelligence.models import ForecastModel, ForecastTarget
+
+KEYS = {  # the forecast entry's key per target
+    ForecastTarget.BTC_PRICE: "price",
+    ForecastTarget.DIFFICULTY: "difficulty",
+    ForecastTarget.HASHPRICE: "hashprice",
+    ForecastTarget.REVENUE: "revenue",
+}
+REGISTRY_SORTS = {"version": "version", "-version": "-version", "status": "status", "trained": "trained_at",
+                  "-trained": "-trained_at"}  # fmt: skip
+
+
+def _target(request) -> str:
+    target = request.GET.get("target") or ForecastTarget.HASHPRICE
+    if target not in KEYS:
+        raise Http404
+    return target
+
+
+def _manages_registry(user) -> bool:
+    return has_access(user, Module.AI, Access.FULL) and forecasting.sees_all_subjects(user)
+
+
+def _history(target: str, entry: dict, days: int = 120) -> list[dict]:
+    if target != ForecastTarget.REVENUE:
+        return forecasting.history(target, days=days)
+    # Revenue history: the same fleet at each past day's hashprice (what today's fleet would have earned).
+    fleet = forecasting.user_fleet(entry["user_id"])
+    past = forecasting.history(ForecastTarget.HASHPRICE, days=days)
+    points = forecasting.revenue_points(
+        [{"date": p["date"], "yhat": p["value"], "lo80": p["value"], "hi80": p["value"], "lo95": p["value"],
+          "hi95": p["value"]} for p in past],
+        fleet,
+    )  # fmt: skip
+    return [{"date": p["date"], "value": p["yhat"]} for p in points]
+
+
+def _backtest(target: str, part: dict) -> tuple[ForecastModel | None, list[dict]]:
+    """The serving model's backtest; when naive serves without a model, the latest trained model's (so the
+    table still shows how the candidates compare with naive)."""
+    model_target = ForecastTarget.HASHPRICE if target == ForecastTarget.REVENUE else target
+    model = None
+    if part.get("model"):
+        model = ForecastModel.objects.filter(pk=part["model"]["id"]).first()
+    if model is None:
+        model = (
+            ForecastModel.objects.filter(target=model_target, subject="")
+            .exclude(backtest={})
+            .order_by("-trained_at", "-pk")
+            .first()
+        )
+    return model, forecasting.backtest_rows(model)
+
+
+@module_required(Module.AI)
+def forecast_page(request):
+    target = _target(request)
+    cached = cache_helper.get("forecast", id=request.user.pk)
+    entry = cached.value
+    part = entry[KEYS[target]]
+    model, rows = _backtest(target, part)
+    registry = None
+    if _manages_registry(request.user):
+        model_target = ForecastTarget.HASHPRICE if target == ForecastTarget.REVENUE else target
+        sort = request.GET.get("sort", "-version")
+        registry = forecasting.model_list(user=request.user).filter(target=model_target, subject="")
+        registry = registry.order_by(REGISTRY_SORTS.get(sort, "-version"), "-pk")
+    chart = {
+        "unit": part["unit"],
+        "history": _history(target, entry),
+        "points": part["points"],
+        "labels": {
+            "history": _("Observed"), "forecast": _("Forecast"), "band80": _("80 % interval"),
+            "band95": _("95 % interval"),
+        },
+    }  # fmt: skip
+    return TemplateResponse(
+        request,
+        "portal/forecast/forecasts.html",
+        {
+            "target": target,
+            "targets": ForecastTarget.choices,
+            "part": part,
+            "entry": entry,
+            "cache_state": cached.state,
+            "backtest_model": model,
+            "backtest_rows": rows,
+            "registry": registry,
+            "registry_sort": request.GET.get("sort", "-version"),
+            "chart": chart,
+        },
+    )
+
+
+@module_required(Module.AI)
+def forecast_csv_download(request):
+    target = _target(request)
+    entry = cache_helper.get("forecast", id=request.user.pk).value
+    return streamed_csv(request, forecast_csv(entry, targets=(KEYS[target],)), f"forecast-{target}")
+
+
+def _registry_action(request, pk: int, service, done: str):
+    if not _manages_registry(request.user):
+        raise Http404  # the registry is not shown to anyone else
+    model = get_object_or_404(forecasting.model_list(user=request.user), pk=pk)
+    try:
+        service(model_id=model.pk, actor=request.user, reason=request.POST.get("reason", "")[:500])
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, done % {"model": model})
+    return redirect(f"{reverse('portal:forecasts')}?target={model.target}")
+
+
+@require_POST
+@module_required(Module.AI, Access.FULL)
+def forecast_model_activate(request, pk: int):
+    return _registry_action(request, pk, forecasting.model_activate, _("%(model)s is now active."))
+
+
+@require_POST
+@module_required(Module.AI, Access.FULL)
+def forecast_model_rollback(request, pk: int):
+    return _registry_action(request, pk, forecasting.model_rollback, _("%(model)s rolled back."))

@@ -1,0 +1,273 @@
+"""The forecast API: the seed's ``GET /api/forecast/<user_id>`` (from the cache), the latest forecasts, the model
+registry (list, activate, roll back) and training jobs. Reads need AI READ; registry writes need AI FULL and a
+global role (owner or admin): a network model serves every user. Writes go through ``intelligence.forecasting``."""
+
+from __future__ import annotations
+
+import time
+
+from django.contrib.auth import get_user_model
+from django.http import Http404
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import OpenApiTypes, extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.response import Response
+
+from hashinsight.accounts.permissions import ModuleAccess
+from hashinsight.accounts.roles import Access, Module, has_access
+from hashinsight.core import cache as cache_helper
+from hashinsight.core.api.csv import CsvCapableAPIView, CSVRenderer
+from hashinsight.portal.tables import CsvColumn, csv_chunks, streamed_csv
+from intelligence import forecasting
+from intelligence.models import Forecast, ForecastModel, ForecastTarget
+
+
+class ForecastModelSerializer(serializers.ModelSerializer):
+    activated_by = serializers.CharField(source="activated_by.username", default=None, read_only=True)
+
+    class Meta:
+        model = ForecastModel
+        fields = [
+            "id", "target", "subject", "algorithm", "version", "status", "horizon_days", "params", "data_until",
+            "trained_at", "backtest", "error", "activated_at", "activated_by", "created_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class ForecastSerializer(serializers.ModelSerializer):
+    model_version = serializers.IntegerField(source="model.version", default=None, read_only=True)
+
+    class Meta:
+        model = Forecast
+        fields = [
+            "id", "target", "subject", "model", "model_version", "algorithm", "fallback_reason", "origin",
+            "horizon_days", "points", "generated_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+
+
+class TrainingRequestSerializer(serializers.Serializer):
+    target = serializers.ChoiceField(choices=list(forecasting.ALGORITHMS))
+    algorithm = serializers.ChoiceField(choices=ForecastModel.Algorithm.choices, required=False, default="")
+
+
+def _registry_writer(user) -> None:
+    if not (has_access(user, Module.AI, Access.FULL) and forecasting.sees_all_subjects(user)):
+        raise PermissionDenied(_("Only owners and admins manage the forecast models."))
+
+
+# --- GET /api/forecast/<user_id> (the seed's path) -----------------------------------------------------------------
+
+
+class UserForecastView(CsvCapableAPIView):
+    """A user's forecast: BTC price, difficulty, hashprice and the user's net revenue (fleet TH/s × hashprice −
+    power cost), 80 % and 95 % intervals, and the serving models' backtest metrics next to naive. Served from
+    ``forecast:{user_id}`` (stale-while-revalidate). A user reads only their own; owners and admins read all;
+    anyone else's answers 404. ``?format=csv``: the forecast points, one row per target and day."""
+
+    module = Module.AI
+    permission_classes = [ModuleAccess]
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT}, tags=["forecast"])
+    def get(self, request, user_id: int):
+        if user_id != request.user.pk and not (
+            forecasting.sees_all_subjects(request.user) and get_user_model().objects.filter(pk=user_id).exists()
+        ):
+            raise Http404
+        started = time.perf_counter()
+        cached = cache_helper.get("forecast", id=user_id)
+        if self.wants_csv():
+            return streamed_csv(request, forecast_csv(cached.value), f"forecast-user-{user_id}")
+        response = Response(cached.value)
+        response["X-Cache"] = cached.state
+        response["Server-Timing"] = f"forecast;dur={(time.perf_counter() - started) * 1000:.1f}"
+        return response
+
+
+CSV_HEADERS = (_("Target"), _("Unit"), _("Date"), _("Forecast"), _("80 % low"), _("80 % high"), _("95 % low"),
+               _("95 % high"), _("Model"), _("Fallback reason"))  # fmt: skip
+
+
+def forecast_csv(value: dict, targets=("price", "difficulty", "hashprice", "revenue")):
+    import csv
+    import io
+
+    from hashinsight.portal.tables import safe_cell
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    buffer.write("\ufeff")
+    writer.writerow([str(h) for h in CSV_HEADERS])
+    for key in targets:
+        part = value.get(key)
+        if not part:
+            continue
+        for p in part["points"]:
+            writer.writerow([safe_cell(v) for v in (
+                part["target"], part["unit"], p["date"], p["yhat"], p["lo80"], p["hi80"], p["lo95"], p["hi95"],
+                part["algorithm"], part["fallback_reason"],
+            )])  # fmt: skip
+    yield buffer.getvalue().encode()
+
+
+# --- /api/v1/forecasts ---------------------------------------------------------------------------------------------
+
+FORECAST_CSV = [
+    CsvColumn(_("Id"), "id"),
+    CsvColumn(_("Target"), "target", display=dict(ForecastTarget.choices)),
+    CsvColumn(_("Subject"), "subject"),
+    CsvColumn(_("Algorithm"), "algorithm", display=dict(ForecastModel.Algorithm.choices)),
+    CsvColumn(_("Model version"), "model__version"),
+    CsvColumn(_("Fallback reason"), "fallback_reason"),
+    CsvColumn(_("Last observed day"), "origin"),
+    CsvColumn(_("Horizon (days)"), "horizon_days"),
+    CsvColumn(_("Generated (UTC)"), "generated_at"),
+]
+
+
+class ForecastViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    # Latest forecast per (target, subject) by default (?latest=false: all); ?target=, ?subject= (network,
+    # user:12); a user sees the network's and their own. ?format=csv on the list.
+    module = Module.AI
+    permission_classes = [ModuleAccess]
+    serializer_class = ForecastSerializer
+    renderer_classes = CsvCapableAPIView.renderer_classes
+    filterset_fields = ["algorithm"]
+    ordering_fields = ["generated_at", "target", "subject", "origin"]
+    ordering = ["-generated_at"]
+
+    def get_queryset(self):
+        p = self.request.query_params
+        target = p.get("target", "")
+        if target and target not in ForecastTarget.values:
+            from hashinsight.core.errors import DomainError
+
+            raise DomainError("unknown_target", f"target is one of {', '.join(ForecastTarget.values)}.")
+        latest = p.get("latest", "true").lower() not in ("0", "false", "no")
+        return forecasting.forecast_list(user=self.request.user, target=target, subject=p.get("subject"),
+                                         latest=latest or self.detail)  # fmt: skip
+
+    def list(self, request, *args, **kwargs):
+        if getattr(request.accepted_renderer, "format", None) == CSVRenderer.format:
+            qs = self.filter_queryset(self.get_queryset())
+            return streamed_csv(request, csv_chunks(FORECAST_CSV, qs), "forecasts")
+        return super().list(request, *args, **kwargs)
+
+    def retrieve(self, request, *args, **kwargs):
+        # Any stored forecast the user may read, not only the latest.
+        obj = forecasting.forecast_list(user=request.user, latest=False).filter(pk=kwargs["pk"]).first()
+        if obj is None:
+            raise Http404
+        return Response(ForecastSerializer(obj).data)
+
+
+# --- /api/v1/forecast-models ---------------------------------------------------------------------------------------
+
+MODEL_CSV = [
+    CsvColumn(_("Id"), "id"),
+    CsvColumn(_("Target"), "target", display=dict(ForecastTarget.choices)),
+    CsvColumn(_("Subject"), "subject"),
+    CsvColumn(_("Algorithm"), "algorithm", display=dict(ForecastModel.Algorithm.choices)),
+    CsvColumn(_("Version"), "version"),
+    CsvColumn(_("Status"), "status", display=dict(ForecastModel.Status.choices)),
+    CsvColumn(_("Trained on data up to"), "data_until"),
+    CsvColumn(_("Trained (UTC)"), "trained_at"),
+    CsvColumn(_("7-day MAPE (%)"), "backtest", display=lambda b: _mape(b, "7")),
+    CsvColumn(_("7-day MAPE, naive (%)"), "backtest", display=lambda b: _mape(b, "7", naive=True)),
+    CsvColumn(_("30-day MAPE (%)"), "backtest", display=lambda b: _mape(b, "30")),
+    CsvColumn(_("Activated (UTC)"), "activated_at"),
+    CsvColumn(_("Error"), "error"),
+]
+
+
+def _mape(backtest, horizon: str, naive: bool = False):
+    row = ((backtest or {}).get("horizons") or {}).get(horizon) or {}
+    if naive:
+        row = row.get("naive") or {}
+    value = row.get("mape")
+    return None if value is None else round(value, 3)
+
+
+class ForecastModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    # The registry: versions with their backtest metrics next to naive. Filters: target, subject, algorithm,
+    # status; ordering; ?format=csv. POST {id}/activate and {id}/rollback: owners and admins (AI FULL).
+    module = Module.AI
+    permission_classes = [ModuleAccess]
+    serializer_class = ForecastModelSerializer
+    renderer_classes = CsvCapableAPIView.renderer_classes
+    filterset_fields = ["target", "subject", "algorithm", "status"]
+    ordering_fields = ["created_at", "version", "trained_at", "target", "status"]
+    ordering = ["target", "subject", "-version"]
+
+    def get_queryset(self):
+        return forecasting.model_list(user=self.request.user)
+
+    def list(self, request, *args, **kwargs):
+        if getattr(request.accepted_renderer, "format", None) == CSVRenderer.format:
+            qs = self.filter_queryset(self.get_queryset())
+            return streamed_csv(request, csv_chunks(MODEL_CSV, qs), "forecast-models")
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=ReasonSerializer, responses={200: ForecastModelSerializer}, tags=["forecast"])
+    @action(detail=True, methods=["post"])
+    def activate(self, request, pk=None):
+        model = self.get_object()  # 404 outside the user's registry
+        _registry_writer(request.user)
+        body = ReasonSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        model = forecasting.model_activate(model_id=model.pk, actor=request.user, reason=body.validated_data["reason"])
+        return Response(ForecastModelSerializer(model).data)
+
+    @extend_schema(request=ReasonSerializer, responses={200: OpenApiTypes.OBJECT}, tags=["forecast"])
+    @action(detail=True, methods=["post"])
+    def rollback(self, request, pk=None):
+        """Retire this (active) model; the previously active one serves again, or naive when there is none."""
+        model = self.get_object()
+        _registry_writer(request.user)
+        body = ReasonSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        restored = forecasting.model_rollback(model_id=model.pk, actor=request.user,
+                                              reason=body.validated_data["reason"])  # fmt: skip
+        return Response({
+            "rolled_back": ForecastModelSerializer(ForecastModel.objects.get(pk=model.pk)).data,
+            "active": None if restored is None else ForecastModelSerializer(restored).data,
+        })  # fmt: skip
+
+
+# --- POST /api/v1/training-jobs ------------------------------------------------------------------------------------
+
+
+class TrainingJobView(CsvCapableAPIView):
+    """Queue the training of a network target's model (owners and admins). Answers 202 at once with the new
+    registry row (status ``training`` until the job ends: ``candidate`` or ``failed``, with its backtest) and the
+    job's task id; the run is listed by ``/api/v1/jobs?job_type=intelligence.train_models``."""
+
+    module = Module.AI
+    permission_classes = [ModuleAccess]
+
+    @extend_schema(request=TrainingRequestSerializer, responses={202: OpenApiTypes.OBJECT}, tags=["forecast"])
+    def post(self, request):
+        _registry_writer(request.user)
+        body = TrainingRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        from intelligence.forecast_tasks import training_request
+
+        model, task_id = training_request(
+            target=body.validated_data["target"], algorithm=body.validated_data["algorithm"], actor=request.user
+        )
+        return Response(
+            {
+                "model": ForecastModelSerializer(model).data,
+                "task_id": task_id,
+                "job_type": "intelligence.train_models",
+                "status_url": f"/api/v1/forecast-models/{model.pk}",
+                "jobs_url": "/api/v1/jobs?job_type=intelligence.train_models",
+            },
+            status=status.HTTP_202_ACCEPTED,
+        )

@@ -1,0 +1,40 @@
+"""What follows a change to a user's fleet or to the served forecast models: the user's ``forecast:{id}`` is
+invalidated (readers get the stale entry while it rebuilds) and one coalesced ``intelligence.forecast_refresh``
+runs per user, however many events arrived (the seed's chain: a user adds a miner → outbox event → worker
+recalculates → cache refreshed → ``GET /api/forecast/<user_id>``)."""
+
+from hashinsight.core import cache as cache_helper
+from hashinsight.events.coalesce import request_work_many
+from hashinsight.events.registry import handles
+
+
+def refresh_users(user_ids) -> None:
+    ids = sorted(set(user_ids))
+    cache_helper.invalidate_many("forecast", [{"id": u} for u in ids])
+    request_work_many([(f"forecast:user:{u}", "intelligence.forecast_refresh", [u]) for u in ids])
+
+
+@handles("portfolio.changed", batch=True)
+def refresh_changed_portfolios(pairs) -> None:
+    refresh_users(payload.user_id for payload, _event in pairs)
+
+
+@handles("miner_model.changed", batch=True)
+def refresh_model_users(pairs) -> None:
+    """A catalog model's TH/s or W changed: every portfolio holding it earns differently."""
+    from miners.models import PortfolioEntry
+
+    model_ids = sorted({payload.model_id for payload, _event in pairs})
+    refresh_users(PortfolioEntry.objects.filter(model_id__in=model_ids).values_list("user_id", flat=True).distinct())
+
+
+@handles("forecast.refreshed", batch=True)
+def network_model_changed(pairs) -> None:
+    """A network model was activated or rolled back: every user's cached forecast is stale (served stale and
+    rebuilt on the next read; the hourly refresh rebuilds the rest). A user's own refresh (subject ``user:N``)
+    needs nothing."""
+    from miners.models import PortfolioEntry
+
+    if any(payload.subject == "network" for payload, _event in pairs):
+        users = PortfolioEntry.objects.values_list("user_id", flat=True).distinct()
+        cache_helper.invalidate_many("forecast", [{"id": u} for u in sorted(set(users))])

@@ -59,7 +59,8 @@ class PlanRequestSerializer(serializers.Serializer):
 class PlanSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     site = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=CurtailmentPlan.Status.choices)
+    # Text, not an enum: another component's "status" enum would otherwise collide in the schema's names.
+    status = serializers.CharField(help_text="draft | sent | superseded | failed")
     starts_at = serializers.DateTimeField()
     hours = serializers.IntegerField()
     profit_usd = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)

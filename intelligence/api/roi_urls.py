@@ -1,4 +1,8 @@
 """API routes of the intelligence layer's roi part: ``v1`` under /api/v1/, ``seed`` under /api/."""
 
-v1: list = []
-seed: list = []
+from django.urls import re_path
+
+from intelligence.api.roi_views import RoiExplainView
+
+v1: list = [re_path(r"^explain/roi/?$", RoiExplainView.as_view(), name="explain-roi")]
+seed: list = [re_path(r"^explain/roi/?$", RoiExplainView.as_view(), name="seed-explain-roi")]

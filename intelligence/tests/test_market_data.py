@@ -293,3 +293,33 @@ def test_api_health_reports_market_data(client, settings):
     settings.MARKET_FEED = "nosuchfeed"  # misconfigured: reported, never a crash
     response = client.get("/api/health")
     assert response.status_code == 200 and response.json()["market_data"]["status"] == "error"
+
+
+# -- API -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("user", "status"), [("owner", 200), ("siteowner_b_ro", 200), ("client_x", 200),
+                                              ("customer", 200), ("guest", 403), ("anonymous", None)])  # fmt: skip
+def test_market_days_api_json_and_csv(api, farm, user, status):
+    for day in (date(2024, 4, 19), date(2024, 4, 21)):
+        MarketDay.objects.create(date=day, btc_price_usd=Decimal(60_000), difficulty=Decimal(10**14), fees_btc=72)
+    if user != "anonymous":
+        api.force_authenticate(farm.users[user])
+    response = api.get("/api/v1/market/days?start=2024-04-20")
+    if status is None:
+        assert response.status_code in (401, 403)
+        return
+    assert response.status_code == status
+    if status != 200:
+        return
+    [day] = response.json()["results"]
+    assert (day["date"], day["block_subsidy_btc"], day["hashprice_usd_per_th_day"]) == (
+        "2024-04-21",
+        "3.125",
+        "0.043754",
+    )
+    csv_lines = b"".join(api.get("/api/v1/market/days?format=csv").streaming_content).decode("utf-8-sig").splitlines()
+    assert len(csv_lines) == 3 and csv_lines[1].startswith("2024-04-19,60000.00,")
+    latest = api.get("/api/v1/market/latest").json()
+    assert latest["day"]["date"] == "2024-04-21" and latest["health"]["status"] == "unconfigured"
+    assert api.get("/api/v1/market/days?start=April").json()["error_code"] == "invalid_query"

@@ -62,6 +62,7 @@ SEASONAL_MIN_POINTS = DAILY_PERIOD_5MIN * 3 // 2  # 1.5 days reported, for the s
 RECENT_WINDOWS = DAILY_PERIOD_5MIN  # the plain MAD's window: the last day
 HASHING_MIN_UPTIME = 0.5  # hashrate and power count in windows hashed at least half the time
 UNMONITORED_MINER_STATUSES = ("maintenance", "retired")  # as telemetry.rules: no alert on these
+MIN_PEERS = 10  # a peer group (site and model) this large sets its common movement apart
 
 
 @dataclass(frozen=True)
@@ -115,20 +116,50 @@ class MetricScan:
             return self.score < thresholds.info
 
 
+def peer_movement(values: np.ndarray, groups) -> np.ndarray:
+    """Per row and window, how far the row's peer group (same label in ``groups``, at least ``MIN_PEERS`` rows
+    with a value in that window) stands from its own usual level: the group's median in the window minus the
+    median of those medians over all windows. Zero for rows without enough peers. What the whole group does
+    together — the hall's daily inlet-temperature cycle, a hot afternoon — is common to the group, not an anomaly
+    of one miner."""
+    a = np.asarray(values, dtype=float)
+    move = np.zeros_like(a)
+    labels = np.asarray(groups)
+    for label in np.unique(labels):
+        rows = np.flatnonzero(labels == label)
+        if len(rows) < MIN_PEERS:
+            continue
+        block = a[rows]
+        with np.errstate(all="ignore"):
+            med = nanmedian(block, axis=0)
+            med = np.where(np.sum(~np.isnan(block), axis=0) >= MIN_PEERS, med, np.nan)
+            level = nanmedian(med[None, :], axis=1)[0]
+        if np.isnan(level):
+            continue
+        move[rows] = np.nan_to_num(med - level, nan=0.0)[None, :]
+    return move
+
+
 def score_latest(
     values,
     *,
     direction: str = "both",
+    groups=None,
     hour: int = HOUR_WINDOWS,
     period: int = DAILY_PERIOD_5MIN,
     sustain: int = SUSTAIN,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> MetricScan:
     """Score the last ``hour`` columns of ``values`` (miners × windows, NaN where missing; column 0 is the first
-    window of a UTC day, so column k is slot k % ``period``) against the columns before them."""
-    a = np.asarray(values, dtype=float)
-    if a.ndim != 2 or a.shape[1] <= hour:
+    window of a UTC day, so column k is slot k % ``period``) against the columns before them. With ``groups``
+    (a label per row: site and model, say) each row is first set against its peers (``peer_movement``), so what
+    the whole group does at once is not an anomaly of one miner; values and expectations are reported in the
+    metric's own terms."""
+    raw = np.asarray(values, dtype=float)
+    if raw.ndim != 2 or raw.shape[1] <= hour:
         raise ValueError("values must be miners × windows, with history before the newest hour")
+    move = peer_movement(raw, groups) if groups is not None else np.zeros_like(raw)
+    a = raw - move
     hist, latest = a[:, :-hour], a[:, -hour:]
     n_rows, n_hist = hist.shape
     valid_hist = np.sum(~np.isnan(hist), axis=1)
@@ -159,8 +190,9 @@ def score_latest(
         hit = d >= thresholds.info
     flagged = hit.sum(axis=1)
     pick = np.where(hit.any(axis=1)[:, None], hit, ~np.isnan(latest))
-    value = nanmedian(np.where(pick, latest, np.nan), axis=1)
-    exp = nanmedian(np.where(pick, expected, np.nan), axis=1)
+    shift = move[:, -hour:]  # back to the metric's own terms: what was seen, and the usual level plus the peers'
+    value = nanmedian(np.where(pick, latest + shift, np.nan), axis=1)
+    exp = nanmedian(np.where(pick, expected + shift, np.nan), axis=1)
     return MetricScan(score=score, value=value, expected=exp, flagged=flagged, seasonal=seasonal, z=z)
 
 
@@ -416,7 +448,7 @@ def anomaly_scan(*, force: bool = False) -> ScanResult:
         chunk = list(
             Miner.objects.filter(pk__gt=after)
             .order_by("pk")
-            .values_list("pk", "site_id", "customer_id", "status")[:CHUNK]
+            .values_list("pk", "site_id", "customer_id", "status", "model_id")[:CHUNK]
         )
         if not chunk:
             break
@@ -432,13 +464,16 @@ def anomaly_scan(*, force: bool = False) -> ScanResult:
 
 
 def scan_chunk(chunk: list[tuple], *, start: datetime, n: int, end: datetime) -> tuple[int, int]:
-    """Score and alert one chunk of miners (pk, site_id, customer_id, status), sorted by pk."""
+    """Score and alert one chunk of miners (pk, site_id, customer_id, status, model_id), sorted by pk. Peers: the
+    miners of the same site and model in the chunk."""
     ids = [c[0] for c in chunk]
     mats, uptime = load_matrices(ids, start, n)
+    groups = np.array([(c[1] << 32) | (c[4] or 0) for c in chunk], dtype=np.int64)
     findings: list[Finding] = []
     window_start = end - HOUR_WINDOWS * WINDOW
     for metric in METRICS:
-        scan = score_latest(prepare(metric, mats[metric.key], uptime), direction=metric.direction)
+        values = prepare(metric, mats[metric.key], uptime)
+        scan = score_latest(values, direction=metric.direction, groups=groups)
         findings += findings_for(metric, scan, window_start=window_start, window_end=end)
     return _apply(chunk, findings)
 

@@ -667,13 +667,14 @@ def plan_send(*, plan: CurtailmentPlan, actor, mode: str = "hard") -> tuple[Curt
     """Propose the plan's ``CURTAIL`` commands through ``commands.services.command_propose``: one per block
     (``plan_blocks``), its targets the group's least efficient miners for the kW the block cuts, its window the
     block's hours, its dedupe key the plan's and the block's. Blocks already linked to the plan, and blocks whose
-    window has ended, are skipped, so sending again changes nothing. All or nothing: a refusal of one command
+    window has ended, are skipped, so sending again changes nothing; blocks starting 7 days or more from now (the
+    control plane's horizon) are left for a later send. All or nothing: a refusal of one command
     (safety guards, scope) rolls back the others. The control plane's risk engine and approvers decide the rest.
 
     ``mode``: ``hard`` (default: the plan switches miners off) or ``soft`` (the edge throttles the same miners
     first and stops them only for what throttling does not save). Returns the plan, the commands linked to it,
-    and one line per block (``proposed``, ``already_sent``, ``ended``)."""
-    from commands.services import command_propose
+    and one line per block (``proposed``, ``already_sent``, ``ended``, ``later``, ``no_miners``)."""
+    from commands.services import MAX_TTL, command_propose
 
     if mode not in SEND_MODES:
         raise _bad("invalid_choice", "mode", f"is one of {', '.join(SEND_MODES)}")
@@ -702,6 +703,9 @@ def plan_send(*, plan: CurtailmentPlan, actor, mode: str = "hard") -> tuple[Curt
                 continue
             if end <= now:
                 lines.append({**line, "result": "ended", "command": None})
+                continue
+            if start >= now + MAX_TTL:  # the control plane takes curtailments starting within 7 days: send again later
+                lines.append({**line, "result": "later", "command": None})
                 continue
             targets = _least_efficient(groups[block.group_index], plan.site_id, block.off)
             if not targets:

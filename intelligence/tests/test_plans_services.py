@@ -189,3 +189,24 @@ def test_a_plan_of_explicit_groups_cannot_be_sent(site):
     with pytest.raises(DomainError) as caught:
         plans.plan_send(plan=plan, actor=site.users["owner"])
     assert caught.value.code == "plan_not_sendable" and caught.value.status == 409
+
+
+def test_blocks_beyond_the_control_planes_horizon_wait_for_a_later_send(site, monkeypatch):
+    import commands.services
+
+    monkeypatch.setattr(commands.services, "MAX_TTL", timedelta(days=3))  # its horizon, shortened: clock-independent
+    _hp, be19, be21 = breakevens()
+    start = tomorrow_utc()
+    hours = 168
+    prices = [round(0.5 * be19, 2)] * hours
+    prices[20] = prices[160] = round(2 * be21, 2)  # one dear hour tomorrow, one a week later
+    load_prices(site.site_a, start, prices)
+    owner = site.users["owner"]
+    plan = plans.plan_create(actor=owner, data={"site": site.site_a.pk, "start": start.isoformat(), "hours": hours})
+    _plan, commands, lines = plans.plan_send(plan=plan, actor=owner)
+    assert {line["result"] for line in lines if line["start"].endswith("T20:00:00Z")} <= {"proposed"}
+    later = [line for line in lines if line["result"] == "later"]
+    assert later and all(line["command"] is None for line in later)
+    assert all(
+        datetime.fromisoformat(c.params["start"].replace("Z", "+00:00")) < start + timedelta(days=7) for c in commands
+    )

@@ -20,7 +20,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import gettext as _t
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
@@ -148,12 +148,12 @@ def planner(request):
                 constraint = exc.details.get("constraint")
                 message = exc.message
                 if constraint:
-                    message = _t("No plan: %(message)s (constraint: %(constraint)s)") % {
+                    message = gettext("No plan: %(message)s (constraint: %(constraint)s)") % {
                         "message": exc.message, "constraint": constraint,
                     }  # fmt: skip
                 form.add_error(None, message)
             else:
-                messages.success(request, _t("Plan #%(id)s made.") % {"id": plan.pk})
+                messages.success(request, gettext("Plan #%(id)s made.") % {"id": plan.pk})
                 return redirect("portal:curtailment-plan-detail", pk=plan.pk)
     else:
         first = sites[0] if sites else None
@@ -213,9 +213,9 @@ def _rows(plan: CurtailmentPlan) -> tuple[list[dict], list[dict], dict]:
         "full_kw": full_kw,
         "curtailed": curtailed,
         "words": {
-            "price": _t("Day-ahead price (USD/MWh)"),
-            "power": _t("Planned power (kW)"),
-            "curtailed": _t("Curtailed hours"),
+            "price": gettext("Day-ahead price (USD/MWh)"),
+            "power": gettext("Planned power (kW)"),
+            "curtailed": gettext("Curtailed hours"),
         },
     }
     return rows, legend, chart
@@ -267,7 +267,7 @@ def plan_send(request, pk: int):
     new = sum(1 for line in lines if line["result"] == "proposed")
     messages.success(
         request,
-        _t("Plan #%(id)s sent for approval: %(new)s new CURTAIL commands, %(total)s in all.")
+        gettext("Plan #%(id)s sent for approval: %(new)s new CURTAIL commands, %(total)s in all.")
         % {"id": plan.pk, "new": new, "total": len(commands)},
     )
     return redirect(f"{reverse('portal:command-list')}?site={plan.site_id}&type=CURTAIL")

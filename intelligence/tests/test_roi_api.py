@@ -361,3 +361,27 @@ def test_csv_of_the_parts(api, farm):
     assert keys == ["profit_before", *SHOWN, "profit_after", "change"]
     values = {row[1]: D(row[2]) for row in rows[1:]}
     assert sum(values[k] for k in SHOWN) == values["change"] == values["profit_after"] - values["profit_before"]
+
+
+def test_offline_rate_weighs_each_miner_day_and_missing_market_days_are_named(api, one_miner_site):
+    """Miner A reports 10 days at 100 %, miner B 5 days at 40 %: offline = 1 − (10 × 1 + 5 × 0.4) ÷ 15 = 0.2
+    (not the mean of the two miners' means, 0.3). Two market days missing in the after period are named."""
+    site, miner_a, owner = one_miner_site
+    miner_b = MinerFactory(site=site, zone=miner_a.zone, model=miner_a.model)
+    _market("2025-01-01", "2025-01-10", "50000")
+    _market("2025-01-11", "2025-01-14", "50000")
+    _market("2025-01-17", "2025-01-20", "50000")  # 2025-01-15 and -16 missing
+    for d in days("2025-01-11", "2025-01-20"):
+        daily(miner_a, d, uptime=100.0)
+    for d in days("2025-01-11", "2025-01-15"):
+        daily(miner_b, d, uptime=40.0)
+    body = get(api, owner, HAND).json()
+    assert body["after"]["offline_rate"] == "0.200000"
+    assert body["after"]["telemetry_miner_days"] == 15
+    assert body["after"]["profit_source"] == "model"  # 15 of 20 miner-days: below the 95 % needed to measure
+    assert body["after"]["market_days"] == 8
+    notes = {n["code"]: n for n in body["data_quality"]}
+    assert notes["market_days_missing"]["days"] == 2
+    assert notes["telemetry_partial"]["period"] == "after"
+    assert body["scope"]["miners_without_telemetry"] == 0
+    assert_exact(body)

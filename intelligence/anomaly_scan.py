@@ -130,9 +130,15 @@ def peer_movement(values: np.ndarray, groups) -> np.ndarray:
         if len(rows) < MIN_PEERS:
             continue
         block = a[rows]
+        valid = np.sum(~np.isnan(block), axis=0)
+        med = np.full(block.shape[1], np.nan)
+        full = valid == len(rows)  # most windows: every peer reported; np.median partitions, no full sort
         with np.errstate(all="ignore"):
-            med = nanmedian(block, axis=0)
-            med = np.where(np.sum(~np.isnan(block), axis=0) >= MIN_PEERS, med, np.nan)
+            if full.any():
+                med[full] = np.median(block[:, full], axis=0)
+            some = (valid >= MIN_PEERS) & ~full
+            if some.any():
+                med[some] = nanmedian(block[:, some], axis=0)
             level = nanmedian(med[None, :], axis=1)[0]
         if np.isnan(level):
             continue

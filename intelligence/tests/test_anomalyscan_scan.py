@@ -209,3 +209,18 @@ PARAMS = {"value": "131.6", "expected": "200.0", "pct": "34", "delta": "9.1", "s
 def test_every_scan_message_reads_exactly_like_its_catalog_sentence(msg_id):
     with translation.override("en"):
         assert alert_messages.render(msg_id, PARAMS) == scan.MESSAGES[msg_id].format(**PARAMS)
+
+
+def test_the_task_runs_the_scan_as_a_recorded_job(fleet):
+    from hashinsight.events.models import JobRun
+    from intelligence.anomaly_tasks import anomaly_scan_task
+
+    seed(fleet, start=END - timedelta(hours=26), end=END, hashrate=drop_on(8, 0.6, END - 6 * W))
+    rolled_up_to(END)
+    anomaly_scan_task.delay()
+    anomaly_scan_task.delay()  # nothing new: skipped
+    runs = list(JobRun.objects.filter(job_type="intelligence_anomaly_scan").order_by("pk"))
+    assert [r.status for r in runs] == ["success", "success"]
+    assert runs[0].result["raised"] == 1 and runs[0].processed == 20
+    assert runs[1].result["skipped"] is True
+    assert anomaly_scan_task.name == "intelligence.anomaly_scan"

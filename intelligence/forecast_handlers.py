@@ -31,10 +31,11 @@ def refresh_model_users(pairs) -> None:
 @handles("forecast.refreshed", batch=True)
 def network_model_changed(pairs) -> None:
     """A network model was activated or rolled back: every user's cached forecast is stale (served stale and
-    rebuilt on the next read; the hourly refresh rebuilds the rest). A user's own refresh (subject ``user:N``)
-    needs nothing."""
-    from miners.models import PortfolioEntry
+    rebuilt on the next read; the hourly refresh rebuilds portfolios). Any active user may hold an entry (the
+    page and the API build one for whoever reads), so all are invalidated: one pipelined round-trip, and
+    activations are rare. A user's own refresh (subject ``user:N``) needs nothing."""
+    from django.contrib.auth import get_user_model
 
     if any(payload.subject == "network" for payload, _event in pairs):
-        users = PortfolioEntry.objects.values_list("user_id", flat=True).distinct()
-        cache_helper.invalidate_many("forecast", [{"id": u} for u in sorted(set(users))])
+        users = get_user_model().objects.filter(is_active=True).values_list("pk", flat=True)
+        cache_helper.invalidate_many("forecast", [{"id": u} for u in users.order_by("pk")])

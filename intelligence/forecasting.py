@@ -207,14 +207,15 @@ def backtest_origins(index: pd.DatetimeIndex, *, origins: int, step_days: int, h
 def model_train(
     *, model: ForecastModel, origins: int | None = None, step_days: int | None = None, horizons=HORIZONS
 ) -> ForecastModel:
-    """Backtest ``model`` walk-forward next to naive (a few recent origins by default: the full 2019→ backtest
-    is ``bench/forecast_backtest.py``) and store the metrics; CANDIDATE, or FAILED with the error. A model that
-    is not TRAINING (a redelivered job) is returned unchanged."""
+    """Backtest ``model`` walk-forward next to naive (the last 12 weekly origins by default, refitted every 4:
+    the full 2019→ backtest is ``bench/forecast_backtest.py``) and store the metrics; CANDIDATE, or FAILED with
+    the error. A model that is not TRAINING (a redelivered job) is returned unchanged."""
     model = ForecastModel.objects.get(pk=model.pk)
     if model.status != Status.TRAINING:
         return model
-    origins = origins or _setting("FORECAST_BACKTEST_ORIGINS", 4)
-    step_days = step_days or _setting("FORECAST_BACKTEST_STEP_DAYS", 14)
+    # Weekly origins: a 14-day step would land every origin at the same place in the 2016-block epoch.
+    origins = origins or _setting("FORECAST_BACKTEST_ORIGINS", 12)
+    step_days = step_days or _setting("FORECAST_BACKTEST_STEP_DAYS", 7)
     frame = network_frame()
     y = frame[COLUMN[model.target]]
     horizons = tuple(sorted(set(horizons)))
@@ -225,7 +226,7 @@ def model_train(
         result = bt.walk_forward(
             y, factories, horizons=horizons,
             origins=backtest_origins(y.index, origins=origins, step_days=step_days, horizon=max(horizons)),
-            refit_every=max(1, origins // 2), exog=frame, target=model.target,
+            refit_every=_setting("FORECAST_BACKTEST_REFIT_EVERY", 4), exog=frame, target=model.target,
         )  # fmt: skip
         backtest = {
             "horizons": {

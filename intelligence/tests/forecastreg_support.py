@@ -1,5 +1,6 @@
-"""Shared set-up of the forecastreg tests: a tiny market history in MarketDay, and the forecast part's task and
-handler modules imported (the lead wires them at app start; see notes/forecastreg-shared.md)."""
+"""Shared set-up of the forecastreg tests: a tiny market history in MarketDay, and the forecast part's handlers
+registered for the test only (``forecast_handlers`` fixture) until they are wired at app start (see
+notes/forecastreg-shared.md): imported at collection they would run in every other test of the session too."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import math
 from datetime import date, timedelta
 from decimal import Decimal
 
-from intelligence import forecast_handlers, forecast_tasks  # noqa: F401  (registers the tasks and handlers)
+import pytest
+
+from intelligence import forecast_tasks  # noqa: F401  (registers the Celery tasks: names only, no side effects)
 from intelligence.models import ForecastModel, MarketDay
 
 START = date(2025, 6, 1)
@@ -44,3 +47,23 @@ def registry_model(*, target="hashprice", algorithm="xgboost", status=ForecastMo
         data_until=data_until, backtest={"horizons": horizons, "origins": 4, "reference_horizon": 7}, error=error,
         params={"n_estimators": 20} if algorithm == "xgboost" else {},
     )  # fmt: skip
+
+
+@pytest.fixture
+def forecast_handlers():
+    """The forecast part's event handlers, registered for this test and removed after it (unless the app already
+    registered them at start, in which case nothing changes)."""
+    from hashinsight.events import registry
+
+    snapshot = {event_type: list(handlers) for event_type, handlers in registry._HANDLERS.items()}
+    from intelligence import forecast_handlers as module
+
+    for event_type, fn in (
+        ("portfolio.changed", module.refresh_changed_portfolios),
+        ("miner_model.changed", module.refresh_model_users),
+        ("forecast.refreshed", module.network_model_changed),
+    ):
+        registry.handles(event_type, batch=True)(fn)  # idempotent by name
+    yield module
+    registry._HANDLERS.clear()
+    registry._HANDLERS.update(snapshot)

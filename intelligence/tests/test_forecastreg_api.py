@@ -174,7 +174,7 @@ def test_training_job_runs_and_is_recorded(api, farm, market, django_capture_on_
     with django_capture_on_commit_callbacks(execute=True):  # eager Celery: the job runs at commit
         r = as_user(api, owner).post("/api/v1/training-jobs", {"target": "btc_price", "algorithm": "naive"})
     model = ForecastModel.objects.get(pk=r.json()["model"]["id"])
-    assert model.status == Status.CANDIDATE and model.backtest["horizons"]["7"]["n"] == 4
+    assert model.status == Status.CANDIDATE and model.backtest["horizons"]["7"]["n"] == 12  # the default origins
     run = JobRun.objects.get(job_type="intelligence.train_models")
     assert run.status == "success" and run.trigger == "manual" and run.task_id == r.json()["task_id"]
     assert run.result["models"][0]["id"] == model.pk

@@ -11,13 +11,13 @@ import pytest
 from hashinsight.events.models import JobRun, OutboxEvent
 from hashinsight.tests.factories import MinerModelFactory, UserFactory
 from intelligence import forecasting
-from intelligence.tests.forecastreg_support import market_days
+from intelligence.tests.forecastreg_support import forecast_handlers, market_days  # noqa: F401 - a fixture
 from miners import services
 
 pytestmark = pytest.mark.django_db
 
 
-def test_adding_a_miner_refreshes_the_users_forecast(api, django_capture_on_commit_callbacks):
+def test_adding_a_miner_refreshes_the_users_forecast(api, django_capture_on_commit_callbacks, forecast_handlers):  # noqa: F811
     market_days()
     user = UserFactory(role="CUSTOMER")
     api.force_authenticate(user)
@@ -48,7 +48,11 @@ def test_adding_a_miner_refreshes_the_users_forecast(api, django_capture_on_comm
     assert after["revenue"]["fleet"]["power_cost_usd_per_day"] == f"{cost:.2f}"
 
 
-def test_activating_a_network_model_makes_cached_forecasts_stale(api, django_capture_on_commit_callbacks):
+def test_activating_a_network_model_makes_cached_forecasts_stale(
+    api,
+    django_capture_on_commit_callbacks,
+    forecast_handlers,  # noqa: F811
+):
     from hashinsight.tests.factories import PortfolioEntryFactory
     from intelligence.tests.forecastreg_support import registry_model
 

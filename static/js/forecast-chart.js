@@ -19,6 +19,7 @@
   const series = (key) => lead.concat(history.length ? [last] : [], points.map((p) => p[key]));
   const observed = history.map((p) => p.value).concat(pad(points.length));
   const orange = "#f7931a";
+  const narrow = canvas.clientWidth < 500;
 
   function band(label, key, fillTo, alpha) {
     return {label, data: series(key), borderWidth: 0, pointRadius: 0, fill: fillTo,
@@ -47,7 +48,9 @@
         tooltip: {callbacks: {label: (ctx) => ctx.raw === null ? null : `${ctx.dataset.label}: ${fmt.format(ctx.raw)}`}},
       },
       scales: {
-        x: {ticks: {maxTicksLimit: 8, autoSkip: true, maxRotation: 0}},
+        // Phones: fewer ticks, month-day only (full dates collide at 390 px); tooltips keep the full date.
+        x: {ticks: {maxTicksLimit: narrow ? 4 : 8, autoSkip: true, maxRotation: 0,
+          callback: (value, index) => narrow ? dates[index].slice(5) : dates[index]}},
         y: {title: {display: Boolean(config.unit), text: config.unit},
           ticks: {callback: (v) => new Intl.NumberFormat(lang, {notation: "compact", maximumSignificantDigits: 4}).format(v)}},
       },

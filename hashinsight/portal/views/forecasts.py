@@ -38,6 +38,21 @@ def _target(request) -> str:
     return target
 
 
+def number(value) -> str:
+    """A figure for people: difficulty in T (10¹²), money and counts grouped, small prices to 4 significant
+    digits (hashprice is about 0.05 USD per TH/s per day: two decimals would show 0.04 for everything)."""
+    if value is None:
+        return "—"
+    v = float(value)
+    if abs(v) >= 1e12:
+        return f"{v / 1e12:,.2f} T"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if abs(v) >= 1:
+        return f"{v:,.2f}"
+    return f"{v:.4g}"
+
+
 def _manages_registry(user) -> bool:
     return has_access(user, Module.AI, Access.FULL) and forecasting.sees_all_subjects(user)
 
@@ -80,6 +95,18 @@ def forecast_page(request):
     entry = cached.value
     part = entry[KEYS[target]]
     model, rows = _backtest(target, part)
+    for row in rows:
+        for side in ("model", "naive"):
+            row[side] = {
+                **row[side],
+                "rmse_text": number(row[side].get("rmse")),
+                "mae_text": number(row[side].get("mae")),
+            }
+    first, last = (part["points"][0], part["points"][-1]) if part["points"] else ({}, {})
+    figures = {
+        "first": {k: number(first.get(k)) for k in ("yhat", "lo80", "hi80")},
+        "last": {k: number(last.get(k)) for k in ("yhat", "lo95", "hi95")},
+    }
     registry = None
     if _manages_registry(request.user):
         model_target = ForecastTarget.HASHPRICE if target == ForecastTarget.REVENUE else target
@@ -106,6 +133,13 @@ def forecast_page(request):
             "cache_state": cached.state,
             "backtest_model": model,
             "backtest_rows": rows,
+            # revenue is served from the hashprice model: its backtest is hashprice's, in hashprice's unit
+            "backtest_unit": forecasting.UNIT[ForecastTarget.HASHPRICE]
+            if target == ForecastTarget.REVENUE
+            else part["unit"],
+            "figures": figures,
+            "generated": entry["generated_at"][:16].replace("T", " "),
+            "algorithm_label": dict(ForecastModel.Algorithm.choices).get(part["algorithm"], part["algorithm"]),
             "registry": registry,
             "registry_sort": request.GET.get("sort", "-version"),
             "chart": chart,
@@ -130,6 +164,8 @@ def _registry_action(request, pk: int, service, done: str):
         messages.error(request, exc.message)
     else:
         messages.success(request, done % {"model": model})
+        # The one who changed it sees the effect at once; everyone else's entry is rebuilt on their next read.
+        cache_helper.build_and_store("forecast", id=request.user.pk)
     return redirect(f"{reverse('portal:forecasts')}?target={model.target}")
 
 

@@ -3,20 +3,33 @@ invalidated (readers get the stale entry while it rebuilds) and one coalesced ``
 runs per user, however many events arrived (the seed's chain: a user adds a miner → outbox event → worker
 recalculates → cache refreshed → ``GET /api/forecast/<user_id>``)."""
 
+import logging
+
 from hashinsight.core import cache as cache_helper
 from hashinsight.events.coalesce import request_work_many
 from hashinsight.events.registry import handles
 
+log = logging.getLogger(__name__)
 
-def refresh_users(user_ids) -> None:
+
+def refresh_users(user_ids, *, events=()) -> None:
     ids = sorted(set(user_ids))
     cache_helper.invalidate_many("forecast", [{"id": u} for u in ids])
-    request_work_many([(f"forecast:user:{u}", "intelligence.forecast_refresh", [u]) for u in ids])
+    new = request_work_many([(f"forecast:user:{u}", "intelligence.forecast_refresh", [u]) for u in ids])
+    log.info(
+        "forecast refresh requested",
+        extra={
+            "user_ids": ids[:20],
+            "users": len(ids),
+            "scheduled": len(new),
+            "event_ids": [str(e) for e in events][:20],
+        },
+    )
 
 
 @handles("portfolio.changed", batch=True)
 def refresh_changed_portfolios(pairs) -> None:
-    refresh_users(payload.user_id for payload, _event in pairs)
+    refresh_users((payload.user_id for payload, _event in pairs), events=[event.pk for _payload, event in pairs])
 
 
 @handles("miner_model.changed", batch=True)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from celery import shared_task
@@ -14,6 +15,7 @@ from intelligence import forecasting
 from intelligence.algorithms import backtest as bt
 from intelligence.models import ForecastModel
 
+log = logging.getLogger(__name__)
 # Training fits Prophet and XGBoost a few times per model: longer than the default task limits.
 TRAIN_SOFT_LIMIT_S, TRAIN_HARD_LIMIT_S = 900, 960
 
@@ -23,6 +25,12 @@ def _refresh(ctx, user_id: int) -> dict:
     value = cache_helper.build_and_store("forecast", id=user_id)
     ctx.count(processed=1, succeeded=1)
     revenue = value["revenue"]
+    log.info(
+        "forecast refreshed",
+        extra={"forecast_user_id": user_id, "job_run_id": ctx.run.pk, "fleet_hashrate_ths": revenue["fleet"]["hashrate_ths"],
+               "revenue_usd_day1": revenue["points"][0]["yhat"] if revenue["points"] else None,
+               "cache_key": cache_helper.cache_key("forecast", id=user_id)},
+    )  # fmt: skip
     return {
         "user_id": user_id,
         "fleet_hashrate_ths": revenue["fleet"]["hashrate_ths"],

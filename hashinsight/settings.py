@@ -280,6 +280,13 @@ TELEMETRY_HISTORY_RETENTION_DAYS = env.int("TELEMETRY_HISTORY_RETENTION_DAYS", d
 # 0 keeps the daily layers for good (reports and billing read them); any other value is at least 365.
 TELEMETRY_DAILY_RETENTION_DAYS = env.int("TELEMETRY_DAILY_RETENTION_DAYS", default=0)
 
+# --- Market data (intelligence.feeds, intelligence.power_feeds) ---
+# Live BTC market feed: "" = none (nothing needs the network), "blockchain_com" (api.blockchain.info/stats,
+# no key), or the dotted path of a class with name + fetch_latest(*, timeout_s) -> list[FeedDay].
+MARKET_FEED = env.str("MARKET_FEED", default="")
+# Power price feed per site slug: {"tx-permian": "ercot_shipped"} or dotted paths; none by default.
+POWER_PRICE_FEEDS = env.dict("POWER_PRICE_FEEDS", default={})
+
 # --- Commands: effects verified from telemetry (commands.verification, commands.effects) ---
 # The collector's poll interval assumed when the device has not reported its own (windows are multiples of it).
 COMMAND_VERIFY_POLL_INTERVAL_S = env.float("COMMAND_VERIFY_POLL_INTERVAL_S", default=60.0)

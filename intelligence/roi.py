@@ -70,8 +70,6 @@ SHOWN_PARTS = (*FACTORS, "fees_residual")
 MWH = Decimal(1000)
 USD_CENT = Decimal("0.01")
 
-cache_helper.KEYS.setdefault("roi_explain", "roi_explain:{digest}")  # the lead moves this line into KEYS
-
 
 def _invalid(param: str, message: str, **details) -> DomainError:
     return DomainError(f"invalid_{param}", message, details={"parameter": param, **details})

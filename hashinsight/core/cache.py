@@ -24,6 +24,7 @@ KEYS = {
     "site_summary": "site_summary:{id}",
     "customer_summary": "customer_summary:{id}",  # a hosting client's miners only, never a whole site
     "telemetry_summary": "telemetry_summary:{site}:{scope}",  # live dashboard: whole site, or clients' miners
+    "roi_explain": "roi_explain:{digest}",  # ROI attribution: digest of the query, the resolved scope and the language
 }
 FRESH_S = 300
 KEEP_S = 24 * 3600

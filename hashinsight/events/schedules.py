@@ -10,6 +10,8 @@ from __future__ import annotations
 HOUSEKEEPING_QUEUE = "housekeeping"
 # Rollups go with the ingest-side telemetry work (settings.CELERY_TASK_ROUTES "telemetry.*").
 TELEMETRY_QUEUE = "telemetry"
+# Forecasts, plans and scans go with the intelligence work (settings.CELERY_TASK_ROUTES "intelligence.*").
+INTELLIGENCE_QUEUE = "intelligence"
 
 SCHEDULES = [
     # name, task, every (seconds), queue, description
@@ -33,6 +35,11 @@ SCHEDULES = [
      "Times out commands past their expiry: not approved, not dispatched or not acknowledged in time."),
     ("commands: verification", "commands.verify", 5, TELEMETRY_QUEUE,
      "Verifies acknowledged commands' effects from telemetry; alerts when an effect is not seen in its window."),
+    ("market data refresh", "intelligence.market_refresh", 3600, INTELLIGENCE_QUEUE,
+     "Fetches the configured live market feed (MARKET_FEED) and upserts its days; without a feed it does nothing."),
+    ("curtailment: plan tomorrow", "intelligence.plan_tomorrow", 3600, INTELLIGENCE_QUEUE,
+     "Queues tomorrow's day-ahead curtailment plan (site time) for every site with day-ahead prices for it; "
+     "a day whose inputs did not change re-uses its plan (cached as optimize:{site}:{date})."),
 ]  # fmt: skip
 
 

@@ -84,6 +84,8 @@ def health() -> dict:
             "forecast_latency": None,
             "optimization_runtime": None,
             "roi_drift": None,
+            # Informational: a missing or stale market feed is reported here, never makes the service degraded.
+            "market_data": _market_data(),
         }
     checks = [body["database"], body["redis"], body["broker"], body.get("worker", {"ok": False})]
     body["status"] = "down" if not database["ok"] else ("ok" if all(c["ok"] for c in checks) else "degraded")
@@ -94,3 +96,9 @@ def health() -> dict:
 def ready() -> tuple[bool, dict]:
     checks = {"database": check_database(), "redis": check_redis()}
     return all(c["ok"] for c in checks.values()), checks
+
+
+def _market_data():
+    from intelligence.market_data import market_health
+
+    return market_health()

@@ -21,15 +21,17 @@ ROOT = Path(settings.BASE_DIR)
 UPKEEP = {"events.relay", "events.prune", "observability.worker_heartbeat", "core.warm_caches", "telemetry.retention"}
 UPKEEP |= {"commands.expire"}
 TELEMETRY_JOBS = {"telemetry.rollup_5m", "telemetry.rollup_daily", "telemetry.evaluate_offline", "commands.verify"}
+INTELLIGENCE_JOBS = {"intelligence.market_refresh", "intelligence.plan_tomorrow"}
 
 
 def test_every_periodic_job_is_scheduled_and_routed_to_the_queue_it_declares():
     from hashinsight.celery import app
 
     tasks = {task for _, task, *_ in SCHEDULES}
-    assert tasks == UPKEEP | TELEMETRY_JOBS
+    assert tasks == UPKEEP | TELEMETRY_JOBS | INTELLIGENCE_JOBS
     for _, task, _, queue, _ in SCHEDULES:
-        assert queue == (HOUSEKEEPING_QUEUE if task in UPKEEP else "telemetry"), task
+        expected = "intelligence" if task in INTELLIGENCE_JOBS else "telemetry" if task in TELEMETRY_JOBS else None
+        assert queue == (expected or HOUSEKEEPING_QUEUE), task
         assert app.amqp.router.route({}, task)["queue"].name == queue, task
     assert app.amqp.router.route({}, "events.process_events")["queue"].name == "default"
 

@@ -80,6 +80,10 @@ class Command(BaseCommand):
             created_users = self._users(sites, customers)
         added = self._miners(miners, sites, customers, rng, seal=not no_identity)
         alerts = self._alerts(sites)
+        from intelligence.market_demo import seed_demo_market
+
+        for line in seed_demo_market():
+            self.stdout.write(f"  {line}")
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo farm ready: {len(sites)} sites, {Miner.objects.count():,} miners ({added:,} new), "

@@ -120,6 +120,7 @@ def free_port() -> int:
 def ports_free(first: int, count: int) -> bool:
     for port in range(first, first + count):
         with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the simulator binds (TIME_WAIT is fine)
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:

@@ -82,7 +82,10 @@ def run(args) -> None:
 
     assert connection.vendor == "postgresql", "the figures are for PostgreSQL"
     print(f"# anomaly scan — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f} at start")
+    import subprocess
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
+    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f} at start; code at {commit.strip()}")
     print(f"setup (migrate + seed_demo {args.miners:,} miners): {time.perf_counter() - t:.0f} s")
     end = scan._floor(datetime.now(UTC))
     start = end - timedelta(days=1)
@@ -133,21 +136,26 @@ def run(args) -> None:
     print(f"a run with no new window: {1000 * (time.perf_counter() - t0):.1f} ms (skipped={skipped.skipped})")
 
     # Where a chunk's time goes.
+    import numpy as np
+
     from miners.models import Miner
 
-    ids = list(Miner.objects.order_by("pk").values_list("pk", flat=True)[: scan.CHUNK])
+    chunk = list(Miner.objects.order_by("pk").values_list("pk", "site_id", "model_id")[: scan.CHUNK])
+    ids = [c[0] for c in chunk]
+    groups = np.array([(site << 32) | model for _pk, site, model in chunk], dtype=np.int64)
     grid_start, n = scan.grid_for(end)
     t0 = time.perf_counter()
     mats, uptime = scan.load_matrices(ids, grid_start, n)
     read = time.perf_counter() - t0
     t0 = time.perf_counter()
     for metric in scan.METRICS:
-        scan.score_latest(scan.prepare(metric, mats[metric.key], uptime), direction=metric.direction)
+        values = scan.prepare(metric, mats[metric.key], uptime)
+        scan.score_latest(values, direction=metric.direction, groups=groups)
     score = time.perf_counter() - t0
     chunks = -(-args.miners // scan.CHUNK)
     print(
         f"per chunk of {len(ids):,} miners × {n} windows: read (binary COPY → numpy) {read:.2f} s, "
-        f"scoring 3 metrics {score:.2f} s → × {chunks} chunks ≈ {(read + score) * chunks:.0f} s"
+        f"scoring 3 metrics (with peers) {score:.2f} s → × {chunks} chunks ≈ {(read + score) * chunks:.0f} s"
     )
 
 

@@ -82,7 +82,10 @@ def parse_stream(raw) -> tuple[np.ndarray, np.ndarray]:
         if not isinstance(point, dict):
             raise _bad("invalid_data_stream", "data_stream", "Each point must be an object {ts, value}.", index=i)
         ts = point.get("ts")
-        parsed = parse_datetime(ts) if isinstance(ts, str) and len(ts) <= 40 else None
+        try:
+            parsed = parse_datetime(ts) if isinstance(ts, str) and len(ts) <= 40 else None
+        except ValueError:  # well formed but not a date (month 13)
+            parsed = None
         if parsed is None:
             raise _bad("invalid_ts", "data_stream.ts", "ts must be an ISO-8601 date and time.", index=i)
         if parsed.tzinfo is None:

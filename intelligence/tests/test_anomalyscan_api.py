@@ -110,6 +110,7 @@ def test_without_a_data_stream_the_assets_own_history_is_used(api, farm):
         ({"data_stream": stream(10)}, "data_stream_too_short", "data_stream"),
         ({"data_stream": [*stream(47), 5]}, "invalid_data_stream", "data_stream"),
         ({"data_stream": [*stream(47), {"ts": "yesterday", "value": 1}]}, "invalid_ts", "data_stream.ts"),
+        ({"data_stream": [*stream(47), {"ts": "2026-13-45T00:00:00Z", "value": 1}]}, "invalid_ts", "data_stream.ts"),
         ({"data_stream": [*stream(47), {"ts": "2026-11-26T00:00:00Z", "value": "1"}]}, "invalid_value",
          "data_stream.value"),
         ({"data_stream": [*stream(47), {"ts": "2026-11-26T00:00:00Z", "value": True}]}, "invalid_value",

@@ -21,21 +21,45 @@ RETRY_AFTER_S = 5
 DATABASE_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
 
 
+# A deadlock or a serialization failure: the database is up, this transaction lost a race and was rolled back
+# whole. Still a 503 (nothing was written; the same request may be repeated at once), but named for what it is.
+CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
+CONFLICT_RETRY_AFTER_S = 1
+
+
 def is_database_down(exc: BaseException | None) -> bool:
     return isinstance(exc, DATABASE_ERRORS)
 
 
-def unavailable_response(request) -> HttpResponse:
-    if request.path.startswith("/api/"):
-        from hashinsight.core.api.errors import error_body
+def is_transient_conflict(exc: BaseException | None) -> bool:
+    """A deadlock or serialization failure (Django wraps psycopg's error: its sqlstate is on the cause)."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if getattr(exc, "sqlstate", None) in CONFLICT_SQLSTATES:
+            return True
+        exc, seen = exc.__cause__, seen + 1
+    return False
 
-        response = JsonResponse(
-            error_body("database_unavailable", _("The database is unavailable; retry shortly.")), status=503
-        )
+
+def unavailable_body(exc: BaseException | None) -> tuple[dict, int]:
+    """The API's error body and Retry-After (seconds) for a database error."""
+    from hashinsight.core.api.errors import error_body
+
+    if is_transient_conflict(exc):
+        message = _("A concurrent change conflicted with this one; nothing was saved. Retry.")
+        return error_body("database_conflict", message), CONFLICT_RETRY_AFTER_S
+    return error_body("database_unavailable", _("The database is unavailable; retry shortly.")), RETRY_AFTER_S
+
+
+def unavailable_response(request, exc: BaseException | None = None) -> HttpResponse:
+    retry_after = RETRY_AFTER_S
+    if request.path.startswith("/api/"):
+        body, retry_after = unavailable_body(exc)
+        response = JsonResponse(body, status=503)
     else:
         html = render_to_string("503.html", {"request_id": current_request_id()})
         response = HttpResponse(html, status=503)
-    response["Retry-After"] = str(RETRY_AFTER_S)
+    response["Retry-After"] = str(retry_after)
     return response
 
 
@@ -58,8 +82,9 @@ class DatabaseUnavailableMiddleware:
 
     def process_exception(self, request, exception):
         if is_database_down(exception):
-            logger.warning("database unavailable", extra={"path": request.path, "error": str(exception)[:200]})
-            return unavailable_response(request)
+            what = "database conflict" if is_transient_conflict(exception) else "database unavailable"
+            logger.warning(what, extra={"path": request.path, "error": str(exception)[:200]})
+            return unavailable_response(request, exception)
         return None
 
 

@@ -379,6 +379,19 @@ PAGES = {
     "/admin/telemetry/enrollmentcode/add/": (200, 200,  200,  200,   LOGIN,   LOGIN,   LOGIN, LOGIN),
     "/admin/telemetry/alertrule/":         (200,  200,  200,  200,   LOGIN,   LOGIN,   LOGIN, LOGIN),
     "/admin/telemetry/safetyevent/":       (200,  200,  200,  200,   LOGIN,   LOGIN,   LOGIN, LOGIN),
+    # Intelligence (issue 9). ROI: ANALYTICS READ; a hidden site or client is a 404, an app customer sees its
+    # portfolio. Market: ANALYTICS READ. Power prices: operators only (a hosting client pays its contract rate).
+    # Curtailment plans: CURTAILMENT (the planner form is reachable by every role that may plan).
+    "/roi/":                               (200,  200,  200,  200,   200,     200,     403,  LOGIN),
+    "/roi/?format=csv":                    (200,  200,  200,  200,   200,     200,     403,  LOGIN),
+    "/roi/?scope=site:{site_a}":           (200,  200,  200,  404,   200,     404,     403,  LOGIN),
+    "/roi/?scope=customer:{client_x}":     (200,  200,  200,  200,   200,     404,     403,  LOGIN),
+    "/market/":                            (200,  200,  200,  200,   200,     200,     403,  LOGIN),
+    "/sites/site-a/power-prices/":         (200,  200,  200,  404,   403,     403,     403,  LOGIN),
+    "/sites/site-b/power-prices/":         (200,  200,  404,  200,   403,     403,     403,  LOGIN),
+    "/curtailment/plans/":                 (200,  200,  200,  200,   403,     403,     403,  LOGIN),
+    "/curtailment/plans/?format=csv":      (200,  200,  200,  200,   403,     403,     403,  LOGIN),
+    "/curtailment/planner/":               (200,  200,  200,  200,   403,     403,     403,  LOGIN),
 }  # fmt: skip
 
 

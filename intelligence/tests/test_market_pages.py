@@ -145,3 +145,12 @@ def test_admin_market_days_are_read_mostly_and_prices_read_only(farm):
     prices = client.get("/admin/intelligence/powerprice/?market__exact=day_ahead")
     assert prices.status_code == 200 and 'class="field-usd_per_mwh">31.50<' in prices.content.decode()
     assert client.get("/admin/intelligence/powerprice/add/").status_code == 403
+
+
+def test_the_market_page_renders_before_any_market_day_is_loaded(client, farm):
+    """A fresh database (no load_market yet): the page says so instead of failing on the missing age."""
+    from intelligence.models import MarketDay
+
+    MarketDay.objects.all().delete()
+    client.force_login(farm.users["owner"])
+    assert client.get("/market/").status_code == 200

@@ -17,7 +17,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from hashinsight.core.api.parsers import NulCharacter, RequestTooLarge
 from hashinsight.core.errors import DomainError
 from hashinsight.observability.context import current_request_id
-from hashinsight.observability.unavailable import RETRY_AFTER_S, is_database_down
+from hashinsight.observability.unavailable import is_database_down, unavailable_body
 
 logger = logging.getLogger(__name__)
 
@@ -84,9 +84,10 @@ def exception_handler(exc, context):
     if isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
     if is_database_down(exc):
-        # The database is unreachable: temporary, and nothing was written (observability/unavailable.py).
-        body = error_body("database_unavailable", _("The database is unavailable; retry shortly."))
-        return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": str(RETRY_AFTER_S)})
+        # The database is unreachable, or this transaction lost a deadlock: temporary, and nothing was written
+        # (observability/unavailable.py).
+        body, retry_after = unavailable_body(exc)
+        return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": str(retry_after)})
     response = drf_exception_handler(exc, context)
     if response is None:
         logger.exception("unhandled API error", exc_info=exc)

@@ -121,3 +121,24 @@ def test_health_says_down_and_when_to_retry(client, monkeypatch):
     response = client.get("/api/health")
     _is_503(response)
     assert response.json()["status"] == "down"
+
+
+@pytest.mark.parametrize("sqlstate", ["40P01", "40001"])
+def test_a_lost_deadlock_is_a_conflict_to_retry_at_once_not_an_outage(api, farm, monkeypatch, sqlstate):
+    """PostgreSQL broke a deadlock (or a serialization failure) by rolling this transaction back: nothing was
+    written and the database is up, so the answer names the conflict and says to retry after a second."""
+    from hashinsight.observability.unavailable import CONFLICT_RETRY_AFTER_S
+
+    cause = psycopg.errors.DeadlockDetected if sqlstate == "40P01" else psycopg.errors.SerializationFailure
+
+    def lose(*args, **kwargs):
+        try:
+            raise cause("deadlock detected")
+        except cause as exc:
+            raise OperationalError("deadlock detected") from exc
+
+    api.force_authenticate(farm.users["owner"])
+    monkeypatch.setattr(CursorWrapper, "execute", lose)
+    response = api.get("/api/v1/sites/")
+    assert response.status_code == 503 and response["Retry-After"] == str(CONFLICT_RETRY_AFTER_S)
+    assert response.json()["error_code"] == "database_conflict"

@@ -53,7 +53,8 @@ class ReasonSerializer(serializers.Serializer):
 
 
 class TrainingRequestSerializer(serializers.Serializer):
-    target = serializers.ChoiceField(choices=list(forecasting.ALGORITHMS))
+    # All targets (one enum in the schema); the service refuses revenue, which is derived, not trained.
+    target = serializers.ChoiceField(choices=ForecastTarget.choices)
     algorithm = serializers.ChoiceField(choices=ForecastModel.Algorithm.choices, required=False, default="")
 
 
@@ -131,13 +132,12 @@ FORECAST_CSV = [
 ]
 
 
-class ForecastViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class ForecastViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, CsvCapableAPIView, viewsets.GenericViewSet):
     # Latest forecast per (target, subject) by default (?latest=false: all); ?target=, ?subject= (network,
     # user:12); a user sees the network's and their own. ?format=csv on the list.
     module = Module.AI
     permission_classes = [ModuleAccess]
     serializer_class = ForecastSerializer
-    renderer_classes = CsvCapableAPIView.renderer_classes
     filterset_fields = ["algorithm"]
     ordering_fields = ["generated_at", "target", "subject", "origin"]
     ordering = ["-generated_at"]
@@ -194,13 +194,14 @@ def _mape(backtest, horizon: str, naive: bool = False):
     return None if value is None else round(value, 3)
 
 
-class ForecastModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class ForecastModelViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, CsvCapableAPIView, viewsets.GenericViewSet
+):
     # The registry: versions with their backtest metrics next to naive. Filters: target, subject, algorithm,
     # status; ordering; ?format=csv. POST {id}/activate and {id}/rollback: owners and admins (AI FULL).
     module = Module.AI
     permission_classes = [ModuleAccess]
     serializer_class = ForecastModelSerializer
-    renderer_classes = CsvCapableAPIView.renderer_classes
     filterset_fields = ["target", "subject", "algorithm", "status"]
     ordering_fields = ["created_at", "version", "trained_at", "target", "status"]
     ordering = ["target", "subject", "-version"]

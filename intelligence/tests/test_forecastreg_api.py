@@ -183,6 +183,8 @@ def test_training_job_runs_and_is_recorded(api, farm, market, django_capture_on_
 def test_training_requests_are_validated_and_restricted(api, farm, market):
     r = as_user(api, farm.users["owner"]).post("/api/v1/training-jobs", {"target": "weather"})
     assert r.status_code == 400 and "target" in str(r.json())
+    r = as_user(api, farm.users["owner"]).post("/api/v1/training-jobs", {"target": "revenue"})
+    assert r.status_code == 400 and r.json()["error_code"] == "unknown_target"  # derived from hashprice, not trained
     r = as_user(api, farm.users["owner"]).post(
         "/api/v1/training-jobs", {"target": "btc_price", "algorithm": "difficulty_epoch"}
     )

@@ -27,7 +27,8 @@ def _refresh(ctx, user_id: int) -> dict:
     revenue = value["revenue"]
     log.info(
         "forecast refreshed",
-        extra={"forecast_user_id": user_id, "job_run_id": ctx.run.pk, "fleet_hashrate_ths": revenue["fleet"]["hashrate_ths"],
+        extra={"forecast_user_id": user_id, "job_run_id": ctx.run.pk,
+               "fleet_hashrate_ths": revenue["fleet"]["hashrate_ths"],
                "revenue_usd_day1": revenue["points"][0]["yhat"] if revenue["points"] else None,
                "cache_key": cache_helper.cache_key("forecast", id=user_id)},
     )  # fmt: skip
@@ -51,6 +52,12 @@ def forecast_refresh(self, user_id: int, trigger: str = "event") -> dict:
 
 @job("intelligence.forecast_refresh_all", priority=1)
 def _refresh_all(ctx, limit: int = 500) -> dict:
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from intelligence.models import Forecast
     from miners.models import PortfolioEntry
 
     users = list(PortfolioEntry.objects.values_list("user_id", flat=True).distinct().order_by("user_id")[:limit])
@@ -60,7 +67,10 @@ def _refresh_all(ctx, limit: int = 500) -> dict:
             ctx.count(processed=1, succeeded=1)
         except Exception:
             ctx.count(processed=1, failed=1)
-    return {"users": len(users)}
+    # Every refresh stores a revenue forecast per user (and the network's hourly): keep a month of them.
+    keep = timedelta(days=getattr(settings, "FORECAST_KEEP_DAYS", 30))
+    pruned, _ = Forecast.objects.filter(generated_at__lt=timezone.now() - keep).delete()
+    return {"users": len(users), "forecasts_pruned": pruned}
 
 
 @shared_task(name="intelligence.forecast_refresh_all", bind=True, acks_late=True, ignore_result=True)

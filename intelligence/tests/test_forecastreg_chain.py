@@ -81,3 +81,23 @@ def test_scheduled_training_activates_only_a_model_that_beats_naive(db):
     price = registry_model(target="btc_price", algorithm="prophet", mape=7.0, naive_mape=6.0)
     assert forecast_tasks._activate_best([winner, loser, price]) == [winner.pk]
     assert list(ForecastModel.objects.filter(status="active").values_list("pk", flat=True)) == [winner.pk]
+
+
+def test_the_hourly_refresh_rebuilds_portfolios_and_prunes_old_forecasts(db):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from hashinsight.core import cache as cache_helper
+    from hashinsight.tests.factories import PortfolioEntryFactory
+    from intelligence import forecast_tasks
+    from intelligence.models import Forecast
+
+    market_days()
+    user = PortfolioEntryFactory().user
+    old = Forecast.objects.create(target="btc_price", algorithm="naive", origin="2025-01-01", horizon_days=7)
+    Forecast.objects.filter(pk=old.pk).update(generated_at=timezone.now() - timedelta(days=31))
+    result = forecast_tasks.forecast_refresh_all.apply().get()
+    assert result == {"users": 1, "forecasts_pruned": 1}
+    assert cache_helper.get("forecast", id=user.pk).state == "hit"
+    assert JobRun.objects.get(job_type="intelligence.forecast_refresh_all").status == "success"

@@ -287,6 +287,18 @@ MARKET_FEED = env.str("MARKET_FEED", default="")
 # Power price feed per site slug: {"tx-permian": "ercot_shipped"} or dotted paths; none by default.
 POWER_PRICE_FEEDS = env.dict("POWER_PRICE_FEEDS", default={})
 
+# --- Forecasts (intelligence/forecasting.py) ---
+# A model whose training data end more than this before the latest market day is stale: naive serves instead.
+FORECAST_MODEL_MAX_AGE_DAYS = env.int("FORECAST_MODEL_MAX_AGE_DAYS", default=8)
+# The registry's backtest at training: origins, step between them, refit period (the full 2019→ run is a bench).
+FORECAST_BACKTEST_ORIGINS = env.int("FORECAST_BACKTEST_ORIGINS", default=12)
+FORECAST_BACKTEST_STEP_DAYS = env.int("FORECAST_BACKTEST_STEP_DAYS", default=7)
+FORECAST_BACKTEST_REFIT_EVERY = env.int("FORECAST_BACKTEST_REFIT_EVERY", default=4)
+# A stored network forecast is reused this long by every user's refresh (one model fit per hour, not per user).
+FORECAST_NETWORK_REUSE_S = env.int("FORECAST_NETWORK_REUSE_S", default=3600)
+# The hourly refresh deletes stored forecasts older than this.
+FORECAST_KEEP_DAYS = env.int("FORECAST_KEEP_DAYS", default=30)
+
 # --- Commands: effects verified from telemetry (commands.verification, commands.effects) ---
 # The collector's poll interval assumed when the device has not reported its own (windows are multiples of it).
 COMMAND_VERIFY_POLL_INTERVAL_S = env.float("COMMAND_VERIFY_POLL_INTERVAL_S", default=60.0)

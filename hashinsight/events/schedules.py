@@ -40,6 +40,11 @@ SCHEDULES = [
     ("curtailment: plan tomorrow", "intelligence.plan_tomorrow", 3600, INTELLIGENCE_QUEUE,
      "Queues tomorrow's day-ahead curtailment plan (site time) for every site with day-ahead prices for it; "
      "a day whose inputs did not change re-uses its plan (cached as optimize:{site}:{date})."),
+    ("forecasts: refresh", "intelligence.forecast_refresh_all", 3600, INTELLIGENCE_QUEUE,
+     "Rebuilds forecast:{user} (network forecasts shared, each portfolio's revenue) for users with a portfolio."),
+    ("forecasts: train models", "intelligence.train_models", 7 * 24 * 3600, INTELLIGENCE_QUEUE,
+     "Trains every algorithm of BTC price, difficulty and hashprice (12 weekly backtest origins next to naive) and "
+     "activates the best that beats naive; the forecast service falls back to naive otherwise."),
 ]  # fmt: skip
 
 

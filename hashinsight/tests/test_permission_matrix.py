@@ -392,6 +392,13 @@ PAGES = {
     "/curtailment/plans/":                 (200,  200,  200,  200,   403,     403,     403,  LOGIN),
     "/curtailment/plans/?format=csv":      (200,  200,  200,  200,   403,     403,     403,  LOGIN),
     "/curtailment/planner/":               (200,  200,  200,  200,   403,     403,     403,  LOGIN),
+    # Forecasts: AI READ for every signed-in role but guests; the registry admin for staff with AI.
+    "/forecasts/":                         (200,  200,  200,  200,   200,     200,     403,  LOGIN),
+    "/forecasts/?target=revenue":          (200,  200,  200,  200,   200,     200,     403,  LOGIN),
+    "/forecasts/?target=nope":             (404,  404,  404,  404,   404,     404,     403,  LOGIN),
+    "/forecasts/csv?target=btc_price":     (200,  200,  200,  200,   200,     200,     403,  LOGIN),
+    "/admin/intelligence/forecastmodel/":  (200,  200,  200,  200,   LOGIN,   LOGIN,   LOGIN, LOGIN),
+    "/admin/intelligence/forecast/":       (200,  200,  200,  200,   LOGIN,   LOGIN,   LOGIN, LOGIN),
 }  # fmt: skip
 
 

@@ -10,7 +10,7 @@ class JobRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = JobRun
         fields = [
-            "id", "job_type", "priority", "status", "trigger", "started_at", "finished_at", "duration_ms",
+            "id", "job_type", "task_id", "priority", "status", "trigger", "started_at", "finished_at", "duration_ms",
             "processed", "succeeded", "failed", "retries", "error", "result", "created_at",
         ]  # fmt: skip
 

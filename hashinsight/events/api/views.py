@@ -23,7 +23,7 @@ class JobRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     permission_classes = [ModuleAccess]
     serializer_class = JobRunSerializer
     queryset = JobRun.objects.all()
-    filterset_fields = ["job_type", "status", "trigger"]
+    filterset_fields = ["job_type", "status", "trigger", "task_id"]
     ordering_fields = ["created_at", "duration_ms"]
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})

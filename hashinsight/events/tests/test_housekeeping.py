@@ -21,7 +21,8 @@ ROOT = Path(settings.BASE_DIR)
 UPKEEP = {"events.relay", "events.prune", "observability.worker_heartbeat", "core.warm_caches", "telemetry.retention"}
 UPKEEP |= {"commands.expire"}
 TELEMETRY_JOBS = {"telemetry.rollup_5m", "telemetry.rollup_daily", "telemetry.evaluate_offline", "commands.verify"}
-INTELLIGENCE_JOBS = {"intelligence.market_refresh", "intelligence.plan_tomorrow"}
+INTELLIGENCE_JOBS = {"intelligence.market_refresh", "intelligence.plan_tomorrow", "intelligence.forecast_refresh_all"}
+INTELLIGENCE_JOBS |= {"intelligence.train_models"}
 
 
 def test_every_periodic_job_is_scheduled_and_routed_to_the_queue_it_declares():

@@ -80,3 +80,12 @@ def test_sync_schedules_command_keeps_admin_edits():
     task.save()
     call_command("sync_schedules")
     assert PeriodicTask.objects.get(pk=task.pk).enabled is False
+
+
+def test_a_run_is_found_by_the_task_id_a_queued_request_answered(api, farm):
+    relay.run()
+    relay.run()
+    JobRun.objects.filter(pk=JobRun.objects.order_by("pk").first().pk).update(task_id="abc-123")
+    api.force_authenticate(farm.users["admin"])
+    listing = api.get("/api/v1/jobs", {"task_id": "abc-123"}).json()
+    assert listing["count"] == 1 and listing["results"][0]["task_id"] == "abc-123"

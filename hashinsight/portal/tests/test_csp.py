@@ -32,6 +32,8 @@ def owner_pages(farm) -> list[str]:
         "/commands/",
         "/commands/new/",
         "/roi/",
+        "/forecasts/",
+        "/forecasts/?target=revenue",
         "/market/",
         "/sites/site-a/power-prices/",
         "/curtailment/plans/",

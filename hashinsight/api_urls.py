@@ -8,7 +8,7 @@ from commands.api.views import legacy_urls as commands_legacy_urls
 from hashinsight.accounts.api.views import ApiTokenViewSet, MeView, UserViewSet
 from hashinsight.events.api.audit_views import AuditListView, AuditVerifyView
 from hashinsight.events.api.views import JobRunViewSet, ScheduleViewSet
-from intelligence.api import forecast_urls, market_urls, plans_urls, roi_urls
+from intelligence.api import anomaly_urls, forecast_urls, market_urls, plans_urls, roi_urls
 from miners.api.views import MinerModelViewSet, MinerViewSet, PortfolioViewSet
 from sites.api.views import CustomerViewSet, SiteViewSet, ZoneViewSet
 from telemetry.api.device_views import EdgeDeviceViewSet, EdgeEnrollmentViewSet
@@ -49,7 +49,7 @@ v1 = [
 ]
 v1 += telemetry_urls
 v1 += commands_urls
-for _part in (market_urls, forecast_urls, plans_urls, roi_urls):
+for _part in (market_urls, forecast_urls, plans_urls, roi_urls, anomaly_urls):
     v1 += _part.v1
 
 # The seed's endpoints, kept for existing integrations: same views, same permissions.
@@ -58,5 +58,5 @@ seed_aliases = [
     path("miners/bulk", MinerViewSet.as_view({"post": "bulk"}, **MinerViewSet.bulk.kwargs), name="seed-miners-bulk"),
 ]
 seed_aliases += commands_legacy_urls  # retired seed paths: 410 Gone with a Link to /api/v1/commands
-for _part in (market_urls, forecast_urls, plans_urls, roi_urls):
+for _part in (market_urls, forecast_urls, plans_urls, roi_urls, anomaly_urls):
     seed_aliases += _part.seed

@@ -299,6 +299,9 @@ FORECAST_NETWORK_REUSE_S = env.int("FORECAST_NETWORK_REUSE_S", default=3600)
 # The hourly refresh deletes stored forecasts older than this.
 FORECAST_KEEP_DAYS = env.int("FORECAST_KEEP_DAYS", default=30)
 
+# --- Anomaly scan (intelligence/anomaly_scan.py): days of 5-minute history behind each miner's usual level ---
+INTELLIGENCE_ANOMALY_HISTORY_DAYS = env.int("INTELLIGENCE_ANOMALY_HISTORY_DAYS", default=2)
+
 # --- Commands: effects verified from telemetry (commands.verification, commands.effects) ---
 # The collector's poll interval assumed when the device has not reported its own (windows are multiples of it).
 COMMAND_VERIFY_POLL_INTERVAL_S = env.float("COMMAND_VERIFY_POLL_INTERVAL_S", default=60.0)

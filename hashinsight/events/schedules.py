@@ -45,6 +45,9 @@ SCHEDULES = [
     ("forecasts: train models", "intelligence.train_models", 7 * 24 * 3600, INTELLIGENCE_QUEUE,
      "Trains every algorithm of BTC price, difficulty and hashprice (12 weekly backtest origins next to naive) and "
      "activates the best that beats naive; the forecast service falls back to naive otherwise."),
+    ("anomaly scan", "intelligence.anomaly_scan", 300, INTELLIGENCE_QUEUE,
+     "Scores every miner's newest hour of 5-minute history (hashrate, chip temperature, power) against its usual "
+     "level and its peers; raises and resolves the anomaly alerts."),
 ]  # fmt: skip
 
 

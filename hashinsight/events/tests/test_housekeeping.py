@@ -22,7 +22,7 @@ UPKEEP = {"events.relay", "events.prune", "observability.worker_heartbeat", "cor
 UPKEEP |= {"commands.expire"}
 TELEMETRY_JOBS = {"telemetry.rollup_5m", "telemetry.rollup_daily", "telemetry.evaluate_offline", "commands.verify"}
 INTELLIGENCE_JOBS = {"intelligence.market_refresh", "intelligence.plan_tomorrow", "intelligence.forecast_refresh_all"}
-INTELLIGENCE_JOBS |= {"intelligence.train_models"}
+INTELLIGENCE_JOBS |= {"intelligence.train_models", "intelligence.anomaly_scan"}
 
 
 def test_every_periodic_job_is_scheduled_and_routed_to_the_queue_it_declares():

@@ -94,8 +94,14 @@ def _fast_password_hashing(settings):
 @pytest.fixture(autouse=True)
 def _eager_celery(request):
     """Tasks run inline in tests, unless the test is marked ``real_worker``; errors surface in the test."""
+    from celery._state import _set_task_join_will_block
+
     from hashinsight.celery import app
 
+    # Celery's process-global "joining a result would block" flag, set when a worker's pool starts in this
+    # process: a test that started one left it set, and every later test calling .apply().get() failed with
+    # "Never call result.get() within a task!" (seen in CI, depending on which files shared an xdist worker).
+    _set_task_join_will_block(False)
     app.conf.task_always_eager = request.node.get_closest_marker("real_worker") is None
     app.conf.task_eager_propagates = True
     yield

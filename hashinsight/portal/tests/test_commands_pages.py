@@ -512,7 +512,8 @@ def test_frames_go_to_the_site_and_all_groups_only(monkeypatch):
             "id": "e1",
             "event_type": "command.created",
             "command": {"command_id": 7, "site_id": 3, "status": "PENDING", "command_type": "SET_FAN",
-                        "previous_status": None, "risk_tier": None, "approvals": 0, "approvals_required": 0},
+                        "previous_status": None, "risk_tier": None, "approvals": 0, "approvals_required": 0,
+                        "verification": ""},
         }  # fmt: skip
 
 

@@ -106,3 +106,14 @@ def _eager_celery(request):
     app.conf.task_eager_propagates = True
     yield
     app.conf.task_always_eager = False
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Each test starts in the default language: a test (or a page it rendered in a thread) that activated zh-Hans
+    and never deactivated it left later tests of that worker comparing Chinese text to English."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()

@@ -72,6 +72,14 @@ DEFAULT_HORIZON = 30
 POOL_FEE = Decimal("0.02")  # intelligence.profitability.DEFAULT_POOL_FEE_PCT, as a share
 
 
+def _algorithm_name(model) -> str:
+    """The algorithm's English name, for reasons stored in the database (whatever language the request speaks)."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        return str(model.get_algorithm_display())
+
+
 def _setting(name: str, default):
     return getattr(settings, name, default)
 
@@ -388,7 +396,7 @@ def choose_served(target: str, subject: str = NETWORK, *, latest_day: date) -> S
     if choice.name == model.algorithm:
         return Served(model, model.algorithm, "")
     why = choice.rejected.get(model.algorithm, choice.reason)
-    return Served(model, Algorithm.NAIVE, f"fallback to naive: {model.get_algorithm_display()} v{model.version} {why}")
+    return Served(model, Algorithm.NAIVE, f"fallback to naive: {_algorithm_name(model)} v{model.version} {why}")
 
 
 def _points(fc: fa.Forecast) -> list[dict]:
@@ -422,7 +430,7 @@ def forecast_make(*, target: str, subject: str = NETWORK, horizon: int = DEFAULT
         log.warning("forecast model failed; naive serves", extra={"model_id": served.model.pk, "error": message})
         ForecastModel.objects.filter(pk=served.model.pk).update(error=message)
         algorithm = Algorithm.NAIVE
-        reason = f"fallback to naive: {served.model.get_algorithm_display()} v{served.model.version} failed ({message})"
+        reason = f"fallback to naive: {_algorithm_name(served.model)} v{served.model.version} failed ({message})"
         fc = _factory(Algorithm.NAIVE, {})().fit(y, frame).predict(int(horizon))
     return Forecast.objects.create(
         target=target, subject=subject, model=served.model, algorithm=algorithm, fallback_reason=reason[:200],

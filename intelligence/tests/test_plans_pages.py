@@ -131,3 +131,25 @@ def test_admin_lists_plans_read_only_within_scope(client, priced):
     assert a.status == "draft"
     client.force_login(priced.users["siteowner_a"])
     assert client.get(f"/admin/intelligence/curtailmentplan/{b.pk}/change/").status_code == 404
+
+
+def test_the_planner_starts_on_a_day_the_site_has_prices_for(client, farm):
+    """The demo's shipped prices end in the past: the form starts on their last full day, not on a tomorrow that
+    would only answer missing_prices; with tomorrow's prices loaded it starts on tomorrow."""
+    from datetime import UTC, datetime, timedelta
+    from decimal import Decimal
+
+    from intelligence.models import PowerMarket, PowerPrice
+    from sites.models import Site
+
+    Site.objects.filter(pk__in=[farm.site_a.pk, farm.site_b.pk]).update(timezone="UTC")
+    first_hour = datetime(2025, 3, 10, tzinfo=UTC)
+    PowerPrice.objects.bulk_create(
+        PowerPrice(site=farm.site_b, market=PowerMarket.DAY_AHEAD, interval_start=first_hour + timedelta(hours=h),
+                   interval_minutes=60, usd_per_mwh=Decimal(40))
+        for h in range(48)
+    )  # fmt: skip
+    client.force_login(farm.users["owner"])
+    form = client.get("/curtailment/planner/").context["form"]
+    assert form.initial["site"] == farm.site_b.pk  # the site with prices, not the first by name
+    assert str(form.initial["day"]) == "2025-03-11"  # the last day with all 24 hours

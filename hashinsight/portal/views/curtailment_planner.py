@@ -156,10 +156,34 @@ def planner(request):
                 messages.success(request, gettext("Plan #%(id)s made.") % {"id": plan.pk})
                 return redirect("portal:curtailment-plan-detail", pk=plan.pk)
     else:
-        first = sites[0] if sites else None
-        tomorrow = (timezone.now().astimezone(ZoneInfo(first.timezone if first else "UTC")) + timedelta(days=1)).date()
-        form = PlannerForm(initial={"day": tomorrow, "hour": 0, "hours": 24}, sites=sites)
+        first, day = _default_window(sites)
+        initial = {"site": first.pk if first else None, "day": day, "hour": 0, "hours": 24}
+        form = PlannerForm(initial=initial, sites=sites)
     return render(request, "portal/plans/planner.html", {"form": form, "has_sites": bool(sites), "default_order": True})
+
+
+def _default_window(sites):
+    """The site and day the form starts with: the first site with day-ahead prices, and tomorrow (site time) when it
+    has prices for it, else the last day it has prices for (the demo's shipped ERCOT prices end in the past), so the
+    first "Plan" a user presses works."""
+    from django.db.models import Max
+
+    from intelligence.models import PowerMarket, PowerPrice
+
+    latest = dict(
+        PowerPrice.objects.filter(site__in=sites, market=PowerMarket.DAY_AHEAD)
+        .values_list("site_id")
+        .annotate(last=Max("interval_start"))
+    )
+    first = next((site for site in sites if site.pk in latest), sites[0] if sites else None)
+    zone = ZoneInfo(first.timezone if first else "UTC")
+    tomorrow = (timezone.now().astimezone(zone) + timedelta(days=1)).date()
+    if first is None or first.pk not in latest:
+        return first, tomorrow
+    # The last day whose 24 hours are all there: the day of the last interval's start, minus one unless it is 23:00.
+    last = latest[first.pk].astimezone(zone)
+    last_full_day = last.date() if last.hour == 23 else last.date() - timedelta(days=1)
+    return first, min(tomorrow, last_full_day)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -50,3 +50,18 @@ def test_seed_demo_leaves_a_few_realistic_open_alerts_once(settings, tmp_path):
     acked = Alert.objects.get(status=Alert.Status.ACKNOWLEDGED)
     assert acked.acknowledged_by.username == "admin" and acked.ack_note
     assert Alert.objects.exclude(status=Alert.Status.RESOLVED).count() == len(alerts)
+
+
+def test_seed_demo_proposes_two_commands_once(settings, tmp_path):
+    """A LOW fan change approved by the rules (the demo's collector runs it) and a HIGH pool change waiting for two
+    approvers; a second run proposes nothing more."""
+    from commands.models import Command
+
+    settings.VAR_DIR = tmp_path
+    call_command("seed_demo", "--miners", "300")
+    call_command("seed_demo", "--miners", "300")
+    commands = {c.command_type: c for c in Command.objects.all()}
+    assert set(commands) == {"SET_FAN", "POOL_SET"} and Command.objects.count() == 2
+    assert commands["SET_FAN"].status == "APPROVED" and commands["SET_FAN"].risk_tier == "LOW"
+    assert commands["POOL_SET"].status == "PENDING_APPROVAL" and commands["POOL_SET"].approvals_required == 2
+    assert {c.proposer.username for c in commands.values()} == {"siteowner"}

@@ -80,6 +80,8 @@ class Command(BaseCommand):
             created_users = self._users(sites, customers)
         added = self._miners(miners, sites, customers, rng, seal=not no_identity)
         alerts = self._alerts(sites)
+        for line in self._commands():
+            self.stdout.write(f"  {line}")
         from intelligence.market_demo import seed_demo_market
 
         for line in seed_demo_market():
@@ -182,6 +184,34 @@ class Command(BaseCommand):
                 batch = []
         Miner.objects.bulk_create(batch)
         return total + len(batch)
+
+    def _commands(self) -> list[str]:
+        """Two commands, once, so /commands/ has something to show: a LOW fan change that runs without approval
+        (the demo's collector carries it out and telemetry verifies it within a minute or two) and a HIGH pool
+        change waiting for two approvers (sign in as owner and admin to approve it)."""
+        from commands.models import Command
+        from commands.services import command_propose
+        from sites.selectors import manageable_site_list
+
+        proposer = User.objects.filter(username="siteowner").first()
+        if proposer is None or Command.objects.exists():
+            return []
+        site = manageable_site_list(user=proposer).order_by("pk").first()
+        if site is None:
+            return []
+        active = list(
+            Miner.objects.filter(site=site, status=Miner.Status.ACTIVE).order_by("pk").values_list("pk", flat=True)[:5]
+        )
+        if len(active) < 5:
+            return []
+        fan = command_propose(actor=proposer, type="SET_FAN", params={"percent": 70}, targets=active[:3]).command
+        pool = command_propose(
+            actor=proposer,
+            type="POOL_SET",
+            params={"url": "stratum+tcp://pool.example.com:3333", "worker": f"{site.slug}.backup"},
+            targets=active[3:5],
+        ).command
+        return [f"commands: #{fan.pk} SET_FAN ({fan.status}), #{pool.pk} POOL_SET ({pool.status}) at {site.name}"]
 
     def _alerts(self, sites) -> int:
         """A few open alerts, once: offline miners, a hot zone, a failed fan; one already acknowledged."""

@@ -9,6 +9,7 @@ import time
 from django.contrib.auth import get_user_model
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from drf_spectacular.utils import OpenApiTypes, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -91,8 +92,18 @@ class UserForecastView(CsvCapableAPIView):
         return response
 
 
-CSV_HEADERS = (_("Target"), _("Unit"), _("Date"), _("Forecast"), _("80 % low"), _("80 % high"), _("95 % low"),
-               _("95 % high"), _("Model"), _("Fallback reason"))  # fmt: skip
+CSV_HEADERS = (
+    _("Target"), _("Unit"), _("Date"), _("Forecast"),
+    # xgettext:no-python-format
+    _("80 % low"),
+    # xgettext:no-python-format
+    _("80 % high"),
+    # xgettext:no-python-format
+    _("95 % low"),
+    # xgettext:no-python-format
+    _("95 % high"),
+    pgettext_lazy("forecast", "Model"), _("Fallback reason"),
+)  # fmt: skip
 
 
 def forecast_csv(value: dict, targets=("price", "difficulty", "hashprice", "revenue")):

@@ -23,9 +23,8 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import gettext as _t
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from commands import selectors as command_selectors
@@ -362,12 +361,12 @@ def breakdown_rows(breakdown: dict) -> list[dict]:
 
 def who_must_approve(*, tier: str, approvals_required: int, owner_admin_only: bool) -> str:
     if approvals_required == 0:
-        return _t("Nobody: a LOW command runs without approval where the site's rules allow it.")
+        return gettext("Nobody: a LOW command runs without approval where the site's rules allow it.")
     if owner_admin_only:
-        return _t("%(n)d distinct owners or administrators (not the proposer).") % {"n": approvals_required}
+        return gettext("%(n)d distinct owners or administrators (not the proposer).") % {"n": approvals_required}
     if approvals_required == 1:
-        return _t("One approver who manages the site (not the proposer).")
-    return _t("%(n)d distinct approvers who manage the site (not the proposer).") % {"n": approvals_required}
+        return gettext("One approver who manages the site (not the proposer).")
+    return gettext("%(n)d distinct approvers who manage the site (not the proposer).") % {"n": approvals_required}
 
 
 def _audit_trail(command: Command) -> list[AuditEvent]:
@@ -527,7 +526,7 @@ def _act(request, pk, run, done: str):
     except DomainError as error:
         if error.status == 404:
             raise Http404 from None
-        messages.error(request, _t("Nothing was changed: %(why)s") % {"why": _error_text(error)})
+        messages.error(request, gettext("Nothing was changed: %(why)s") % {"why": _error_text(error)})
     else:
         messages.success(request, done)
     return _back(command)
@@ -540,7 +539,7 @@ def command_approve(request, pk: int):
         request,
         pk,
         lambda c: command_services.command_approve(command=c, actor=request.user, reason=_reason(request)),
-        _t("Your approval was recorded."),
+        gettext("Your approval was recorded."),
     )
 
 
@@ -551,7 +550,7 @@ def command_deny(request, pk: int):
         request,
         pk,
         lambda c: command_services.command_deny(command=c, actor=request.user, reason=_reason(request)),
-        _t("The command was denied."),
+        gettext("The command was denied."),
     )
 
 
@@ -562,7 +561,7 @@ def command_cancel(request, pk: int):
         request,
         pk,
         lambda c: command_services.command_cancel(command=c, actor=request.user, reason=_reason(request)),
-        _t("The command was cancelled."),
+        gettext("The command was cancelled."),
     )
 
 
@@ -581,14 +580,14 @@ def command_rollback(request, pk: int):
     command = _get(request, pk)
     service = _rollback_service()
     if service is None:
-        messages.error(request, _t("Rollback is not available on this server yet; nothing was changed."))
+        messages.error(request, gettext("Rollback is not available on this server yet; nothing was changed."))
         return _back(command)
     try:
         proposed = service(command=command, actor=request.user, reason=_reason(request))
     except DomainError as error:
         if error.status == 404:
             raise Http404 from None
-        messages.error(request, _t("Nothing was changed: %(why)s") % {"why": _error_text(error)})
+        messages.error(request, gettext("Nothing was changed: %(why)s") % {"why": _error_text(error)})
         return _back(command)
     made = [proposed.command, *getattr(proposed, "others", ())]
     messages.success(
@@ -741,35 +740,35 @@ def _propose_choices(user):
 def preview_labels() -> dict:
     """Every word the preview script shows, translated here (the script holds no text of its own)."""
     return {
-        "score": _t("Risk score"),
-        "tier": _t("Tier"),
-        "who": _t("Who must approve"),
-        "factor": _t("Factor"),
-        "value": _t("Value"),
-        "weight": _t("Weight"),
-        "contribution": _t("Contribution"),
-        "targets": _t("Targets"),
-        "power": _t("Nominal power"),
-        "revenue": _t("Revenue at stake"),
-        "refused": _t("The safety guards refuse this command whatever its approvals:"),
-        "error": _t("Not yet valid:"),
-        "failed": _t("The preview could not be computed; try again."),
-        "loading": _t("Computing the risk…"),
+        "score": gettext("Risk score"),
+        "tier": gettext("Tier"),
+        "who": gettext("Who must approve"),
+        "factor": gettext("Factor"),
+        "value": gettext("Value"),
+        "weight": gettext("Weight"),
+        "contribution": gettext("Contribution"),
+        "targets": gettext("Targets"),
+        "power": gettext("Nominal power"),
+        "revenue": gettext("Revenue at stake"),
+        "refused": gettext("The safety guards refuse this command whatever its approvals:"),
+        "error": gettext("Not yet valid:"),
+        "failed": gettext("The preview could not be computed; try again."),
+        "loading": gettext("Computing the risk…"),
         "nobody": who_must_approve(tier="LOW", approvals_required=0, owner_admin_only=False),
         "one": who_must_approve(tier="MEDIUM", approvals_required=1, owner_admin_only=False),
         "two": who_must_approve(tier="HIGH", approvals_required=2, owner_admin_only=False),
         "two_admin": who_must_approve(tier="CRITICAL", approvals_required=2, owner_admin_only=True),
         "tiers": {k: str(v) for k, v in RiskTier.choices},
         "factors": {k: str(v) for k, v in FACTOR_LABELS.items()},
-        "plan": _t("Curtailment plan"),
-        "requested": _t("requested"),
-        "planned": _t("planned"),
-        "shortfall": _t("short of the request"),
-        "power_targets": _t("power targets"),
-        "stops": _t("stops"),
-        "unchanged": _t("left running"),
+        "plan": gettext("Curtailment plan"),
+        "requested": gettext("requested"),
+        "planned": gettext("planned"),
+        "shortfall": gettext("short of the request"),
+        "power_targets": gettext("power targets"),
+        "stops": gettext("stops"),
+        "unchanged": gettext("left running"),
         "kw": "kW",
-        "usd_day": _t("USD/day"),
+        "usd_day": gettext("USD/day"),
     }
 
 
@@ -801,11 +800,11 @@ def command_propose(request):
             if proposed.created:
                 messages.success(
                     request,
-                    _t("Command #%(id)d proposed: %(status)s.")
+                    gettext("Command #%(id)d proposed: %(status)s.")
                     % {"id": command.pk, "status": command.get_status_display()},
                 )
             else:
-                messages.info(request, _t("The same command is already live as #%(id)d.") % {"id": command.pk})
+                messages.info(request, gettext("The same command is already live as #%(id)d.") % {"id": command.pk})
             return redirect("portal:command-detail", pk=command.pk)
     return render(
         request,

@@ -118,7 +118,10 @@ def forecast_page(request):
         "history": _history(target, entry),
         "points": part["points"],
         "labels": {
-            "history": _("Observed"), "forecast": _("Forecast"), "band80": _("80 % interval"),
+            "history": _("Observed"), "forecast": _("Forecast"),
+            # xgettext:no-python-format
+            "band80": _("80 % interval"),
+            # xgettext:no-python-format
             "band95": _("95 % interval"),
         },
     }  # fmt: skip

@@ -30,6 +30,7 @@ from django.views.decorators.http import require_POST
 from commands import selectors as command_selectors
 from commands import services as command_services
 from commands.models import LIVE_STATUSES, Command, CommandStatus, CommandType, Decision, RiskTier, Verification
+from commands.rollback import command_rollback as rollback_service
 from hashinsight.accounts.roles import GLOBAL_ROLES, Access, Module, has_access, role_of
 from hashinsight.core.errors import DomainError
 from hashinsight.events.models import AuditEvent
@@ -519,16 +520,21 @@ def _reason(request) -> str:
     return (request.POST.get("reason") or "").strip()[:REASON_MAX]
 
 
+def _refused(request, error: DomainError, command: Command):
+    """A service's refusal as a message on the command's page (hidden → 404, as everywhere)."""
+    if error.status == 404:
+        raise Http404 from None
+    messages.error(request, gettext("Nothing was changed: %(why)s") % {"why": _error_text(error)})
+    return _back(command)
+
+
 def _act(request, pk, run, done: str):
     command = _get(request, pk)
     try:
         run(command)
     except DomainError as error:
-        if error.status == 404:
-            raise Http404 from None
-        messages.error(request, gettext("Nothing was changed: %(why)s") % {"why": _error_text(error)})
-    else:
-        messages.success(request, done)
+        return _refused(request, error, command)
+    messages.success(request, done)
     return _back(command)
 
 
@@ -565,31 +571,15 @@ def command_cancel(request, pk: int):
     )
 
 
-def _rollback_service():
-    """``commands.rollback.command_rollback``, or None while that module is not deployed."""
-    try:
-        from commands.rollback import command_rollback
-    except ImportError:
-        return None
-    return command_rollback
-
-
 @require_POST
 @module_required(MODULE, Access.FULL)
 def command_rollback(request, pk: int):
     command = _get(request, pk)
-    service = _rollback_service()
-    if service is None:
-        messages.error(request, gettext("Rollback is not available on this server yet; nothing was changed."))
-        return _back(command)
     try:
-        proposed = service(command=command, actor=request.user, reason=_reason(request))
+        proposed = rollback_service(command=command, actor=request.user, reason=_reason(request))
     except DomainError as error:
-        if error.status == 404:
-            raise Http404 from None
-        messages.error(request, gettext("Nothing was changed: %(why)s") % {"why": _error_text(error)})
-        return _back(command)
-    made = [proposed.command, *getattr(proposed, "others", ())]
+        return _refused(request, error, command)
+    made = [proposed.command, *proposed.others]
     messages.success(
         request,
         ngettext(

@@ -20,14 +20,7 @@ from django.db import OperationalError, connections
 
 from commands import rollback, services
 from commands.models import Command, CommandStatus, CommandTarget
-from edge.collector.adapters.cgminer import CGMinerAdapter
-from edge.collector.client import ServerClient
-from edge.collector.config import parse_config
-from edge.collector.credentials import Credentials
-from edge.collector.runner import Collector
-from edge.collector.spool import Spool
-from edge.tests.test_collector_adapters import _simulator
-from telemetry import devices
+from commands.tests.edge_stack import simulated_collector
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -99,28 +92,11 @@ async def finished(pk: int, timeout: float = 20.0) -> str:
 def edge(farm, live_server, tmp_path):
     """The site's one miner on the simulator, and a registered collector polling it (loops started by run())."""
     miner = farm.miners[("site-a", "own")]
-    _row, code = devices.enrollment_code_create(site=farm.site_a)
-    device, token, secret = devices.device_register(code=code, name="curtail-rollback", version="1.0.0")
-    sim, sim_clock, _base = _simulator(1, [{"serial": miner.serial, "model": "antminer-s21-200t"}])
-    simulated = sim.miners[0]
-    config = parse_config(
-        {
-            "inventory": "static",
-            "server": {"url": live_server.url, "credentials": "creds.json", "timeout_s": 5},
-            "spool": {"path": "spool.sqlite3"},
-            "miners": [{"serial": miner.serial, "host": "127.0.0.1", "port": simulated.port}],
-        },
-        tmp_path / "site.toml",
+    stack = simulated_collector(
+        site=farm.site_a, miner=miner, live_server=live_server, tmp_path=tmp_path, name="curtail-rollback"
     )
-    spool = Spool(config.spool_path)
-    collector = Collector(
-        config,
-        client=ServerClient(live_server.url, token, timeout=5),
-        spool=spool,
-        adapters={"cgminer": CGMinerAdapter(timeout=2)},
-        credentials=Credentials(token=token, hmac_secret=secret, device_id=device.pk, site_id=farm.site_a.pk),
-    )
-    collector.command_wait_s = 1  # a short long poll: stopping waits for the request in flight
+    sim, sim_clock, simulated = stack.sim, stack.sim_clock, stack.simulated
+    spool, collector = stack.spool, stack.collector
 
     async def run(scenario):
         """Start the simulator and the collector's command and restore loops, run ``scenario()``, stop them."""

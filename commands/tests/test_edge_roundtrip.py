@@ -15,14 +15,7 @@ from django.db import connections
 
 from commands import services
 from commands.models import Command, CommandStatus, CommandTarget
-from edge.collector.adapters.cgminer import CGMinerAdapter
-from edge.collector.client import ServerClient
-from edge.collector.config import parse_config
-from edge.collector.credentials import Credentials
-from edge.collector.runner import Collector
-from edge.collector.spool import Spool
-from edge.tests.test_collector_adapters import _simulator
-from telemetry import devices
+from commands.tests.edge_stack import simulated_collector
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,33 +29,16 @@ def _status(pk: int) -> str:
 
 def test_a_low_set_fan_runs_on_the_simulator_and_completes(farm, live_server, tmp_path):
     miner = farm.miners[("site-a", "own")]
-    _row, code = devices.enrollment_code_create(site=farm.site_a)
-    _device, token, secret = devices.device_register(code=code, name="roundtrip", version="1.0.0")
     command = services.command_propose(
         actor=farm.users["siteowner_a"], type="SET_FAN", params={"percent": 85}, targets=[miner.pk]
     ).command
     assert command.status == CommandStatus.APPROVED  # LOW: no approval needed
 
-    sim, sim_clock, _base = _simulator(1, [{"serial": miner.serial, "model": "antminer-s21-200t"}])
-    simulated = sim.miners[0]
-    config = parse_config(
-        {
-            "inventory": "static",
-            "server": {"url": live_server.url, "credentials": "creds.json", "timeout_s": 5},
-            "spool": {"path": "spool.sqlite3"},
-            "miners": [{"serial": miner.serial, "host": "127.0.0.1", "port": simulated.port}],
-        },
-        tmp_path / "site.toml",
+    edge = simulated_collector(
+        site=farm.site_a, miner=miner, live_server=live_server, tmp_path=tmp_path, name="roundtrip"
     )
-    spool = Spool(config.spool_path)
-    collector = Collector(
-        config,
-        client=ServerClient(live_server.url, token, timeout=5),
-        spool=spool,
-        adapters={"cgminer": CGMinerAdapter(timeout=2)},
-        credentials=Credentials(token=token, hmac_secret=secret, device_id=_device.pk, site_id=farm.site_a.pk),
-    )
-    collector.command_wait_s = 1  # a short long poll: stopping waits for the request in flight
+    sim, sim_clock, simulated = edge.sim, edge.sim_clock, edge.simulated
+    spool, collector = edge.spool, edge.collector
 
     async def scenario() -> str:
         await sim.start()

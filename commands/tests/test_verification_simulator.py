@@ -18,14 +18,7 @@ from django.db import OperationalError, connections
 
 from commands import services, verification
 from commands.models import CommandStatus, CommandTarget
-from edge.collector.adapters.cgminer import CGMinerAdapter
-from edge.collector.client import ServerClient
-from edge.collector.config import parse_config
-from edge.collector.credentials import Credentials
-from edge.collector.runner import Collector
-from edge.collector.spool import Spool
-from edge.tests.test_collector_adapters import _simulator
-from telemetry import devices
+from commands.tests.edge_stack import simulated_collector
 
 pytestmark = pytest.mark.django_db(transaction=True)
 S = CommandStatus
@@ -51,8 +44,6 @@ def test_the_effect_on_the_simulator_is_verified_from_the_telemetry_the_collecto
 ):
     settings.COMMAND_VERIFY_POLL_INTERVAL_S = 1.0
     miner = farm.miners[("site-a", "own")]
-    _row, code = devices.enrollment_code_create(site=farm.site_a)
-    device, token, secret = devices.device_register(code=code, name="verify", version="1.0.0")
     command = services.command_propose(actor=farm.users["siteowner_a"], type=kind, params=params, targets=[miner.pk])
     command = command.command
     for who in ("owner", "admin"):
@@ -60,26 +51,9 @@ def test_the_effect_on_the_simulator_is_verified_from_the_telemetry_the_collecto
             command = services.command_approve(command=command, actor=farm.users[who])
     assert command.status == S.APPROVED
 
-    sim, sim_clock, _base = _simulator(1, [{"serial": miner.serial, "model": "antminer-s21-200t"}])
-    simulated = sim.miners[0]
-    config = parse_config(
-        {
-            "inventory": "static",
-            "server": {"url": live_server.url, "credentials": "creds.json", "timeout_s": 5},
-            "spool": {"path": "spool.sqlite3"},
-            "miners": [{"serial": miner.serial, "host": "127.0.0.1", "port": simulated.port}],
-        },
-        tmp_path / "site.toml",
-    )
-    spool = Spool(config.spool_path)
-    collector = Collector(
-        config,
-        client=ServerClient(live_server.url, token, timeout=5),
-        spool=spool,
-        adapters={"cgminer": CGMinerAdapter(timeout=2)},
-        credentials=Credentials(token=token, hmac_secret=secret, device_id=device.pk, site_id=farm.site_a.pk),
-    )
-    collector.command_wait_s = 1
+    edge = simulated_collector(site=farm.site_a, miner=miner, live_server=live_server, tmp_path=tmp_path, name="verify")
+    sim, sim_clock, simulated = edge.sim, edge.sim_clock, edge.simulated
+    spool, collector = edge.spool, edge.collector
 
     def status():
         try:

@@ -8,7 +8,18 @@ from commands.api.views import legacy_urls as commands_legacy_urls
 from hashinsight.accounts.api.views import ApiTokenViewSet, MeView, UserViewSet
 from hashinsight.events.api.audit_views import AuditListView, AuditVerifyView
 from hashinsight.events.api.views import JobRunViewSet, ScheduleViewSet
-from intelligence.api import anomaly_urls, forecast_urls, market_urls, plans_urls, roi_urls
+from intelligence.api import (
+    anomaly_urls,
+    assets_urls,
+    events_urls,
+    forecast_urls,
+    health_urls,
+    market_urls,
+    plans_urls,
+    profiles_urls,
+    responder_urls,
+    roi_urls,
+)
 from miners.api.views import MinerModelViewSet, MinerViewSet, PortfolioViewSet
 from sites.api.views import CustomerViewSet, SiteViewSet, ZoneViewSet
 from telemetry.api.device_views import EdgeDeviceViewSet, EdgeEnrollmentViewSet
@@ -47,9 +58,12 @@ v1 = [
     re_path(r"^sites/(?P<site_id>[0-9]+)/alert-rules/?$", SiteAlertRulesView.as_view(), name="site-alert-rules"),
     *router.urls,
 ]
+# The intelligence layer's parts, each with its own route list.
+_PARTS = (market_urls, forecast_urls, plans_urls, roi_urls, anomaly_urls, events_urls, profiles_urls, responder_urls,
+          assets_urls, health_urls)  # fmt: skip
 v1 += telemetry_urls
 v1 += commands_urls
-for _part in (market_urls, forecast_urls, plans_urls, roi_urls, anomaly_urls):
+for _part in _PARTS:
     v1 += _part.v1
 
 # The seed's endpoints, kept for existing integrations: same views, same permissions.
@@ -58,5 +72,5 @@ seed_aliases = [
     path("miners/bulk", MinerViewSet.as_view({"post": "bulk"}, **MinerViewSet.bulk.kwargs), name="seed-miners-bulk"),
 ]
 seed_aliases += commands_legacy_urls  # retired seed paths: 410 Gone with a Link to /api/v1/commands
-for _part in (market_urls, forecast_urls, plans_urls, roi_urls, anomaly_urls):
+for _part in _PARTS:
     seed_aliases += _part.seed

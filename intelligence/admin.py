@@ -1,3 +1,11 @@
 """The intelligence layer's admin: each part registers its models in its own module."""
 
-from intelligence import admin_forecast, admin_market, admin_plans  # noqa: F401
+from intelligence import (  # noqa: F401
+    admin_events,
+    admin_forecast,
+    admin_health,
+    admin_market,
+    admin_plans,
+    admin_profiles,
+    admin_responder,
+)

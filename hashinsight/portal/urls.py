@@ -46,7 +46,15 @@ urlpatterns = [
 ]
 
 # The intelligence layer's pages (forecasts, curtailment planner, ROI, market and power prices), each part's own list.
-from intelligence.portal import forecast_urls, market_urls, plans_urls, roi_urls  # noqa: E402
+from intelligence.portal import (  # noqa: E402
+    events_urls,
+    forecast_urls,
+    health_urls,
+    market_urls,
+    plans_urls,
+    responder_urls,
+    roi_urls,
+)
 
-for _part in (market_urls, forecast_urls, plans_urls, roi_urls):
+for _part in (market_urls, forecast_urls, plans_urls, roi_urls, events_urls, responder_urls, health_urls):
     urlpatterns += _part.urlpatterns

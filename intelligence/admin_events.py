@@ -1,0 +1,1 @@
+"""Admin for curtailment events and their miners."""

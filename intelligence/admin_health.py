@@ -1,0 +1,1 @@
+"""Admin for uploaded series and miner health."""

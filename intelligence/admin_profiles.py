@@ -1,0 +1,1 @@
+"""Admin for response profiles and demand-response programmes."""

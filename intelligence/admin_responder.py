@@ -1,0 +1,1 @@
+"""Admin for the real-time responder and its decisions."""

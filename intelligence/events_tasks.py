@@ -1,0 +1,1 @@
+"""Celery jobs of curtailment events (recorded as JobRuns through ``@job``)."""

@@ -1,0 +1,1 @@
+"""Celery jobs of miner health predictions (recorded as JobRuns through ``@job``)."""

@@ -1,0 +1,3 @@
+"""Portal routes of the intelligence layer's health part (miner health; namespace ``portal``)."""
+
+urlpatterns: list = []

@@ -1,0 +1,1 @@
+"""Celery jobs of the real-time responder (recorded as JobRuns through ``@job``)."""

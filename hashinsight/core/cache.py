@@ -25,6 +25,8 @@ KEYS = {
     "customer_summary": "customer_summary:{id}",  # a hosting client's miners only, never a whole site
     "telemetry_summary": "telemetry_summary:{site}:{scope}",  # live dashboard: whole site, or clients' miners
     "roi_explain": "roi_explain:{digest}",  # ROI attribution: digest of the query, the resolved scope and the language
+    "asset_forecast": "asset_forecast:{asset}:{view}:{hour}",  # 168 h of an asset's power; view: all or c<clients>
+    "miner_health": "miner_health:{id}",  # a user's miner-health summary (counts per tier, worst miners)
 }
 FRESH_S = 300
 KEEP_S = 24 * 3600

@@ -1,7 +1,10 @@
+from io import StringIO
+
 import pytest
 from django.core.management import call_command
 
 from hashinsight.accounts.models import User
+from intelligence.models import ForecastModel
 from miners.models import Miner
 from sites.models import Site
 
@@ -65,3 +68,14 @@ def test_seed_demo_proposes_two_commands_once(settings, tmp_path):
     assert commands["SET_FAN"].status == "APPROVED" and commands["SET_FAN"].risk_tier == "LOW"
     assert commands["POOL_SET"].status == "PENDING_APPROVAL" and commands["POOL_SET"].approvals_required == 2
     assert {c.proposer.username for c in commands.values()} == {"siteowner"}
+
+
+def test_seed_demo_serves_trained_network_models_not_the_naive_fallback(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    call_command("seed_demo", "--miners", "0", stdout=StringIO())
+    active = dict(ForecastModel.objects.filter(status="active").values_list("target", "algorithm"))
+    assert active == {"difficulty": "difficulty_epoch", "hashprice": "hashprice_composite"}
+    out = StringIO()
+    call_command("seed_demo", "--miners", "0", stdout=out)  # a re-seed trains nothing more
+    assert "difficulty: difficulty_epoch v1 already active" in out.getvalue()
+    assert ForecastModel.objects.count() == 2

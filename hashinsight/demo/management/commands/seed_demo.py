@@ -82,9 +82,9 @@ class Command(BaseCommand):
         alerts = self._alerts(sites)
         for line in self._commands():
             self.stdout.write(f"  {line}")
-        from intelligence.market_demo import seed_demo_market
+        from intelligence.market_demo import seed_demo_market, seed_demo_models
 
-        for line in seed_demo_market():
+        for line in [*seed_demo_market(), *seed_demo_models()]:
             self.stdout.write(f"  {line}")
         self.stdout.write(
             self.style.SUCCESS(

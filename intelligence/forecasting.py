@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import logging
 import math
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -562,7 +564,189 @@ def forecast_refresh_user(*, user_id: int, horizon: int = DEFAULT_HORIZON) -> di
 @register_builder("forecast")
 def forecast_summary(*, id: int) -> dict:
     """``forecast:{id}`` (the cache helper's key): what ``GET /api/forecast/<id>`` serves."""
-    return forecast_refresh_user(user_id=int(id))
+    with build_timer("user"):
+        return forecast_refresh_user(user_id=int(id))
+
+
+# --- build timings (``/api/health``'s forecast_latency) ------------------------------------------------------------
+
+TIMINGS_KEPT = 200  # the newest builds whose durations /api/health summarises
+
+
+@contextmanager
+def build_timer(kind: str):
+    """Times one forecast build and records it under ``forecast_timings`` (the newest ``TIMINGS_KEPT``): what
+    ``/api/health`` reports as forecast_latency. A read-modify-write, not atomic: two builds ending at the same
+    instant may keep one sample of the two; a health figure tolerates that, and it needs no table of its own. A
+    failed build records nothing (it served no forecast)."""
+    started = time.perf_counter()
+    yield
+    record_build_ms(kind, (time.perf_counter() - started) * 1000)
+
+
+def record_build_ms(kind: str, ms: float) -> None:
+    from django.core.cache import cache
+
+    from hashinsight.core.cache import cache_key
+
+    key = cache_key("forecast_timings")
+    try:
+        samples = cache.get(key) or []
+        samples.append([timezone.now().timestamp(), round(ms, 2), kind])
+        cache.set(key, samples[-TIMINGS_KEPT:], 7 * 24 * 3600)
+    except Exception:  # a metric must never fail the forecast it measures
+        log.warning("forecast timing not recorded", extra={"cache_key": key})
+
+
+def build_timings() -> list[tuple[float, float, str]]:
+    """The recorded builds as (unix time, ms, kind), oldest first; [] when none or the cache is down."""
+    from django.core.cache import cache
+
+    from hashinsight.core.cache import cache_key
+
+    try:
+        return [tuple(s) for s in cache.get(cache_key("forecast_timings")) or []]
+    except Exception:
+        return []
+
+
+# --- revenue per site and per hosting client -----------------------------------------------------------------------
+#
+# A site's revenue: its active miners' TH/s × hashprice (plus fees, less the pool fee) − their energy at the site's
+# power price: the average of its day-ahead PowerPrice over the last ``SITE_PRICE_DAYS`` days it has prices for
+# (real-time when it has no day-ahead), else its ``power_price_usd_per_kwh``. A hosting client's: its active
+# miners' TH/s × the same hashprice − the hosting fee it pays, its miners' energy at its contract
+# ``hosting_rate_usd_per_kwh`` (what the client pays; the site's wholesale price is not the client's to see).
+# Both carry the hashprice forecast's 80/95 % intervals (``revenue_points``: revenue is increasing in hashprice).
+
+SITE_PRICE_DAYS = 30
+SUBJECT_KINDS = ("site", "customer")
+
+
+@dataclass(frozen=True)
+class SubjectFleet:
+    fleet: Fleet
+    label: str
+    price_usd_per_kwh: Decimal
+    price_source: str  # power_prices | site_tariff | hosting_rate
+
+
+def parse_subject(subject: str) -> tuple[str, int] | None:
+    """("site", 3) for "site:3", ("customer", 5) for "customer:5", ("user", 7) for "user:7"; None otherwise."""
+    kind, sep, ident = (subject or "").partition(":")
+    if not sep or kind not in (*SUBJECT_KINDS, "user") or not ident.isdigit() or len(ident) > 12:
+        return None
+    return kind, int(ident)
+
+
+def _site_price(site) -> tuple[Decimal, str]:
+    from django.db.models import Avg
+
+    from intelligence.models import PowerMarket, PowerPrice
+
+    for market in (PowerMarket.DAY_AHEAD, PowerMarket.REAL_TIME):
+        prices = PowerPrice.objects.filter(site_id=site.pk, market=market)
+        last = prices.aggregate(last=Max("interval_start"))["last"]
+        if last is None:
+            continue
+        avg = prices.filter(interval_start__gt=last - timedelta(days=SITE_PRICE_DAYS)).aggregate(p=Avg("usd_per_mwh"))
+        return (Decimal(str(avg["p"])) / 1000).quantize(Decimal("0.000001")), "power_prices"
+    return Decimal(site.power_price_usd_per_kwh), "site_tariff"
+
+
+def _miner_fleet(miners, price: Decimal) -> Fleet:
+    from django.db.models import Count, Sum
+
+    agg = miners.aggregate(n=Count("pk"), ths=Sum("model__hashrate_ths"), w=Sum("model__power_w"))
+    ths = Decimal(str(agg["ths"] or 0))
+    kw = Decimal(str(agg["w"] or 0)) / 1000
+    return Fleet(ths, kw, kw * 24 * price, agg["n"])
+
+
+def subject_fleet(subject: str) -> SubjectFleet:
+    """The fleet, power price and label of ``site:<id>`` or ``customer:<id>`` (DomainError not_found when the
+    site or client does not exist)."""
+    from miners.models import Miner, MinerStatus
+    from sites.models import Customer, Site
+
+    parsed = parse_subject(subject)
+    if parsed is None or parsed[0] not in SUBJECT_KINDS:
+        raise DomainError("invalid_subject", "The subject is site:<id> or customer:<id>.",
+                          details={"subject": str(subject)[:40]})  # fmt: skip
+    kind, pk = parsed
+    active = Miner.objects.filter(status=MinerStatus.ACTIVE)
+    if kind == "site":
+        site = Site.objects.filter(pk=pk).first()
+        if site is None:
+            raise DomainError("not_found", "No such site.", status=404)
+        price, source = _site_price(site)
+        return SubjectFleet(_miner_fleet(active.filter(site_id=pk), price), site.name, price, source)
+    customer = Customer.objects.filter(pk=pk).first()
+    if customer is None:
+        raise DomainError("not_found", "No such hosting client.", status=404)
+    price = Decimal(customer.hosting_rate_usd_per_kwh)
+    return SubjectFleet(_miner_fleet(active.filter(customer_id=pk), price), customer.company, price, "hosting_rate")
+
+
+def forecast_subject_make(*, subject: str, hashprice: Forecast, fleet: Fleet) -> Forecast:
+    return Forecast.objects.create(
+        target=ForecastTarget.REVENUE, subject=subject, model=hashprice.model, algorithm=hashprice.algorithm,
+        fallback_reason=hashprice.fallback_reason, origin=hashprice.origin, horizon_days=hashprice.horizon_days,
+        points=revenue_points(hashprice.points, fleet),
+    )  # fmt: skip
+
+
+def forecast_refresh_subject(*, subject: str, horizon: int = DEFAULT_HORIZON) -> dict:
+    """The body of ``revenue_forecast:{subject}``: a site's or hosting client's revenue forecast (stored, announced
+    on the spine in the same transaction) next to the hashprice forecast it comes from."""
+    sf = subject_fleet(subject)
+    hashprice = network_forecast(ForecastTarget.HASHPRICE, horizon=horizon)
+    with transaction.atomic():
+        revenue = forecast_subject_make(subject=subject, hashprice=hashprice, fleet=sf.fleet)
+        generated = timezone.now()
+        outbox.publish(
+            "forecast.refreshed", aggregate=subject,
+            payload={"subject": subject, "horizon_days": horizon, "generated_at": generated.isoformat()},
+        )  # fmt: skip
+    kind, pk = parse_subject(subject)
+    fleet = sf.fleet
+    return {
+        "subject": subject,
+        "kind": kind,
+        "id": pk,
+        "label": sf.label,
+        "generated_at": generated.isoformat(),
+        "horizon_days": horizon,
+        "hashprice": _target_json(hashprice),
+        "revenue": {
+            **_target_json(revenue),
+            "fleet": {"hashrate_ths": str(fleet.hashrate_ths.quantize(Decimal("0.01"))),
+                      "power_kw": str(fleet.power_kw.quantize(Decimal("0.001"))),
+                      "power_cost_usd_per_day": str(fleet.power_cost_usd_per_day.quantize(Decimal("0.01"))),
+                      "miners": fleet.entries, "pool_fee_pct": str(POOL_FEE * 100),
+                      "power_price_usd_per_kwh": str(sf.price_usd_per_kwh.quantize(Decimal("0.00001"))),
+                      "power_price_source": sf.price_source},
+        },
+    }  # fmt: skip
+
+
+@register_builder("revenue_forecast")
+def revenue_forecast_summary(*, subject: str) -> dict:
+    """``revenue_forecast:{subject}`` (``site:<id>``, ``customer:<id>``)."""
+    with build_timer(subject.partition(":")[0]):
+        return forecast_refresh_subject(subject=subject)
+
+
+def revenue_subjects() -> list[str]:
+    """Every site and hosting client with an active miner: what the scheduled refresh rebuilds."""
+    from miners.models import Miner, MinerStatus
+
+    placed = Miner.objects.filter(status=MinerStatus.ACTIVE)
+    sites = placed.values_list("site_id", flat=True).distinct().order_by("site_id")
+    customers = (
+        placed.exclude(customer_id=None).values_list("customer_id", flat=True).distinct().order_by("customer_id")
+    )
+    return [f"site:{s}" for s in sites] + [f"customer:{c}" for c in customers]
 
 
 # --- selectors -----------------------------------------------------------------------------------------------------
@@ -573,12 +757,76 @@ def sees_all_subjects(user) -> bool:
     return role_of(user) in GLOBAL_ROLES
 
 
+def visible_site_ids(user) -> list[int]:
+    """Sites whose revenue ``user`` may read: the sites they operate. A hosting client's scope reaches the sites
+    that host its miners (``site_list``), but a site's revenue is the operator's business, never the client's."""
+    from sites.selectors import scope_of, site_list
+
+    if scope_of(user).kind not in ("all", "sites"):
+        return []
+    return list(site_list(user=user).values_list("pk", flat=True))
+
+
+def visible_customer_ids(user) -> list[int]:
+    """Hosting clients whose revenue ``user`` may read: a client its own; a site owner the clients hosted on its
+    sites; owners and admins all (``customer_list``)."""
+    from sites.selectors import customer_list
+
+    return list(customer_list(user=user).values_list("pk", flat=True))
+
+
+def may_read_subject(user, subject: str) -> bool:
+    """May ``user`` read forecasts of ``subject`` ("" / "network", "user:<id>", "site:<id>", "customer:<id>")?"""
+    if subject in (NETWORK, "network") or sees_all_subjects(user):
+        return True
+    parsed = parse_subject(subject)
+    if parsed is None:
+        return False
+    kind, pk = parsed
+    if kind == "user":
+        return pk == user.pk
+    if kind == "site":
+        return pk in visible_site_ids(user)
+    return pk in visible_customer_ids(user)
+
+
+def subject_choices(user) -> list[tuple[str, str]]:
+    """The revenue subjects ``user`` may pick, as (subject, label): their own fleet, then their sites, then the
+    hosting clients they see (a client: only itself)."""
+    from django.utils.translation import gettext
+
+    from sites.models import Customer, Site
+
+    choices = [(f"user:{user.pk}", gettext("My fleet"))]
+    site_ids = visible_site_ids(user)
+    choices += [(f"site:{pk}", name) for pk, name in Site.objects.filter(pk__in=site_ids).values_list("pk", "name")]
+    customer_ids = visible_customer_ids(user)
+    choices += [
+        (f"customer:{pk}", company)
+        for pk, company in Customer.objects.filter(pk__in=customer_ids).values_list("pk", "company")
+    ]
+    return choices
+
+
+def readable_subjects(user) -> list[str] | None:
+    """Every subject ``user`` may read (None: all of them, for owners and admins)."""
+    if sees_all_subjects(user):
+        return None
+    return [
+        NETWORK, f"user:{user.pk}", *(f"site:{pk}" for pk in visible_site_ids(user)),
+        *(f"customer:{pk}" for pk in visible_customer_ids(user)),
+    ]  # fmt: skip
+
+
 def forecast_list(*, user, target: str = "", subject: str | None = None, latest: bool = True) -> QuerySet[Forecast]:
-    """Forecasts the user may read (network ones, their own; everything for owners and admins), newest first;
-    ``latest`` keeps the newest per (target, subject). Two queries' worth in one (a correlated subquery)."""
+    """Forecasts the user may read, newest first: the network's, their own, their sites' (site owners) and the
+    hosting clients' they see (a client: its own only); everything for owners and admins. ``latest`` keeps the
+    newest per (target, subject). A subject the user may not read is simply absent (an empty list; a detail
+    answers 404)."""
     qs = Forecast.objects.select_related("model")
-    if not sees_all_subjects(user):
-        qs = qs.filter(subject__in=[NETWORK, f"user:{user.pk}"])
+    subjects = readable_subjects(user)
+    if subjects is not None:
+        qs = qs.filter(subject__in=subjects)
     if target:
         qs = qs.filter(target=target)
     if subject is not None:

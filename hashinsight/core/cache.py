@@ -25,6 +25,11 @@ KEYS = {
     "customer_summary": "customer_summary:{id}",  # a hosting client's miners only, never a whole site
     "telemetry_summary": "telemetry_summary:{site}:{scope}",  # live dashboard: whole site, or clients' miners
     "roi_explain": "roi_explain:{digest}",  # ROI attribution: digest of the query, the resolved scope and the language
+    "anomaly_baseline": "anomaly_baseline:{chunk}:{hour}",  # anomaly scan: a chunk's baselines (first miner id, hour)
+    "revenue_forecast": "revenue_forecast:{subject}",  # a site's (site:<id>) or hosting client's (customer:<id>)
+    "forecast_timings": "forecast_timings",  # the newest forecast builds' durations (/api/health forecast_latency)
+    "roi_drift": "roi_drift",  # the fleet's profit change, last 7 days vs the 7 before (smart alerts job → health)
+    "health_intelligence": "health_intelligence",  # /api/health's three intelligence figures, cached for 60 s
     "asset_forecast": "asset_forecast:{asset}:{view}:{hour}",  # 168 h of an asset's power; view: all or c<clients>
     "miner_health": "miner_health:{id}",  # a user's miner-health summary (counts per tier, worst miners)
 }

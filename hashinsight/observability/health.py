@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
@@ -80,10 +81,8 @@ def health() -> dict:
             "outbox_backlog": backlog(),
             "task_failures": EventFailure.objects.filter(created_at__gte=since).count()
             + JobRun.objects.filter(created_at__gte=since, status=JobRun.Status.FAILED).count(),
-            # Filled by the intelligence milestone (forecast and optimizer runs record their timings).
-            "forecast_latency": None,
-            "optimization_runtime": None,
-            "roi_drift": None,
+            # The intelligence layer's figures (each null with a ``<field>_reason`` when there is no data).
+            **intelligence_figures(),
             # Informational: a missing or stale market feed is reported here, never makes the service degraded.
             "market_data": _market_data(),
         }
@@ -102,3 +101,113 @@ def _market_data():
     from intelligence.market_data import market_health
 
     return market_health()
+
+
+# --- the intelligence layer's figures ------------------------------------------------------------------------------
+#
+# Each is an object with its unit and ``measured_at`` (when the figure was measured, not when health was asked), or
+# null next to ``<field>_reason`` saying why. They are read from what the forecast code, the plan store and the smart
+# alerts job already recorded — a cache read and one small indexed query — and cached together for
+# ``INTELLIGENCE_FIGURES_S``; nothing is computed for the health request itself, and a failure of one figure reports
+# that figure as null with the error's name, never a failed health check.
+
+INTELLIGENCE_FIGURES_S = 60
+FORECAST_LATENCY_WINDOW = timedelta(days=7)  # builds older than this say nothing about the service now
+OPTIMIZATION_PLANS = 20  # the median over the latest this many plans
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a sorted, non-empty list."""
+    import math
+
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def _forecast_latency():
+    from intelligence.forecasting import build_timings
+
+    since = timezone.now() - FORECAST_LATENCY_WINDOW
+    samples = [(t, ms, kind) for t, ms, kind in build_timings() if t >= since.timestamp()]
+    if not samples:
+        return None, "no forecast built in the last 7 days"
+    values = sorted(ms for _t, ms, _kind in samples)
+    newest = max(t for t, _ms, _kind in samples)
+    return {
+        "unit": "ms",
+        "of": "forecast builds (forecast:{user} and revenue_forecast:{subject} entries, build to cache)",
+        "p50": round(_percentile(values, 50), 1),
+        "p95": round(_percentile(values, 95), 1),
+        "max": round(values[-1], 1),
+        "samples": len(values),
+        "measured_at": datetime.fromtimestamp(newest, tz=UTC).isoformat(timespec="seconds"),
+    }, ""
+
+
+def _optimization_runtime():
+    import statistics
+
+    from intelligence.models import CurtailmentPlan
+
+    rows = list(
+        CurtailmentPlan.objects.exclude(solver={})
+        .order_by("-created_at", "-pk")
+        .values_list("solver", "created_at")[:OPTIMIZATION_PLANS]
+    )
+    runtimes = [float(s["runtime_s"]) for s, _at in rows if isinstance(s, dict) and s.get("runtime_s") is not None]
+    if not runtimes:
+        return None, "no curtailment plan solved yet"
+    return {
+        "unit": "s",
+        "of": "curtailment plan solves (build + CBC), median of the latest plans",
+        "median": round(statistics.median(runtimes), 4),
+        "max": round(max(runtimes), 4),
+        "plans": len(runtimes),
+        "measured_at": rows[0][1].isoformat(timespec="seconds"),
+    }, ""
+
+
+def _roi_drift():
+    from django.core.cache import cache
+
+    from hashinsight.core.cache import cache_key
+
+    drift = cache.get(cache_key("roi_drift"))
+    if not drift:
+        return None, "not measured yet: the smart alerts job records it"
+    if drift.get("value") is None:
+        return None, drift.get("reason") or "no profit in the earlier period to compare with"
+    return drift, ""
+
+
+def intelligence_figures() -> dict:
+    """``forecast_latency``, ``optimization_runtime`` and ``roi_drift`` (and a ``<field>_reason`` for each null)."""
+    from django.core.cache import cache
+
+    from hashinsight.core.cache import cache_key
+
+    key = cache_key("health_intelligence")
+    try:
+        cached = cache.get(key)
+    except Exception:
+        cached = None
+    if cached is not None:
+        return cached
+    body = {}
+    for field, fn in (
+        ("forecast_latency", _forecast_latency),
+        ("optimization_runtime", _optimization_runtime),
+        ("roi_drift", _roi_drift),
+    ):
+        try:
+            value, reason = fn()
+        except Exception as exc:  # a figure that cannot be read is reported, never a failed health check
+            value, reason = None, f"unavailable: {type(exc).__name__}"
+        body[field] = value
+        if value is None:
+            body[f"{field}_reason"] = reason
+    try:
+        cache.set(key, body, INTELLIGENCE_FIGURES_S)
+    except Exception:  # the cache down: the figures are still answered, only recomputed next time
+        logging.getLogger(__name__).warning("health figures not cached", extra={"cache_key": key})
+    return body

@@ -25,6 +25,8 @@ def test_health_reports_the_seed_fields_and_dependencies(client):
     assert body["task_failures"] == 2
     for field in ("forecast_latency", "optimization_runtime", "roi_drift"):
         assert field in body
+        # no forecast, plan or drift recorded in this test: null, and the reason why next to it
+        assert body[field] is None and body[f"{field}_reason"]
     assert body["database"]["ok"] and body["broker"]["ok"] and body["worker"]["ok"]
     assert body["status"] in ("ok", "degraded")
 

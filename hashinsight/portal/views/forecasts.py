@@ -1,6 +1,10 @@
 """The forecasts page (AI module): a target's history and forecast with 80 % / 95 % bands, the serving model's
 backtest next to naive, which model serves and why, the points as CSV; for owners and admins, the model
-registry of that target with activate / roll back (the same services as the API and admin)."""
+registry of that target with activate / roll back (the same services as the API and admin).
+
+Revenue has a subject: the reader's own fleet (``forecast:{user}``), or a site or hosting client they may read
+(``revenue_forecast:{subject}``; ``forecasting.subject_choices`` lists them: a site owner its sites and the clients
+they host, a client only itself). Any other subject answers 404."""
 
 from __future__ import annotations
 
@@ -57,11 +61,43 @@ def _manages_registry(user) -> bool:
     return has_access(user, Module.AI, Access.FULL) and forecasting.sees_all_subjects(user)
 
 
+def _subject(request, target: str) -> str:
+    """The revenue subject asked for ("user:<own id>" by default); 404 for one the reader may not read."""
+    own = f"user:{request.user.pk}"
+    if target != ForecastTarget.REVENUE:
+        return own
+    subject = request.GET.get("subject") or own
+    parsed = forecasting.parse_subject(subject)
+    if parsed is None or (parsed[0] == "user" and subject != own):
+        raise Http404
+    if subject != own and not forecasting.may_read_subject(request.user, subject):
+        raise Http404
+    return subject
+
+
+def _entry(request, target: str):
+    """(the cache entry the page shows, its cache state, the subject)."""
+    subject = _subject(request, target)
+    if subject == f"user:{request.user.pk}":
+        cached = cache_helper.get("forecast", id=request.user.pk)
+    else:
+        try:
+            cached = cache_helper.get("revenue_forecast", subject=subject)
+        except DomainError as exc:  # a site or client that does not exist (owners may ask for any id)
+            if exc.status == 404:
+                raise Http404 from None
+            raise
+    return cached, subject
+
+
 def _history(target: str, entry: dict, days: int = 120) -> list[dict]:
     if target != ForecastTarget.REVENUE:
         return forecasting.history(target, days=days)
     # Revenue history: the same fleet at each past day's hashprice (what today's fleet would have earned).
-    fleet = forecasting.user_fleet(entry["user_id"])
+    if "subject" in entry:
+        fleet = forecasting.subject_fleet(entry["subject"]).fleet
+    else:
+        fleet = forecasting.user_fleet(entry["user_id"])
     past = forecasting.history(ForecastTarget.HASHPRICE, days=days)
     points = forecasting.revenue_points(
         [{"date": p["date"], "yhat": p["value"], "lo80": p["value"], "hi80": p["value"], "lo95": p["value"],
@@ -91,7 +127,7 @@ def _backtest(target: str, part: dict) -> tuple[ForecastModel | None, list[dict]
 @module_required(Module.AI)
 def forecast_page(request):
     target = _target(request)
-    cached = cache_helper.get("forecast", id=request.user.pk)
+    cached, subject = _entry(request, target)
     entry = cached.value
     part = entry[KEYS[target]]
     model, rows = _backtest(target, part)
@@ -146,6 +182,8 @@ def forecast_page(request):
             "registry": registry,
             "registry_sort": request.GET.get("sort", "-version"),
             "chart": chart,
+            "subject": subject,
+            "subjects": forecasting.subject_choices(request.user) if target == ForecastTarget.REVENUE else [],
         },
     )
 
@@ -153,8 +191,9 @@ def forecast_page(request):
 @module_required(Module.AI)
 def forecast_csv_download(request):
     target = _target(request)
-    entry = cache_helper.get("forecast", id=request.user.pk).value
-    return streamed_csv(request, forecast_csv(entry, targets=(KEYS[target],)), f"forecast-{target}")
+    cached, subject = _entry(request, target)
+    name = f"forecast-{target}" if subject.startswith("user:") else f"forecast-{target}-{subject.replace(':', '-')}"
+    return streamed_csv(request, forecast_csv(cached.value, targets=(KEYS[target],)), name)
 
 
 def _registry_action(request, pk: int, service, done: str):

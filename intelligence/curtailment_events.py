@@ -297,8 +297,14 @@ def _candidates(qs, priorities: dict) -> list[Candidate]:
     """The miners with their draw, hashrate and efficiency: two queries (miners with models, live rows)."""
     from telemetry.models import LiveStatus
 
+    # A miner another open event holds is that event's: two events would fight over its restore.
+    busy = CurtailmentEventMiner.objects.filter(
+        event__status__in=OPEN, state__in=(M.PENDING, M.CURTAILED, M.CONFIRMED, M.DRIFTED), miner_id__isnull=False
+    ).values("miner_id")
     rows = list(
-        qs.order_by("pk").values_list(
+        qs.exclude(pk__in=busy)
+        .order_by("pk")
+        .values_list(
             "pk", "serial", "model__name", "customer_id", "zone_id", "rack", "model__power_w", "model__hashrate_ths"
         )[: MAX_MINERS + 1]
     )

@@ -254,3 +254,10 @@ def test_list_get_and_body(site, clock):
     assert body["miners_summary"] == {"total": 5, "by_state": {"pending": 5}, "batches": 1, "drifts": 0}
     assert body["status"] == "scheduled" and body["can_end"] is True and len(body["commands"]) == 1
     assert body["shed_kw"] == "17.000" and body["starts_at"].endswith("Z")
+
+
+def test_a_miner_held_by_an_open_event_is_not_taken_again(site, clock):
+    first = events.event_start(actor=site.actor, site_id=site.site_a.pk, mode="kw_reduction", target_kw=3)
+    (held,) = first.miners.values_list("serial", flat=True)
+    body = preview(site, mode="kw_reduction", target_kw=3)
+    assert held not in serials(body) and body["available_kw"] == "13.750"

@@ -30,22 +30,24 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Max
 
+from hashinsight.core.cache import cache_key
 from intelligence.algorithms.anomaly import (
     DAILY_PERIOD_5MIN,
     DEFAULT_THRESHOLDS,
     Thresholds,
-    mad_scores,
     nanmedian,
     reason,
-    score_against,
+    robust_scale,
     seasonal_baseline,
 )
 
@@ -63,6 +65,11 @@ RECENT_WINDOWS = DAILY_PERIOD_5MIN  # the plain MAD's window: the last day
 HASHING_MIN_UPTIME = 0.5  # hashrate and power count in windows hashed at least half the time
 UNMONITORED_MINER_STATUSES = ("maintenance", "retired")  # as telemetry.rules: no alert on these
 MIN_PEERS = 10  # a peer group (site and model) this large sets its common movement apart
+BASELINE_SLOTS = 2 * HOUR_WINDOWS  # a baseline serves the scans whose newest hour starts within its next hour
+BASELINE_FORMAT = 1  # of a cached baseline: an entry of another format is stale (learned again)
+BASELINE_TTL_S = 3 * 3600  # stored up to an hour before the first scan that needs it, which it serves an hour
+SCAN_LOCK_KEY = 0x7E1E_A5CA  # pg_try_advisory_lock key of the scan, next to telemetry.rollups' one
+SCAN_LOCK_CACHE_KEY = "lock:anomaly_scan"  # the same guard where there is no PostgreSQL
 
 
 @dataclass(frozen=True)
@@ -116,15 +123,9 @@ class MetricScan:
             return self.score < thresholds.info
 
 
-def peer_movement(values: np.ndarray, groups) -> np.ndarray:
-    """Per row and window, how far the row's peer group (same label in ``groups``, at least ``MIN_PEERS`` rows
-    with a value in that window) stands from its own usual level: the group's median in the window minus the
-    median of those medians over all windows. Zero for rows without enough peers. What the whole group does
-    together — the hall's daily inlet-temperature cycle, a hot afternoon — is common to the group, not an anomaly
-    of one miner."""
-    a = np.asarray(values, dtype=float)
-    move = np.zeros_like(a)
-    labels = np.asarray(groups)
+def _peer_medians(a: np.ndarray, labels: np.ndarray):
+    """(rows, median per window) of each peer group of ``labels`` with at least ``MIN_PEERS`` rows: the group's
+    median in every window where at least ``MIN_PEERS`` of them have a value (NaN elsewhere)."""
     for label in np.unique(labels):
         rows = np.flatnonzero(labels == label)
         if len(rows) < MIN_PEERS:
@@ -139,50 +140,134 @@ def peer_movement(values: np.ndarray, groups) -> np.ndarray:
             some = (valid >= MIN_PEERS) & ~full
             if some.any():
                 med[some] = nanmedian(block[:, some], axis=0)
-            level = nanmedian(med[None, :], axis=1)[0]
-        if np.isnan(level):
-            continue
-        move[rows] = np.nan_to_num(med - level, nan=0.0)[None, :]
+        yield rows, med
+
+
+def peer_movement(values: np.ndarray, groups) -> np.ndarray:
+    """Per row and window, how far the row's peer group (same label in ``groups``, at least ``MIN_PEERS`` rows
+    with a value in that window) stands from its own usual level: the group's median in the window minus the
+    median of those medians over all windows. Zero for rows without enough peers. What the whole group does
+    together — the hall's daily inlet-temperature cycle, a hot afternoon — is common to the group, not an anomaly
+    of one miner."""
+    a = np.asarray(values, dtype=float)
+    move = np.zeros_like(a)
+    for rows, med in _peer_medians(a, np.asarray(groups)):
+        level = _level(med)
+        if not np.isnan(level):
+            move[rows] = np.nan_to_num(med - level, nan=0.0)[None, :]
     return move
 
 
-def score_latest(
-    values,
+def _level(med: np.ndarray) -> float:
+    with np.errstate(all="ignore"):
+        return float(nanmedian(med[None, :], axis=1)[0]) if len(med) else math.nan
+
+
+@dataclass
+class MetricBaseline:
+    """What is usual for one metric of each row (a miner), learned from the history before an hour boundary (the
+    cutoff) and kept for the scans of the next hour (``BASELINE_SLOTS`` slots from the cutoff's). Arrays of length
+    rows, float32 (the cached form is the form scored, so a baseline read from the cache and one rebuilt from the
+    database give the same alerts): ``expected`` (rows × slots) the usual value per slot of the day, ``center``
+    the median deviation from it, ``scale`` the floored robust spread (NaN: too little history, not judged),
+    ``seasonal`` which baseline it is, ``level`` the row's peer group's usual level (NaN: no peer group)."""
+
+    expected: np.ndarray
+    center: np.ndarray
+    scale: np.ndarray
+    seasonal: np.ndarray
+    level: np.ndarray
+    first_slot: int  # the slot of the day of expected[:, 0]: the cutoff's
+    period: int
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def learn_baseline(
+    history, *, groups=None, period: int = DAILY_PERIOD_5MIN, slots: int = BASELINE_SLOTS
+) -> MetricBaseline:
+    """Learn each row's :class:`MetricBaseline` from ``history`` (rows × windows; column 0 is the first window of a
+    UTC day, the last column the window just before the cutoff). With ``groups`` each row is first set against
+    its peers (``peer_movement``). With two days of history (1.5 of them reported) the seasonal baseline — the
+    per-slot median over the days and the robust spread of the leave-one-day-out deviations; with less, the
+    median and floored MAD of the last day (at least ``MIN_HISTORY_POINTS`` windows); with fewer, not judged.
+    The expensive half of the scan: run hourly, not every 5 minutes."""
+    a = np.asarray(history, dtype=float)
+    if a.ndim != 2:
+        raise ValueError("history must be miners × windows")
+    n_rows, n_hist = a.shape
+    period = period or DAILY_PERIOD_5MIN
+    first_slot = n_hist % period
+    level = np.full(n_rows, np.nan)
+    if groups is not None and n_hist:
+        move = np.zeros_like(a)
+        for rows, med in _peer_medians(a, np.asarray(groups)):
+            lvl = _level(med)
+            if not np.isnan(lvl):
+                move[rows] = np.nan_to_num(med - lvl, nan=0.0)[None, :]
+                level[rows] = lvl
+        a = a - move
+    expected = np.full((n_rows, slots), np.nan)
+    center = np.zeros(n_rows)
+    scale = np.full(n_rows, np.nan)
+    seasonal = np.zeros(n_rows, dtype=bool)
+    valid = np.sum(~np.isnan(a), axis=1)
+    if n_hist >= 2 * period:
+        rows = valid >= SEASONAL_MIN_POINTS
+        if rows.any():
+            base = seasonal_baseline(a[rows], period=period)
+            expected[rows] = base.profile[:, (first_slot + np.arange(slots)) % period]
+            center[rows], scale[rows], seasonal[rows] = base.center[:, 0], base.scale[:, 0], True
+    recent = a[:, -RECENT_WINDOWS:]
+    rest = ~seasonal & (np.sum(~np.isnan(recent), axis=1) >= MIN_HISTORY_POINTS)
+    if rest.any():
+        r = recent[rest]
+        with np.errstate(all="ignore"):
+            med = nanmedian(r, axis=1, keepdims=True)
+            resid = r - med
+            spread = robust_scale(resid, nanmedian(np.abs(r), axis=1, keepdims=True), 0.005, 1e-9)
+            expected[rest] = med
+            center[rest] = nanmedian(resid, axis=1)
+            scale[rest] = spread[:, 0]
+    f32 = np.float32
+    return MetricBaseline(
+        expected=expected.astype(f32), center=center.astype(f32), scale=scale.astype(f32), seasonal=seasonal,
+        level=level.astype(f32), first_slot=first_slot, period=period,
+    )  # fmt: skip
+
+
+def score_hour(
+    baseline: MetricBaseline,
+    latest,
     *,
+    first_slot: int,
     direction: str = "both",
     groups=None,
-    hour: int = HOUR_WINDOWS,
-    period: int = DAILY_PERIOD_5MIN,
     sustain: int = SUSTAIN,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> MetricScan:
-    """Score the last ``hour`` columns of ``values`` (miners × windows, NaN where missing; column 0 is the first
-    window of a UTC day, so column k is slot k % ``period``) against the columns before them. With ``groups``
-    (a label per row: site and model, say) each row is first set against its peers (``peer_movement``), so what
-    the whole group does at once is not an anomaly of one miner; values and expectations are reported in the
-    metric's own terms."""
-    raw = np.asarray(values, dtype=float)
-    if raw.ndim != 2 or raw.shape[1] <= hour:
-        raise ValueError("values must be miners × windows, with history before the newest hour")
-    move = peer_movement(raw, groups) if groups is not None else np.zeros_like(raw)
+    """Score ``latest`` (rows × the newest hour's windows, the first at slot ``first_slot`` of the day) against
+    ``baseline``: per row one subtraction and one division per window. With ``groups`` (the labels the baseline
+    was learned with) the peer group's median in each window, less its usual level, is set apart first; values
+    and expectations are reported in the metric's own terms."""
+    raw = np.asarray(latest, dtype=float)
+    n_rows, hour = raw.shape
+    if n_rows != len(baseline.scale):
+        raise ValueError(f"{n_rows} rows for a baseline of {len(baseline.scale)}")
+    offset = (first_slot - baseline.first_slot) % baseline.period
+    if offset + hour > baseline.expected.shape[1]:
+        raise ValueError("the newest hour lies beyond the slots the baseline keeps")
+    move = np.zeros_like(raw)
+    if groups is not None:
+        for rows, med in _peer_medians(raw, np.asarray(groups)):
+            lvl = float(baseline.level[rows[0]])
+            if not np.isnan(lvl):
+                move[rows] = np.nan_to_num(med - lvl, nan=0.0)[None, :]
     a = raw - move
-    hist, latest = a[:, :-hour], a[:, -hour:]
-    n_rows, n_hist = hist.shape
-    valid_hist = np.sum(~np.isnan(hist), axis=1)
-    z = np.full(latest.shape, np.nan)
-    expected = np.full(latest.shape, np.nan)
-    seasonal = np.zeros(n_rows, dtype=bool)
-    if period and n_hist >= 2 * period:
-        rows = valid_hist >= SEASONAL_MIN_POINTS
-        if rows.any():
-            base = seasonal_baseline(hist[rows], period=period)
-            s = score_against(base, latest[rows], first_slot=n_hist % period)
-            z[rows], expected[rows], seasonal[rows] = s.z, s.expected, True
-    recent = hist[:, -RECENT_WINDOWS:]
-    rest = ~seasonal & (np.sum(~np.isnan(recent), axis=1) >= MIN_HISTORY_POINTS)
-    if rest.any():
-        s = mad_scores(np.concatenate([recent[rest], latest[rest]], axis=1))
-        z[rest], expected[rest] = s.z[:, -hour:], s.expected[:, -hour:]
+    expected = baseline.expected[:, offset : offset + hour].astype(float)
+    with np.errstate(invalid="ignore"):
+        z = (a - expected - baseline.center[:, None]) / baseline.scale[:, None]
     if direction == "low":
         d = -z
     elif direction == "high":
@@ -195,11 +280,38 @@ def score_latest(
         score = np.where(known >= sustain, np.maximum(ranked[:, -sustain], 0.0), np.nan)
         hit = d >= thresholds.info
     flagged = hit.sum(axis=1)
-    pick = np.where(hit.any(axis=1)[:, None], hit, ~np.isnan(latest))
-    shift = move[:, -hour:]  # back to the metric's own terms: what was seen, and the usual level plus the peers'
-    value = nanmedian(np.where(pick, latest + shift, np.nan), axis=1)
-    exp = nanmedian(np.where(pick, expected + shift, np.nan), axis=1)
-    return MetricScan(score=score, value=value, expected=exp, flagged=flagged, seasonal=seasonal, z=z)
+    pick = np.where(hit.any(axis=1)[:, None], hit, ~np.isnan(a))
+    # back to the metric's own terms: what was seen, and the usual level plus the peers' movement
+    value = nanmedian(np.where(pick, raw, np.nan), axis=1)
+    exp = nanmedian(np.where(pick, expected + move, np.nan), axis=1)
+    return MetricScan(score=score, value=value, expected=exp, flagged=flagged, seasonal=baseline.seasonal.copy(), z=z)
+
+
+def score_latest(
+    values,
+    *,
+    direction: str = "both",
+    groups=None,
+    hour: int = HOUR_WINDOWS,
+    period: int = DAILY_PERIOD_5MIN,
+    sustain: int = SUSTAIN,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> MetricScan:
+    """The job's decision on one matrix: score the last ``hour`` columns of ``values`` (miners × windows, NaN
+    where missing; column 0 is the first window of a UTC day, so column k is slot k % ``period``) against the
+    baseline learned from the columns before the last hour boundary before them (``learn_baseline``), exactly as
+    the job scores against its hourly baseline. With ``groups`` (a label per row: site and model, say) each row is
+    first set against its peers, so what the whole group does at once is not an anomaly of one miner."""
+    raw = np.asarray(values, dtype=float)
+    if raw.ndim != 2 or raw.shape[1] <= hour:
+        raise ValueError("values must be miners × windows, with history before the newest hour")
+    start = raw.shape[1] - hour
+    cutoff = start - start % HOUR_WINDOWS
+    base = learn_baseline(raw[:, :cutoff], groups=groups, period=period)
+    return score_hour(
+        base, raw[:, start:], first_slot=start % (period or DAILY_PERIOD_5MIN), direction=direction, groups=groups,
+        sustain=sustain, thresholds=thresholds,
+    )  # fmt: skip
 
 
 def prepare(metric: Metric, values: np.ndarray, uptime: np.ndarray | None) -> np.ndarray:
@@ -411,10 +523,15 @@ def load_matrices(ids: list[int], start: datetime, n: int) -> tuple[dict[str, np
 @dataclass
 class ScanResult:
     skipped: bool = False
+    busy: bool = False  # skipped because another scan holds the lock
     window_end: str | None = None
+    baseline_hour: str | None = None
     miners: int = 0
     raised: int = 0
     resolved: int = 0
+    baselines_cached: int = 0  # chunks scored against their cached baseline
+    baselines_learned: int = 0  # chunks whose baseline was missing or stale: learned from the long history now
+    cache_down: bool = False
     seconds: float = 0.0
 
     def as_dict(self) -> dict:
@@ -435,20 +552,86 @@ def _marker_and_end() -> tuple[datetime | None, datetime | None]:
     return rows.get(SCAN_LAYER), None if end is None else _floor(end)
 
 
+@contextmanager
+def _exclusive():
+    """Whether this process may scan: two runs at once (a slow run still going at the next Beat tick, on a
+    worker of concurrency 2) would each count onto the same alerts. PostgreSQL: a session advisory lock, freed
+    with the connection if the worker dies mid-run; elsewhere a cache lock that expires with the task's time
+    limit (without a cache there is no second worker to guard against)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [SCAN_LOCK_KEY])
+            held = bool(cursor.fetchone()[0])
+        try:
+            yield held
+        finally:
+            if held:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [SCAN_LOCK_KEY])
+        return
+    try:
+        held = bool(cache.add(SCAN_LOCK_CACHE_KEY, 1, settings.CELERY_TASK_TIME_LIMIT))
+    except Exception:
+        held = True
+    try:
+        yield held
+    finally:
+        if held:
+            try:
+                cache.delete(SCAN_LOCK_CACHE_KEY)
+            except Exception:
+                logger.warning("cache unavailable; the anomaly scan's lock expires by itself")
+
+
 def anomaly_scan(*, force: bool = False) -> ScanResult:
-    """Score the newest hour of every miner and raise/resolve the anomaly alerts. A run with no window newer than
-    the last run's is skipped (one query) unless ``force``."""
+    """Score the newest hour of every miner against its hourly baseline and raise/resolve the anomaly alerts. A
+    run with no window newer than the last run's is skipped (one query) unless ``force``; a run while another is
+    going is skipped too (``busy``)."""
     import time
 
     t0 = time.perf_counter()
     marker, end = _marker_and_end()
     if end is None or (marker is not None and end <= marker and not force):
         return ScanResult(skipped=True, window_end=None if end is None else end.isoformat())
-    from miners.models import Miner
+    with _exclusive() as held:
+        if not held:
+            logger.info("anomaly scan already running; this run skipped", extra={"window_end": end.isoformat()})
+            return ScanResult(skipped=True, busy=True, window_end=end.isoformat())
+        if not force:  # the run that held the lock may have scored this window meanwhile
+            marker, end = _marker_and_end()
+            if marker is not None and end <= marker:
+                return ScanResult(skipped=True, window_end=end.isoformat())
+        result = _scan(end)
+    result.seconds = round(time.perf_counter() - t0, 3)
+    logger.info("anomaly scan", extra={"anomaly_scan": result.as_dict()})
+    return result
+
+
+def _scan(end: datetime) -> ScanResult:
     from telemetry.models import RollupCursor
 
-    result = ScanResult(window_end=end.isoformat())
-    start, n = grid_for(end)
+    cutoff = baseline_cutoff(end)
+    result = ScanResult(window_end=end.isoformat(), baseline_hour=cutoff.isoformat())
+    store = _BaselineCache()
+    for chunk in miner_chunks():
+        baseline, cached = chunk_baseline(chunk, cutoff=cutoff, store=store)
+        raised, resolved = scan_chunk(chunk, baseline, end=end)
+        result.miners += len(chunk)
+        result.raised += raised
+        result.resolved += resolved
+        result.baselines_cached += cached
+        result.baselines_learned += not cached
+    RollupCursor.objects.update_or_create(layer=SCAN_LAYER, defaults={"done_until": end})
+    result.cache_down = store.down
+    _prepare_next_baselines(end, store)
+    return result
+
+
+def miner_chunks():
+    """The miners in chunks of ``CHUNK`` by primary key (pk, site_id, customer_id, status, model_id): one keyset
+    page each. The chunks are the baselines' unit, so the scan and the hourly refresh cut them alike."""
+    from miners.models import Miner
+
     after = 0
     while True:
         chunk = list(
@@ -457,31 +640,178 @@ def anomaly_scan(*, force: bool = False) -> ScanResult:
             .values_list("pk", "site_id", "customer_id", "status", "model_id")[:CHUNK]
         )
         if not chunk:
-            break
+            return
         after = chunk[-1][0]
-        raised, resolved = scan_chunk(chunk, start=start, n=n, end=end)
-        result.miners += len(chunk)
-        result.raised += raised
-        result.resolved += resolved
-    RollupCursor.objects.update_or_create(layer=SCAN_LAYER, defaults={"done_until": end})
-    result.seconds = round(time.perf_counter() - t0, 3)
-    logger.info("anomaly scan", extra={"anomaly_scan": result.as_dict()})
-    return result
+        yield chunk
 
 
-def scan_chunk(chunk: list[tuple], *, start: datetime, n: int, end: datetime) -> tuple[int, int]:
-    """Score and alert one chunk of miners (pk, site_id, customer_id, status, model_id), sorted by pk. Peers: the
-    miners of the same site and model in the chunk."""
+def scan_chunk(chunk: list[tuple], baseline: dict, *, end: datetime) -> tuple[int, int]:
+    """Score and alert one chunk of miners (pk, site_id, customer_id, status, model_id), sorted by pk, against
+    its baselines (``chunk_baseline``): the newest hour only is read. Peers: the miners of the same site and model
+    in the chunk."""
     ids = [c[0] for c in chunk]
-    mats, uptime = load_matrices(ids, start, n)
-    groups = np.array([(c[1] << 32) | (c[4] or 0) for c in chunk], dtype=np.int64)
+    hour_start = end - HOUR_WINDOWS * WINDOW
+    mats, uptime = load_matrices(ids, hour_start, HOUR_WINDOWS)
+    groups = baseline["groups"]
     findings: list[Finding] = []
-    window_start = end - HOUR_WINDOWS * WINDOW
     for metric in METRICS:
         values = prepare(metric, mats[metric.key], uptime)
-        scan = score_latest(values, direction=metric.direction, groups=groups)
-        findings += findings_for(metric, scan, window_start=window_start, window_end=end)
+        scan = score_hour(
+            MetricBaseline(**baseline["metrics"][metric.key]), values, first_slot=_slot(hour_start),
+            direction=metric.direction, groups=groups,
+        )  # fmt: skip
+        findings += findings_for(metric, scan, window_start=hour_start, window_end=end)
     return _apply(chunk, findings)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Baselines: learned once an hour per chunk from the long history, kept in the cache (hashinsight.core.cache's
+# key names; entries of their own lifetime), learned again from the database whenever one is missing or stale.
+
+
+def _floor_hour(ts: datetime) -> datetime:
+    epoch = int(ts.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % 3600, tz=UTC)
+
+
+def _slot(ts: datetime) -> int:
+    return int(ts.timestamp()) % 86400 // WINDOW_S
+
+
+def baseline_cutoff(end: datetime) -> datetime:
+    """The hour boundary whose baseline scores the newest hour ending at ``end``: the last one at or before that
+    hour's start, so the history learned from and the hour scored never overlap and every scan of an hour (12 of
+    them) shares one baseline."""
+    return _floor_hour(end - HOUR_WINDOWS * WINDOW)
+
+
+class _BaselineCache:
+    """The cache as the scan uses it. The first failure (Redis down) is logged and the rest of the run does
+    without, learning each baseline from the database, rather than waiting out the socket timeout per chunk."""
+
+    def __init__(self):
+        self.down = False
+
+    def get(self, key: str):
+        if self.down:
+            return None
+        try:
+            return cache.get(key)
+        except Exception:
+            self._failed(key)
+            return None
+
+    def set(self, key: str, value) -> None:
+        if self.down:
+            return
+        try:
+            cache.set(key, value, BASELINE_TTL_S)
+        except Exception:
+            self._failed(key)
+
+    def _failed(self, key: str) -> None:
+        self.down = True
+        logger.warning("cache unavailable; anomaly baselines learned from the database", extra={"cache_key": key})
+
+
+def _identity(chunk: list[tuple], cutoff: datetime) -> tuple[np.ndarray, np.ndarray, str]:
+    """(miner ids, peer-group labels, cache key) of a chunk's baseline for the hour ``cutoff``."""
+    ids = np.array([c[0] for c in chunk], dtype=np.int64)
+    groups = np.array([(c[1] << 32) | (c[4] or 0) for c in chunk], dtype=np.int64)
+    return ids, groups, cache_key("anomaly_baseline", chunk=int(ids[0]), hour=f"{cutoff:%Y%m%dT%H}")
+
+
+def learn_chunk_baseline(ids: np.ndarray, groups: np.ndarray, cutoff: datetime) -> dict:
+    """The baselines of one chunk for the hour ``cutoff`` (one per metric), learned from the ``history_days``
+    days of history before it (from midnight UTC: slot 0 of a day), in the form cached: one query."""
+    days = history_days()
+    start = datetime.combine((cutoff - timedelta(days=days)).astimezone(UTC).date(), datetime.min.time(), UTC)
+    mats, uptime = load_matrices([int(i) for i in ids], start, int((cutoff - start) / WINDOW))
+    metrics = {
+        m.key: learn_baseline(prepare(m, mats[m.key], uptime), groups=groups).as_dict() for m in METRICS
+    }  # fmt: skip
+    return {
+        "format": BASELINE_FORMAT, "cutoff": cutoff.isoformat(), "days": days, "ids": ids, "groups": groups,
+        "metrics": metrics,
+    }  # fmt: skip
+
+
+def _fits(entry, ids: np.ndarray, groups: np.ndarray, cutoff: datetime) -> bool:
+    """An entry serves only the hour, the history setting, the miners and the peer groups it was learned for: a
+    miner added, deleted or moved to another site or model makes its chunk's entry stale."""
+    return (
+        isinstance(entry, dict)
+        and entry.get("format") == BASELINE_FORMAT
+        and entry.get("cutoff") == cutoff.isoformat()
+        and entry.get("days") == history_days()
+        and np.array_equal(entry.get("ids"), ids)
+        and np.array_equal(entry.get("groups"), groups)
+    )
+
+
+def chunk_baseline(chunk: list[tuple], *, cutoff: datetime, store: _BaselineCache) -> tuple[dict, bool]:
+    """(the chunk's baselines for the hour ``cutoff``, whether they came from the cache): cached when an entry
+    fits, else learned from the database now and stored. Learned or cached, the arrays are the same, so losing
+    the cache loses time, never alerts."""
+    ids, groups, key = _identity(chunk, cutoff)
+    entry = store.get(key)
+    if _fits(entry, ids, groups, cutoff):
+        return entry, True
+    entry = learn_chunk_baseline(ids, groups, cutoff)
+    store.set(key, entry)
+    return entry, False
+
+
+def refresh_baselines(*, cutoff: datetime | None = None) -> dict:
+    """Learn and store every chunk's baselines for the hour ``cutoff`` (default: the newest hour boundary the
+    history reaches, whose baseline the scans of the next hour need), leaving the chunks already stored. Without a
+    cache it learns nothing (the scans learn their own)."""
+    import time
+
+    t0 = time.perf_counter()
+    if cutoff is None:
+        _marker, end = _marker_and_end()
+        if end is None:
+            return {"skipped": True, "reason": "no history"}
+        cutoff = _floor_hour(end)
+    store = _BaselineCache()
+    out = {"baseline_hour": cutoff.isoformat(), "miners": 0, "chunks_learned": 0, "chunks_cached": 0}
+    for chunk in miner_chunks():
+        ids, groups, key = _identity(chunk, cutoff)
+        entry = store.get(key)
+        if store.down:
+            return {**out, "skipped": True, "reason": "cache unavailable"}
+        if _fits(entry, ids, groups, cutoff):
+            out["chunks_cached"] += 1
+        else:
+            store.set(key, learn_chunk_baseline(ids, groups, cutoff))
+            out["chunks_learned"] += 1
+        out["miners"] += len(chunk)
+    out["seconds"] = round(time.perf_counter() - t0, 3)
+    logger.info("anomaly baselines", extra={"anomaly_baselines": out})
+    return out
+
+
+def _prepare_next_baselines(end: datetime, store: _BaselineCache) -> None:
+    """Queue the refresh of the next hour's baselines once (the first scan that finds the history past the next
+    hour boundary): it has the rest of the hour before the first scan that needs them."""
+    if store.down:
+        return
+    nxt = _floor_hour(end)
+    lock = f"lock:anomaly_baselines:{nxt:%Y%m%dT%H}"
+    try:
+        if not cache.add(lock, 1, BASELINE_TTL_S):
+            return
+    except Exception:
+        return
+    from intelligence.anomaly_tasks import anomaly_baselines_task
+
+    try:
+        anomaly_baselines_task.delay(cutoff=nxt.isoformat())
+    except Exception:
+        logger.warning("anomaly baselines not queued; the scans will learn them", exc_info=True)
+        with suppress(Exception):
+            cache.delete(lock)
 
 
 @transaction.atomic

@@ -105,7 +105,7 @@ def nanmedian(a: np.ndarray, axis: int = -1, keepdims: bool = False) -> np.ndarr
     return np.expand_dims(m, axis) if keepdims else m
 
 
-def _robust_scale(resid: np.ndarray, level: np.ndarray, rel_floor: float, abs_floor: float) -> np.ndarray:
+def robust_scale(resid: np.ndarray, level: np.ndarray, rel_floor: float, abs_floor: float) -> np.ndarray:
     """1.4826 × MAD of each row's residuals, floored at rel_floor × |level| + abs_floor, so a flat series (a miner
     whose reading never moves) does not turn a rounding step into an infinite score."""
     with np.errstate(all="ignore"):
@@ -155,7 +155,7 @@ def mad_scores(
             expected = np.repeat(nanmedian(a, axis=1, keepdims=True), n, axis=1)
         resid = a - expected
         level = nanmedian(np.abs(a), axis=1, keepdims=True)
-        scale = _robust_scale(resid, level, rel_floor, abs_floor)
+        scale = robust_scale(resid, level, rel_floor, abs_floor)
         z = (resid - nanmedian(resid, axis=1, keepdims=True)) / scale
     return Scores(z=z, expected=expected, detector="mad_seasonal" if period else "mad", seasonal=bool(period))
 
@@ -192,7 +192,7 @@ def seasonal_baseline(
         resid = a - scores.expected
         level = nanmedian(np.abs(a), axis=1, keepdims=True)
         center = nanmedian(resid, axis=1, keepdims=True)
-        scale = _robust_scale(resid, level, rel_floor, abs_floor)
+        scale = robust_scale(resid, level, rel_floor, abs_floor)
     return Baseline(profile=slot, center=np.nan_to_num(center), scale=scale, period=period)
 
 
@@ -257,7 +257,7 @@ def stl_scores(
     with np.errstate(all="ignore"):
         resid = a - expected
         level = nanmedian(np.abs(a), axis=1, keepdims=True)
-        scale = _robust_scale(resid, level, rel_floor, abs_floor)
+        scale = robust_scale(resid, level, rel_floor, abs_floor)
         z = (resid - nanmedian(resid, axis=1, keepdims=True)) / scale
     return Scores(z=z, expected=expected, detector="stl", seasonal=True)
 

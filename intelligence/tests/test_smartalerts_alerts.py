@@ -151,10 +151,18 @@ def test_the_hashrate_anomaly_is_the_anomaly_scans():
     assert smart_alerts.HASHRATE_ANOMALY in anomaly_scan.ALERT_TYPES
 
 
-def test_every_message_has_a_form_for_the_catalogue():
-    """The lines for telemetry.alert_messages.CATALOG (notes/revenue-shared.md) are these, in %(name)s form."""
+@pytest.mark.parametrize("msg_id", sorted(smart_alerts.MESSAGES))
+def test_the_catalogue_reads_exactly_like_the_stored_english(msg_id):
+    """Once the lines of notes/revenue-shared.md are in telemetry.alert_messages.CATALOG, pages translate these
+    alerts; until then they show the stored English (an id missing from the catalogue is skipped here)."""
     import re
 
-    for msg_id, text in smart_alerts.MESSAGES.items():
-        names = set(re.findall(r"{(\w+)}", text))
-        assert names and msg_id.startswith(("forecast_error_", "roi_down_"))
+    from django.utils import translation
+
+    if msg_id not in alert_messages.CATALOG:
+        pytest.skip("not in telemetry.alert_messages.CATALOG yet (notes/revenue-shared.md)")
+    english = smart_alerts.MESSAGES[msg_id]
+    params = dict.fromkeys(re.findall(r"{(\w+)}", english), "7")
+    with translation.override("en"):
+        assert str(alert_messages.CATALOG[msg_id]) == re.sub(r"\{(\w+)\}", r"%(\1)s", english.replace("%", "%%"))
+        assert alert_messages.render(msg_id, params) == english.format(**params)

@@ -148,3 +148,30 @@ def training_request(*, target: str, algorithm: str = "", actor=None) -> tuple[F
             )
         )
     return model, task_id
+
+
+@job("intelligence.train_upload", priority=1)
+def _train_upload(ctx, model_id: int) -> dict:
+    from hashinsight.events.models import JobRun
+    from intelligence.uploaded_series import upload_train
+
+    def progress(done: int, total: int) -> None:
+        # the run's row shows how far the backtest is while it runs (the wrapper saves the final counts)
+        ctx.run.processed = done
+        JobRun.objects.filter(pk=ctx.run.pk).update(processed=done, result={"progress": round(done / total, 3)})
+
+    model = upload_train(model_id=model_id, progress=progress)
+    ok = model.status == ForecastModel.Status.CANDIDATE
+    ctx.count(succeeded=int(ok), failed=int(not ok))
+    return {"model_id": model.pk, "subject": model.subject, "algorithm": model.algorithm, "status": model.status,
+            "progress": 1.0, "error": model.error[:500]}  # fmt: skip
+
+
+@shared_task(name="intelligence.train_upload", bind=True, acks_late=True, ignore_result=True,
+             autoretry_for=(OSError,), retry_backoff=True, retry_jitter=True, max_retries=3,
+             soft_time_limit=TRAIN_SOFT_LIMIT_S, time_limit=TRAIN_HARD_LIMIT_S)  # fmt: skip
+def train_upload(self, model_id: int, trigger: str = "manual") -> dict:
+    """Train (backtest next to naive) a model registered on an uploaded series; a model no longer TRAINING is left
+    as it is, so a redelivered job changes nothing."""
+    return _train_upload(int(model_id), trigger=trigger, task_id=self.request.id or "",
+                         retries=self.request.retries or 0)  # fmt: skip

@@ -255,16 +255,99 @@ class ForecastModelViewSet(
 # --- POST /api/v1/training-jobs ------------------------------------------------------------------------------------
 
 
+class UploadTrainingSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    name = serializers.CharField(max_length=120)
+    unit = serializers.CharField(max_length=24, required=False, allow_blank=True, default="")
+    algorithm = serializers.ChoiceField(
+        choices=[(a, a) for a in ("xgboost", "prophet", "naive")], required=False, default="xgboost"
+    )
+    horizon = serializers.IntegerField(min_value=1, max_value=365, required=False, default=24)
+    interval_minutes = serializers.IntegerField(min_value=1, max_value=10080, required=False, allow_null=True,
+                                                default=None)  # fmt: skip
+
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # 200,000 rows of "2026-01-01T00:00:00Z,123.456" are about 6 MB
+
+
+def _training_job_json(model: ForecastModel, runs: dict, uploads: dict) -> dict:
+    """A training job as the list shows it: the registry row, its upload (if any) and its run's progress."""
+    run = runs.get(model.pk)
+    upload = uploads.get(model.subject)
+    if model.status != ForecastModel.Status.TRAINING:
+        progress = 1.0
+    elif run is None:
+        progress = 0.0  # queued, not started
+    else:
+        progress = (run.result or {}).get("progress", 0.0)
+    return {
+        "model": ForecastModelSerializer(model).data,
+        "upload": None if upload is None else {
+            "id": upload.pk, "name": upload.name, "unit": upload.unit, "rows": upload.rows,
+            "interval_minutes": upload.interval_minutes, "created_at": upload.created_at.isoformat(),
+        },
+        "job": None if run is None else {
+            "id": run.pk, "task_id": run.task_id, "status": run.status, "processed": run.processed,
+            "started_at": run.started_at.isoformat() if run.started_at else None,
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        },
+        "status": model.status,
+        "progress": progress,
+    }  # fmt: skip
+
+
 class TrainingJobView(CsvCapableAPIView):
-    """Queue the training of a network target's model (owners and admins). Answers 202 at once with the new
-    registry row (status ``training`` until the job ends: ``candidate`` or ``failed``, with its backtest) and the
-    job's task id; the run is listed by ``/api/v1/jobs?job_type=intelligence.train_models``."""
+    """``POST`` with JSON ``{target, algorithm}``: queue the training of a network target's model (owners and
+    admins). ``POST`` multipart with a CSV ``file`` (``ts,value``; ISO-8601 UTC; one regular step, detected or
+    ``interval_minutes``; at most 200,000 rows) and ``name``, ``unit``, ``algorithm`` (xgboost, prophet, naive),
+    ``horizon`` (steps): store the series and queue its model's training (any AI writer; a bad row is a 400 naming
+    the row and why, and nothing is stored). Both answer 202 at once with the registry row (status ``training``
+    until the job ends: ``candidate`` or ``failed``, with its backtest next to naive) and the job's task id.
+
+    ``GET``: the training jobs the caller may follow (owners and admins: all; anyone else: those of their own
+    uploads), newest first, each with its status and progress (``?status=training`` for the running ones)."""
 
     module = Module.AI
     permission_classes = [ModuleAccess]
 
+    def get_parsers(self):
+        from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+
+        return [JSONParser(), MultiPartParser(), FormParser()]
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT}, tags=["forecast"])
+    def get(self, request):
+        from hashinsight.events.models import JobRun
+        from intelligence.models import UploadedSeries
+        from intelligence.uploaded_series import TASK_PREFIX, training_models
+
+        qs = training_models(user=request.user).order_by("-created_at", "-pk")
+        wanted = request.query_params.get("status")
+        if wanted:
+            if wanted not in ForecastModel.Status.values:
+                from hashinsight.core.errors import DomainError
+
+                raise DomainError("invalid_filter", f"status is one of {', '.join(ForecastModel.Status.values)}.",
+                                  details={"field": "status"})  # fmt: skip
+            qs = qs.filter(status=wanted)
+        models = list(qs[:200])
+        ids = [m.pk for m in models]
+        runs = {}
+        for run in JobRun.objects.filter(job_type="intelligence.train_upload", task_id__startswith=TASK_PREFIX):
+            model_id = int(run.task_id[len(TASK_PREFIX) :].split("-", 1)[0])
+            if model_id in ids and (model_id not in runs or run.created_at > runs[model_id].created_at):
+                runs[model_id] = run
+        subjects = [m.subject for m in models if m.subject.startswith("upload:")]
+        uploads = {
+            f"upload:{u.pk}": u
+            for u in UploadedSeries.objects.filter(pk__in=[int(s.split(":", 1)[1]) for s in subjects])
+        }
+        return Response({"count": len(models), "results": [_training_job_json(m, runs, uploads) for m in models]})
+
     @extend_schema(request=TrainingRequestSerializer, responses={202: OpenApiTypes.OBJECT}, tags=["forecast"])
     def post(self, request):
+        if "file" in request.FILES:  # a form without a file is the network request sent as a form
+            return self._upload(request)
         _registry_writer(request.user)
         body = TrainingRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -283,3 +366,30 @@ class TrainingJobView(CsvCapableAPIView):
             },
             status=status.HTTP_202_ACCEPTED,
         )
+
+    def _upload(self, request):
+        from hashinsight.core.errors import DomainError
+        from intelligence.uploaded_series import series_upload
+
+        body = UploadTrainingSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        if data["file"].size > MAX_UPLOAD_BYTES:
+            raise DomainError("file_too_large", f"The file is over {MAX_UPLOAD_BYTES // (1024 * 1024)} MB.",
+                              details={"field": "file"})  # fmt: skip
+        series, model, task_id = series_upload(
+            owner=request.user, data=data["file"].read(), name=data["name"], unit=data["unit"],
+            algorithm=data["algorithm"], horizon=data["horizon"], interval_minutes=data["interval_minutes"],
+        )  # fmt: skip
+        return Response(
+            {
+                "model": ForecastModelSerializer(model).data,
+                "upload": {"id": series.pk, "name": series.name, "unit": series.unit, "rows": series.rows,
+                           "interval_minutes": series.interval_minutes, "sha256": series.sha256},
+                "task_id": task_id,
+                "job_type": "intelligence.train_upload",
+                "status_url": "/api/v1/training-jobs",
+                "jobs_url": f"/api/v1/jobs?task_id={task_id}",
+            },
+            status=status.HTTP_202_ACCEPTED,
+        )  # fmt: skip

@@ -192,3 +192,25 @@ def test_a_site_owner_reads_its_site_and_not_the_other(farm, stored):
     csv = c.get(f"/forecasts/csv?target=revenue&subject={stored['site_a']}")
     assert csv.status_code == 200
     assert len(b"".join(csv.streaming_content).decode("utf-8-sig").splitlines()) == 31
+
+
+# The rows proposed for hashinsight/tests/test_permission_matrix.py (notes/revenue-shared.md), checked here.
+READERS = ["owner", "admin", "siteowner_a", "siteowner_b_ro", "client_x", "customer", "guest"]
+MATRIX = {
+    "/forecasts/?target=revenue&subject=site:{site_a}": (200, 200, 200, 404, 404, 404, 403),
+    "/forecasts/?target=revenue&subject=customer:{client_x}": (200, 200, 200, 200, 200, 404, 403),
+    "/forecasts/csv?target=revenue&subject=site:{site_a}": (200, 200, 200, 404, 404, 404, 403),
+}
+
+
+@pytest.mark.parametrize("url", sorted(MATRIX))
+def test_the_permission_matrix_rows(farm, market, url):
+    c = Client()
+    path = url.format(site_a=farm.site_a.pk, client_x=farm.client_x.pk)
+    got = []
+    for reader in READERS:
+        c.force_login(farm.users[reader])
+        got.append(c.get(path).status_code)
+    assert tuple(got) == MATRIX[url]
+    c.logout()
+    assert c.get(path).status_code == 302  # anonymous: to the login page

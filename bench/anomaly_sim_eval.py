@@ -1,12 +1,15 @@
-"""The anomaly scan's own decision (intelligence.anomaly_scan.score_latest, as the 5-minute job runs it) scored
-against the miner simulator's injected faults (ground truth), in process, with no network and no database.
+"""The anomaly scan's own decision (intelligence.anomaly_scan: learn_baseline hourly, score_hour every 5 minutes,
+as the job runs them) scored against the miner simulator's injected faults (ground truth), in process, with no
+network and no database.
 
 ``--miners`` simulated miners (edge/simulator: SimMiner, a faults plan, the ground-truth records) are stepped on a
 manual clock for ``--days`` days; each 5-minute window gets ``--samples`` readings, aggregated as the rollup does
 (average hashrate, chip temperature and power over the samples that answered; uptime = share hashing). Faults are
 injected on the last day only (one per picked miner, 1–3 h, all six kinds). The scan is then replayed every
-5 minutes over the last day: each run scores the newest hour of every miner against the history before it and
-opens, keeps or resolves an alert per miner and metric exactly as the job does. An alert episode (open → resolved)
+5 minutes over the last day: each run scores the newest hour of every miner against the baseline learned from the
+history before the last hour boundary at or before that hour (``learn_baseline``, once per hour, as the job keeps
+it in the cache; ``score_hour``) and opens, keeps or resolves an alert per miner and metric exactly as the job
+does. An alert episode (open → resolved)
 is true when its miner has an injected fault overlapping it (the episode covers the hour before its first run;
 the fault's end + 30 min allowed for cool-down).
 
@@ -114,8 +117,16 @@ def replay(mats, uptime, groups, days: int) -> list[Episode]:
     for metric in scan.METRICS:
         values = scan.prepare(metric, mats[metric.key], uptime)
         open_: dict[int, Episode] = {}
+        baselines: dict[int, scan.MetricBaseline] = {}  # per hour boundary, as the job's cache keeps them
         for end in range((days - 1) * 288 + 1, n + 1):
-            result = scan.score_latest(values[:, :end], direction=metric.direction, groups=groups)
+            start = end - scan.HOUR_WINDOWS
+            cutoff = start - start % scan.HOUR_WINDOWS
+            if cutoff not in baselines:
+                baselines[cutoff] = scan.learn_baseline(values[:, :cutoff], groups=groups)
+            result = scan.score_hour(
+                baselines[cutoff], values[:, start:end], first_slot=start % scan.DAILY_PERIOD_5MIN,
+                direction=metric.direction, groups=groups,
+            )  # fmt: skip
             holds, clears = result.holds(), result.clears()
             for i in np.flatnonzero(holds):
                 score = float(result.score[i])

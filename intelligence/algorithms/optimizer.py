@@ -27,8 +27,12 @@ against an enumeration of every individual miner's on/off schedule). Miners swit
 horizon are given in ``initial_on`` as a :class:`GroupState` (its recent starts and stops) and may not switch
 back until their minimum on/off time is over; the others may switch at ``t = 0``.
 
-CBC always runs with a time limit and a relative gap; the plan reports the gap CBC reached. A
-malformed or infeasible input raises :class:`PlanError` with a code and the constraint's name.
+CBC always runs with a time limit and a relative gap; the plan reports the gap CBC reached. When steps are
+coupled (a ramp limit, min on/off), CBC alone may find no schedule at all for a week in its time limit, so it
+starts from the LP relaxation rounded step by step into a schedule that meets every constraint (``_round``);
+``SolverReport.method`` says whether CBC's search or that start was returned, and the gap is measured against
+CBC's bound or the relaxation's. A malformed or infeasible input raises :class:`PlanError` with a code and the
+constraint's name.
 """
 
 from __future__ import annotations
@@ -54,6 +58,11 @@ DEFAULT_GAP_REL = 1e-3  # 0.1 % of the plan's profit
 # in about 1.5 CPU-seconds. They cost the easy plans nothing measurable.
 CBC_OPTIONS = ["divingSome on", "rens on"]
 CENT = Decimal("0.01")
+# Coupled steps: the rounded relaxation is improved at most ROUNDING_PASSES times within ROUNDING_SHARE of the
+# time limit; CBC's run from it gets what the limit leaves, but at least MIN_SOLVE_S (to read the start).
+ROUNDING_PASSES = 4
+ROUNDING_SHARE = 0.6
+MIN_SOLVE_S = 0.5
 
 
 class PlanError(ValueError):
@@ -234,6 +243,12 @@ class SolverReport:
     time_limit_s: float
     variables: int
     constraints: int
+    objective: float | None = None  # CBC's objective for the returned schedule (USD, before cent rounding)
+    bound: float | None = None  # CBC's best bound: no schedule earns more (the gap is measured against it)
+    # "milp": CBC alone; "milp_from_start": CBC started from the rounded relaxation (and kept it or found
+    # better); "rounded_lp": CBC gave nothing back in the time limit, the start is returned against the LP bound.
+    method: str = "milp"
+    relaxations: int = 0  # LP relaxations solved to build the start
 
 
 @dataclass(frozen=True)
@@ -272,6 +287,7 @@ class CurtailmentPlan:
                 "solve_s": round(s.solve_s, 4), "solve_cpu_s": s.solve_cpu_s, "gap_rel": s.gap_rel,
                 "gap_rel_limit": s.gap_rel_limit,
                 "time_limit_s": s.time_limit_s, "variables": s.variables, "constraints": s.constraints,
+                "objective": s.objective, "bound": s.bound, "method": s.method, "relaxations": s.relaxations,
             },
         }  # fmt: skip
 
@@ -563,10 +579,7 @@ def plan_curtailment(
         initial_on=initial_on, step_hours=step_hours, allow_negative_prices=allow_negative_prices,
     )  # fmt: skip
     margins = _margins(site, x)
-    result = _solve(site, x, margins, time_limit_s=time_limit_s, gap_rel=gap_rel)
-    if result is None:
-        _diagnose(site, x, margins, time_limit_s=time_limit_s)
-    on, report = result
+    on, report = _plan(site, x, margins, time_limit_s=time_limit_s, gap_rel=gap_rel, started=started)
     report = SolverReport(**{**report.__dict__, "runtime_s": time.perf_counter() - started})
     counts = np.array([g.count for g in site.groups])
     all_on = np.repeat(counts[:, None], x.steps, axis=1)
@@ -581,6 +594,186 @@ def plan_curtailment(
         threshold=figures(site, x, threshold, "threshold"),
         solver=report,
     )
+
+
+def _coupled(x: _Inputs) -> bool:
+    """Whether one step's choice constrains the next (ramp, min on/off): else every step is its own problem."""
+    return x.ramp is not None or x.min_on > 1 or x.min_off > 1 or bool(x.carry_up.any() or x.carry_down.any())
+
+
+def _plan(
+    site: SiteModel, x: _Inputs, margins: np.ndarray, *, time_limit_s: float, gap_rel: float, started: float
+) -> tuple[np.ndarray, SolverReport]:
+    """CBC on the whole horizon; when steps are coupled, it starts from the LP relaxation rounded into a
+    schedule that meets every constraint (``_round``). Alone, CBC found no schedule for a week with a ramp
+    limit, min on/off 2 h and contract priorities within 10 s (bench/optimizer.py, "hard"); from the start
+    it only has to improve one, and the relaxation's optimum bounds what any schedule can earn."""
+    if not _coupled(x):
+        result = _solve(site, x, margins, time_limit_s=time_limit_s, gap_rel=gap_rel)
+        if result is None:
+            _diagnose(site, x, margins, time_limit_s=time_limit_s)
+        return result
+    deadline = started + time_limit_s
+    model = _build(site, x, margins)
+    pass_start = time.perf_counter()
+    limit = max(time_limit_s, MIN_SOLVE_S)  # an LP: it finishes long before (its time is counted below)
+    relaxed = _solve(site, x, margins, time_limit_s=limit, gap_rel=gap_rel, model=model, relax=True)
+    pass_s = time.perf_counter() - pass_start  # one CBC run's overhead: writing the model, reading the answer
+    if relaxed is None:  # not even the relaxation is feasible: neither is the plan
+        _diagnose(site, x, margins, time_limit_s=time_limit_s)
+    lp, lp_report = relaxed
+    start = _round(site, x, margins, lp)
+    cpu_lp, wall_lp, relaxations = lp_report.solve_cpu_s, lp_report.solve_s, 1
+    # The relaxation cuts a priority level by fractions that no schedule can follow, so its rounding loses
+    # ~3 % on the hard week; fixing each level's curtail/not decision to the rounded schedule's and solving
+    # the relaxation again gives counts that round almost without loss (2.7 % → 0.8 % below the bound).
+    for _ in range(ROUNDING_PASSES if model.cuts else 0):
+        if start is None or time.perf_counter() + pass_s > started + ROUNDING_SHARE * time_limit_s:
+            break
+        for level, ys in model.cuts:
+            for t, y in enumerate(ys):
+                y.lowBound = y.upBound = int(any(start[i, t] < site.groups[i].count for i in level))
+        try:
+            limit = max(deadline - time.perf_counter(), MIN_SOLVE_S)
+            again = _solve(site, x, margins, time_limit_s=limit, gap_rel=gap_rel, model=model, relax=True)
+        finally:
+            for _, ys in model.cuts:
+                for y in ys:
+                    y.lowBound, y.upBound = 0, 1
+        if again is None:
+            break
+        cpu_lp, wall_lp, relaxations = _add(cpu_lp, again[1].solve_cpu_s), wall_lp + again[1].solve_s, relaxations + 1
+        better = _round(site, x, margins, again[0])
+        if better is None or float((margins * better).sum()) <= float((margins * start).sum()) + 1e-6:
+            break
+        start = better
+    remaining = deadline - time.perf_counter() - pass_s
+    result = None
+    if start is None or remaining >= MIN_SOLVE_S:  # else CBC could not even read the start in time
+        try:
+            limit = max(remaining, MIN_SOLVE_S)
+            result = _solve(site, x, margins, time_limit_s=limit, gap_rel=gap_rel, model=model, start=start)
+        except PlanError:
+            if start is None:
+                raise
+    if result is None and start is None:
+        _diagnose(site, x, margins, time_limit_s=time_limit_s)
+    if start is not None:
+        start_value = float((margins * start).sum())
+    if result is not None:
+        on, report = result
+        report = SolverReport(
+            **{**report.__dict__, "solve_cpu_s": _add(report.solve_cpu_s, cpu_lp), "solve_s": report.solve_s + wall_lp,
+               "relaxations": relaxations}
+        )  # fmt: skip
+        if start is None:
+            return on, report
+        if float((margins * on).sum()) >= start_value - 1e-9 and not violations(site, x, on):
+            return on, SolverReport(**{**report.__dict__, "method": "milp_from_start"})
+        bound = report.bound  # CBC returned something worse than its start (not expected): keep the start
+    else:  # no time left for CBC, or it gave nothing back: the start, measured against the LP bound
+        report = SolverReport(
+            status="Stopped on time limit (the rounded relaxation; no time for CBC's search)", optimal=False,
+            runtime_s=0.0, solve_s=wall_lp, solve_cpu_s=cpu_lp,
+            gap_rel=None, gap_rel_limit=gap_rel, time_limit_s=time_limit_s, variables=lp_report.variables,
+            constraints=lp_report.constraints, relaxations=relaxations,
+        )  # fmt: skip
+        bound = None
+    if bound is None or (lp_report.objective is not None and lp_report.objective < bound):
+        bound = lp_report.objective
+    gap = None if bound is None else max(bound - start_value, 0.0) / max(abs(start_value), 1e-9)
+    return start, SolverReport(
+        **{**report.__dict__, "method": "rounded_lp", "objective": start_value, "bound": bound, "gap_rel": gap,
+           "optimal": gap is not None and gap <= gap_rel}
+    )  # fmt: skip
+
+
+def _add(a: float | None, b: float | None) -> float | None:
+    return None if a is None and b is None else (a or 0.0) + (b or 0.0)
+
+
+def _envelope(x: _Inputs, slack_kw: float) -> np.ndarray:
+    """The most the site may draw in each step and still ramp down to every later cap in time, at the ramp
+    limit less ``slack_kw`` (whole miners overshoot a kW target by less than one miner's draw)."""
+    out = x.cap.copy()
+    if x.ramp is not None:
+        for t in range(x.steps - 2, -1, -1):
+            out[t] = min(out[t], out[t + 1] + max(x.ramp - slack_kw, 0.0))
+    return out
+
+
+def _round(site: SiteModel, x: _Inputs, margins: np.ndarray, target: np.ndarray) -> np.ndarray | None:
+    """A schedule near ``target`` (the LP relaxation's on-counts) that meets every constraint, made step by
+    step: stops first (lowest contract priority, then least profitable, first; as many as the ramp and the
+    caps ahead need), then starts (highest priority, most profitable first). A start is allowed only where
+    the site's load stays under every cap within the coming min-on time, reachable at the ramp limit; so a
+    miner that may not stop yet never has to. None when some step cannot be met (then CBC is on its own).
+    Every schedule it returns passes ``violations``."""
+    n = len(site.groups)
+    kw = np.array([g.kw_each for g in site.groups])
+    count = np.array([g.count for g in site.groups])
+    firm = np.array([g.firm_count for g in site.groups])
+    prio = np.array([g.priority for g in site.groups])
+    zones = [(np.array([g.zone == z for g in site.groups]), float(c)) for z, c in site.zone_capacity_kw.items()]
+    ramp = math.inf if x.ramp is None else float(x.ramp)
+    env = _envelope(x, float(kw.max()))
+    safe = np.array([env[t : t + x.min_on].min() for t in range(x.steps)])
+    on = np.zeros((n, x.steps), dtype=int)
+    up, down = np.zeros_like(on), np.zeros_like(on)
+    prev = x.initial.astype(int)
+
+    def may_stop(v: np.ndarray, i: int) -> bool:  # priority: only when every lower one is down to its firm count
+        lower = prio < prio[i]
+        return bool((v[lower] <= firm[lower]).all())
+
+    for t in range(x.steps):
+        young = x.carry_up[:, t] + up[:, max(0, t - x.min_on + 1) : t].sum(axis=1)
+        rested = x.carry_down[:, t] + down[:, max(0, t - x.min_off + 1) : t].sum(axis=1)
+        lo, hi = np.maximum(firm, young), count - rested
+        want = np.clip(np.rint(target[:, t]).astype(int), lo, hi)
+        v = prev.copy()
+        before = float(kw @ prev)
+        ceiling = min(env[t], before + ramp)
+
+        stop_order = sorted(range(n), key=lambda i: (prio[i], margins[i, t]))
+        for i in stop_order:  # the stops the target asks for, within the ramp
+            k = v[i] - want[i]
+            if math.isfinite(ramp):
+                k = min(k, int((float(kw @ v) - before + ramp) // kw[i] + 1e-9))
+            if k > 0 and may_stop(v, i):
+                v[i] -= k
+        for i in stop_order:  # the stops the cap (and the caps ahead) need
+            excess = float(kw @ v) - ceiling
+            if excess <= 1e-9:
+                break
+            k = min(v[i] - lo[i], math.ceil(excess / kw[i] - 1e-9))
+            if k > 0 and may_stop(v, i):
+                v[i] -= k
+        for mask, zcap in zones:
+            for i in stop_order:
+                excess = float(kw[mask] @ v[mask]) - zcap
+                if excess <= 1e-9:
+                    break
+                k = min(v[i] - lo[i], math.ceil(excess / kw[i] - 1e-9)) if mask[i] else 0
+                if k > 0 and may_stop(v, i):
+                    v[i] -= k
+        room = min(ceiling, safe[t]) - float(kw @ v)
+        room = room if math.isfinite(room) else float(kw @ count)
+        for i in sorted(range(n), key=lambda i: (-prio[i], -margins[i, t])):
+            higher = prio > prio[i]
+            if want[i] <= v[i] or not (v[higher] >= count[higher]).all():
+                continue
+            k = min(want[i] - v[i], int(room // kw[i] + 1e-9))
+            for mask, zcap in zones:
+                if mask[i]:
+                    k = min(k, int((zcap - float(kw[mask] @ v[mask])) // kw[i] + 1e-9))
+            if k > 0:
+                v[i] += k
+                room -= k * kw[i]
+        on[:, t] = v
+        up[:, t], down[:, t] = np.maximum(v - prev, 0), np.maximum(prev - v, 0)
+        prev = v
+    return None if violations(site, x, on) else on
 
 
 _RELAXABLE = ("ramp_kw_per_hour", "min_on_hours", "min_off_hours", "zone_capacity_kw", "priority")
@@ -608,15 +801,18 @@ def _diagnose(site: SiteModel, x: _Inputs, margins: np.ndarray, *, time_limit_s:
     raise PlanError("infeasible", "cap_kw", "no schedule meets the caps with these constraints")
 
 
-def _solve(
-    site: SiteModel,
-    x: _Inputs,
-    margins: np.ndarray,
-    *,
-    time_limit_s: float,
-    gap_rel: float,
-    drop: frozenset[str] = frozenset(),
-) -> tuple[np.ndarray, SolverReport] | None:
+@dataclass
+class _Model:
+    """The MILP as PuLP holds it, with the variables a start or a relaxation needs to reach."""
+
+    prob: object
+    on: list  # [group][step]
+    flows: list  # [(group, up[step], down[step])]
+    cuts: list  # [(level members, y[step])]
+    integers: list
+
+
+def _build(site: SiteModel, x: _Inputs, margins: np.ndarray, drop: frozenset[str] = frozenset()) -> _Model:
     import pulp
 
     groups, steps = site.groups, x.steps
@@ -625,6 +821,7 @@ def _solve(
         [prob.add_variable(f"on_{i}_{t}", g.firm_count, g.count, cat=pulp.LpInteger) for t in range(steps)]
         for i, g in enumerate(groups)
     ]
+    model = _Model(prob, on, [], [], [v for row in on for v in row])
     prob.setObjective(
         pulp.LpAffineExpression([(on[i][t], float(margins[i, t])) for i in range(len(groups)) for t in range(steps)])
     )
@@ -661,6 +858,7 @@ def _solve(
         for i, g in enumerate(groups):
             up = [prob.add_variable(f"up_{i}_{t}", 0, g.count) for t in range(steps)]
             down = [prob.add_variable(f"down_{i}_{t}", 0, g.count) for t in range(steps)]
+            model.flows.append((i, up, down))
             for t in range(steps):
                 prob.addConstraint(change(i, t) - up[t] + down[t] == 0, f"flow_{i}_{t}")
                 if min_on > 1 or carry_up[i, t]:  # started in the window (or before the horizon) stay on
@@ -675,13 +873,54 @@ def _solve(
         for p in levels[1:]:
             level = [i for i, g in enumerate(groups) if g.priority == p]
             lower = [i for i, g in enumerate(groups) if g.priority < p]
+            ys = []
             for t in range(steps):
                 y = prob.add_variable(f"cut_{p}_{t}".replace("-", "m"), 0, 1, cat=pulp.LpBinary)
+                ys.append(y)
                 for i in level:  # count − on ≤ count · y: a miner of level p is off only if y = 1
                     prob.addConstraint(-on[i][t] - groups[i].count * y <= -groups[i].count, f"lvl_{i}_{t}")
                 for i in lower:  # on ≤ firm + (count − firm)(1 − y): then every lower miner not firm is off
                     spare = groups[i].count - groups[i].firm_count
                     prob.addConstraint(on[i][t] + spare * y <= groups[i].count, f"low_{p}_{i}_{t}")
+            model.cuts.append((level, ys))
+            model.integers.extend(ys)
+    return model
+
+
+def _solve(
+    site: SiteModel,
+    x: _Inputs,
+    margins: np.ndarray,
+    *,
+    time_limit_s: float,
+    gap_rel: float,
+    drop: frozenset[str] = frozenset(),
+    model: _Model | None = None,
+    start: np.ndarray | None = None,
+    relax: bool = False,
+) -> tuple[np.ndarray, SolverReport] | None:
+    """CBC on the MILP (``model``, or one built here); None when it proves the constraints infeasible.
+    ``start``: a schedule that meets every constraint, handed to CBC as its first incumbent (a MIP start).
+    ``relax``: the LP relaxation instead (fractional on-counts; its optimum bounds every schedule's)."""
+    import pulp
+
+    model = model or _build(site, x, margins, drop)
+    prob, on = model.prob, model.on
+    groups, steps = site.groups, x.steps
+    for v in model.integers:
+        v.cat = pulp.LpContinuous if relax else pulp.LpInteger
+    if start is not None:
+        prev = np.concatenate([x.initial[:, None], start[:, :-1]], axis=1)
+        for i in range(len(groups)):
+            for t in range(steps):
+                on[i][t].setInitialValue(int(start[i, t]))
+        for i, up, down in model.flows:
+            for t in range(steps):
+                up[t].setInitialValue(max(0, int(start[i, t] - prev[i, t])))
+                down[t].setInitialValue(max(0, int(prev[i, t] - start[i, t])))
+        for level, ys in model.cuts:
+            for t, y in enumerate(ys):
+                y.setInitialValue(int(any(start[i, t] < groups[i].count for i in level)))
 
     with tempfile.TemporaryDirectory(prefix="optex-") as tmp:
         log = os.path.join(tmp, "cbc.log")
@@ -689,8 +928,9 @@ def _solve(
             # PuLP 3.3 warns that 4.0 moves the bundled CBC to an extra; we pin 3.3 and use the bundled one.
             warnings.simplefilter("ignore", DeprecationWarning)
             solver = pulp.PULP_CBC_CMD(
-                msg=False, timeLimit=time_limit_s, gapRel=gap_rel, logPath=log, keepFiles=False, options=CBC_OPTIONS
-            )
+                msg=False, timeLimit=time_limit_s, gapRel=gap_rel, logPath=log, keepFiles=False, options=CBC_OPTIONS,
+                warmStart=start is not None,
+            )  # fmt: skip
         solve_start = time.perf_counter()
         try:
             prob.solve(solver)
@@ -706,17 +946,19 @@ def _solve(
         raise PlanError(
             "solver_failed", "solver", f"CBC found no schedule within {time_limit_s} s ({pulp.LpStatus[prob.status]})"
         )
-    values = np.array([[round(on[i][t].value() or 0) for t in range(steps)] for i in range(len(groups))], dtype=int)
+    values = np.array([[on[i][t].value() or 0.0 for t in range(steps)] for i in range(len(groups))])
+    if not relax:
+        values = np.rint(values).astype(int)
     status_line = re.search(r"^Result - (.+)$", text, re.M)
     objective = re.search(r"^Objective value:\s+([-0-9.eE+]+)", text, re.M)
     bound = re.search(r"^(?:Upper|Lower) bound:\s+([-0-9.eE+]+)", text, re.M)
     gap = re.search(r"^Gap:\s+([-0-9.eE+]+)", text, re.M)  # printed to two decimals only: a fallback
     cpu = re.search(r"^Total time \(CPU seconds\):\s+([0-9.eE+]+)", text, re.M)
     status = status_line.group(1).strip() if status_line else pulp.LpStatus[prob.status]
-    optimal = prob.sol_status == pulp.LpSolutionOptimal
+    value = float((margins * values).sum())
     report = SolverReport(
         status=status,
-        optimal=optimal,
+        optimal=prob.sol_status == pulp.LpSolutionOptimal,
         runtime_s=0.0,
         solve_s=solve_s,
         solve_cpu_s=float(cpu.group(1)) if cpu else None,
@@ -725,6 +967,8 @@ def _solve(
         time_limit_s=time_limit_s,
         variables=prob.numVariables(),
         constraints=prob.numConstraints(),
+        objective=value if relax or not objective else float(objective.group(1)),
+        bound=value if relax else (float(bound.group(1)) if bound else None),
     )
     return values, report
 

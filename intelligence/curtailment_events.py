@@ -837,7 +837,7 @@ def event_tick(now: datetime | None = None, *, limit: int = 200) -> dict:
     for pk in ids:
         with transaction.atomic():
             event = (
-                CurtailmentEvent.objects.select_for_update(skip_locked=True)
+                CurtailmentEvent.objects.select_for_update(skip_locked=True, of=("self",))
                 .filter(pk=pk, status__in=OPEN)
                 .select_related("created_by", "program__created_by")
                 .first()

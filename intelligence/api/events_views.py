@@ -24,7 +24,7 @@ from hashinsight.core.api.csv import CsvCapableAPIView
 from hashinsight.portal.tables import CsvColumn, csv_chunks, streamed_csv
 from intelligence import curtailment_events as events
 from intelligence import dr_webhook
-from intelligence.models import CurtailmentEvent, CurtailmentMode, CurtailmentPriority, DriftAction
+from intelligence.models import CurtailmentEvent, CurtailmentMode, CurtailmentPriority
 
 SORTS = {
     "starts": "starts_at", "created": "created_at", "id": "id", "site": "site__name", "status": "status",
@@ -38,7 +38,7 @@ class Pagination(LimitOffsetPagination):
 
 
 class ScopeSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=["site", "zone", "rack", "customer", "miners"])
+    kind = serializers.CharField(help_text="site | zone | rack | customer | miners")
     ids = serializers.ListField(child=serializers.JSONField(), help_text="zone/customer ids, rack names, serials")
 
 
@@ -46,10 +46,11 @@ class PreviewRequestSerializer(serializers.Serializer):
     """The request body (checked by ``intelligence.curtailment_events``; this is its documentation)."""
 
     site = serializers.IntegerField(help_text="site id")
-    mode = serializers.ChoiceField(choices=CurtailmentMode.choices, required=False, help_text="default: profile's")
+    # Text, not enums, in the request serializers: other components' "mode"/"priority" enums would collide.
+    mode = serializers.CharField(required=False, help_text="kw_reduction | full_stop; default: the profile's")
     scope = ScopeSerializer(required=False, help_text="default: the profile's, else the whole site")
     target_kw = serializers.DecimalField(max_digits=12, decimal_places=3, required=False)
-    priority = serializers.ChoiceField(choices=CurtailmentPriority.choices, required=False)
+    priority = serializers.CharField(required=False, help_text="normal | emergency")
     profile = serializers.IntegerField(required=False, help_text="a response profile of the site")
     soft = serializers.BooleanField(required=False, default=False, help_text="throttle instead of stopping")
     client_priority = serializers.JSONField(required=False, help_text='{"own"|client id: n or "firm"}')
@@ -61,7 +62,7 @@ class StartRequestSerializer(PreviewRequestSerializer):
     starts_at = serializers.DateTimeField(required=False, help_text="default now; at most 7 days ahead")
     min_duration_minutes = serializers.IntegerField(required=False, min_value=0)
     max_duration_minutes = serializers.IntegerField(required=False, min_value=1)
-    drift_action = serializers.ChoiceField(choices=DriftAction.choices, required=False)
+    drift_action = serializers.CharField(required=False, help_text="recurtail | flag")
     reason = serializers.CharField(required=False, allow_blank=True, max_length=300)
 
 
@@ -117,9 +118,9 @@ class EventPageSerializer(serializers.Serializer):
 
 class EventFilterSerializer(serializers.Serializer):
     site = serializers.IntegerField(required=False)
-    status = serializers.ChoiceField(choices=CurtailmentEvent.Status.choices, required=False)
-    source = serializers.ChoiceField(choices=CurtailmentEvent.Source.choices, required=False)
-    priority = serializers.ChoiceField(choices=CurtailmentPriority.choices, required=False)
+    status = serializers.ChoiceField(choices=CurtailmentEvent.Status.values, required=False)
+    source = serializers.ChoiceField(choices=CurtailmentEvent.Source.values, required=False)
+    priority = serializers.ChoiceField(choices=CurtailmentPriority.values, required=False)
     sort = serializers.ChoiceField(
         choices=[*SORTS, *(f"-{k}" for k in SORTS)], required=False, default="-starts", help_text="- for descending"
     )

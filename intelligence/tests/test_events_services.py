@@ -261,3 +261,14 @@ def test_a_miner_held_by_an_open_event_is_not_taken_again(site, clock):
     (held,) = first.miners.values_list("serial", flat=True)
     body = preview(site, mode="kw_reduction", target_kw=3)
     assert held not in serials(body) and body["available_kw"] == "13.750"
+
+
+def test_soft_start_asks_the_control_plane_to_throttle(site, clock):
+    event = events.event_start(actor=site.actor, site_id=site.site_a.pk, mode="kw_reduction", target_kw=1.5,
+                               soft=True)  # fmt: skip
+    (row,) = event.miners.all()
+    assert row.power_target_w == 1625 and row.kw_before == Decimal("3.250")
+    (command,) = event.commands.all()
+    assert command.params["mode"] == "soft" and Decimal(str(command.params["kw"])) == Decimal("1.625")
+    (target,) = command.targets.all()
+    assert target.action == {"action": "power_target", "power_w": 1625}

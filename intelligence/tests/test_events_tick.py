@@ -282,3 +282,46 @@ def test_failed_targets_and_refused_commands_fail_their_miners(site, clock):
     other.refresh_from_db()
     assert other.status == "failed" and set(other.miners.values_list("state", flat=True)) == {"failed"}
     assert CurtailmentEvent.objects.filter(status="failed").count() == 1
+
+
+def _confirmation_queries(event, miners, t0) -> int:
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    ack_all(event, t0)
+    events.event_tick(t0 + timedelta(seconds=1))
+    for m in miners:
+        live(m, t0 + timedelta(seconds=30), power_w=10.0, ths=0.0, status="idle")
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        locked = CurtailmentEvent.objects.select_for_update().get(pk=event.pk)
+        events._tick_event(locked, t0 + timedelta(seconds=31))
+    assert set(event.miners.values_list("state", flat=True)) == {"confirmed"}
+    return len(queries)
+
+
+def test_the_tick_reads_and_writes_in_bulk(site, clock):
+    """No N+1: confirming 15 miners costs the same queries as confirming 5."""
+    from hashinsight.tests.factories import MinerFactory
+
+    t0 = clock.now
+    small = start(site, restore_batch_size=50)
+    small_miners = [*site.s19s, site.s21_own, site.s21_x, site.s21_y]
+    big_miners = [m for (slug, _), m in site.miners.items() if slug == "site-b"]
+    big_miners += [MinerFactory(zone=site.zone_b, site=site.site_b) for _ in range(12)]
+    big = events.event_start(actor=site.users["owner"], site_id=site.site_b.pk, mode="full_stop",
+                             restore_batch_size=50)  # fmt: skip
+    assert big.miners.count() == 15
+    assert _confirmation_queries(small, small_miners, t0) == _confirmation_queries(big, big_miners, t0)
+
+
+def test_the_beat_job_records_its_run(site, clock):
+    from hashinsight.events.models import JobRun
+    from intelligence.events_tasks import curtailment_event_tick
+
+    event = start(site)
+    ack_all(event, clock.now)
+    curtailment_event_tick.delay()
+    run = JobRun.objects.get(job_type="curtailment_event_tick")
+    assert run.status == "success" and run.result["events"] == 1
+    event.refresh_from_db()
+    assert event.status == "active"

@@ -968,9 +968,16 @@ def _solve(
         variables=prob.numVariables(),
         constraints=prob.numConstraints(),
         objective=value if relax or not objective else float(objective.group(1)),
-        bound=value if relax else (float(bound.group(1)) if bound else None),
+        bound=value if relax else _bound(bound, objective, status),
     )
     return values, report
+
+
+def _bound(bound, objective, status: str) -> float | None:
+    """CBC's best bound; a proven optimum (no bound line printed) is its own bound."""
+    if bound:
+        return float(bound.group(1))
+    return float(objective.group(1)) if objective and status == "Optimal solution found" else None
 
 
 def _gap(objective, bound, printed, status: str) -> float | None:

@@ -448,7 +448,10 @@ def _moment(value, field: str) -> datetime:
         raise _bad("invalid", field, "is an ISO 8601 date and time")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-12:00 is past the last representable UTC moment
+        raise _bad("out_of_range", field, "is a date and time within the years 1–9999 UTC") from None
 
 
 @dataclass

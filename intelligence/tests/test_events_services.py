@@ -212,6 +212,7 @@ def test_refusals_change_nothing(site, clock):
         {"mode": "full_stop", "max_duration_minutes": 0},
         {"mode": "full_stop", "min_duration_minutes": 90, "max_duration_minutes": 60},
         {"mode": "full_stop", "starts_at": "yesterday"},
+        {"mode": "full_stop", "starts_at": "9999-12-31T23:59:59-12:00"},
         {"mode": "full_stop", "starts_at": (clock.now - timedelta(hours=1)).isoformat()},
         {"mode": "full_stop", "starts_at": (clock.now + timedelta(days=8)).isoformat()},
         {"mode": "full_stop", "max_duration_minutes": 7 * 24 * 60, "restore_batch_size": 1},

@@ -83,7 +83,7 @@ def decision_body(d) -> dict:
     }  # fmt: skip
 
 
-def _actions(decision) -> str:
+def actions_text(decision) -> str:
     return "; ".join(f"{a['group']} {a['from_on']}→{a['to_on']}" for a in (decision or {}).get("actions", []))
 
 
@@ -92,7 +92,7 @@ DECISION_CSV = [
     CsvColumn(_("Interval start (UTC)"), "interval_start"),
     CsvColumn(_("Last price (USD/MWh)"), "price_usd_per_mwh"),
     CsvColumn(_("Price used (USD/MWh)"), "decided_price_usd_per_mwh"),
-    CsvColumn(_("Moves (group from→to miners on)"), "decision", display=_actions),
+    CsvColumn(_("Moves (group from→to miners on)"), "decision", display=actions_text),
     CsvColumn(_("Decided (UTC)"), "created_at"),
 ]
 CSV_RESPONSE = OpenApiResponse(OpenApiTypes.STR, description="with ?format=csv: the same rows as a CSV file")

@@ -206,3 +206,17 @@ def test_the_beat_task_records_a_job_run(site):
     respond_realtime.delay()
     run = JobRun.objects.get(job_type="realtime_responder")
     assert run.status == JobRun.Status.SUCCESS and run.result["sites"][0]["site"] == site.site_a.pk
+
+
+def test_a_price_not_yet_published_is_never_used(site):
+    """The interval being decided (t0) already has a row (an upload ahead of time, a feed's preliminary figure): the
+    decision for t0 still uses only intervals that have ended, so it is what it would be without that row."""
+    enable(site)
+    history(site, site.t0, 0.5 * site.be19)
+    price(site, site.t0, 50 * site.be21)  # t0's own price, "known" before t0 ends
+    responder.respond_all(now=at(site, 0))
+    d = ResponderDecision.objects.get()
+    assert d.interval_start == site.t0 and d.decision["price_interval_start"].startswith(
+        (site.t0 - STEP).strftime("%Y-%m-%dT%H:%M")
+    )
+    assert d.decided_price_usd_per_mwh < Decimal(str(site.be19)) and not Command.objects.exists()

@@ -22,7 +22,7 @@ from hashinsight.core.errors import DomainError
 from hashinsight.portal.tables import Column, CsvColumn, ListFilterForm, ListPage
 from hashinsight.portal.views.common import module_required
 from intelligence import responder as service
-from intelligence.api.responder_views import _actions
+from intelligence.api.responder_views import actions_text
 from intelligence.models import RealtimeResponder, ResponderDecision
 from sites import selectors as site_selectors
 
@@ -87,8 +87,8 @@ class DecisionTable(ListPage):
         Column("interval", _("Interval (UTC)"), sort="interval_start"),
         Column("price", _("Last price (USD/MWh)"), sort="price_usd_per_mwh", numeric=True),
         Column("used", _("Price used (USD/MWh)"), sort="decided_price_usd_per_mwh", numeric=True),
-        Column("groups", _("Groups: breakeven (USD/MWh), miners on")),
-        Column("moves", _("Moves and held")),
+        Column("groups", _("Breakeven (USD/MWh), on")),
+        Column("moves", _("Moves")),
         Column("commands", _("Commands")),
     ]
     csv_columns = [
@@ -96,7 +96,7 @@ class DecisionTable(ListPage):
         CsvColumn(_("Interval start (UTC)"), "interval_start"),
         CsvColumn(_("Last price (USD/MWh)"), "price_usd_per_mwh"),
         CsvColumn(_("Price used (USD/MWh)"), "decided_price_usd_per_mwh"),
-        CsvColumn(_("Moves (group from→to miners on)"), "decision", display=_actions),
+        CsvColumn(_("Moves (group from→to miners on)"), "decision", display=actions_text),
         CsvColumn(_("Decided (UTC)"), "created_at"),
     ]
     filter_form = DecisionFilterForm

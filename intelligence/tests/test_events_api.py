@@ -251,3 +251,11 @@ def test_webhook_refused_when_its_owner_lost_the_site(api, site, program):
     r = post(api, program, {"event_id": "ERS-1", "action": "start"})
     assert r.status_code == 403 and r.json()["error_code"] == "program_not_authorised"
     assert not CurtailmentEvent.objects.exists()
+
+
+def test_webhook_is_throttled_per_programme_and_address(api, site, program, monkeypatch):
+    from intelligence.api.events_views import DRWebhookThrottle
+
+    monkeypatch.setattr(DRWebhookThrottle, "rate", "2/min", raising=False)
+    answers = [post(api, program, {"event_id": f"T-{i}", "action": "end"}).status_code for i in range(3)]
+    assert answers == [404, 404, 429]

@@ -264,12 +264,14 @@ def check_roi(*, last: date | None = None) -> dict:
     threshold = roi_drop_threshold()
     subjects = forecasting.revenue_subjects()
     main_site = _main_sites([int(s.partition(":")[2]) for s in subjects if s.startswith("customer:")])
-    items, checked = [], []
+    items, checked, undecided = [], [], set()
     for subject in subjects:
         try:
             change = profit_change(subject, last=last)
         except Exception as exc:  # one subject's odd data must not stop the others' alerts
             log.warning("roi check failed", extra={"subject": subject, "error": f"{type(exc).__name__}: {exc}"})
+            kind, _sep, ident = subject.partition(":")
+            undecided.add(f"{ident}:-:{ROI_DOWN}" if kind == "site" else f"customer:{ident}:-:{ROI_DOWN}")
             continue
         checked.append(change)
         pct = change["change_pct"]
@@ -290,7 +292,7 @@ def check_roi(*, last: date | None = None) -> dict:
                                       message=text, evidence=evidence, customer_id=int(ident),
                                       key=f"customer:{ident}:-:{ROI_DOWN}"))  # fmt: skip
     raised = services.alerts_raise(items)
-    keep = {i.dedupe_key for i in items}
+    keep = {i.dedupe_key for i in items} | undecided  # a subject that could not be checked keeps its open alert
     stale = [
         pk
         for pk, key in Alert.objects.filter(alert_type=ROI_DOWN)

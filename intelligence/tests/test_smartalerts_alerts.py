@@ -122,6 +122,23 @@ def test_profit_down_raises_per_site_and_client_names_the_factor_and_resolves(fa
     assert set(roi_alerts().values_list("status", flat=True)) == {Status.RESOLVED}
 
 
+def test_a_subject_that_cannot_be_checked_keeps_its_open_alert(farm, monkeypatch):
+    weeks_of_prices([100_000] * 14 + [60_000] * 14)
+    smart_alerts.check_roi(last=START + timedelta(days=20))
+    real = smart_alerts.profit_change
+    broken = f"site:{farm.site_a.pk}"
+
+    def flaky(subject, *, last):
+        if subject == broken:
+            raise ValueError("odd data")
+        return real(subject, last=last)
+
+    monkeypatch.setattr(smart_alerts, "profit_change", flaky)
+    out = smart_alerts.check_roi(last=START + timedelta(days=27))
+    assert out["resolved"] == 3
+    assert roi_alerts().get(site_id=farm.site_a.pk, customer=None).status == Status.OPEN
+
+
 def test_profit_up_raises_nothing_and_the_fleets_drift_is_recorded(farm):
     from django.core.cache import cache
 

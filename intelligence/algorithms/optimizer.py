@@ -782,7 +782,10 @@ _RELAXABLE = ("ramp_kw_per_hour", "min_on_hours", "min_off_hours", "zone_capacit
 def _diagnose(site: SiteModel, x: _Inputs, margins: np.ndarray, *, time_limit_s: float) -> None:
     """CBC found no schedule: name the first constraint family whose removal makes the plan feasible."""
     for name in _RELAXABLE:
-        relaxed = _solve(site, x, margins, time_limit_s=min(time_limit_s, 5.0), gap_rel=0.5, drop=frozenset({name}))
+        try:
+            relaxed = _solve(site, x, margins, time_limit_s=min(time_limit_s, 5.0), gap_rel=0.5, drop=frozenset({name}))
+        except PlanError:  # CBC settled nothing in its time: this family is not named, the plan is still infeasible
+            continue
         if relaxed is not None:
             message = f"no schedule meets {name} together with the caps and the other constraints"
             details: dict = {}

@@ -255,6 +255,20 @@ def parse_interval(raw) -> int | None:
     return raw
 
 
+def _parse_ts(ts) -> datetime | None:
+    """ISO-8601 as posted; the C parser first (Python 3.11 reads "Z" and offsets), Django's for the rest."""
+    if not isinstance(ts, str) or len(ts) > 40:
+        return None
+    try:
+        return datetime.fromisoformat(ts)
+    except ValueError:
+        pass
+    try:
+        return parse_datetime(ts)
+    except ValueError:  # well formed but not a date (month 13)
+        return None
+
+
 def parse_historical(raw, interval_minutes: int | None) -> tuple[np.ndarray, np.ndarray]:
     """The posted ``[{"ts", "power_kw"}]`` as sorted epoch seconds and kW; a 400 naming the point otherwise."""
     if not isinstance(raw, list):
@@ -269,10 +283,7 @@ def parse_historical(raw, interval_minutes: int | None) -> tuple[np.ndarray, np.
         if not isinstance(point, dict):
             raise _bad("invalid_historical_data", "historical_data", "Each point must be {ts, power_kw}.", index=i)
         ts = point.get("ts")
-        try:
-            parsed = parse_datetime(ts) if isinstance(ts, str) and len(ts) <= 40 else None
-        except ValueError:
-            parsed = None
+        parsed = _parse_ts(ts)
         if parsed is None:
             raise _bad("invalid_ts", "historical_data.ts", "ts must be an ISO-8601 date and time.", index=i)
         if parsed.tzinfo is None:

@@ -298,6 +298,12 @@ FORECAST_BACKTEST_REFIT_EVERY = env.int("FORECAST_BACKTEST_REFIT_EVERY", default
 FORECAST_NETWORK_REUSE_S = env.int("FORECAST_NETWORK_REUSE_S", default=3600)
 # The hourly refresh deletes stored forecasts older than this.
 FORECAST_KEEP_DAYS = env.int("FORECAST_KEEP_DAYS", default=30)
+# Smart alerts (intelligence.smart_alerts): a network forecast whose realised MAPE over at least
+# SMART_ALERT_FORECAST_MIN_DAYS days exceeds SMART_ALERT_FORECAST_MAPE_PCT; profit down more than
+# SMART_ALERT_ROI_DROP_PCT week on week.
+SMART_ALERT_FORECAST_MAPE_PCT = env.float("SMART_ALERT_FORECAST_MAPE_PCT", default=15.0)
+SMART_ALERT_FORECAST_MIN_DAYS = env.int("SMART_ALERT_FORECAST_MIN_DAYS", default=7)
+SMART_ALERT_ROI_DROP_PCT = env.float("SMART_ALERT_ROI_DROP_PCT", default=10.0)
 
 # --- Anomaly scan (intelligence/anomaly_scan.py): days of 5-minute history behind each miner's usual level ---
 INTELLIGENCE_ANOMALY_HISTORY_DAYS = env.int("INTELLIGENCE_ANOMALY_HISTORY_DAYS", default=2)
@@ -445,7 +451,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "hashinsight.core.api.errors.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"token_create": "20/hour", "edge_register": "30/hour"},
+    "DEFAULT_THROTTLE_RATES": {"token_create": "20/hour", "edge_register": "30/hour", "dr_webhook": "60/min"},
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {

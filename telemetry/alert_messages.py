@@ -77,6 +77,44 @@ CATALOG = {
         "Power %(value)s W over the last hour is %(pct)s %% below its usual %(expected)s W for this time of day "
         "(robust z %(score)s)."
     ),
+    # intelligence.smart_alerts (smart_alerts.MESSAGES): a network forecast that missed; profit down week on week
+    "forecast_error_btc_price": _(
+        "The BTC price forecast made on %(origin)s missed by %(mape)s %% (MAPE over %(days)s realised days), "
+        "above %(threshold)s %%."
+    ),
+    "forecast_error_difficulty": _(
+        "The difficulty forecast made on %(origin)s missed by %(mape)s %% (MAPE over %(days)s realised days), "
+        "above %(threshold)s %%."
+    ),
+    "forecast_error_hashprice": _(
+        "The hashprice forecast made on %(origin)s missed by %(mape)s %% (MAPE over %(days)s realised days), "
+        "above %(threshold)s %%."
+    ),
+    "roi_down_btc_price": _(
+        "Profit over the last %(days)s days (%(after)s USD) is %(pct)s %% below the %(days)s days before "
+        "(%(before)s USD); the biggest factor: BTC price (%(part)s USD)."
+    ),
+    "roi_down_difficulty": _(
+        "Profit over the last %(days)s days (%(after)s USD) is %(pct)s %% below the %(days)s days before "
+        "(%(before)s USD); the biggest factor: difficulty (%(part)s USD)."
+    ),
+    "roi_down_offline_rate": _(
+        "Profit over the last %(days)s days (%(after)s USD) is %(pct)s %% below the %(days)s days before "
+        "(%(before)s USD); the biggest factor: offline rate (%(part)s USD)."
+    ),
+    "roi_down_power_price": _(
+        "Profit over the last %(days)s days (%(after)s USD) is %(pct)s %% below the %(days)s days before "
+        "(%(before)s USD); the biggest factor: power price (%(part)s USD)."
+    ),
+    "roi_down_fees_residual": _(
+        "Profit over the last %(days)s days (%(after)s USD) is %(pct)s %% below the %(days)s days before "
+        "(%(before)s USD); the biggest factor: fees and the rest (%(part)s USD)."
+    ),
+    # intelligence.curtailment_events (drift_message): a miner hashing again during an event, drift action "flag"
+    "curtailment_drift": _(
+        "Miner %(serial)s resumed hashing during curtailment event #%(event)s (%(ths)s TH/s, %(watts)s W); "
+        "flagged, not curtailed again."
+    ),
 }
 
 

@@ -25,6 +25,11 @@ def alert_type_labels() -> dict:
         "anomaly_hashrate": _("Hashrate anomaly"),
         "anomaly_temperature": _("Chip temperature anomaly"),
         "anomaly_power": _("Power anomaly"),
+        # intelligence.smart_alerts: a network forecast that missed; profit down week on week (site or client)
+        "forecast_error": _("Forecast error"),
+        "roi_down": _("Profit down week on week"),
+        # intelligence.curtailment_events: a miner hashing again during an event whose drift action is "flag"
+        "curtailment_drift": _("Curtailment drift"),
     }
 
 

@@ -159,6 +159,17 @@ class TelemetryRolledUp(Contract):
     site_ids: list[int]
 
 
+class CurtailmentEventChanged(Contract):
+    """A curtailment event changed status (intelligence.curtailment_events); pages and billing react."""
+
+    event_id: int
+    site_id: int
+    status: str
+    previous_status: str | None = None
+    source: str
+    priority: str
+
+
 REGISTRY: dict[tuple[str, int], type[Contract]] = {
     ("miner.created", 1): MinerCreated,
     ("miners.bulk_imported", 1): MinersBulkImported,
@@ -184,4 +195,5 @@ REGISTRY: dict[tuple[str, int], type[Contract]] = {
     ("safety_events.received", 1): SafetyEventsReceived,
     ("alert_rules.changed", 1): AlertRulesChanged,
     ("telemetry.rolled_up", 1): TelemetryRolledUp,
+    ("curtailment_event.changed", 1): CurtailmentEventChanged,
 }

@@ -35,11 +35,22 @@ SCHEDULES = [
      "Times out commands past their expiry: not approved, not dispatched or not acknowledged in time."),
     ("commands: verification", "commands.verify", 5, TELEMETRY_QUEUE,
      "Verifies acknowledged commands' effects from telemetry; alerts when an effect is not seen in its window."),
+    ("telemetry: live sort keys", "telemetry.live_order_refresh", 5, TELEMETRY_QUEUE,
+     "Copies the live list's sort keys (temperature, hashrate, last seen) that moved since the last run to "
+     "telemetry_live_order; the list is sorted as of this refresh and shows current values."),
     ("market data refresh", "intelligence.market_refresh", 3600, INTELLIGENCE_QUEUE,
      "Fetches the configured live market feed (MARKET_FEED) and upserts its days; without a feed it does nothing."),
     ("curtailment: plan tomorrow", "intelligence.plan_tomorrow", 3600, INTELLIGENCE_QUEUE,
      "Queues tomorrow's day-ahead curtailment plan (site time) for every site with day-ahead prices for it; "
      "a day whose inputs did not change re-uses its plan (cached as optimize:{site}:{date})."),
+    ("curtailment: real-time responder", "intelligence.respond_realtime", 60, INTELLIGENCE_QUEUE,
+     "For every site with its real-time responder enabled: on a new real-time price interval, curtails or restores "
+     "miner groups whose breakeven the nowcast price crossed (CURTAIL / HASHING_ENABLE through the control plane); "
+     "once per interval (last_interval_start, one ResponderDecision per site and interval)."),
+    ("curtailment: event tick", "intelligence.curtailment_event_tick", 30, INTELLIGENCE_QUEUE,
+     "Moves curtailment events along: acknowledged commands make them active, telemetry confirms each miner (power "
+     "and hashrate both down), drift is re-curtailed or flagged, batches are restored one interval apart, and each "
+     "miner's energy avoided and revenue forgone are settled."),
     ("forecasts: refresh", "intelligence.forecast_refresh_all", 3600, INTELLIGENCE_QUEUE,
      "Rebuilds forecast:{user} (network forecasts shared, each portfolio's revenue) for users with a portfolio."),
     ("forecasts: train models", "intelligence.train_models", 7 * 24 * 3600, INTELLIGENCE_QUEUE,
@@ -47,7 +58,15 @@ SCHEDULES = [
      "activates the best that beats naive; the forecast service falls back to naive otherwise."),
     ("anomaly scan", "intelligence.anomaly_scan", 300, INTELLIGENCE_QUEUE,
      "Scores every miner's newest hour of 5-minute history (hashrate, chip temperature, power) against its usual "
-     "level and its peers; raises and resolves the anomaly alerts."),
+     "level (hourly baselines kept in the cache) and its peers; raises and resolves the anomaly alerts."),
+    ("forecasts: revenue per site and client", "intelligence.revenue_refresh_all", 3600, INTELLIGENCE_QUEUE,
+     "Rebuilds revenue_forecast:{subject} (site:<id>, customer:<id>) for every site and hosting client with an "
+     "active miner; the hashprice forecast is shared with the users' refresh."),
+    ("smart alerts", "intelligence.smart_alerts", 3600, INTELLIGENCE_QUEUE,
+     "Raises and resolves forecast_error (the newest network forecast with 7 realised days missed by more than "
+     "SMART_ALERT_FORECAST_MAPE_PCT) and roi_down (profit of the last 7 market days down more than "
+     "SMART_ALERT_ROI_DROP_PCT on the 7 before, per site and per hosting client); records the fleet's ROI drift "
+     "for /api/health."),
 ]  # fmt: skip
 
 

@@ -30,8 +30,9 @@ PROFILE_SORTS = {"name": "name", "site": "site__name", "created": "created_at", 
 PROGRAM_SORTS = {"name": "name", "site": "site__name", "created": "created_at", "slug": "slug",
                  "last_received": "last_received_at", "id": "id"}  # fmt: skip
 SIGNATURE_RECIPE = (
-    "POST the JSON body to webhook_url with headers X-DR-Timestamp: <unix seconds> and "
-    "X-DR-Signature: sha256=<hex HMAC-SHA256(secret, '<timestamp>.<raw body>')>; the timestamp within 300 s."
+    'POST {"event_id": "...", "action": "start"|"end"} to webhook_url with headers X-HashInsight-Timestamp: '
+    "<unix seconds> and X-HashInsight-Signature: sha256=<hex HMAC-SHA256(secret, '<timestamp>.<raw body>')>; "
+    "the timestamp within 300 s; the key is the secret's text as ASCII."
 )
 
 

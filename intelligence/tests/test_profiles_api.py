@@ -87,7 +87,7 @@ def test_programme_secret_shown_once(api, farm):
     assert r["Cache-Control"] == "no-store"
     body = r.json()
     secret = body["secret"]
-    assert len(secret) == 43 and "X-DR-Signature" in body["signature"]
+    assert len(secret) == 43 and "X-HashInsight-Signature" in body["signature"]
     assert body["webhook_url"].endswith("/api/v1/curtailment/dr/ercot-ers")
     pk = body["id"]
     assert secret not in DemandResponseProgram.objects.get(pk=pk).secret_sealed

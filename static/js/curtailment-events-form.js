@@ -61,6 +61,11 @@
   form.addEventListener("change", (event) => {
     if (!event.target.closest("[data-preview-region]")) later();
   });
+  form.addEventListener("submit", () => {
+    // The page is being replaced by the answer to the button pressed: no refresh may land after it.
+    window.clearTimeout(timer);
+    seq++;
+  });
   form.addEventListener("input", (event) => {
     if (event.target.matches("input[type=number], input[type=text], textarea")) later();
   });

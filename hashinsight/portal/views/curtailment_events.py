@@ -59,6 +59,7 @@ M = CurtailmentEventMiner.State
 FINAL = (E.ENDED, E.CANCELLED, E.FAILED)
 MINER_ROWS = 500  # per-miner rows shown on the page; the API and the admin have them all
 POLL_SECONDS = 5
+PREVIEW_ROWS = 20  # miners listed under the preview, in restore order
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -92,11 +93,12 @@ class EventTable(ListPage):
         Column("status", _("Status"), sort="status"),
         Column("source", _("Source"), sort="source"),
         Column("priority", _("Priority"), sort="priority"),
-        Column("mode", _("Mode"), sort="mode"),
+        Column("mode", _("Mode"), sort="target_kw"),
         Column("starts", _("Start (UTC)"), sort="starts_at"),
-        Column("shed", _("Shed (kW)"), sort="shed_kw", numeric=True),
-        Column("energy", _("Energy avoided (kWh)"), sort="energy_avoided_kwh", numeric=True),
-        Column("revenue", _("Revenue forgone (USD)"), sort="revenue_forgone_usd", numeric=True),
+        # Units in the cells (kW, kWh, $), so the headers stay short enough for the table to fit.
+        Column("shed", _("Shed"), sort="shed_kw", numeric=True),
+        Column("energy", _("Energy avoided"), sort="energy_avoided_kwh", numeric=True),
+        Column("revenue", _("Revenue forgone"), sort="revenue_forgone_usd", numeric=True),
     ]
     csv_columns = [
         CsvColumn(_("Event"), "id"),
@@ -149,7 +151,7 @@ class EventForm(ScopeFields):
     site = forms.TypedChoiceField(coerce=int, label=_("Site"))
     profile = forms.TypedChoiceField(
         coerce=int, required=False, empty_value=None, label=_("Response profile"),
-        help_text=_("Fields left on “the profile's” take the profile's value."),
+        help_text=_("Fields left on “profile's or default” take the profile's value (without a profile, the default)."),
     )  # fmt: skip
     mode = forms.ChoiceField(required=False, label=_("Mode"))
     target_kw = forms.DecimalField(required=False, min_value=Decimal("0.001"), max_digits=12, decimal_places=3,
@@ -174,7 +176,7 @@ class EventForm(ScopeFields):
 
     def __init__(self, *args, sites=(), profiles=(), **kwargs):
         super().__init__(*args, **kwargs)
-        theirs = _("The profile's")
+        theirs = _("Profile's or default")
         self.fields["site"].choices = [(s.pk, s.name) for s in sites]
         many = len(sites) > 1
         self.fields["profile"].choices = _blank_first(
@@ -244,7 +246,7 @@ def _preview_view(preview: dict) -> dict:
     from sites.models import Customer
 
     restore = preview.get("restore", {})
-    shown = preview["miners"][:50]
+    shown = preview["miners"][:PREVIEW_ROWS]
     names = dict(Customer.objects.filter(pk__in={m["customer"] for m in shown if m.get("customer")})
                  .values_list("pk", "company"))  # fmt: skip
     shown = [{**m, "customer_name": names.get(m.get("customer"), "")} for m in shown]
@@ -256,7 +258,8 @@ def _preview_view(preview: dict) -> dict:
         "energy_kwh_per_hour_d": Decimal(preview["energy_kwh_per_hour"]),
         "restore_minutes": Decimal(restore.get("total_seconds", 0)) / 60,
         "miners_shown": shown,
-        "miners_more": max(0, len(preview["miners"]) - 50),
+        "miners_more": max(0, preview["miner_count"] - PREVIEW_ROWS),
+        "available_kw_d": Decimal(preview["available_kw"]),
     }
 
 
@@ -287,7 +290,8 @@ def event_create(request):
             except DomainError as exc:
                 refusal_to_form(form, exc, fields=SCOPE_FIELD)
     else:
-        first = sites[0] if sites else None
+        with_default = {p.site_id for p in profiles if p.is_default}
+        first = next((s for s in sites if s.pk in with_default), sites[0] if sites else None)
         if request.GET.get("site", "").isdigit():
             first = next((s for s in sites if s.pk == int(request.GET["site"])), first)
         default = next((p for p in profiles if first and p.site_id == first.pk and p.is_default), None)

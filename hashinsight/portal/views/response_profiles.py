@@ -157,13 +157,11 @@ class ProfileTable(ListPage):
     columns = [
         Column("name", _("Name"), sort="name"),
         Column("site", _("Site"), sort="site__name"),
-        Column("mode", _("Mode"), sort="mode"),
-        Column("target_kw", _("Reduction (kW)"), sort="target_kw", numeric=True),
+        Column("mode", _("Mode"), sort="target_kw"),
         Column("priority", _("Priority"), sort="priority"),
         Column("scope", _("Scope")),
-        Column("durations", _("Duration min–max (min)"), sort="max_duration_minutes", numeric=True),
+        Column("durations", _("Duration (min–max)"), sort="max_duration_minutes", numeric=True),
         Column("restore", _("Restore")),
-        Column("default", _("Default"), sort="is_default"),
         Column("actions", _("Actions")),
     ]
     csv_columns = [
@@ -388,9 +386,10 @@ class ProgramTable(ListPage):
         user = self.request.user
         manageable = set(site_selectors.manageable_site_list(user=user).values_list("pk", flat=True))
         full = has_access(user, MODULE, Access.FULL)
+        origin = self.request.build_absolute_uri("/").rstrip("/")  # the URL breaks after it at 390 px
         for p in self.page.object_list:
             p.may_change = full and p.site_id in manageable
-            p.webhook_url = self.request.build_absolute_uri(rp.webhook_path(p))
+            p.webhook_origin = origin
         return {"can_create": full and bool(manageable)}
 
 

@@ -392,59 +392,8 @@ def vacuum(database_url: str) -> float:
     started = time.perf_counter()
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("VACUUM (ANALYZE) telemetry_live")
-        conn.execute("VACUUM (ANALYZE) telemetry_live_order")
         conn.execute("VACUUM (ANALYZE) telemetry_raw")
     return time.perf_counter() - started
-
-
-class OrderRefresher:
-    """The live list's sort-key refresh (``telemetry.live_order_refresh``, on Beat every few seconds in
-    production) run during each timed run, every ``every`` seconds, on its own connection: its database
-    work competes with ingest's as it would in production, and is counted in PostgreSQL's CPU."""
-
-    def __init__(self, every: float):
-        self.every = every
-        self.runs: list[tuple[float, int]] = []  # (seconds, rows updated)
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._stop.clear()
-        self._ready.clear()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-        self._ready.wait()
-
-    def _loop(self) -> None:
-        from django.db import connection
-
-        from telemetry.live_order import refresh_order
-
-        connection.ensure_connection()  # before cpu_watch lists this database's backends
-        self._ready.set()
-        try:
-            while not self._stop.wait(self.every):
-                started = time.perf_counter()
-                result = refresh_order()
-                self.runs.append((time.perf_counter() - started, result["updated"]))
-            self._final()
-        finally:
-            connection.close()
-
-    def stop(self) -> None:
-        """Stop after one last refresh, so that every sample of the run has had its keys copied (and
-        that work counted) by the time the CPU figures are read."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _final(self) -> None:
-        started = time.perf_counter()
-        from telemetry.live_order import refresh_order
-
-        result = refresh_order()
-        self.runs.append((time.perf_counter() - started, result["updated"]))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -476,8 +425,6 @@ def main() -> None:
     parser.add_argument("--token", help="device token for --url (all senders then write that device's site)")
     parser.add_argument("--in-process", action="store_true", help="no HTTP: validation + store in threads")
     parser.add_argument("--no-gzip", action="store_true")
-    parser.add_argument("--order-refresh", type=float, default=1.0,
-                        help="seconds between refreshes of the live sort keys during runs (0: none)")  # fmt: skip
     args = parser.parse_args()
 
     database_url = os.environ.get("DATABASE_URL", DATABASE)
@@ -490,9 +437,11 @@ def main() -> None:
 
     senders = enroll_senders(args.senders, args.token if args.url else None)
     miner_ids = dict(Miner.objects.values_list("serial", "id"))
-    # Timestamps: 50 minutes back, or just after the newest sample an earlier invocation left, so every
-    # run's samples are new (not duplicates) and within the accepted range.
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=50)
+    # Timestamps: 5 minutes back, or just after the newest sample an earlier invocation left, so every
+    # run's samples are new (not duplicates) and within the accepted range. Recent, as a collector's are:
+    # samples older than the windows the 5-minute rollup still re-rolls (~10 minutes) cost each batch a
+    # query moving its cursor back (a spool replayed after an outage), which steady ingest never pays.
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
     newest = RawSample.objects.aggregate(newest=Max("ts"))["newest"]
     if newest is not None and newest >= start:
         start = newest + timedelta(seconds=1)
@@ -519,7 +468,6 @@ def main() -> None:
                 host = "127.0.0.1"
         rates, copy1, copyn, all_timings, latencies, cpu_runs = [], [], [], [], [], []
         vacuum_s = []
-        refreshes: list[tuple[float, int]] = []
         for index, per_sender in enumerate(runs):
             total_samples = sum(len(b) for batches in per_sender for b in batches)
             vacuum_s.append(vacuum(database_url))
@@ -527,9 +475,6 @@ def main() -> None:
                 bodies = [[orjson.dumps({"samples": b}) for b in batches] for batches in per_sender]
                 if not args.no_gzip:
                     bodies = [[gzip.compress(body, 6) for body in sender] for sender in bodies]
-            refresher = OrderRefresher(args.order_refresh) if args.order_refresh > 0 else None
-            if refresher is not None:
-                refresher.start()
             watched = cpu_watch(database_url, proc.pid if proc is not None else None)
             before = cpu_seconds(watched)
             if args.in_process:
@@ -537,10 +482,6 @@ def main() -> None:
             else:
                 tokens = [sender.token for sender in senders]
                 wall, accepted, timings, lat = http_run(host, port, tokens, bodies, not args.no_gzip)
-            if refresher is not None:
-                refresher.stop()
-                if index:
-                    refreshes.extend(refresher.runs)
             after = cpu_seconds(watched)
             batch_count = sum(len(batches) for batches in per_sender)
             if accepted != total_samples:
@@ -568,11 +509,6 @@ def main() -> None:
         vacuumed = statistics.median(vacuum_s[1:])
         print(f"VACUUM (ANALYZE) of live and raw before each run (untimed; autovacuum's work in production, "
               f"where every live row is rewritten once a minute): median {vacuumed:.2f} s")  # fmt: skip
-        if refreshes:
-            print(f"live sort keys refreshed every {args.order_refresh:g} s during the runs and after each: "
-                  f"{len(refreshes)} refreshes, "
-                  f"median {statistics.median(r[0] for r in refreshes) * 1000:.0f} ms, "
-                  f"{sum(r[1] for r in refreshes):,} rows rewritten (counted in PostgreSQL's CPU below)")  # fmt: skip
         lat = sorted(latencies)
         print(f"per batch: client latency p50 {statistics.median(lat):.1f} ms, "
               f"p95 {lat[int(len(lat) * 0.95) - 1]:.1f} ms; server breakdown (mean per batch):")  # fmt: skip

@@ -53,7 +53,7 @@ def store_parts(batches: int, batch_size: int) -> None:
     from telemetry.models import RawSample
 
     sender = enroll_senders(1)[0]
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=50)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)  # recent, as in ingest_bench.py
     newest = RawSample.objects.aggregate(newest=Max("ts"))["newest"]
     if newest is not None and newest >= start:
         start = newest + timedelta(seconds=1)

@@ -50,7 +50,7 @@ def main() -> None:
     with open("/proc/loadavg") as load:
         print(f"load average at start: {load.read().split()[0]}")
     sender = enroll_senders(1)[0]
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=50)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)  # recent, as in ingest_bench.py
     newest = RawSample.objects.aggregate(newest=Max("ts"))["newest"]
     if newest is not None and newest >= start:
         start = newest + timedelta(seconds=1)

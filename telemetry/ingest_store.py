@@ -18,9 +18,7 @@ live only; a miner whose samples give none keeps the live row's.
 
 Rows are written in (miner, time) order and live rows upserted in miner order, so two batches touching
 the same miners wait for each other instead of deadlocking. Alert rules and rollups never run here: the
-``telemetry.ingested`` event carries the miners whose live row changed to their handlers. Nor do the live
-list's sort keys (``telemetry.live_order``): only a miner's first sample writes its keys here; the rest
-follow within a refresh interval, so that this rewrite of the live row changes no indexed column."""
+``telemetry.ingested`` event carries the miners whose live row changed to their handlers."""
 
 from __future__ import annotations
 
@@ -44,7 +42,6 @@ from psycopg.pq import Format
 
 from hashinsight.events import outbox
 from telemetry.ingest import Validated
-from telemetry.live_order import sync_order
 from telemetry.models import LiveStatus
 from telemetry.rollups import note_late_samples
 
@@ -445,7 +442,6 @@ def _upsert_live(rows: list[tuple], site_id: int, customer_of: dict[int, int | N
     if postgres:
         return _write_live_pg(values, keeps)
     _write_live_sqlite(values)
-    sync_order([v[0] for v in values if v[0] not in current])
     return [v[0] for v in values]
 
 
@@ -498,13 +494,10 @@ def _write_live_pg(values: list[tuple], keeps: set[int]) -> list[int]:
         _copy_rows(cursor, "_ingest_live", ", ".join(LIVE_COLUMNS_ALL), LIVE_PG_TYPES, values)
         cursor.execute(_LIVE_PG_UPSERT)
         written = cursor.fetchall()
-        inserted = [miner_id for miner_id, new in written if new]
-        blank = [miner_id for miner_id in inserted if miner_id in keeps]
+        blank = [miner_id for miner_id, inserted in written if inserted and miner_id in keeps]
         if blank:
             cursor.execute(_LIVE_PG_BLANK, [blank])
         _staging_done(cursor, "_ingest_live")
-    if inserted:  # a miner's first sample: listed at once, not after the next refresh
-        sync_order(inserted)
     return sorted(miner_id for miner_id, _ in written)
 
 

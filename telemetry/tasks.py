@@ -1,13 +1,13 @@
-"""Periodic telemetry jobs: thin Celery wrappers, each run recorded as a JobRun (hashinsight/events/jobs.py),
-save the live sort keys' refresh every few seconds. Scheduled in hashinsight/events/schedules.py; rollups
-and the sort keys on the ``telemetry`` queue, retention on ``housekeeping``."""
+"""Periodic telemetry jobs: thin Celery wrappers, each run recorded as a JobRun (hashinsight/events/jobs.py).
+Scheduled in hashinsight/events/schedules.py; rollups on the ``telemetry`` queue, retention on
+``housekeeping``."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
 from hashinsight.events.jobs import job
-from telemetry import live_order, partitions, rollups
+from telemetry import partitions, rollups
 
 
 @job("telemetry_rollup_5m")
@@ -47,11 +47,3 @@ def _retention(ctx) -> dict:
 @shared_task(name="telemetry.retention", bind=True, acks_late=True, ignore_result=True)
 def retention(self, trigger: str = "schedule") -> dict:
     return _retention(trigger=trigger, task_id=self.request.id or "")
-
-
-@shared_task(name="telemetry.live_order_refresh", bind=True, acks_late=True, ignore_result=True)
-def live_order_refresh(self, trigger: str = "schedule") -> dict:
-    """Copy the live list's sort keys that moved since the last run (telemetry.live_order). Runs every
-    few seconds and leaves no job record (one every 5 s would say nothing; a failure is logged by Celery
-    and the next run redoes the whole comparison)."""
-    return live_order.refresh_order()

@@ -171,16 +171,14 @@ def filter_live(
 
 
 # Sort keys of the live list → the column ordered on ("status" is the status the miner reported: the
-# effective state depends on the clock, which no index can order by). Each has an index (site_id, column, miner_id),
-# so a keyset page is an index range scan whatever its depth. Temperature, hashrate and last seen are ordered by
-# their copies in LiveOrder (telemetry.live_order: as of its last refresh, a few seconds at most), which ingest's
-# rewrite of the live row does not touch; the rows show their current values.
+# effective state depends on the clock, which no index can order by). Each has an index (site_id, column, miner_id)
+# (migration 0007), so a keyset page is an index range scan whatever its depth.
 LIVE_SORTS = {
     "serial": "miner__serial",
     "status": "status",
-    "temperature": "order__temp_chip_max_c",
-    "hashrate": "order__hashrate_ghs",
-    "last_seen": "order__last_seen",
+    "temperature": "temp_chip_max_c",
+    "hashrate": "hashrate_ghs",
+    "last_seen": "last_seen",
 }
 NULLABLE_SORTS = {"temperature", "hashrate"}
 LIVE_FIELDS = (
@@ -284,13 +282,6 @@ def live_page(qs: QuerySet, *, sort: str | None = None, cursor: str | None = Non
     after = TupleLessThan if scan_desc else TupleGreaterThan
     nullable = key in NULLABLE_SORTS
     in_nulls = bool(cur and cur.get("n"))
-    fields = LIVE_FIELDS
-    if column.startswith("order__"):
-        # The keys' own site (the live row's, unless the miner moved since the last refresh): with the
-        # live row's site fixed, the range scan on the keys' index starts at the site.
-        qs = qs.filter(order__site_id=F("site_id"))
-        fields = (*LIVE_FIELDS, column)
-    tiebreak = "order__live" if column.startswith("order__") else "miner_id"
 
     def values_part(from_cursor: bool) -> QuerySet:
         part = qs.filter(**{f"{column}__isnull": False}) if nullable else qs
@@ -299,14 +290,14 @@ def live_page(qs: QuerySet, *, sort: str | None = None, cursor: str | None = Non
             # index (a row comparison spanning two tables would scan that index from its start).
             part = part.filter(**{"miner__serial__lt" if scan_desc else "miner__serial__gt": cur["v"]})
         elif from_cursor:
-            part = part.filter(after((F(column), F(tiebreak)), (cur["v"], cur["i"])))
-        return part.order_by(direction(column), direction(tiebreak))
+            part = part.filter(after((F(column), F("miner_id")), (cur["v"], cur["i"])))
+        return part.order_by(direction(column), direction("miner_id"))
 
     def nulls_part(from_cursor: bool) -> QuerySet:
         part = qs.filter(**{f"{column}__isnull": True})
         if from_cursor:
-            part = part.filter(**{f"{tiebreak}__lt" if scan_desc else f"{tiebreak}__gt": cur["i"]})
-        return part.order_by(direction(tiebreak))
+            part = part.filter(**{"miner_id__lt" if scan_desc else "miner_id__gt": cur["i"]})
+        return part.order_by(direction("miner_id"))
 
     if not back:  # the rows' values, then (nullable columns) the nulls
         parts = [] if in_nulls else [values_part(cur is not None)]
@@ -317,7 +308,7 @@ def live_page(qs: QuerySet, *, sort: str | None = None, cursor: str | None = Non
     for part in parts:
         if len(rows) > limit:
             break
-        rows += list(part.values(*fields)[: limit + 1 - len(rows)])
+        rows += list(part.values(*LIVE_FIELDS)[: limit + 1 - len(rows)])
     more = len(rows) > limit
     rows = rows[:limit]
     sort_name = ("-" if desc else "") + key
@@ -481,11 +472,9 @@ def build_site_summary(*, site: int, scope: str, now: datetime | None = None) ->
     nominal_w = sum(float(nominal[m].power_w) * n for m, n in per_model.items())
 
     fields = ("miner_id", "miner__serial", "temp_chip_max_c", "hashrate_ghs", "miner__model__hashrate_ths")
-    # Read down the sort keys' temperature index (as of their last refresh, a few seconds: younger than
-    # this cached summary is allowed to be), not by sorting every live row of the site.
     worst_temp = list(
-        live.filter(fresh, order__site_id=F("site_id"), order__temp_chip_max_c__isnull=False)
-        .order_by(F("order__temp_chip_max_c").desc(), "order__live")
+        live.filter(fresh, temp_chip_max_c__isnull=False)
+        .order_by(F("temp_chip_max_c").desc(), "miner_id")
         .values(*fields)[:WORST_N]
     )
     hashing = live.filter(fresh, status=SampleStatus.HASHING, hashrate_ghs__isnull=False)

@@ -473,6 +473,9 @@ SPECTACULAR_SETTINGS = {
         "CommandStatusEnum": "commands.models.CommandStatus",
         "TelemetryScopeEnum": "telemetry.api.telemetry_serializers.TELEMETRY_SCOPES",
         "TokenScopeEnum": "hashinsight.accounts.models.TOKEN_SCOPES",
+        # Curtailment: an event's or profile's mode (kW reduction / full stop) and how commands curtail (hard / soft).
+        "CurtailmentModeEnum": "intelligence.models.CurtailmentMode",
+        "CurtailCommandModeEnum": "intelligence.curtailment_plans.SEND_MODES",
     },
 }
 BULK_IMPORT_MAX_ROWS = 10_000

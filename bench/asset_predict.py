@@ -184,11 +184,15 @@ def run(args) -> None:
     assets = {"site (rollup)": f"site:{site.pk}", f"zone ({args.zone_miners} miners)": f"zone:{zone_id}",
               "miner": f"miner:{miner.pk}"}  # fmt: skip
 
+    server_ms: list[float] = []
+
     def post(asset, body):
         t0 = time.perf_counter()
         r = client.post(f"/api/v1/assets/{asset}/predict", body, format="json")
         ms = (time.perf_counter() - t0) * 1000
         assert r.status_code == 200, (asset, r.status_code, r.content[:300])
+        # the view's own time (Server-Timing), without the test client encoding a big body
+        server_ms.append(float(r["Server-Timing"].split("dur=")[1]))
         return ms, r.json()
 
     def forget():
@@ -209,8 +213,9 @@ def run(args) -> None:
     print(f"warm-up of every site and zone ({warmed['warmed']}): {time.perf_counter() - t0:.1f} s")
     for label, asset in assets.items():
         post(asset, {"forecast_horizon": 24})  # into this process's LRU
+        server_ms.clear()
         lru = [post(asset, {"forecast_horizon": random.randint(1, 168)})[0] for _ in range(args.requests)]
-        print(f"preloaded (process LRU), {label}: {summary(lru)}")
+        print(f"preloaded (process LRU), {label}: {summary(lru)}; in the view: {summary(server_ms)}")
     shared = []
     for _ in range(50):
         asset_forecast.lru_clear()
@@ -222,6 +227,7 @@ def run(args) -> None:
     rng = random.Random(0)
     for days in (7, 14):
         times = []
+        server_ms.clear()
         for k in range(20):
             t_start = now - timedelta(days=days)
             data = [
@@ -230,7 +236,10 @@ def run(args) -> None:
             ]
             times.append(post(assets["miner"], {"forecast_horizon": 168, "historical_data": data,
                                                 "interval_minutes": 5})[0])  # fmt: skip
-        print(f"posted historical_data, {days} days of 5-minute points ({days * 288:,}): {summary(times)}")
+        print(
+            f"posted historical_data, {days} days of 5-minute points ({days * 288:,}): {summary(times)}; "
+            f"in the view (Server-Timing): {summary(server_ms)}"
+        )
     key = cache_helper.cache_key("asset_forecast", asset=assets["miner"], view="all", hour="YYYYMMDDHH")
     print(f"load average at the end {os.getloadavg()[0]:.1f}; cache key e.g. {key}")
 

@@ -392,11 +392,31 @@ PAGES = {
     "/curtailment/plans/":                 (200,  200,  200,  200,   403,     403,     403,  LOGIN),
     "/curtailment/plans/?format=csv":      (200,  200,  200,  200,   403,     403,     403,  LOGIN),
     "/curtailment/planner/":               (200,  200,  200,  200,   403,     403,     403,  LOGIN),
+    # Curtailment events, response profiles, demand-response programmes: CURTAILMENT (the forms open for every role
+    # that may curtail; a read-only grant sees the form, and the service refuses its read-only sites).
+    "/curtailment/events/":                (200,  200,  200,  200,   403,     403,     403,  LOGIN),
+    "/curtailment/events/?format=csv":     (200,  200,  200,  200,   403,     403,     403,  LOGIN),
+    "/curtailment/events/new/":            (200,  200,  200,  200,   403,     403,     403,  LOGIN),
+    "/curtailment/profiles/":              (200,  200,  200,  200,   403,     403,     403,  LOGIN),
+    "/curtailment/profiles/?format=csv":   (200,  200,  200,  200,   403,     403,     403,  LOGIN),
+    "/curtailment/profiles/new/":          (200,  200,  200,  200,   403,     403,     403,  LOGIN),
+    "/curtailment/programmes/":            (200,  200,  200,  200,   403,     403,     403,  LOGIN),
+    "/curtailment/programmes/?format=csv": (200,  200,  200,  200,   403,     403,     403,  LOGIN),
+    "/curtailment/programmes/new/":        (200,  200,  200,  200,   403,     403,     403,  LOGIN),
+    # Real-time responder: CURTAILMENT READ; a hidden site is a 404.
+    "/curtailment/responder/":             (200,  200,  200,  200,   403,     403,     403,  LOGIN),
+    "/curtailment/responder/{site_a}/":    (200,  200,  200,  404,   403,     403,     403,  LOGIN),
+    "/curtailment/responder/{site_b}/":    (200,  200,  404,  200,   403,     403,     403,  LOGIN),
+    "/curtailment/responder/{site_a}/?format=csv": (200, 200, 200, 404, 403,     403,     403,  LOGIN),
     # Forecasts: AI READ for every signed-in role but guests; the registry admin for staff with AI.
     "/forecasts/":                         (200,  200,  200,  200,   200,     200,     403,  LOGIN),
     "/forecasts/?target=revenue":          (200,  200,  200,  200,   200,     200,     403,  LOGIN),
     "/forecasts/?target=nope":             (404,  404,  404,  404,   404,     404,     403,  LOGIN),
     "/forecasts/csv?target=btc_price":     (200,  200,  200,  200,   200,     200,     403,  LOGIN),
+    # Revenue of a site: its operators (and owners/admins); of a hosting client: the client and staff who see it.
+    "/forecasts/?target=revenue&subject=site:{site_a}":       (200, 200, 200, 404, 404, 404, 403, LOGIN),
+    "/forecasts/?target=revenue&subject=customer:{client_x}": (200, 200, 200, 200, 200, 404, 403, LOGIN),
+    "/forecasts/csv?target=revenue&subject=site:{site_a}":    (200, 200, 200, 404, 404, 404, 403, LOGIN),
     "/admin/intelligence/forecastmodel/":  (200,  200,  200,  200,   LOGIN,   LOGIN,   LOGIN, LOGIN),
     "/admin/intelligence/forecast/":       (200,  200,  200,  200,   LOGIN,   LOGIN,   LOGIN, LOGIN),
 }  # fmt: skip
@@ -421,7 +441,7 @@ def portal_farm(telemetry_farm):
 def page_url(template, farm):
     return template.format(
         alert_a=farm.alert_a.pk, alert_b=farm.alert_b.pk, entry=farm.portfolio["customer"].pk,
-        site_a=farm.site_a.pk, client_x=farm.client_x.pk,
+        site_a=farm.site_a.pk, site_b=farm.site_b.pk, client_x=farm.client_x.pk,
         device_a=farm.devices["A"].pk, device_b=farm.devices["B"].pk,
         miner_ax=farm.miners[("site-a", "client-x")].pk, miner_ay=farm.miners[("site-a", "client-y")].pk,
         miner_b=farm.miners[("site-b", "own")].pk,
@@ -640,6 +660,9 @@ API_LISTS = {
     "/api/v1/schedules": (200, 200,  200,  200,    403,     403,     403,  401),
     "/api/v1/users":     (200, 200,  403,  403,    403,     403,     403,  401),
     "/api/v1/tokens":    (200, 200,  200,  200,    200,     200,     200,  401),
+    "/api/v1/curtailment/events":   (200, 200, 200, 200, 403, 403, 403, 401),
+    "/api/v1/curtailment/profiles": (200, 200, 200, 200, 403, 403, 403, 401),
+    "/api/v1/curtailment/programs": (200, 200, 200, 200, 403, 403, 403, 401),
 }  # fmt: skip
 API_ALERT_ACK = {
     "owner": (DONE, DONE),

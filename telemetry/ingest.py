@@ -94,6 +94,7 @@ def validate_samples(samples: list, miners: dict[str, tuple[int, int | None]], n
     rejected: list[dict] = []
     customer_of: dict[int, int | None] = {}
     seen: set = set()
+    parsed_ts: dict[str, tuple[datetime | None, str | None]] = {}
     oldest, newest = now - MAX_AGE, now + FUTURE_TOLERANCE
     fromisoformat = datetime.fromisoformat
     miners_get = miners.get
@@ -115,7 +116,8 @@ def validate_samples(samples: list, miners: dict[str, tuple[int, int | None]], n
         if known is None:
             _reject(rejected, index, serial, "unknown_miner")
             continue
-        # Timestamp: inlined parse_utc (the hot path).
+        # Timestamp: inlined parse_utc (the hot path), once per distinct string: a collector stamps a
+        # whole poll round with one time, so a batch usually holds one or a few.
         raw_ts = get("ts")
         if raw_ts is None:
             _reject(rejected, index, serial, "missing_field:ts")
@@ -123,26 +125,30 @@ def validate_samples(samples: list, miners: dict[str, tuple[int, int | None]], n
         if type(raw_ts) is not str:
             _reject(rejected, index, serial, "wrong_type:ts")
             continue
-        if len(raw_ts) > TS_MAX_CHARS:
-            _reject(rejected, index, serial, "bad_ts")
+        parsed = parsed_ts.get(raw_ts)
+        if parsed is None:
+            if len(raw_ts) > TS_MAX_CHARS:
+                parsed = None, "bad_ts"
+            else:
+                try:
+                    ts = fromisoformat(raw_ts)
+                except ValueError:
+                    parsed = None, "bad_ts"
+                else:
+                    offset = ts.utcoffset()
+                    if offset is None or offset:
+                        parsed = None, "ts_not_utc"
+                    elif ts > newest:
+                        parsed = None, "ts_in_future"
+                    elif ts < oldest:
+                        parsed = None, "ts_too_old"
+                    else:
+                        parsed = (ts if ts.tzinfo is utc else ts.replace(tzinfo=utc)), None
+                parsed_ts[raw_ts] = parsed
+        ts, reason = parsed
+        if reason is not None:
+            _reject(rejected, index, serial, reason)
             continue
-        try:
-            ts = fromisoformat(raw_ts)
-        except ValueError:
-            _reject(rejected, index, serial, "bad_ts")
-            continue
-        offset = ts.utcoffset()
-        if offset is None or offset:
-            _reject(rejected, index, serial, "ts_not_utc")
-            continue
-        if ts > newest:
-            _reject(rejected, index, serial, "ts_in_future")
-            continue
-        if ts < oldest:
-            _reject(rejected, index, serial, "ts_too_old")
-            continue
-        if ts.tzinfo is not utc:
-            ts = ts.replace(tzinfo=utc)
         status = get("status")
         if status is None:
             _reject(rejected, index, serial, "missing_field:status")

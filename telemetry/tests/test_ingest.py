@@ -170,6 +170,18 @@ def test_rows_come_out_sorted_by_miner_and_time():
     assert [(r[0], r[1]) for r in rows] == [(1, NOW - timedelta(minutes=1)), (1, NOW), (2, NOW)]
 
 
+def test_samples_sharing_a_timestamp_are_each_judged_on_it():
+    # A collector stamps a poll round with one time: each string is parsed once per batch, and every
+    # sample carrying it gets the same verdict.
+    future, good, bad = iso(NOW + timedelta(minutes=6)), iso(NOW), "2026-11-26T12:00:00+08:00"
+    batch = [sample(miner=m, ts=t) for t in (future, good, bad) for m in ("S-1", "S-2")]
+    result = validate_samples(batch, MINERS, NOW)
+    assert [(r[0], r[1]) for r in result.rows] == [(1, NOW), (2, NOW)]
+    assert [(r["index"], r["reason"]) for r in result.rejected] == [
+        (0, "ts_in_future"), (1, "ts_in_future"), (4, "ts_not_utc"), (5, "ts_not_utc"),
+    ]  # fmt: skip
+
+
 def test_long_serials_are_cut_in_rejections():
     assert validate_samples([sample(miner="x" * 500)], MINERS, NOW).rejected[0]["miner"] == "x" * 64
 

@@ -76,6 +76,7 @@ class ForecastTarget(models.TextChoices):
     DIFFICULTY = "difficulty", _("Difficulty")
     HASHPRICE = "hashprice", _("Hashprice (USD per TH/s per day)")
     REVENUE = "revenue", _("Net revenue (USD per day)")
+    UPLOAD = "upload", _("Uploaded series")  # POST /api/v1/training-jobs with a CSV (subject upload:<id>)
 
 
 class ForecastModel(models.Model):

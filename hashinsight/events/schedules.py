@@ -59,6 +59,9 @@ SCHEDULES = [
     ("anomaly scan", "intelligence.anomaly_scan", 300, INTELLIGENCE_QUEUE,
      "Scores every miner's newest hour of 5-minute history (hashrate, chip temperature, power) against its usual "
      "level (hourly baselines kept in the cache) and its peers; raises and resolves the anomaly alerts."),
+    ("miner health", "intelligence.health_predict_all", 3600, INTELLIGENCE_QUEUE,
+     "Scores every miner's failure risk once (MinerHealth), then preloads the sites' and zones' power forecasts "
+     "for the new hour."),
     ("forecasts: revenue per site and client", "intelligence.revenue_refresh_all", 3600, INTELLIGENCE_QUEUE,
      "Rebuilds revenue_forecast:{subject} (site:<id>, customer:<id>) for every site and hosting client with an "
      "active miner; the hashprice forecast is shared with the users' refresh."),

@@ -419,6 +419,12 @@ PAGES = {
     "/forecasts/csv?target=revenue&subject=site:{site_a}":    (200, 200, 200, 404, 404, 404, 403, LOGIN),
     "/admin/intelligence/forecastmodel/":  (200,  200,  200,  200,   LOGIN,   LOGIN,   LOGIN, LOGIN),
     "/admin/intelligence/forecast/":       (200,  200,  200,  200,   LOGIN,   LOGIN,   LOGIN, LOGIN),
+    # Miner health: AI READ (a customer of the app has no miners: an empty list).
+    "/miner-health/":                      (200,  200,  200,  200,   200,     200,     403,  LOGIN),
+    "/miner-health/?format=csv":           (200,  200,  200,  200,   200,     200,     403,  LOGIN),
+    "/miner-health/?tier=at_risk":         (200,  200,  200,  200,   200,     200,     403,  LOGIN),
+    "/admin/intelligence/minerhealth/":    (200,  200,  200,  200,   LOGIN,   LOGIN,   LOGIN, LOGIN),
+    "/admin/intelligence/uploadedseries/": (200,  200,  200,  200,   LOGIN,   LOGIN,   LOGIN, LOGIN),
 }  # fmt: skip
 
 
@@ -663,6 +669,9 @@ API_LISTS = {
     "/api/v1/curtailment/events":   (200, 200, 200, 200, 403, 403, 403, 401),
     "/api/v1/curtailment/profiles": (200, 200, 200, 200, 403, 403, 403, 401),
     "/api/v1/curtailment/programs": (200, 200, 200, 200, 403, 403, 403, 401),
+    "/api/v1/miner-health":         (200, 200, 200, 200, 200, 200, 403, 401),
+    "/api/v1/miner-health/summary": (200, 200, 200, 200, 200, 200, 403, 401),
+    "/api/v1/training-jobs":        (200, 200, 200, 200, 200, 200, 403, 401),
 }  # fmt: skip
 API_ALERT_ACK = {
     "owner": (DONE, DONE),

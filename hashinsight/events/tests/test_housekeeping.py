@@ -25,7 +25,11 @@ TELEMETRY_JOBS |= {"telemetry.live_order_refresh"}
 INTELLIGENCE_JOBS = {"intelligence.market_refresh", "intelligence.plan_tomorrow", "intelligence.forecast_refresh_all"}
 INTELLIGENCE_JOBS |= {"intelligence.train_models", "intelligence.anomaly_scan"}
 INTELLIGENCE_JOBS |= {"intelligence.respond_realtime", "intelligence.curtailment_event_tick"}
-INTELLIGENCE_JOBS |= {"intelligence.revenue_refresh_all", "intelligence.smart_alerts"}
+INTELLIGENCE_JOBS |= {
+    "intelligence.revenue_refresh_all",
+    "intelligence.smart_alerts",
+    "intelligence.health_predict_all",
+}
 
 
 def test_every_periodic_job_is_scheduled_and_routed_to_the_queue_it_declares():

@@ -125,6 +125,7 @@ def main() -> None:
     parser.add_argument("--zone-miners", type=int, default=200)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--health-only", action="store_true", help="the health runs only, no predict calls")
     args = parser.parse_args()
     os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
     try:
@@ -175,6 +176,8 @@ def run(args) -> None:
         print(f"health run {i + 1}: {wall:.1f} s wall ({result.seconds}); {result.miners:,} miners, "
               f"{result.scored:,} scored, tiers {result.tiers}; load {os.getloadavg()[0]:.1f}")  # fmt: skip
 
+    if args.health_only:
+        return
     # --- predict --------------------------------------------------------------------------------------------------
     owner = get_user_model().objects.get(username="owner")
     client = APIClient()

@@ -15,13 +15,14 @@ restarts stand for them."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count, Max, QuerySet
 from django.utils import timezone
 
@@ -141,6 +142,38 @@ class HealthRun:
                 "seconds": self.seconds}  # fmt: skip
 
 
+UPSERT_SQL = """
+    INSERT INTO intelligence_minerhealth (miner_id, score, tier, reasons, features, computed_at)
+    SELECT miner_id, score, tier, reasons, features, computed_at FROM miner_health_in
+    ON CONFLICT (miner_id) DO UPDATE SET score = EXCLUDED.score, tier = EXCLUDED.tier, reasons = EXCLUDED.reasons,
+        features = EXCLUDED.features, computed_at = EXCLUDED.computed_at
+"""
+
+
+def _store(objs: list[MinerHealth]) -> None:
+    """Upsert the rows. On PostgreSQL: COPY into a temporary table and one INSERT … ON CONFLICT (a multi-row
+    INSERT with six parameters a row spent ~1 ms per miner binding and planning); elsewhere ``bulk_create``."""
+    if connection.vendor != "postgresql":
+        for k in range(0, len(objs), BATCH):
+            MinerHealth.objects.bulk_create(
+                objs[k : k + BATCH], update_conflicts=True, unique_fields=["miner"],
+                update_fields=["score", "tier", "reasons", "features", "computed_at"],
+            )  # fmt: skip
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMPORARY TABLE miner_health_in (miner_id integer, score double precision, tier varchar(8), "
+            "reasons jsonb, features jsonb, computed_at timestamptz) ON COMMIT DROP"
+        )
+        with cursor.cursor.copy("COPY miner_health_in FROM STDIN") as copy:
+            for o in objs:
+                copy.write_row((o.miner_id, o.score, o.tier, json.dumps(o.reasons), json.dumps(o.features),
+                                o.computed_at))  # fmt: skip
+        cursor.execute(UPSERT_SQL)
+        # ON COMMIT DROP alone leaves it behind when the caller's transaction goes on (a second run in it)
+        cursor.execute("DROP TABLE miner_health_in")
+
+
 def health_compute(scope, *, now: datetime | None = None) -> HealthRun:
     """Score every miner of ``scope`` and upsert its ``MinerHealth``. Idempotent: the same history gives the
     same rows. A miner with no history at all (neither layer) is not scored and its old row, if any, stays."""
@@ -165,11 +198,7 @@ def health_compute(scope, *, now: datetime | None = None) -> HealthRun:
             miner_id=int(f["miner_id"][i]), score=round(float(scores.score[i]), 4), tier=str(scores.tier[i]),
             reasons=reasons, features=features, computed_at=now,
         ))  # fmt: skip
-    for k in range(0, len(objs), BATCH):
-        MinerHealth.objects.bulk_create(
-            objs[k : k + BATCH], update_conflicts=True, unique_fields=["miner"],
-            update_fields=["score", "tier", "reasons", "features", "computed_at"],
-        )  # fmt: skip
+    _store(objs)
     t3 = time.perf_counter()
     tiers = {t: int(np.sum(scores.tier[idx] == t)) for t in ("ok", "watch", "at_risk")}
     return HealthRun(len(rows), len(objs), len(rows) - len(objs), tiers,

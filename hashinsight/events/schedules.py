@@ -35,9 +35,6 @@ SCHEDULES = [
      "Times out commands past their expiry: not approved, not dispatched or not acknowledged in time."),
     ("commands: verification", "commands.verify", 5, TELEMETRY_QUEUE,
      "Verifies acknowledged commands' effects from telemetry; alerts when an effect is not seen in its window."),
-    ("telemetry: live sort keys", "telemetry.live_order_refresh", 5, TELEMETRY_QUEUE,
-     "Copies the live list's sort keys (temperature, hashrate, last seen) that moved since the last run to "
-     "telemetry_live_order; the list is sorted as of this refresh and shows current values."),
     ("market data refresh", "intelligence.market_refresh", 3600, INTELLIGENCE_QUEUE,
      "Fetches the configured live market feed (MARKET_FEED) and upserts its days; without a feed it does nothing."),
     ("curtailment: plan tomorrow", "intelligence.plan_tomorrow", 3600, INTELLIGENCE_QUEUE,

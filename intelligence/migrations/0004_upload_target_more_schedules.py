@@ -1,6 +1,5 @@
 """Existing databases get the periodic jobs added with the rest of issue 9 (hashinsight/events/schedules.py: the
-real-time responder, the curtailment event tick, revenue per site and client, smart alerts, the live list's sort
-keys): ``sync_schedules`` creates the missing ones only, so an admin's edits to the others are kept. And the forecast
+real-time responder, the curtailment event tick, revenue per site and client, smart alerts): ``sync_schedules`` creates the missing ones only, so an admin's edits to the others are kept. And the forecast
 target of models trained on an uploaded series."""
 
 from django.db import migrations, models

@@ -21,7 +21,6 @@ ROOT = Path(settings.BASE_DIR)
 UPKEEP = {"events.relay", "events.prune", "observability.worker_heartbeat", "core.warm_caches", "telemetry.retention"}
 UPKEEP |= {"commands.expire"}
 TELEMETRY_JOBS = {"telemetry.rollup_5m", "telemetry.rollup_daily", "telemetry.evaluate_offline", "commands.verify"}
-TELEMETRY_JOBS |= {"telemetry.live_order_refresh"}
 INTELLIGENCE_JOBS = {"intelligence.market_refresh", "intelligence.plan_tomorrow", "intelligence.forecast_refresh_all"}
 INTELLIGENCE_JOBS |= {"intelligence.train_models", "intelligence.anomaly_scan"}
 INTELLIGENCE_JOBS |= {"intelligence.respond_realtime", "intelligence.curtailment_event_tick"}

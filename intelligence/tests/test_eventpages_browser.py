@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from hashinsight.portal.tests.test_browser import browser, page  # noqa: F401 - pytest fixtures
 from hashinsight.portal.tests.test_csp import RECORD_VIOLATIONS
@@ -37,6 +38,10 @@ def test_preview_start_detail(page, live_server, site):  # noqa: F811
     assert page.locator("[data-testid=event-status]").get_attribute("data-status") == event.status
     assert page.locator("[data-testid=event-command-link]").count() == event.commands.count() >= 1
     assert page.locator("[data-live-event]").get_attribute("data-live") == "1"
+    # Live: what the tick job settles shows up without a reload (the page re-reads itself every 5 s).
+    CurtailmentEvent.objects.filter(pk=event.pk).update(energy_avoided_kwh="12.5", revenue_forgone_usd="3.21")
+    expect(page.locator("[data-testid=event-energy]")).to_contain_text("12.5 kWh", timeout=30_000)
+    assert "$3.21" in page.inner_text("[data-testid=event-revenue]")
     assert page.evaluate("window.__csp") == []
 
 

@@ -68,6 +68,9 @@ def test_lists_show_units_and_the_event_detail_its_parts(client, world):
         assert part in text, part
     command = world.event_a.commands.first()
     assert f"/commands/{command.pk}/" in text
+    assert f"#{world.event_a.pk}" in client.get("/curtailment/events/?status=scheduled&source=manual").content.decode()
+    assert "No events match." in client.get("/curtailment/events/?status=ended").content.decode()
+    assert "No events match." in client.get("/curtailment/events/?priority=emergency").content.decode()
     csv = b"".join(client.get("/curtailment/events/?format=csv").streaming_content).decode("utf-8-sig")
     assert "Energy avoided (kWh)" in csv.splitlines()[0] and len(csv.strip().splitlines()) == 2
 

@@ -79,6 +79,18 @@ def test_profile_list_filters_sort_and_csv(api, farm):
     assert [x["name"] for x in r.json()["results"]] == ["C"]
 
 
+def test_programme_secret_never_logged(api, farm, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    owner = farm.users["owner"]
+    p = call(api, owner, "post", PROFILES, {"site": farm.site_a.pk, "name": "Stop"}).json()
+    created = call(api, owner, "post", PROGRAMS, {"site": farm.site_a.pk, "name": "Logged?", "profile": p["id"]}).json()
+    rotated = call(api, owner, "post", f"{PROGRAMS}/{created['id']}/rotate").json()
+    for secret in (created["secret"], rotated["secret"]):
+        assert secret not in caplog.text
+
+
 def test_programme_secret_shown_once(api, farm):
     owner = farm.users["owner"]
     p = call(api, owner, "post", PROFILES, {"site": farm.site_a.pk, "name": "Stop"}).json()

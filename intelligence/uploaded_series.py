@@ -35,13 +35,13 @@ from hashinsight.events.audit import audit_append
 from hashinsight.events.models import AuditEvent
 from intelligence.algorithms import asset_forecast as af
 from intelligence.algorithms import backtest as bt
-from intelligence.models import ForecastModel, UploadedSeries
+from intelligence.models import ForecastModel, ForecastTarget, UploadedSeries
 
 log = logging.getLogger(__name__)
 Algorithm = ForecastModel.Algorithm
 Status = ForecastModel.Status
 
-TARGET = "upload"  # ForecastModel.target of a model trained on an upload (see the module docstring)
+TARGET = ForecastTarget.UPLOAD  # ForecastModel.target of a model trained on an upload
 ALGORITHMS = (Algorithm.XGBOOST, Algorithm.PROPHET, Algorithm.NAIVE)
 MAX_HORIZON = 365
 BACKTEST_ORIGINS = 6

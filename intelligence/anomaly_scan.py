@@ -3,12 +3,15 @@ temperature, power) scored against what is usual for that miner, and alerts rais
 telemetry alert service (``telemetry.services.alerts_raise``: one open alert per miner and type).
 
 **What is usual.** Each miner is its own yardstick (``intelligence.algorithms.anomaly``): with at least two days
-of history before the newest hour (and 1.5 days of them reported), a seasonal baseline — the per-slot median of a
-daily season of 288 windows and the robust spread of the deviations from it — so a daily temperature cycle is
-expected, not flagged; with less, a plain robust z against the median and MAD of the last day (at least two
-hours of windows; a miner with fewer is not judged). Hashrate and power count only in windows where the miner
+of history before the baseline's hour boundary (and 1.5 days of them reported), a seasonal baseline — the per-slot
+median of a daily season of 288 windows and the robust spread of the deviations from it — so a daily temperature
+cycle is expected, not flagged; with less, a plain robust z against the median and MAD of the last day (at least
+two hours of windows; a miner with fewer is not judged). Hashrate and power count only in windows where the miner
 hashed at least half the time: a curtailed, idle or offline miner draws and hashes little by design (the
-offline rule's business, not an anomaly).
+offline rule's business, not an anomaly). The baseline is learned from the history before the last hour boundary
+at or before the newest hour (``baseline_cutoff``), once per hour and chunk of miners, and kept in the cache for
+that hour's 12 scans (``chunk_baseline``; learned again from the database when missing or stale, so the cache
+changes the cost, never the alerts).
 
 **When it holds.** A metric of a miner is anomalous when at least ``SUSTAIN`` of the newest hour's 12 windows
 (15 minutes) are beyond |z| 3.5 in the metric's direction (hashrate: below; chip temperature: above; power:
@@ -18,12 +21,14 @@ resolved, when the newest hour is normal again (fewer than ``SUSTAIN`` windows b
 ``SUSTAIN`` windows reported it is not decided and an open alert stays as it is.
 
 **Cost.** A run with no new window since the last one is one query (the rollup's cursor and the scan's marker,
-both ``RollupCursor`` rows). Otherwise, per chunk of ``CHUNK`` miners: the miners (1), their history as one
-binary COPY parsed by numpy on PostgreSQL (1), the open anomaly alerts locked (1), the bulk raise and one
-resolve per metric. Scoring is numpy over the chunk, no Python loop per miner except to word the findings.
+both ``RollupCursor`` rows). Otherwise, per chunk of ``CHUNK`` miners: the miners (1), their baselines from the
+cache (1 round trip), their newest hour only as one binary COPY parsed by numpy on PostgreSQL (1), the open anomaly
+alerts locked (1), the bulk raise and one resolve per metric. Scoring is numpy over the chunk, no Python loop per
+miner except to word the findings. Learning a chunk's baselines reads its ``history_days`` of history (the
+hourly ``refresh_baselines``, or a scan that finds none cached). One scan at a time (``_exclusive``).
 
-Scoring (``score_latest``) is a pure function of a miners × windows matrix, so the simulator's evaluation
-(bench/anomaly_sim_eval.py) and the API's ``detect_anomalies`` use the same decision as the job."""
+Scoring (``learn_baseline``, ``score_hour``; ``score_latest`` both on one matrix) is pure functions of miners ×
+windows matrices, so the simulator's evaluation (bench/anomaly_sim_eval.py) replays the job's own decision."""
 
 from __future__ import annotations
 

@@ -49,6 +49,7 @@ MAX_BATCH = 100_000
 MAX_INTERVAL_SECONDS = 3600
 MAX_KW = Decimal("1000000")  # 1 GW: beyond any site; a typo guard
 MAX_SCOPE_IDS = 10_000
+MAX_ID = 2**63 - 1  # a bigger id matches no row, and the database driver would refuse it (a 500, not a 404)
 WEBHOOK_PATH = "/api/v1/curtailment/dr/{slug}"
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,58}[a-z0-9])?$")
 PROFILE_FIELDS = (
@@ -82,8 +83,18 @@ def profile_list(*, user) -> QuerySet[ResponseProfile]:
     return ResponseProfile.objects.filter(site__in=site_list(user=user)).select_related("site")
 
 
+def _id(value) -> int | None:
+    """A row id from an int or a string of digits, None when it cannot be one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and 0 < value <= MAX_ID else None
+
+
 def profile_get(*, user, profile_id) -> ResponseProfile:
-    profile = profile_list(user=user).filter(pk=profile_id).first() if str(profile_id).isdigit() else None
+    pk = _id(profile_id)
+    profile = profile_list(user=user).filter(pk=pk).first() if pk is not None else None
     if profile is None:
         raise _not_found()
     return profile
@@ -98,7 +109,8 @@ def program_list(*, user) -> QuerySet[DemandResponseProgram]:
 
 
 def program_get(*, user, program_id) -> DemandResponseProgram:
-    program = program_list(user=user).filter(pk=program_id).first() if str(program_id).isdigit() else None
+    pk = _id(program_id)
+    program = program_list(user=user).filter(pk=pk).first() if pk is not None else None
     if program is None:
         raise _not_found()
     return program
@@ -108,11 +120,11 @@ def _site_for(*, user, site_id, write: bool):
     """The site, if ``user`` sees it (else 404); with ``write``, FULL on CURTAILMENT and a manage grant (else 403)."""
     from sites.selectors import site_list
 
-    if isinstance(site_id, bool) or not isinstance(site_id, int):
-        if isinstance(site_id, str) and site_id.isdigit():
-            site_id = int(site_id)
-        else:
+    if _id(site_id) is None:
+        if isinstance(site_id, bool) or not isinstance(site_id, int | str) or not str(site_id).isdigit():
             raise _bad("invalid", "site", "is a site id (a number)")
+        raise _not_found()  # a number no row can have
+    site_id = _id(site_id)
     site = site_list(user=user).filter(pk=site_id).first() if has_access(user, MODULE, Access.READ) else None
     if site is None:
         raise _not_found()
@@ -164,6 +176,8 @@ def _text(value, field: str, *, max_chars: int) -> str:
     if not isinstance(value, str) or not value.strip():
         raise _bad("required", field, "is required (text)")
     value = " ".join(value.split())
+    if "\x00" in value:  # PostgreSQL text cannot hold it
+        raise _bad("invalid", field, "holds a NUL character")
     if len(value) > max_chars:
         raise _bad("too_long", field, f"is at most {max_chars} characters", max_chars=max_chars)
     return value
@@ -211,8 +225,8 @@ def clean_scope(site, scope) -> dict:
     if len(ids) > MAX_SCOPE_IDS:
         raise _bad("invalid_scope", "scope", f"at most {MAX_SCOPE_IDS} ids")
     if kind in (ScopeKind.ZONE, ScopeKind.CUSTOMER):
-        if any(isinstance(i, bool) or not isinstance(i, int) for i in ids):
-            raise _bad("invalid_scope", "scope", f"{kind} ids are numbers")
+        if any(isinstance(i, bool) or not isinstance(i, int) or not 0 < i <= MAX_ID for i in ids):
+            raise _bad("invalid_scope", "scope", f"{kind} ids are numbers (row ids)")
         wanted = set(ids)
         if kind == ScopeKind.ZONE:
             known = set(Zone.objects.filter(site=site, pk__in=wanted).values_list("pk", flat=True))
@@ -221,8 +235,8 @@ def clean_scope(site, scope) -> dict:
                 Miner.objects.filter(site=site, customer_id__in=wanted).values_list("customer_id", flat=True).distinct()
             )
     else:
-        if any(not isinstance(i, str) or not i.strip() for i in ids):
-            raise _bad("invalid_scope", "scope", f"{kind} ids are non-empty texts")
+        if any(not isinstance(i, str) or not i.strip() or "\x00" in i or len(i) > 64 for i in ids):
+            raise _bad("invalid_scope", "scope", f"{kind} ids are texts of 1–64 characters")
         wanted = {i.strip() for i in ids}
         field = "rack" if kind == ScopeKind.RACK else "serial"
         known = set(
@@ -460,11 +474,10 @@ def _audit_program(program: DemandResponseProgram, action: str, actor, **extra) 
 
 
 def _profile_of_site(site, profile_id) -> ResponseProfile:
-    if isinstance(profile_id, str) and profile_id.isdigit():
-        profile_id = int(profile_id)
-    if isinstance(profile_id, bool) or not isinstance(profile_id, int):
+    if profile_id in (None, ""):
         raise _bad("required", "profile", "is the id of one of the site's response profiles")
-    profile = ResponseProfile.objects.filter(site=site, pk=profile_id).first()
+    pk = _id(profile_id)
+    profile = ResponseProfile.objects.filter(site=site, pk=pk).first() if pk is not None else None
     if profile is None:
         raise _bad("invalid", "profile", "is not a response profile of this site")
     return profile

@@ -75,7 +75,7 @@ class ProfilePageSerializer(serializers.Serializer):
 
 
 class ProfileFilterSerializer(serializers.Serializer):
-    site = serializers.IntegerField(required=False)
+    site = serializers.IntegerField(required=False, min_value=1, max_value=rp.MAX_ID)
     mode = serializers.ChoiceField(choices=CurtailmentMode.choices, required=False)
     priority = serializers.ChoiceField(choices=CurtailmentPriority.choices, required=False)
     is_default = serializers.BooleanField(required=False, allow_null=True, default=None)
@@ -114,7 +114,7 @@ class ProgramPageSerializer(serializers.Serializer):
 
 
 class ProgramFilterSerializer(serializers.Serializer):
-    site = serializers.IntegerField(required=False)
+    site = serializers.IntegerField(required=False, min_value=1, max_value=rp.MAX_ID)
     is_active = serializers.BooleanField(required=False, allow_null=True, default=None)
     sort = serializers.ChoiceField(
         choices=[*PROGRAM_SORTS, *(f"-{k}" for k in PROGRAM_SORTS)], required=False, default="site",

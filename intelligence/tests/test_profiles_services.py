@@ -54,6 +54,9 @@ BAD = [
     ({"scope": [1]}, "invalid_scope", "scope"),
     ({"min_duration_minutes": True}, "invalid", "min_duration_minutes"),
     ({"colour": "red"}, "unknown", None),
+    ({"name": "a\x00b"}, "invalid", "name"),
+    ({"scope": {"kind": "zone", "ids": [2**70]}}, "invalid_scope", "scope"),
+    ({"scope": {"kind": "miners", "ids": ["x" * 65]}}, "invalid_scope", "scope"),
 ]
 
 
@@ -195,3 +198,11 @@ def test_programme_validation_and_activation(farm):
     assert not DemandResponseProgram.objects.get(pk=prog.pk).is_active
     refused(lambda: rp.program_update(actor=owner, program=prog, data={"slug": "y"}), "immutable", field="slug")
     refused(lambda: rp.program_get(user=farm.users["siteowner_b_ro"], program_id=prog.pk), "not_found", 404)
+
+
+def test_ids_no_row_can_have_are_not_found(farm):
+    owner = farm.users["owner"]
+    for pk in (2**70, "99999999999999999999999", 0):
+        refused(lambda pk=pk: rp.profile_get(user=owner, profile_id=pk), "not_found", 404)
+        refused(lambda pk=pk: rp.program_get(user=owner, program_id=pk), "not_found", 404)
+    refused(lambda: rp.profile_create(actor=owner, data={"site": 2**70, "name": "x"}), "not_found", 404)

@@ -308,6 +308,8 @@ def event_create(request):
 
 
 def _load(request, pk: int) -> CurtailmentEvent:
+    if pk > rp.MAX_ID:  # no row has it, and the database driver would refuse the number
+        raise Http404
     try:
         return events.event_get(user=request.user, event_id=pk)
     except DomainError:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import AllowAny
@@ -18,12 +18,10 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from hashinsight.accounts.permissions import ModuleAccess
-from hashinsight.accounts.roles import Module
-from hashinsight.core.api.csv import CsvCapableAPIView
 from hashinsight.portal.tables import CsvColumn, csv_chunks, streamed_csv
 from intelligence import curtailment_events as events
 from intelligence import dr_webhook
+from intelligence.api.curtailment_common import CSV_RESPONSE, CurtailmentView, valid
 from intelligence.models import CurtailmentEvent, CurtailmentMode, CurtailmentPriority
 
 SORTS = {
@@ -145,18 +143,6 @@ EVENT_CSV = [
     CsvColumn(_("External event id"), "external_id"),
     CsvColumn(_("Reason"), "reason"),
 ]
-CSV_RESPONSE = OpenApiResponse(OpenApiTypes.STR, description="with ?format=csv: the same rows as a CSV file")
-
-
-class _EventsView(CsvCapableAPIView):
-    module = Module.CURTAILMENT
-    permission_classes = [ModuleAccess]
-
-
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def filtered(qs, p: dict):
@@ -190,7 +176,7 @@ def _kwargs(data, *, start: bool) -> dict:
     return {"site_id": data.get("site"), "profile_id": data.get("profile"), **kw}
 
 
-class EventListView(_EventsView):
+class EventListView(CurtailmentView):
     @extend_schema(
         operation_id="curtailment_events_list", parameters=[EventFilterSerializer],
         responses={200: EventPageSerializer, (200, "text/csv"): CSV_RESPONSE}, tags=["curtailment"],
@@ -199,7 +185,7 @@ class EventListView(_EventsView):
         """Curtailment events of the sites you see, newest start first (``sort``: starts, created, id, site,
         status, energy, revenue, shed; ``-`` for descending), filtered by ``site``, ``status``, ``source`` and
         ``priority``, in ``limit``/``offset`` pages; ``?format=csv`` exports every matching row."""
-        p = _valid(EventFilterSerializer, request.query_params)
+        p = valid(EventFilterSerializer, request.query_params)
         qs = filtered(events.event_list(user=request.user), p)
         if self.wants_csv():
             return streamed_csv(request, csv_chunks(EVENT_CSV, qs), "curtailment-events")
@@ -219,7 +205,7 @@ class EventListView(_EventsView):
         return Response(events.event_body(event), status=status.HTTP_201_CREATED)
 
 
-class EventPreviewView(_EventsView):
+class EventPreviewView(CurtailmentView):
     @extend_schema(
         operation_id="curtailment_events_preview", request=PreviewRequestSerializer,
         responses={200: OpenApiTypes.OBJECT}, tags=["curtailment"],
@@ -230,7 +216,7 @@ class EventPreviewView(_EventsView):
         return Response(events.event_preview(actor=request.user, **_kwargs(request.data, start=False)))
 
 
-class EventDetailView(_EventsView):
+class EventDetailView(CurtailmentView):
     @extend_schema(
         operation_id="curtailment_events_retrieve", responses={200: EventDetailSerializer}, tags=["curtailment"]
     )
@@ -239,7 +225,7 @@ class EventDetailView(_EventsView):
         return Response(events.event_body(events.event_get(user=request.user, event_id=int(pk))))
 
 
-class EventEndView(_EventsView):
+class EventEndView(CurtailmentView):
     detail = True  # the service decides: hidden → 404, read-only → 403
 
     @extend_schema(
@@ -251,7 +237,7 @@ class EventEndView(_EventsView):
         before the earliest end, unless the event is an emergency or an owner forces it. Ending an event already
         ended changes nothing."""
         event = events.event_get(user=request.user, event_id=int(pk))
-        data = _valid(EndRequestSerializer, request.data)
+        data = valid(EndRequestSerializer, request.data)
         event = events.event_end(actor=request.user, event=event, reason=data["reason"], force=data["force"])
         return Response(events.event_body(event))
 

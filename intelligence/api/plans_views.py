@@ -8,17 +8,14 @@ read-only grant a 403. Every read and write goes through ``intelligence.curtailm
 from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 
-from hashinsight.accounts.permissions import ModuleAccess
-from hashinsight.accounts.roles import Module
-from hashinsight.core.api.csv import CsvCapableAPIView
 from hashinsight.portal.tables import CsvColumn, csv_chunks, streamed_csv
 from intelligence import curtailment_plans as plans
+from intelligence.api.curtailment_common import CSV_RESPONSE, CurtailmentView, valid
 from intelligence.models import CurtailmentPlan
 
 SORTS = {"created": "created_at", "starts": "starts_at", "profit": "profit_usd", "id": "id", "site": "site__name"}
@@ -116,18 +113,6 @@ PLAN_CSV = [
     CsvColumn(_("Created (UTC)"), "created_at"),
     CsvColumn(_("Sent for approval (UTC)"), "sent_at"),
 ]
-CSV_RESPONSE = OpenApiResponse(OpenApiTypes.STR, description="with ?format=csv: the same rows as a CSV file")
-
-
-class _PlansView(CsvCapableAPIView):
-    module = Module.CURTAILMENT
-    permission_classes = [ModuleAccess]
-
-
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def filtered(qs, p: dict):
@@ -142,7 +127,7 @@ def filtered(qs, p: dict):
     return qs.order_by(f"-{field}" if sort.startswith("-") else field, "-id")
 
 
-class PlanListView(_PlansView):
+class PlanListView(CurtailmentView):
     @extend_schema(
         operation_id="curtailment_plans_list", parameters=[PlanFilterSerializer],
         responses={200: PlanPageSerializer, (200, "text/csv"): CSV_RESPONSE}, tags=["curtailment"],
@@ -151,7 +136,7 @@ class PlanListView(_PlansView):
         """Stored plans of the sites you see, newest first (``sort``: created, starts, profit, id, site; ``-`` for
         descending), filtered by ``site``, ``status`` and ``date`` (the first hour's UTC day), in ``limit``/``offset``
         pages; ``?format=csv`` exports every matching row."""
-        p = _valid(PlanFilterSerializer, request.query_params)
+        p = valid(PlanFilterSerializer, request.query_params)
         qs = filtered(plans.plan_list(user=request.user), p)
         if self.wants_csv():
             return streamed_csv(request, csv_chunks(PLAN_CSV, qs), "curtailment-plans")
@@ -172,7 +157,7 @@ class PlanListView(_PlansView):
         return Response(plans.plan_body(plan), status=status.HTTP_201_CREATED)
 
 
-class PlanDetailView(_PlansView):
+class PlanDetailView(CurtailmentView):
     @extend_schema(
         operation_id="curtailment_plans_retrieve", responses={200: PlanDetailSerializer}, tags=["curtailment"]
     )
@@ -182,7 +167,7 @@ class PlanDetailView(_PlansView):
         return Response(plans.plan_body(plans.plan_get(user=request.user, plan_id=int(pk))))
 
 
-class PlanSendView(_PlansView):
+class PlanSendView(CurtailmentView):
     detail = True  # the service decides: hidden → 404, read-only → 403
 
     @extend_schema(
@@ -195,12 +180,12 @@ class PlanSendView(_PlansView):
         becomes SENT. Idempotent: sending again proposes nothing new. Approval follows the control plane's risk
         engine."""
         plan = plans.plan_get(user=request.user, plan_id=int(pk))
-        data = _valid(SendSerializer, request.data)
+        data = valid(SendSerializer, request.data)
         plan, _commands, lines = plans.plan_send(plan=plan, actor=request.user, mode=data["mode"])
         return Response({**plans.plan_body(plan), "blocks": lines})
 
 
-class SeedOptimizeView(_PlansView):
+class SeedOptimizeView(CurtailmentView):
     @extend_schema(
         operation_id="optimize_curtailment", request=PlanRequestSerializer, responses={201: PlanDetailSerializer},
         tags=["curtailment"],

@@ -12,17 +12,14 @@ is a 404, a site seen through a read-only grant a 403. Every read and write goes
 from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 
-from hashinsight.accounts.permissions import ModuleAccess
-from hashinsight.accounts.roles import Module
-from hashinsight.core.api.csv import CsvCapableAPIView
 from hashinsight.portal.tables import CsvColumn, csv_chunks, streamed_csv
 from intelligence import response_profiles as rp
+from intelligence.api.curtailment_common import CSV_RESPONSE, CurtailmentView, valid
 from intelligence.models import CurtailmentMode, CurtailmentPriority, DriftAction
 
 PROFILE_SORTS = {"name": "name", "site": "site__name", "created": "created_at", "updated": "updated_at",
@@ -155,18 +152,6 @@ PROGRAM_CSV = [
     CsvColumn(_("Last message (UTC)"), "last_received_at"),
     CsvColumn(_("Created (UTC)"), "created_at"),
 ]
-CSV_RESPONSE = OpenApiResponse(OpenApiTypes.STR, description="with ?format=csv: the same rows as a CSV file")
-
-
-class _View(CsvCapableAPIView):
-    module = Module.CURTAILMENT
-    permission_classes = [ModuleAccess]
-
-
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def _ordered(qs, sort: str, sorts: dict):
@@ -198,7 +183,7 @@ def _secret_response(request, program, secret: str, code: int) -> Response:
     return response
 
 
-class ProfileListView(_View):
+class ProfileListView(CurtailmentView):
     @extend_schema(
         operation_id="curtailment_profiles_list", parameters=[ProfileFilterSerializer],
         responses={200: ProfilePageSerializer, (200, "text/csv"): CSV_RESPONSE}, tags=["curtailment"],
@@ -207,7 +192,7 @@ class ProfileListView(_View):
         """Response profiles of the sites you see (``sort``: name, site, created, updated, mode, target_kw, id;
         ``-`` for descending), filtered by ``site``, ``mode``, ``priority``, ``is_default``, in ``limit``/``offset``
         pages; ``?format=csv`` exports every matching row."""
-        p = _valid(ProfileFilterSerializer, request.query_params)
+        p = valid(ProfileFilterSerializer, request.query_params)
         qs = filtered_profiles(rp.profile_list(user=request.user), p)
         if self.wants_csv():
             return streamed_csv(request, csv_chunks(PROFILE_CSV, qs), "response-profiles")
@@ -227,7 +212,7 @@ class ProfileListView(_View):
         return Response(rp.profile_body(profile), status=status.HTTP_201_CREATED)
 
 
-class ProfileDetailView(_View):
+class ProfileDetailView(CurtailmentView):
     detail = True  # the service decides: hidden → 404, read-only grant → 403
 
     @extend_schema(operation_id="curtailment_profiles_retrieve", responses={200: ProfileSerializer},
@@ -255,7 +240,7 @@ class ProfileDetailView(_View):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class ProfileDefaultView(_View):
+class ProfileDefaultView(CurtailmentView):
     detail = True
 
     @extend_schema(operation_id="curtailment_profiles_make_default", request=None,
@@ -266,7 +251,7 @@ class ProfileDefaultView(_View):
         return Response(rp.profile_body(rp.profile_set_default(actor=request.user, profile=profile)))
 
 
-class ProgramListView(_View):
+class ProgramListView(CurtailmentView):
     @extend_schema(
         operation_id="curtailment_programs_list", parameters=[ProgramFilterSerializer],
         responses={200: ProgramPageSerializer, (200, "text/csv"): CSV_RESPONSE}, tags=["curtailment"],
@@ -274,7 +259,7 @@ class ProgramListView(_View):
     def get(self, request):
         """Demand-response programmes of the sites you see, with their webhook URL and last message (never their
         secret); filters ``site``, ``is_active``; ``sort``; ``?format=csv``."""
-        p = _valid(ProgramFilterSerializer, request.query_params)
+        p = valid(ProgramFilterSerializer, request.query_params)
         qs = filtered_programs(rp.program_list(user=request.user), p)
         if self.wants_csv():
             return streamed_csv(request, csv_chunks(PROGRAM_CSV, qs), "dr-programmes")
@@ -293,7 +278,7 @@ class ProgramListView(_View):
         return _secret_response(request, program, secret, status.HTTP_201_CREATED)
 
 
-class ProgramDetailView(_View):
+class ProgramDetailView(CurtailmentView):
     detail = True
 
     @extend_schema(operation_id="curtailment_programs_retrieve", responses={200: ProgramSerializer},
@@ -316,7 +301,7 @@ class ProgramDetailView(_View):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class ProgramRotateView(_View):
+class ProgramRotateView(CurtailmentView):
     detail = True
 
     @extend_schema(operation_id="curtailment_programs_rotate", request=None,

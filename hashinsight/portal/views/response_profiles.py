@@ -29,6 +29,7 @@ from hashinsight.core.errors import DomainError
 from hashinsight.portal.tables import Column, CsvColumn, ListFilterForm, ListPage
 from hashinsight.portal.views.common import module_required
 from intelligence import response_profiles as rp
+from intelligence.api.profiles_views import PROGRAM_CSV
 from intelligence.models import (
     CurtailmentMode,
     CurtailmentPriority,
@@ -153,6 +154,16 @@ class ProfileFilterForm(ListFilterForm):
         self.fields["site"].choices = [("", _("All sites")), *[(s.pk, s.name) for s in sites]]
 
 
+def _mark_changeable(user, rows) -> bool:
+    """Mark each row (a profile or programme) ``may_change`` for ``user`` (CURTAILMENT FULL and a manage grant on
+    its site); returns whether the user may create one at all (FULL and some manageable site)."""
+    manageable = set(site_selectors.manageable_site_list(user=user).values_list("pk", flat=True))
+    full = has_access(user, MODULE, Access.FULL)
+    for row in rows:
+        row.may_change = full and row.site_id in manageable
+    return full and bool(manageable)
+
+
 class ProfileTable(ListPage):
     columns = [
         Column("name", _("Name"), sort="name"),
@@ -191,13 +202,9 @@ class ProfileTable(ListPage):
         return {"sites": site_selectors.site_list(user=self.request.user).order_by("name")}
 
     def context(self):
-        user = self.request.user
-        manageable = set(site_selectors.manageable_site_list(user=user).values_list("pk", flat=True))
-        full = has_access(user, MODULE, Access.FULL)
         for p in self.page.object_list:
-            p.may_change = full and p.site_id in manageable
             p.scope_words = scope_words(p.scope)
-        return {"can_create": full and bool(manageable)}
+        return {"can_create": _mark_changeable(self.request.user, self.page.object_list)}
 
 
 @module_required(MODULE)
@@ -361,17 +368,7 @@ class ProgramTable(ListPage):
         Column("last", _("Last message (UTC)"), sort="last_received_at"),
         Column("actions", _("Actions")),
     ]
-    csv_columns = [
-        CsvColumn(_("Programme"), "id"),
-        CsvColumn(_("Site"), "site__name"),
-        CsvColumn(_("Name"), "name"),
-        CsvColumn(_("Slug"), "slug"),
-        CsvColumn(_("Webhook path"), "slug", display=lambda s: rp.WEBHOOK_PATH.format(slug=s)),
-        CsvColumn(_("Response profile"), "profile__name"),
-        CsvColumn(_("Active"), "is_active"),
-        CsvColumn(_("Last message (UTC)"), "last_received_at"),
-        CsvColumn(_("Created (UTC)"), "created_at"),
-    ]
+    csv_columns = PROGRAM_CSV  # the API's export, column for column
     filter_form = ProgramFilterForm
     default_sort = "site"
     csv_name = "dr-programmes"
@@ -383,14 +380,10 @@ class ProgramTable(ListPage):
         return {"sites": site_selectors.site_list(user=self.request.user).order_by("name")}
 
     def context(self):
-        user = self.request.user
-        manageable = set(site_selectors.manageable_site_list(user=user).values_list("pk", flat=True))
-        full = has_access(user, MODULE, Access.FULL)
         origin = self.request.build_absolute_uri("/").rstrip("/")  # the URL breaks after it at 390 px
         for p in self.page.object_list:
-            p.may_change = full and p.site_id in manageable
             p.webhook_origin = origin
-        return {"can_create": full and bool(manageable)}
+        return {"can_create": _mark_changeable(self.request.user, self.page.object_list)}
 
 
 @module_required(MODULE)

@@ -96,7 +96,7 @@ def _train(ctx, model_ids: list[int] | None = None, targets: list[str] | None = 
         trained.append(model)
         ok = model.status == ForecastModel.Status.CANDIDATE
         ctx.count(processed=1, succeeded=int(ok), failed=int(not ok))
-    activated = _activate_best(trained) if activate_best else []
+    activated = activate_winners(trained) if activate_best else []
     return {
         "models": [{"id": m.pk, "target": m.target, "algorithm": m.algorithm, "version": m.version,
                     "status": m.status} for m in trained],
@@ -104,7 +104,7 @@ def _train(ctx, model_ids: list[int] | None = None, targets: list[str] | None = 
     }  # fmt: skip
 
 
-def _activate_best(trained: list[ForecastModel]) -> list[int]:
+def activate_winners(trained: list[ForecastModel]) -> list[int]:
     """Per target, the fresh candidate that beats naive by the most (``backtest.choose_active``) becomes active;
     when none beats naive the current active model stays, and the forecast service serves naive anyway."""
     from datetime import UTC, datetime

@@ -39,7 +39,7 @@ DEMO_MODELS = (("difficulty", "difficulty_epoch"), ("hashprice", "hashprice_comp
 def seed_demo_models() -> list[str]:
     """Train and activate the quick network models where no model is active yet; one line per target."""
     from intelligence import forecasting
-    from intelligence.forecast_tasks import _activate_best
+    from intelligence.forecast_tasks import activate_winners
 
     lines = []
     for target, algorithm in DEMO_MODELS:
@@ -48,7 +48,7 @@ def seed_demo_models() -> list[str]:
             lines.append(f"{target}: {active.algorithm} v{active.version} already active")
             continue
         model = forecasting.model_train(model=forecasting.model_register(target=target, algorithm=algorithm))
-        activated = _activate_best([model]) if model.status == ForecastModel.Status.CANDIDATE else []
+        activated = activate_winners([model]) if model.status == ForecastModel.Status.CANDIDATE else []
         state = "active" if activated else f"{model.status} (naive served: {model.error or 'it does not beat naive'})"
         lines.append(f"{target}: {algorithm} v{model.version} {state}")
     return lines

@@ -79,7 +79,7 @@ def test_scheduled_training_activates_only_a_model_that_beats_naive(db):
     winner = registry_model(target="difficulty", algorithm="difficulty_epoch", mape=1.0, naive_mape=4.0)
     loser = registry_model(target="difficulty", algorithm="xgboost", mape=5.0, naive_mape=4.0)
     price = registry_model(target="btc_price", algorithm="prophet", mape=7.0, naive_mape=6.0)
-    assert forecast_tasks._activate_best([winner, loser, price]) == [winner.pk]
+    assert forecast_tasks.activate_winners([winner, loser, price]) == [winner.pk]
     assert list(ForecastModel.objects.filter(status="active").values_list("pk", flat=True)) == [winner.pk]
 
 

@@ -6,8 +6,10 @@ from rest_framework.routers import DefaultRouter
 from commands.api.views import commands_urls
 from commands.api.views import legacy_urls as commands_legacy_urls
 from hashinsight.accounts.api.views import ApiTokenViewSet, MeView, UserViewSet
+from hashinsight.billing.api import invoices_urls, payments_urls, proofs_urls, sla_urls, statements_urls
 from hashinsight.events.api.audit_views import AuditListView, AuditVerifyView
 from hashinsight.events.api.views import JobRunViewSet, ScheduleViewSet
+from hashinsight.reports.api import urls as reports_urls
 from intelligence.api import (
     anomaly_urls,
     assets_urls,
@@ -21,6 +23,7 @@ from intelligence.api import (
     roi_urls,
 )
 from miners.api.views import MinerModelViewSet, MinerViewSet, PortfolioViewSet
+from sites.api import crm_urls
 from sites.api.views import CustomerViewSet, SiteViewSet, ZoneViewSet
 from telemetry.api.device_views import EdgeDeviceViewSet, EdgeEnrollmentViewSet
 from telemetry.api.rule_views import SiteAlertRulesView
@@ -60,7 +63,9 @@ v1 = [
 ]
 # The intelligence layer's parts, each with its own route list.
 _PARTS = (market_urls, forecast_urls, plans_urls, roi_urls, anomaly_urls, events_urls, profiles_urls, responder_urls,
-          assets_urls, health_urls)  # fmt: skip
+          assets_urls, health_urls,
+          # The hosting business loop (issue 10): CRM, finance, proofs, reports.
+          crm_urls, invoices_urls, statements_urls, payments_urls, sla_urls, proofs_urls, reports_urls)  # fmt: skip
 v1 += telemetry_urls
 v1 += commands_urls
 for _part in _PARTS:

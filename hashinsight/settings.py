@@ -82,6 +82,8 @@ INSTALLED_APPS = [
     "telemetry",
     "commands",
     "intelligence",
+    "hashinsight.billing",
+    "hashinsight.reports",
 ]
 
 MIDDLEWARE = [
@@ -393,6 +395,9 @@ FORMAT_MODULE_PATH = ["hashinsight.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+
+# Private files (signed contracts, reports, statement exports): never served as static; see hashinsight/core/storage.py.
+PRIVATE_MEDIA_ROOT = Path(env.str("PRIVATE_MEDIA_ROOT", default=str(VAR_DIR / "private")))
 
 # --- Static files -------------------------------------------------------------------------------
 STATIC_URL = "/static/"

@@ -255,3 +255,6 @@ class CustomerAdmin(ScopedAdminMixin, AccessAdminMixin, ServiceWritesAdminMixin,
 
     def delete_object(self, request, obj):
         services.customer_delete(customer=obj, actor=request.user)
+
+
+from sites import admin_crm  # noqa: E402,F401  (deals and hosting contracts)

@@ -58,3 +58,11 @@ from intelligence.portal import (  # noqa: E402
 
 for _part in (market_urls, forecast_urls, plans_urls, roi_urls, events_urls, responder_urls, health_urls):
     urlpatterns += _part.urlpatterns
+
+# The hosting business loop's pages (CRM, invoices, statements, payments, SLA, proofs, reports), each part's own list.
+from hashinsight.billing.portal import invoices_urls, payments_urls, proofs_urls, sla_urls, statements_urls  # noqa: E402
+from hashinsight.reports.portal import urls as reports_urls  # noqa: E402
+from sites.portal import crm_urls  # noqa: E402
+
+for _part in (crm_urls, invoices_urls, statements_urls, payments_urls, sla_urls, proofs_urls, reports_urls):
+    urlpatterns += _part.urlpatterns

@@ -1,0 +1,1 @@
+"""Admin of invoices, lines, statements and credit notes (owner: invoicing)."""

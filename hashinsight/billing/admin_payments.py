@@ -1,0 +1,1 @@
+"""Admin of payments, addresses and commissions (owner: payments)."""

@@ -1,0 +1,1 @@
+"""Admin of proof roots and leaves (owner: proofs)."""

@@ -1,0 +1,1 @@
+"""Admin of force-majeure windows and SLA certificates (owner: sla)."""

@@ -1,0 +1,1 @@
+"""Invoicing: Celery tasks (owner: invoicing)."""

@@ -1,0 +1,1 @@
+"""Payments, chain confirmations and overdue reminders: Celery tasks (owner: payments)."""

@@ -1,0 +1,3 @@
+"""Portal routes of invoices (operator side) (owner: invoicing; namespace ``portal``)."""
+
+urlpatterns: list = []

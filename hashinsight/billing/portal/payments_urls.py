@@ -1,0 +1,3 @@
+"""Portal routes of payments and commissions (owner: payments; namespace ``portal``)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Portal routes of client finance: invoices, statements, proofs, SLA history."""
+
+urlpatterns: list = []

@@ -1,0 +1,1 @@
+"""Daily proof roots: Celery tasks (owner: proofs)."""

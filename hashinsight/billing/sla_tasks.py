@@ -1,0 +1,1 @@
+"""SLA certificates: Celery tasks (owner: sla)."""

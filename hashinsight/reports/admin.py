@@ -1,0 +1,1 @@
+from hashinsight.reports import admin_reports  # noqa: F401

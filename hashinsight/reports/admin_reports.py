@@ -1,0 +1,1 @@
+"""Admin of report jobs, files and schedules (owner: reports)."""

@@ -1,0 +1,3 @@
+"""Portal routes of reports (owner: reports; namespace ``portal``)."""
+
+urlpatterns: list = []

@@ -1,0 +1,1 @@
+"""Admin of deals and hosting contracts (owner: crm)."""

@@ -11,7 +11,7 @@ import factory
 from hashinsight.accounts.models import User
 from hashinsight.accounts.roles import Role
 from miners.models import Miner, MinerModel, PortfolioEntry
-from sites.models import Customer, Site, Zone
+from sites.models import Customer, Deal, HostingContract, Site, Zone
 from sites.services import customer_add_contact, site_grant
 
 PASSWORD = "correct-horse-battery-9"
@@ -82,6 +82,36 @@ class MinerFactory(factory.django.DjangoModelFactory):
     site = factory.LazyAttribute(lambda m: m.zone.site)
     model = factory.SubFactory(MinerModelFactory)
     serial = factory.Sequence(lambda n: f"SN{n:08d}")
+
+
+class DealFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Deal
+
+    title = factory.Sequence(lambda n: f"Deal {n}")
+    prospect_company = factory.Sequence(lambda n: f"Prospect {n}")
+    owner = factory.SubFactory(UserFactory, role=Role.ADMIN)
+    expected_miners = 1000
+    expected_mw = Decimal("3.5")
+    value = Decimal("250000.00")
+
+
+class HostingContractFactory(factory.django.DjangoModelFactory):
+    """An active all-in contract at 0.06 USD/kWh metered, 97 % SLA, for a client at a site."""
+
+    class Meta:
+        model = HostingContract
+
+    number = factory.Sequence(lambda n: f"HC-{n:05d}")
+    customer = factory.SubFactory(CustomerFactory)
+    site = factory.SubFactory(SiteFactory)
+    status = HostingContract.Status.ACTIVE
+    start_date = date(2025, 1, 1)
+    rate_per_kwh = Decimal("0.06000")
+    sla_uptime_target_pct = Decimal("97.00")
+    sla_credit_schedule = factory.LazyFunction(
+        lambda: [{"below_pct": "97", "credit_pct": "5"}, {"below_pct": "95", "credit_pct": "10"}]
+    )
 
 
 class PortfolioEntryFactory(factory.django.DjangoModelFactory):

@@ -170,6 +170,68 @@ class CurtailmentEventChanged(Contract):
     priority: str
 
 
+# --- The hosting business loop (issue 10) ---------------------------------------------------------------------------
+
+
+class DealChanged(Contract):
+    deal_id: int
+    customer_id: int | None
+    stage: str
+    previous_stage: str | None = None
+
+
+class HostingContractChanged(Contract):
+    contract_id: int
+    customer_id: int
+    site_id: int
+    status: str
+    previous_status: str | None = None
+
+
+class InvoiceChanged(Contract):
+    """An invoice was built, issued, paid, credited or went overdue (hashinsight.billing)."""
+
+    invoice_id: int
+    customer_id: int
+    site_id: int
+    status: str
+    previous_status: str | None = None
+    number: str | None = None
+
+
+class PaymentRecorded(Contract):
+    payment_id: int
+    invoice_id: int
+    customer_id: int
+    method: str
+    amount: Decimal
+    currency: str
+    chain_status: str
+
+
+class ForceMajeureChanged(Contract):
+    window_id: int
+    site_id: int
+    start: datetime
+    end: datetime
+    deleted: bool = False
+
+
+class ProofRootClosed(Contract):
+    day: date
+    root_sha256: str
+    leaf_count: int
+
+
+class ReportJobChanged(Contract):
+    job_id: int
+    status: str
+    progress_pct: int
+    requested_by_id: int | None
+    site_id: int | None
+    customer_id: int | None
+
+
 REGISTRY: dict[tuple[str, int], type[Contract]] = {
     ("miner.created", 1): MinerCreated,
     ("miners.bulk_imported", 1): MinersBulkImported,
@@ -196,4 +258,11 @@ REGISTRY: dict[tuple[str, int], type[Contract]] = {
     ("alert_rules.changed", 1): AlertRulesChanged,
     ("telemetry.rolled_up", 1): TelemetryRolledUp,
     ("curtailment_event.changed", 1): CurtailmentEventChanged,
+    ("deal.changed", 1): DealChanged,
+    ("hosting_contract.changed", 1): HostingContractChanged,
+    ("invoice.changed", 1): InvoiceChanged,
+    ("payment.recorded", 1): PaymentRecorded,
+    ("force_majeure.changed", 1): ForceMajeureChanged,
+    ("proof_root.closed", 1): ProofRootClosed,
+    ("report_job.changed", 1): ReportJobChanged,
 }

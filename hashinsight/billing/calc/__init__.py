@@ -1,0 +1,1 @@
+"""Billing calculations in plain Python (no Django): tariffs (owner: invoicing) and SLA (owner: sla)."""

@@ -1,0 +1,455 @@
+"""Draft invoices (module FINANCE): a contract's month → an Invoice with its lines and its per-miner-day statement.
+
+``build_drafts(month)`` builds one draft per contract that overlaps the month (active, or ended/terminated inside
+it: the final invoice); ``build_draft(contract, month)`` builds or rebuilds one. Rebuilding is idempotent: a draft's
+lines and statement rows are replaced, an issued invoice is never touched (it is returned as it is).
+
+**The period** is the calendar month clipped to the contract's start and end (a mid-month start bills from its
+first day). **The miners** are the contract's listed miners, or, when it lists none, every miner of the client at
+the site (retired miners left out), as they are when the draft is built.
+
+**Statement rows** (one per covered miner per day of the period) are written set-based: on PostgreSQL one
+``INSERT … SELECT`` from ``telemetry_daily`` joined to the miners and the period's days (no row: not reported),
+then one ``UPDATE … FROM unnest(…)`` for the miner-days the SLA classification names; on SQLite (the embedded mode,
+small fleets) the same figures are computed in Python by ``calc.tariff`` and bulk-inserted. Both paths give the
+same decimals (the tests run on both). The lines are computed from sums over the rows (``calc.tariff.compute``).
+
+Cost on PostgreSQL: a constant number of queries per contract, whatever its size."""
+
+from __future__ import annotations
+
+import calendar
+import json
+import logging
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import translation
+from django.utils.translation import gettext
+
+from hashinsight.billing import sla
+from hashinsight.billing.calc import tariff
+from hashinsight.billing.calc.tariff import Curtailed, PeriodFacts, Terms
+from hashinsight.billing.models import CreditNote, Invoice, InvoiceLine, StatementRow
+from hashinsight.core.errors import DomainError
+from hashinsight.events.outbox import publish
+from miners.models import Miner, MinerStatus
+from sites.models import HostingContract
+from sites.selectors import scope_of
+
+log = logging.getLogger(__name__)
+
+BILLED_CONTRACT_STATUSES = (
+    HostingContract.Status.ACTIVE,
+    HostingContract.Status.ENDED,
+    HostingContract.Status.TERMINATED,
+)
+OPEN_STATUSES = (Invoice.Status.ISSUED, Invoice.Status.PARTIALLY_PAID, Invoice.Status.OVERDUE)
+ZERO = Decimal("0")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reads (selectors)
+
+
+def invoice_list(*, user) -> QuerySet[Invoice]:
+    """Invoices the user sees: owners and admins all, a site owner those of their sites, a client its own."""
+    qs = Invoice.objects.select_related("customer", "site", "contract")
+    q = scope_of(user).q()
+    return qs if q is None else qs.filter(q)
+
+
+def credit_note_list(*, user) -> QuerySet[CreditNote]:
+    qs = CreditNote.objects.select_related("invoice", "invoice__customer")
+    q = scope_of(user).q(prefix="invoice__")
+    return qs if q is None else qs.filter(q)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Periods, miners, hashprice
+
+
+def month_start(value: date) -> date:
+    return value.replace(day=1)
+
+
+def month_bounds(month: date) -> tuple[date, date]:
+    first = month_start(month)
+    return first, first.replace(day=calendar.monthrange(first.year, first.month)[1])
+
+
+def previous_month(today: date) -> date:
+    return (month_start(today) - timedelta(days=1)).replace(day=1)
+
+
+def contract_period(contract: HostingContract, month: date) -> tuple[date, date] | None:
+    """The month clipped to the contract's term; None when they do not overlap."""
+    first, last = month_bounds(month)
+    start = max(first, contract.start_date)
+    end = min(last, contract.end_date) if contract.end_date else last
+    return (start, end) if start <= end else None
+
+
+def contracts_for_month(month: date) -> QuerySet[HostingContract]:
+    first, last = month_bounds(month)
+    return (
+        HostingContract.objects.filter(status__in=BILLED_CONTRACT_STATUSES, start_date__lte=last)
+        .filter(Q(end_date__isnull=True) | Q(end_date__gte=first))
+        .order_by("pk")
+    )
+
+
+def covered_miners(contract: HostingContract) -> list[dict]:
+    """The contract's miners (listed, else all the client's at the site; retired ones left out), by id."""
+    listed = contract.miners.all()
+    qs = listed if listed.exists() else Miner.objects.filter(customer_id=contract.customer_id, site_id=contract.site_id)
+    return list(
+        qs.exclude(status=MinerStatus.RETIRED)
+        .order_by("pk")
+        .values("pk", "serial", power_w=F("model__power_w"), nominal_ths=F("model__hashrate_ths"))
+    )
+
+
+def daily_hashprices(start: date, end: date) -> dict[date, Decimal]:
+    """USD per TH/s per day for each day of [start, end] from ``MarketDay`` (before pool fees, 8 decimals); a day
+    without a row takes the latest earlier day's; with none at all, the shipped market snapshot's."""
+    from intelligence.algorithms import hashprice as hp
+    from intelligence.models import MarketDay
+
+    def value_of(row) -> Decimal:
+        fees = hp.fees_btc_per_block(row.fees_btc) if row.fees_btc is not None else ZERO
+        raw = hp.hashprice_usd_per_th_day(row.btc_price_usd, row.difficulty, hp.block_subsidy_btc_on(row.date), fees)
+        return Decimal(raw).quantize(tariff.HASHPRICE_PLACES)
+
+    rows = {r.date: r for r in MarketDay.objects.filter(date__gte=start, date__lte=end).exclude(difficulty=0)}
+    before = MarketDay.objects.filter(date__lt=start).exclude(difficulty=0).order_by("-date").first()
+    current = value_of(before) if before else None
+    if current is None and not rows:
+        from commands.services import hashprice_usd_per_th_day
+
+        current = Decimal(hashprice_usd_per_th_day()).quantize(tariff.HASHPRICE_PLACES)
+    out: dict[date, Decimal] = {}
+    day = start
+    while day <= end:
+        if day in rows:
+            current = value_of(rows[day])
+        elif current is None:  # days before the first known row of the period take that row's value
+            current = value_of(rows[min(rows)])
+        out[day] = current
+        day += timedelta(days=1)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Building
+
+
+def build_drafts(month: date, *, contract_ids: list[int] | None = None) -> dict:
+    """One draft per contract overlapping ``month`` (each in its own transaction); returns counts."""
+    qs = contracts_for_month(month)
+    if contract_ids is not None:
+        qs = qs.filter(pk__in=contract_ids)
+    built = skipped = failed = 0
+    for contract in qs:
+        try:
+            invoice = build_draft(contract, month)
+        except Exception:
+            log.exception("invoice build failed", extra={"contract_id": contract.pk, "month": str(month)})
+            failed += 1
+            continue
+        if invoice is None or invoice.status != Invoice.Status.DRAFT:
+            skipped += 1
+        else:
+            built += 1
+    return {"month": month_start(month).isoformat(), "built": built, "skipped": skipped, "failed": failed}
+
+
+def find_invoice(contract: HostingContract, month: date) -> Invoice | None:
+    first, last = month_bounds(month)
+    return (
+        Invoice.objects.filter(contract=contract, period_start__gte=first, period_start__lte=last)
+        .exclude(status=Invoice.Status.VOID)
+        .first()
+    )
+
+
+@transaction.atomic(durable=True)
+def build_draft(contract: HostingContract, month: date) -> Invoice | None:
+    """Build (or rebuild) the contract's draft for ``month``; None when the contract does not overlap it. An issued
+    invoice for that month is returned unchanged."""
+    contract = HostingContract.objects.select_for_update().get(pk=contract.pk)
+    period = contract_period(contract, month)
+    if period is None:
+        return None
+    start, end = period
+    invoice = find_invoice(contract, month)
+    if invoice is not None:
+        invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        if invoice.status != Invoice.Status.DRAFT:
+            return invoice
+        previous = invoice.status
+        _clear_draft(invoice)
+        invoice.period_start, invoice.period_end = start, end
+        invoice.currency = contract.currency
+    else:
+        previous = None
+        invoice = Invoice.objects.create(
+            customer_id=contract.customer_id, contract=contract, site_id=contract.site_id,
+            period_start=start, period_end=end, currency=contract.currency,
+        )  # fmt: skip
+
+    terms = Terms.from_contract(contract)
+    miners = covered_miners(contract)
+    hashprice = daily_hashprices(start, end)
+    if connection.vendor == "postgresql":
+        facts = _rows_postgres(invoice, contract, terms, miners, start, end, hashprice)
+    else:
+        facts = _rows_python(invoice, contract, terms, miners, start, end, hashprice)
+    facts.first_invoice = (
+        not Invoice.objects.filter(contract=contract, period_start__lt=start)
+        .exclude(status=Invoice.Status.VOID)
+        .exists()
+    )
+    facts.final_invoice = contract.end_date is not None and contract.end_date <= end
+    facts.prior_balance = prior_balance(contract, start)
+    result = tariff.compute(
+        terms, facts, currency=contract.currency, hashprice=hashprice,
+        sla_credit_pct=lambda pct: sla.sla_credit_pct(contract, pct),
+    )  # fmt: skip
+    InvoiceLine.objects.bulk_create(
+        [
+            InvoiceLine(
+                invoice=invoice, position=i, kind=line.kind, description=_describe(line, contract, start, end),
+                quantity=line.quantity, unit=line.unit, unit_price=line.unit_price, amount=line.amount,
+            )
+            for i, line in enumerate(result.lines, start=1)
+        ]
+    )  # fmt: skip
+    invoice.subtotal, invoice.credits = result.subtotal, result.credits
+    invoice.prior_balance, invoice.deposit_applied, invoice.total = (
+        result.prior_balance,
+        result.deposit_applied,
+        result.total,
+    )
+    invoice.energy_kwh, invoice.miner_count = facts.energy_kwh, facts.miner_count
+    invoice.uptime_pct, invoice.sla_uptime_pct = result.uptime_pct, result.sla_uptime_pct
+    invoice.save()
+    publish(
+        "invoice.changed", aggregate=f"invoice:{invoice.pk}",
+        payload={"invoice_id": invoice.pk, "customer_id": invoice.customer_id, "site_id": invoice.site_id,
+                 "status": invoice.status, "previous_status": previous, "number": None},
+    )  # fmt: skip
+    return invoice
+
+
+def prior_balance(contract: HostingContract, start: date) -> Decimal:
+    """The open balance of the contract's issued invoices of earlier periods."""
+    open_invoices = Invoice.objects.filter(contract=contract, period_start__lt=start, status__in=OPEN_STATUSES)
+    return sum((max(i.balance_due, ZERO) for i in open_invoices), ZERO)
+
+
+def _clear_draft(invoice: Invoice) -> None:
+    if invoice.status != Invoice.Status.DRAFT:  # the guard of issuing.py refuses it too; say it here first
+        raise DomainError("invoice_issued", gettext("An issued invoice cannot change."), status=409)
+    InvoiceLine.objects.filter(invoice=invoice).delete()
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {StatementRow._meta.db_table} WHERE invoice_id = %s", [invoice.pk])  # noqa: S608 (model table name)
+
+
+def _describe(line: tariff.Line, contract: HostingContract, start: date, end: date) -> str:
+    """The line's text, in English (it is part of what the issue hash seals); the kind is translated on display."""
+    with translation.override("en"):
+        period = f"{start:%Y-%m-%d} – {end:%Y-%m-%d}"
+        d = line.detail
+        if line.kind == "energy":
+            basis = gettext("metered") if d.get("basis") == tariff.METERED else gettext("computed")
+            return gettext("Energy %(period)s (%(basis)s)") % {"period": period, "basis": basis}
+        if line.kind == "revenue_share":
+            return gettext("Operator's share %(pct)s %% of mining revenue %(period)s (%(ths)s TH/s-days)") % {
+                "pct": d["pct"], "period": period, "ths": d["ths_days"]}  # fmt: skip
+        if line.kind == "fixed_fee":
+            return gettext("Fixed fee: %(days)s miner-days of %(month_days)s-day month") % {
+                "days": d["miner_days"], "month_days": d["days_in_month"]}  # fmt: skip
+        if line.kind == "sla_credit":
+            return gettext("SLA credit: uptime %(uptime)s %% below target %(target)s %%") % {
+                "uptime": d["sla_uptime_pct"], "target": contract.sla_uptime_target_pct}  # fmt: skip
+        if line.kind == "curtailment_credit":
+            if d["kind"] == tariff.CREDIT_RATE:
+                return gettext("Curtailment credit: hours beyond the %(allowance)s h allowance") % {
+                    "allowance": d["allowance_h"]}  # fmt: skip
+            return gettext("Curtailment pass-through: revenue forgone beyond the %(allowance)s h allowance") % {
+                "allowance": d["allowance_h"]}  # fmt: skip
+        if line.kind == "deposit":
+            if d.get("held"):
+                return gettext("Deposit (held until the contract ends)")
+            return gettext("Deposit applied")
+        if line.kind == "prior_balance":
+            return gettext("Prior balance (payable on earlier invoices, not in this total)")
+        return line.kind
+
+
+def _classify(contract, start, end, uptime) -> dict:
+    """The SLA classification of the period's down miner-days (only keys inside the period)."""
+    found = sla.classify_period(contract, start, end, uptime=uptime) or {}
+    return {k: v for k, v in found.items() if start <= k[1] <= end}
+
+
+def _curtailed(classification: dict, nominal: dict[int, Decimal]) -> list[Curtailed]:
+    return [
+        Curtailed(miner_id=m, day=d, hours=Decimal(v.curtailed_h), nominal_ths=nominal[m])
+        for (m, d), v in classification.items()
+        if m in nominal and Decimal(v.curtailed_h) > 0
+    ]
+
+
+def _reasons(value) -> str:
+    return ",".join(value.reasons)[:200]
+
+
+def _revenue(facts: PeriodFacts, ths_by_day: dict[date, Decimal], hashprice: dict[date, Decimal]) -> None:
+    facts.ths_days = sum(ths_by_day.values(), ZERO)
+    facts.revenue = sum((ths * hashprice.get(day, ZERO) for day, ths in ths_by_day.items()), ZERO)
+
+
+def _rows_python(invoice, contract, terms: Terms, miners, start, end, hashprice) -> PeriodFacts:
+    from telemetry.models import Daily
+
+    ids = [m["pk"] for m in miners]
+    daily = {}
+    for i in range(0, len(ids), 500):
+        for r in Daily.objects.filter(miner_id__in=ids[i : i + 500], day__gte=start, day__lte=end).values(
+            "miner_id", "day", "energy_kwh", "uptime_pct", "avg_hashrate_ths"
+        ):
+            daily[(r["miner_id"], r["day"])] = r
+    uptime = {key: tariff.clamp_pct(tariff.telemetry_decimal(r["uptime_pct"])) for key, r in daily.items()}
+    classification = _classify(contract, start, end, uptime)
+    facts = PeriodFacts(period_start=start, period_end=end, miner_count=len(miners))
+    ths_by_day: dict[date, Decimal] = {}
+    rows = []
+    days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+    for m in miners:
+        for day in days:
+            r = daily.get((m["pk"], day))
+            up = uptime.get((m["pk"], day), Decimal("0.000"))
+            ths = tariff.telemetry_decimal(r["avg_hashrate_ths"]) if r else None
+            metered = tariff.telemetry_decimal(r["energy_kwh"]) if r else None
+            kwh = tariff.day_energy_kwh(terms, metered_kwh=metered, uptime_pct=up, power_w=m["power_w"])
+            charge = tariff.day_charge(terms, energy_kwh=kwh, avg_hashrate_ths=ths, hashprice=hashprice[day])
+            down = tariff.day_down_h(up)
+            c = classification.get((m["pk"], day))
+            if c is not None:
+                op, cl, ex, cu = (Decimal(c.operator_h), Decimal(c.client_h), Decimal(c.excluded_h),
+                                  Decimal(c.curtailed_h))  # fmt: skip
+                reasons, commands = _reasons(c), list(c.command_ids)
+            else:
+                op, cl, ex, cu = down, ZERO, ZERO, ZERO
+                reasons, commands = ("unexplained" if down > 0 else ""), []
+            rows.append(
+                StatementRow(
+                    invoice=invoice, miner_id=m["pk"], day=day, serial=m["serial"], energy_kwh=kwh, uptime_pct=up,
+                    avg_hashrate_ths=ths, downtime_operator_h=op, downtime_client_h=cl, downtime_excluded_h=ex,
+                    curtailed_h=cu, downtime_reasons=reasons, energy_amount=charge, command_ids=commands,
+                    reported=r is not None,
+                )
+            )  # fmt: skip
+            facts.miner_days += 1
+            facts.energy_kwh += kwh
+            facts.charge += charge
+            facts.uptime_sum += up
+            facts.operator_h += op
+            facts.client_h += cl
+            facts.excluded_h += ex
+            if ths is not None:
+                ths_by_day[day] = ths_by_day.get(day, ZERO) + ths
+    StatementRow.objects.bulk_create(rows, batch_size=2000)
+    _revenue(facts, ths_by_day, hashprice)
+    facts.curtailed = _curtailed(classification, {m["pk"]: Decimal(m["nominal_ths"]) for m in miners})
+    return facts
+
+
+_INSERT_SQL = """
+INSERT INTO {table} (invoice_id, miner_id, day, serial, energy_kwh, uptime_pct, avg_hashrate_ths,
+    downtime_operator_h, downtime_client_h, downtime_excluded_h, curtailed_h, downtime_reasons, energy_amount,
+    command_ids, reported)
+SELECT %(invoice)s, b.miner_id, b.day, b.serial, b.kwh, b.uptime, b.ths,
+    round(24 * (100 - b.uptime) / 100, 3), 0, 0, 0,
+    CASE WHEN b.uptime < 100 THEN 'unexplained' ELSE '' END,
+    CASE WHEN %(revenue_share)s
+        THEN round(COALESCE(b.ths, 0) * hp.value * %(share_pct)s / 100, 6)
+        ELSE round(b.kwh * %(rate)s, 6) END,
+    '[]'::jsonb, b.reported
+FROM (
+    SELECT m.id AS miner_id, g.day, m.serial, d.miner_id IS NOT NULL AS reported, u.uptime,
+        CASE WHEN %(computed)s THEN round(mm.power_w * u.uptime * 0.00024, 3)
+             ELSE GREATEST(COALESCE(round(d.energy_kwh::numeric, 3), 0), 0) END AS kwh,
+        round(d.avg_hashrate_ths::numeric, 3) AS ths
+    FROM miners_miner m
+    JOIN miners_minermodel mm ON mm.id = m.model_id
+    CROSS JOIN generate_series(%(start)s::date, %(end)s::date, interval '1 day') AS g0(ts)
+    CROSS JOIN LATERAL (SELECT g0.ts::date AS day) g
+    LEFT JOIN telemetry_daily d ON d.miner_id = m.id AND d.day = g.day
+    CROSS JOIN LATERAL (SELECT LEAST(GREATEST(COALESCE(round(d.uptime_pct::numeric, 3), 0), 0), 100) AS uptime) u
+    WHERE m.id = ANY(%(ids)s)
+) b
+JOIN unnest(%(hp_days)s::date[], %(hp_values)s::numeric[]) AS hp(day, value) ON hp.day = b.day
+"""
+
+_UPDATE_SQL = """
+UPDATE {table} s SET downtime_operator_h = v.op, downtime_client_h = v.cl, downtime_excluded_h = v.ex,
+    curtailed_h = v.cu, downtime_reasons = v.reasons, command_ids = v.cmds::jsonb
+FROM unnest(%(m)s::bigint[], %(d)s::date[], %(op)s::numeric[], %(cl)s::numeric[], %(ex)s::numeric[],
+            %(cu)s::numeric[], %(reasons)s::text[], %(cmds)s::text[]) AS v(miner_id, day, op, cl, ex, cu, reasons, cmds)
+WHERE s.invoice_id = %(invoice)s AND s.miner_id = v.miner_id AND s.day = v.day
+"""
+
+_SUMS_SQL = """
+SELECT count(*), COALESCE(sum(energy_kwh), 0), COALESCE(sum(energy_amount), 0), COALESCE(sum(uptime_pct), 0),
+    COALESCE(sum(downtime_operator_h), 0), COALESCE(sum(downtime_client_h), 0), COALESCE(sum(downtime_excluded_h), 0)
+FROM {table} WHERE invoice_id = %s
+"""
+
+_THS_SQL = (
+    "SELECT day, sum(avg_hashrate_ths) FROM {table} WHERE invoice_id = %s AND avg_hashrate_ths IS NOT NULL GROUP BY day"
+)
+
+
+def _rows_postgres(invoice, contract, terms: Terms, miners, start, end, hashprice) -> PeriodFacts:
+    table = StatementRow._meta.db_table
+    days = sorted(hashprice)
+    ids = [m["pk"] for m in miners]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INSERT_SQL.format(table=table),
+            {
+                "invoice": invoice.pk, "ids": ids, "start": start, "end": end,
+                "revenue_share": terms.tariff_kind == tariff.REVENUE_SHARE, "share_pct": terms.revenue_share_pct,
+                "rate": terms.rate_per_kwh, "computed": terms.energy_basis == tariff.COMPUTED,
+                "hp_days": days, "hp_values": [hashprice[d] for d in days],
+            },
+        )  # fmt: skip
+        classification = _classify(contract, start, end, None)
+        if classification:
+            keys = list(classification)
+            vals = [classification[k] for k in keys]
+            cursor.execute(
+                _UPDATE_SQL.format(table=table),
+                {
+                    "invoice": invoice.pk, "m": [k[0] for k in keys], "d": [k[1] for k in keys],
+                    "op": [Decimal(v.operator_h) for v in vals], "cl": [Decimal(v.client_h) for v in vals],
+                    "ex": [Decimal(v.excluded_h) for v in vals], "cu": [Decimal(v.curtailed_h) for v in vals],
+                    "reasons": [_reasons(v) for v in vals], "cmds": [json.dumps(list(v.command_ids)) for v in vals],
+                },
+            )  # fmt: skip
+        cursor.execute(_SUMS_SQL.format(table=table), [invoice.pk])
+        count, kwh, charge, uptime, op, cl, ex = cursor.fetchone()
+        cursor.execute(_THS_SQL.format(table=table), [invoice.pk])
+        ths_by_day = dict(cursor.fetchall())
+    facts = PeriodFacts(
+        period_start=start, period_end=end, miner_count=len(miners), miner_days=count, energy_kwh=kwh,
+        charge=charge, uptime_sum=uptime, operator_h=op, client_h=cl, excluded_h=ex,
+    )  # fmt: skip
+    _revenue(facts, ths_by_day, hashprice)
+    facts.curtailed = _curtailed(classification, {m["pk"]: Decimal(m["nominal_ths"]) for m in miners})
+    return facts

@@ -81,3 +81,30 @@ def curtailment_event(site, miner, start: datetime, end: datetime) -> Curtailmen
         event=event, miner=miner, serial=miner.serial, customer_id=miner.customer_id, kw_before=Decimal("3.5"),
         ths_before=Decimal("200"), state="restored", curtailed_at=start, restored_at=end,
     )  # fmt: skip
+
+
+def issued_invoice(contract, *, month: date, miners: int = 2, sla_uptime="99.206", statement=(), credit="-12.50",
+                   number=None, status="issued"):  # fmt: skip
+    """An issued invoice of ``contract`` for ``month`` with statement rows ``[(miner, day, op, client, excl, cut)]``
+    and one SLA credit line (written directly: issuing is the invoicing part's)."""
+    from hashinsight.billing.models import Invoice, InvoiceLine, StatementRow
+
+    last = (month.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    invoice = Invoice.objects.create(
+        number=number or f"INV-{contract.pk}-{month:%Y%m}", customer=contract.customer, contract=contract,
+        site=contract.site, period_start=month, period_end=last, status=status, miner_count=miners,
+        sla_uptime_pct=None if sla_uptime is None else Decimal(sla_uptime), issue_date=last + timedelta(days=1),
+        content_sha256="c" * 64, statement_sha256="5" * 64, currency=contract.currency,
+    )  # fmt: skip
+    for miner, day, op, cl, ex, cut in statement:
+        StatementRow.objects.create(
+            invoice=invoice, miner=miner, day=day, serial=miner.serial, energy_kwh=Decimal("80"),
+            uptime_pct=Decimal("90"), downtime_operator_h=Decimal(op), downtime_client_h=Decimal(cl),
+            downtime_excluded_h=Decimal(ex), curtailed_h=Decimal(cut),
+        )  # fmt: skip
+    if credit:
+        InvoiceLine.objects.create(
+            invoice=invoice, position=1, kind=InvoiceLine.Kind.SLA_CREDIT, description="SLA credit",
+            quantity=Decimal("5"), unit="%", unit_price=Decimal("0"), amount=Decimal(credit),
+        )  # fmt: skip
+    return invoice

@@ -345,6 +345,25 @@ def _contract_priority(priorities: dict, customer_id: int | None) -> int | None:
     return plans._priority({k: v for k, v in priorities.items() if v != FIRM}, customer_id)
 
 
+def _with_contract_priorities(site_id: int, requested: dict) -> dict:
+    """The request's ``client_priority`` completed from the hosting contracts: a client the request does not name
+    takes its active contract's terms at this site today (``curtailment_priority``, or ``"firm"`` for a firm
+    contract); a client with no active contract keeps the default. One query."""
+    from sites.models import HostingContract
+
+    today = timezone.now().date()
+    contracts = (
+        HostingContract.objects.filter(site_id=site_id, status=HostingContract.Status.ACTIVE, start_date__lte=today)
+        .filter(Q(end_date__isnull=True) | Q(end_date__gte=today))
+        .order_by("start_date")
+        .values_list("customer_id", "curtailment_priority", "firm")
+    )
+    out = dict(requested)
+    for customer_id, priority, firm in contracts:
+        out.setdefault(str(customer_id), FIRM if firm else priority)
+    return out
+
+
 def _clean_client_priority(value) -> dict:
     if value is None:
         return {}
@@ -500,7 +519,7 @@ def _request(*, actor, site_id, mode, scope, target_kw, priority, profile_id, so
 def _plan(req: Request, batch_size: int, interval_s: int) -> tuple[dict, list[Candidate]]:
     from intelligence import curtailment_plans as plans
 
-    cands = _candidates(req.qs, req.client_priority)
+    cands = _candidates(req.qs, _with_contract_priorities(req.site.pk, req.client_priority))
     if not cands:
         raise _bad("empty_scope", "scope", "no active miner stands in this scope")
     chosen, available = choose(cands, mode=req.mode, target_kw=req.target_kw, priority=req.priority, soft=req.soft)

@@ -311,7 +311,14 @@ def visible_certificates(user):
     return qs.filter(q) if q is not None else qs
 
 
-def root_list():
+def visible_leaves(user):
+    """Proof leaves of the documents ``user`` may see (the audit-head leaves belong to nobody: owners and admins)."""
+    q = _scope(user).q()
+    qs = ProofLeaf.objects.all()
+    return qs.filter(q) if q is not None else qs
+
+
+def root_list(user=None):
     """Daily roots: not secret (a root reveals nothing of the leaves), every WEB3 reader sees them all."""
     return ProofRoot.objects.all()
 

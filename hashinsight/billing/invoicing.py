@@ -32,12 +32,11 @@ from django.utils.translation import gettext
 from hashinsight.billing import sla
 from hashinsight.billing.calc import tariff
 from hashinsight.billing.calc.tariff import Curtailed, PeriodFacts, Terms
-from hashinsight.billing.models import CreditNote, Invoice, InvoiceLine, StatementRow
+from hashinsight.billing.models import Invoice, InvoiceLine, StatementRow
 from hashinsight.core.errors import DomainError
 from hashinsight.events.outbox import publish
 from miners.models import Miner, MinerStatus
 from sites.models import HostingContract
-from sites.selectors import scope_of
 
 log = logging.getLogger(__name__)
 
@@ -48,23 +47,6 @@ BILLED_CONTRACT_STATUSES = (
 )
 OPEN_STATUSES = (Invoice.Status.ISSUED, Invoice.Status.PARTIALLY_PAID, Invoice.Status.OVERDUE)
 ZERO = Decimal("0")
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Reads (selectors)
-
-
-def invoice_list(*, user) -> QuerySet[Invoice]:
-    """Invoices the user sees: owners and admins all, a site owner those of their sites, a client its own."""
-    qs = Invoice.objects.select_related("customer", "site", "contract")
-    q = scope_of(user).q()
-    return qs if q is None else qs.filter(q)
-
-
-def credit_note_list(*, user) -> QuerySet[CreditNote]:
-    qs = CreditNote.objects.select_related("invoice", "invoice__customer")
-    q = scope_of(user).q(prefix="invoice__")
-    return qs if q is None else qs.filter(q)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -307,3 +307,35 @@ def test_close_day_is_durable_and_commits(farm):
 
     with transaction.atomic(), pytest.raises(RuntimeError):
         proofs._close_day(yesterday() - timedelta(days=1), actor=None)  # durable: refuses to nest
+
+
+def test_end_to_end_statement_and_sla_certificate_files_as_the_client_downloads_them(client, farm, tmp_path):
+    """Issued by the invoicing service (with its SLA certificate), the day closed by the job, both files and both
+    proofs downloaded from the portal by the client, then checked by the CLI; another client's proof is a 404."""
+    miner = farm.miners[("site-a", "client-x")]
+    invoice = issued_invoice(customer=farm.client_x, site=farm.site_a, miners=[miner], certificate=True)
+    other = issued_invoice(customer=farm.client_y, site=farm.site_b, miners=[farm.miners[("site-b", "client-y")]])
+    cert = invoice.sla_certificate
+    from hashinsight.billing.proof_tasks import close_proof_days
+
+    assert [c["leaves"] for c in close_proof_days.apply().get()["closed"]] == [4]  # 2 statements, 1 cert, audit head
+
+    client.force_login(farm.users["client_x"])
+    files = {
+        "statement.csv": statement_bytes(invoice),
+        "statement-proof.json": client.get(f"/invoices/{invoice.pk}/proof.json").content,
+        "certificate.json": client.get(f"/sla/certificates/{cert.pk}/download/").content,
+        "certificate-proof.json": client.get(f"/sla-certificates/{cert.pk}/proof.json").content,
+    }
+    assert client.get(f"/invoices/{other.pk}/proof.json").status_code == 404
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    assert json.loads(files["certificate-proof.json"])["leaf"]["kind"] == "sla_certificate"
+    for document, proof in (("statement.csv", "statement-proof.json"), ("certificate.json", "certificate-proof.json")):
+        out = StringIO()
+        call_command("verify_statement", str(tmp_path / document), str(tmp_path / proof), stdout=out)
+        assert "OK: " in out.getvalue(), out.getvalue()
+    # The statement's proof does not fit the certificate, nor the other way round.
+    with pytest.raises(SystemExit):
+        call_command("verify_statement", str(tmp_path / "certificate.json"), str(tmp_path / "statement-proof.json"),
+                     stdout=StringIO())  # fmt: skip

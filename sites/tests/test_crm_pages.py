@@ -1,0 +1,182 @@
+"""The CRM portal pages with Django's test client: who sees what (per role, written out by hand), the forms and
+buttons going through the services, refusals shown on the page, CSV, and no buttons for site owners."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from hashinsight.events.models import AuditEvent
+from hashinsight.tests.factories import DealFactory, HostingContractFactory
+from sites.models import Customer, Deal, HostingContract
+
+pytestmark = pytest.mark.django_db
+PDF = b"%PDF-1.4\n%signed\n%%EOF\n"
+
+
+@pytest.fixture
+def crm(farm):
+    farm.deal_a = DealFactory(customer=farm.client_x, site=farm.site_a, title="Deal at A", value=100, expected_mw=2)
+    farm.deal_b = DealFactory(customer=farm.client_y, site=farm.site_b, title="Deal at B", value=50, expected_mw=1)
+    farm.c_a = HostingContractFactory(customer=farm.client_x, site=farm.site_a, status="draft")
+    farm.c_b = HostingContractFactory(customer=farm.client_y, site=farm.site_b, status="draft")
+    return farm
+
+
+# Expected status per page and user (hand-written): A = objects at site A, B = at site B.
+PAGES = {
+    "deals": {"owner": 200, "admin": 200, "siteowner_a": 200, "siteowner_b_ro": 200, "client_x": 403, "customer": 403,
+              "guest": 403},
+    "deal_a": {"owner": 200, "admin": 200, "siteowner_a": 200, "siteowner_b_ro": 404, "client_x": 403,
+               "customer": 403, "guest": 403},
+    "deal_new": {"owner": 200, "admin": 200, "siteowner_a": 403, "siteowner_b_ro": 403, "client_x": 403,
+                 "customer": 403, "guest": 403},
+    "contracts": {"owner": 200, "admin": 200, "siteowner_a": 200, "siteowner_b_ro": 200, "client_x": 403,
+                  "customer": 403, "guest": 403},
+    "contract_a": {"owner": 200, "admin": 200, "siteowner_a": 200, "siteowner_b_ro": 404, "client_x": 403,
+                   "customer": 403, "guest": 403},
+    "contract_a_miners": {"owner": 200, "admin": 200, "siteowner_a": 200, "siteowner_b_ro": 404, "client_x": 403,
+                          "customer": 403, "guest": 403},
+    "contract_a_edit": {"owner": 200, "admin": 200, "siteowner_a": 403, "siteowner_b_ro": 403, "client_x": 403,
+                        "customer": 403, "guest": 403},
+}  # fmt: skip
+
+
+def _url(crm, page):
+    return {
+        "deals": "/crm/deals/", "deal_a": f"/crm/deals/{crm.deal_a.pk}/", "deal_new": "/crm/deals/new/",
+        "contracts": "/crm/contracts/", "contract_a": f"/crm/contracts/{crm.c_a.pk}/",
+        "contract_a_miners": f"/crm/contracts/{crm.c_a.pk}/miners/",
+        "contract_a_edit": f"/crm/contracts/{crm.c_a.pk}/edit/",
+    }[page]  # fmt: skip
+
+
+@pytest.mark.parametrize("user", ["owner", "admin", "siteowner_a", "siteowner_b_ro", "client_x", "customer", "guest"])
+def test_page_status_per_role(client, crm, user):
+    client.force_login(crm.users[user])
+    for page, expected in PAGES.items():
+        assert client.get(_url(crm, page)).status_code == expected[user], (page, user)
+
+
+def test_anonymous_is_sent_to_login(client, crm):
+    response = client.get("/crm/deals/")
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_deal_list_pipeline_filters_and_csv(client, crm):
+    client.force_login(crm.users["owner"])
+    text = client.get("/crm/deals/").content.decode()
+    assert "Deal at A" in text and "Deal at B" in text and 'data-testid="new-deal"' in text
+    assert "150.00 USD" in client.get("/crm/deals/").content.decode()  # the two leads' value
+    filtered = client.get(f"/crm/deals/?site={crm.site_b.pk}").content.decode()
+    assert "Deal at B" in filtered and "Deal at A" not in filtered
+    csv = b"".join(client.get("/crm/deals/?format=csv&stage=lead&sort=value").streaming_content).decode("utf-8-sig")
+    rows = csv.strip().splitlines()
+    assert len(rows) == 3 and "Deal at B" in rows[1] and "Deal at A" in rows[2]
+
+
+def test_site_owner_sees_no_buttons_and_cannot_post(client, crm):
+    client.force_login(crm.users["siteowner_a"])
+    deal = client.get(f"/crm/deals/{crm.deal_a.pk}/").content.decode()
+    contract = client.get(f"/crm/contracts/{crm.c_a.pk}/").content.decode()
+    for testid in ("deal-actions", "convert-deal", "edit-deal"):
+        assert testid not in deal
+    for testid in ("contract-actions", "activate-contract", "document-form", "edit-contract"):
+        assert testid not in contract
+    assert client.post(f"/crm/contracts/{crm.c_a.pk}/activate/").status_code == 403
+    assert client.post(f"/crm/deals/{crm.deal_a.pk}/stage/", {"stage": "won"}).status_code == 403
+    doc = client.post(f"/crm/contracts/{crm.c_a.pk}/document/", {"document": SimpleUploadedFile("s.pdf", PDF)})
+    assert doc.status_code == 403
+    assert client.post(f"/crm/contracts/{crm.c_a.pk}/miners/", {"miners": ""}).status_code == 403
+    crm.c_a.refresh_from_db()
+    assert crm.c_a.status == "draft" and not crm.c_a.signed_document
+
+
+def test_deal_form_stage_and_convert(client, crm):
+    client.force_login(crm.users["admin"])
+    r = client.post("/crm/deals/new/", {
+        "title": "Portal deal", "prospect_company": "Portal Prospect GmbH", "site": crm.site_a.pk, "stage": "lead",
+        "expected_miners": "200", "expected_mw": "0.700", "value": "42000.00", "currency": "EUR",
+        "owner": crm.users["admin"].pk,
+    })  # fmt: skip
+    deal = Deal.objects.get(title="Portal deal")
+    assert r.status_code == 302 and r["Location"] == f"/crm/deals/{deal.pk}/"
+    client.post(f"/crm/deals/{deal.pk}/stage/", {"stage": "negotiation"})
+    deal.refresh_from_db()
+    assert deal.stage == "negotiation"
+    # Convert without a rate: the prospect has none, so it is refused with a message and nothing changes.
+    page = client.post(f"/crm/deals/{deal.pk}/convert/", {"start_date": "2026-05-01"}, follow=True)
+    assert "rate_per_kwh" in page.content.decode() and not HostingContract.objects.filter(deal=deal).exists()
+    r = client.post(f"/crm/deals/{deal.pk}/convert/", {"start_date": "2026-05-01", "rate_per_kwh": "0.058"})
+    contract = HostingContract.objects.get(deal=deal)
+    assert r["Location"] == f"/crm/contracts/{contract.pk}/"
+    assert contract.customer == Customer.objects.get(company="Portal Prospect GmbH")
+    assert (contract.start_date, contract.currency) == (date(2026, 5, 1), "EUR")
+
+
+def test_deal_form_shows_refusals_under_the_field(client, crm):
+    client.force_login(crm.users["owner"])
+    r = client.post("/crm/deals/new/", {"title": "No company", "stage": "lead", "expected_miners": "0",
+                                        "expected_mw": "0", "value": "0", "currency": "USD",
+                                        "owner": crm.users["owner"].pk})  # fmt: skip
+    assert r.status_code == 200 and 'data-testid="form-error"' in r.content.decode()
+    assert not Deal.objects.filter(title="No company").exists()
+
+
+def _contract_post(crm, **kw):
+    data = {
+        "number": "", "customer": crm.client_x.pk, "site": crm.site_b.pk, "start_date": "2026-01-01",
+        "currency": "USD", "deposit": "1000.00", "payment_terms_days": "15", "tariff_kind": "all_in_kwh",
+        "energy_basis": "metered", "rate_per_kwh": "0.06", "fixed_fee_per_miner_month": "0",
+        "revenue_share_pct": "0", "sla_uptime_target_pct": "97", "sla_schedule_text": "97: 5\n95: 10",
+        "curtailment_allowance_hours": "10", "curtailment_credit_kind": "rate",
+        "curtailment_credit_per_miner_hour": "0.02", "curtailment_priority": "3", "sales_owner": "",
+        "commission_pct": "0", "notes": "",
+    }  # fmt: skip
+    data.update(kw)
+    return data
+
+
+def test_contract_form_buttons_and_document(client, crm):
+    client.force_login(crm.users["owner"])
+    r = client.post("/crm/contracts/new/", _contract_post(crm))
+    contract = HostingContract.objects.get(customer=crm.client_x, site=crm.site_b)
+    assert r.status_code == 302, r.content.decode()[:3000]
+    assert contract.sla_credit_schedule == [{"below_pct": "97", "credit_pct": "5"},
+                                            {"below_pct": "95", "credit_pct": "10"}]  # fmt: skip
+    bad = client.post(f"/crm/contracts/{contract.pk}/edit/", _contract_post(crm, sla_schedule_text="95: 5\n97: 10"))
+    assert bad.status_code == 200 and "highest to the lowest" in bad.content.decode()
+    bad = client.post(f"/crm/contracts/{contract.pk}/edit/", _contract_post(crm, rate_per_kwh="0"))
+    assert bad.status_code == 200 and 'data-testid="field-error"' in bad.content.decode()
+    contract.refresh_from_db()
+    assert contract.rate_per_kwh > 0
+    client.post(f"/crm/contracts/{contract.pk}/document/", {"document": SimpleUploadedFile("s.pdf", PDF),
+                                                            "signed_at": "2026-01-02"})  # fmt: skip
+    client.post(f"/crm/contracts/{contract.pk}/activate/")
+    contract.refresh_from_db()
+    assert contract.status == "active" and contract.signed_document_sha256
+    page = client.get(f"/crm/contracts/{contract.pk}/").content.decode()
+    assert contract.signed_document_sha256 in page and f"/finance/invoices/?contract={contract.pk}" in page
+    got = client.get(f"/crm/contracts/{contract.pk}/document/")
+    assert got.status_code == 200 and b"".join(got.streaming_content) == PDF
+    client.post(f"/crm/contracts/{contract.pk}/terminate/", {"reason": "breach", "end_date": "2026-02-28"})
+    contract.refresh_from_db()
+    assert contract.status == "terminated" and contract.end_date == date(2026, 2, 28)
+    assert set(AuditEvent.objects.values_list("event_type", flat=True)) >= {
+        "hosting_contract.document_uploaded",
+        "hosting_contract.activated",
+        "hosting_contract.terminated",
+    }
+
+
+def test_miners_page_sets_and_refuses(client, crm):
+    client.force_login(crm.users["owner"])
+    url = f"/crm/contracts/{crm.c_a.pk}/miners/"
+    mine, other = crm.miners[("site-a", "client-x")], crm.miners[("site-a", "client-y")]
+    page = client.post(url, {"miners": f"{mine.serial}\n{other.serial}"}, follow=True).content.decode()
+    assert other.serial in page and not crm.c_a.miners.exists()
+    client.post(url, {"miners": mine.serial})
+    assert list(crm.c_a.miners.values_list("serial", flat=True)) == [mine.serial]
+    assert mine.serial in client.get(url).content.decode()

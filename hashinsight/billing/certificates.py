@@ -25,6 +25,7 @@ from xml.sax.saxutils import escape
 from cryptography.exceptions import InvalidSignature
 from django.db.models import Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from hashinsight.billing import sla_signing
 from hashinsight.billing.calc import sla as calc
@@ -223,18 +224,18 @@ def verify_certificate(document) -> Verification:
         return Verification(
             False,
             "malformed",
-            "Not an SLA certificate document (payload, algorithm, key_id, public_key and signature expected).",
+            _("Not an SLA certificate document (payload, algorithm, key_id, public_key and signature expected)."),
         )
     payload = document["payload"]
     if payload.get("type") != DOCUMENT_TYPE or document["algorithm"] != sla_signing.ALGORITHM:
-        return Verification(False, "malformed", "Not an Ed25519-signed SLA certificate.")
+        return Verification(False, "malformed", _("Not an Ed25519-signed SLA certificate."))
     try:
         sha = document_sha256(document)
     except (TypeError, ValueError):
-        return Verification(False, "malformed", "The document holds values JSON cannot carry canonically.")
+        return Verification(False, "malformed", _("The document holds values JSON cannot carry canonically."))
     key = sla_signing.public_key(str(document["key_id"]))
     if key is None or key.public_key_b64 != document["public_key"]:
-        return Verification(False, "unknown_key", "The certificate was not signed with one of our keys.", sha256=sha)
+        return Verification(False, "unknown_key", _("The certificate was not signed with one of our keys."), sha256=sha)
     try:
         sla_signing.load_public(key.public_key_b64).verify(
             sla_signing.unb64(str(document["signature"])), canonical_json(payload)
@@ -243,7 +244,7 @@ def verify_certificate(document) -> Verification:
         return Verification(
             False,
             "bad_signature",
-            "The signature does not match the certificate's contents.",
+            _("The signature does not match the certificate's contents."),
             sha256=sha,
             key_id=key.key_id,
         )
@@ -251,13 +252,13 @@ def verify_certificate(document) -> Verification:
     cert = SlaCertificate.objects.filter(pk=cert_id).first() if isinstance(cert_id, int) else None
     if cert is None:
         return Verification(
-            False, "not_on_record", "No certificate with this id was issued here.", sha256=sha, key_id=key.key_id
+            False, "not_on_record", _("No certificate with this id was issued here."), sha256=sha, key_id=key.key_id
         )
     if cert.sha256 != sha:
         return Verification(
             False,
             "hash_mismatch",
-            "The document differs from the certificate on record.",
+            _("The document differs from the certificate on record."),
             certificate_id=cert.pk,
             sha256=sha,
             key_id=key.key_id,
@@ -266,7 +267,7 @@ def verify_certificate(document) -> Verification:
     return Verification(
         True,
         "ok",
-        "Signature, key and hash verified.",
+        _("Signature, key and hash verified."),
         certificate_id=cert.pk,
         sha256=sha,
         key_id=key.key_id,

@@ -92,7 +92,7 @@ def issued_invoice(contract, *, month: date, miners: int = 2, sla_uptime="99.206
     last = (month.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
     invoice = Invoice.objects.create(
         number=number or f"INV-{contract.pk}-{month:%Y%m}", customer=contract.customer, contract=contract,
-        site=contract.site, period_start=month, period_end=last, status=status, miner_count=miners,
+        site=contract.site, period_start=month, period_end=last, status="draft", miner_count=miners,
         sla_uptime_pct=None if sla_uptime is None else Decimal(sla_uptime), issue_date=last + timedelta(days=1),
         content_sha256="c" * 64, statement_sha256="5" * 64, currency=contract.currency,
     )  # fmt: skip
@@ -107,4 +107,7 @@ def issued_invoice(contract, *, month: date, miners: int = 2, sla_uptime="99.206
             invoice=invoice, position=1, kind=InvoiceLine.Kind.SLA_CREDIT, description="SLA credit",
             quantity=Decimal("5"), unit="%", unit_price=Decimal("0"), amount=Decimal(credit),
         )  # fmt: skip
+    # Issued last, as the issuing service does (children of an issued invoice are guarded against changes).
+    Invoice.objects.filter(pk=invoice.pk).update(status=status)
+    invoice.refresh_from_db()
     return invoice

@@ -275,8 +275,13 @@ class PaymentAddress(models.Model):
 
     network = models.CharField(_("network"), max_length=8, choices=[("btc", "BTC"), ("usdt", "USDT")])
     address = models.CharField(_("address"), max_length=100, unique=True)
-    invoice = models.OneToOneField(
-        Invoice, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("invoice")
+    invoice = models.ForeignKey(
+        Invoice,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="payment_addresses",
+        verbose_name=_("invoice"),
     )
     assigned_at = models.DateTimeField(null=True, blank=True)
 
@@ -284,6 +289,13 @@ class PaymentAddress(models.Model):
         verbose_name = _("payment address")
         verbose_name_plural = _("payment addresses")
         ordering = ["network", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["invoice", "network"],
+                condition=models.Q(invoice__isnull=False),
+                name="payment_address_one_per_network",
+            )
+        ]
 
     def __str__(self):
         return self.address

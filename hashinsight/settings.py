@@ -323,6 +323,27 @@ TELEMETRY_DAILY_FINAL_DELAY_S = 3 * 3600  # a day is rolled up once more this lo
 # run_embedded starts a miner simulator and a collector per demo site (hashinsight/demo/edge_demo.py).
 DEMO_EDGE = env.bool("DEMO_EDGE", default=True)
 
+# --- Billing: payments (hashinsight.billing.payments, chain, reminders) ---
+# The chain adapter (dotted path): ManualAdapter needs no network (confirmations are entered by operators);
+# HttpExplorerAdapter asks a mempool.space-style explorer at BILLING_CHAIN_EXPLORER_URL, and only when it is set.
+BILLING_CHAIN_ADAPTER = env.str("BILLING_CHAIN_ADAPTER", default="hashinsight.billing.chain.ManualAdapter")
+BILLING_CHAIN_EXPLORER_URL = env.str("BILLING_CHAIN_EXPLORER_URL", default="")  # e.g. https://mempool.space/api
+BILLING_CHAIN_TIMEOUT_SECONDS = env.float("BILLING_CHAIN_TIMEOUT_SECONDS", default=5)
+# Confirmations after which a crypto payment counts as paid.
+BILLING_CONFIRMATIONS = {
+    "btc": env.int("BILLING_CONFIRMATIONS_BTC", default=3),
+    "usdt": env.int("BILLING_CONFIRMATIONS_USDT", default=20),
+}
+BILLING_BTC_NETWORK = env.str("BILLING_BTC_NETWORK", default="mainnet")  # mainnet | testnet | regtest
+BILLING_CRYPTO_NETWORKS = ("btc", "usdt")  # the pools an issued invoice takes an address from
+# Shown in payment instructions and reminder e-mails, label → value in this order; the invoice number is the reference.
+BILLING_BANK_DETAILS = env.json("BILLING_BANK_DETAILS", default={})
+BILLING_PAYEE_NAME = env.str("BILLING_PAYEE_NAME", default="HashInsight")
+# Reminder e-mails this many days overdue (each once).
+BILLING_REMINDER_DAYS = [int(d) for d in env.list("BILLING_REMINDER_DAYS", default=["1", "7", "14"])]
+# The portal's public origin, for links in e-mails (no trailing slash).
+PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://localhost:8000")
+
 # --- Auth, sessions, throttling ------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [

@@ -59,7 +59,7 @@ def test_documents_page_shows_only_the_clients_own(client, farm, closed):
     inv_x, inv_y, _root = closed
     client.force_login(farm.users["client_x"])
     page = client.get("/proofs/documents/").content.decode()
-    assert inv_x.statement_sha256 in page and inv_y.statement_sha256 not in page
+    assert inv_x.statement_sha256 in page and inv_y.statement_sha256 not in page and inv_x.number in page
     assert ProofLeaf.objects.get(kind="audit_head").sha256 not in page
     leaf_y = ProofLeaf.objects.get(object_id=inv_y.pk, kind="statement")
     assert client.get(f"/proofs/documents/{leaf_y.pk}/proof.json").status_code == 404

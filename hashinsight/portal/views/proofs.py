@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from django import forms
+from django.db.models import Case, OuterRef, Subquery, When
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
@@ -19,7 +20,7 @@ from django.views.decorators.http import require_http_methods
 from hashinsight.accounts.roles import Module
 from hashinsight.billing import proofs
 from hashinsight.billing.api.proofs_views import MAX_DOCUMENT_BYTES, ROOT_CSV
-from hashinsight.billing.models import ProofLeaf
+from hashinsight.billing.models import Invoice, ProofLeaf, SlaCertificate
 from hashinsight.core.errors import DomainError
 from hashinsight.portal.tables import Column, CsvColumn, ListFilterForm, ListPage
 from hashinsight.portal.views.common import module_required
@@ -106,7 +107,18 @@ class DocumentTable(ListPage):
     csv_name = "proof-documents"
 
     def get_queryset(self):
-        return proofs.visible_leaves(self.request.user).exclude(kind=ProofLeaf.Kind.AUDIT_HEAD).select_related("root")
+        # The invoice number / certificate month of each leaf: one subquery each, not a query per row.
+        number = Invoice.objects.filter(pk=OuterRef("object_id")).values("number")[:1]
+        month = SlaCertificate.objects.filter(pk=OuterRef("object_id")).values("month")[:1]
+        return (
+            proofs.visible_leaves(self.request.user)
+            .exclude(kind=ProofLeaf.Kind.AUDIT_HEAD)
+            .select_related("root")
+            .annotate(
+                invoice_number=Case(When(kind=ProofLeaf.Kind.STATEMENT, then=Subquery(number))),
+                certificate_month=Case(When(kind=ProofLeaf.Kind.SLA_CERTIFICATE, then=Subquery(month))),
+            )
+        )
 
 
 @module_required(Module.WEB3)

@@ -339,3 +339,38 @@ def test_end_to_end_statement_and_sla_certificate_files_as_the_client_downloads_
     with pytest.raises(SystemExit):
         call_command("verify_statement", str(tmp_path / "certificate.json"), str(tmp_path / "statement-proof.json"),
                      stdout=StringIO())  # fmt: skip
+
+
+STANDALONE_VERIFIER = """
+import hashlib, json, sys
+
+doc, proof = open(sys.argv[1], "rb").read(), json.load(open(sys.argv[2]))
+leaf = hashlib.sha256(doc).hexdigest()
+assert leaf == proof["leaf"]["sha256"], "the file is not the document of this proof"
+node = hashlib.sha256(b"\\x00" + bytes.fromhex(leaf)).digest()
+for step in proof["proof"]:
+    sibling = bytes.fromhex(step["hash"])
+    pair = sibling + node if step["side"] == "left" else node + sibling
+    node = hashlib.sha256(b"\\x01" + pair).digest()
+assert node.hex() == proof["root"], "the path does not lead to the root"
+assert proof["op_return_hex"] == "6a2448534931" + proof["root"]
+print("OK: in the tree of", proof["day"], "root", proof["root"])
+"""
+
+
+def test_the_documented_standard_library_verifier_agrees(farm, invoice_x, invoice_y, tmp_path):
+    """The README's 15 lines (Python standard library only, no HashInsight) verify the same proof, and refuse a
+    changed byte: the format is checkable without us."""
+    import subprocess
+    import sys
+
+    proofs.close_day(yesterday())
+    script, statement, proof = tmp_path / "verify.py", tmp_path / "s.csv", tmp_path / "p.json"
+    script.write_text(STANDALONE_VERIFIER)
+    proof.write_text(json.dumps(proofs.invoice_proof(user=farm.users["client_y"], invoice_id=invoice_y.pk)))
+    statement.write_bytes(statement_bytes(invoice_y))
+    ok = subprocess.run([sys.executable, str(script), str(statement), str(proof)], capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.startswith("OK: in the tree of"), ok.stderr
+    statement.write_bytes(statement_bytes(invoice_y).replace(b"84.000", b"84.001", 1))
+    bad = subprocess.run([sys.executable, str(script), str(statement), str(proof)], capture_output=True, text=True)
+    assert bad.returncode == 1 and "not the document of this proof" in bad.stderr

@@ -56,12 +56,11 @@ def render_pdf(data: ReportData, charts: dict[str, bytes]) -> bytes:
             Paragraph(escape(lines.title), st["h2"]),
             _table(lines, st, width, widths=[0.05, 0.45, 0.12, 0.1, 0.12, 0.16], numeric_from=2),
         ]
-    if charts:
-        story.append(PageBreak())
+    if charts:  # two charts a page, the first pair under the summary when they fit
         for key in ("hashrate", "uptime", "energy", "money"):
             if key in charts:
                 img = Image(io.BytesIO(charts[key]), width=width, height=width * 2.8 / 7.2)
-                story += [img, Spacer(1, 2 * mm)]
+                story += [Spacer(1, 3 * mm), img]
     daily = content.daily_table(data)
     story += [PageBreak(), Paragraph(escape(daily.title), st["h2"]), _table(daily, st, width, small=True)]
     models = content.models_table(data)

@@ -129,14 +129,16 @@ def daily_hashprices(start: date, end: date) -> dict[date, Decimal]:
 
 
 def build_drafts(month: date, *, contract_ids: list[int] | None = None) -> dict:
-    """One draft per contract overlapping ``month`` (each in its own transaction); returns counts."""
+    """One draft per contract overlapping ``month`` (each in its own transaction); returns counts. The sites' own
+    SLA facts (outages, force majeure) are read once per site for the whole run."""
     qs = contracts_for_month(month)
+    site_cache: dict = {}
     if contract_ids is not None:
         qs = qs.filter(pk__in=contract_ids)
     built = skipped = failed = 0
     for contract in qs:
         try:
-            invoice = build_draft(contract, month)
+            invoice = build_draft(contract, month, site_cache=site_cache)
         except Exception:
             log.exception("invoice build failed", extra={"contract_id": contract.pk, "month": str(month)})
             failed += 1
@@ -158,7 +160,7 @@ def find_invoice(contract: HostingContract, month: date) -> Invoice | None:
 
 
 @transaction.atomic(durable=True)
-def build_draft(contract: HostingContract, month: date) -> Invoice | None:
+def build_draft(contract: HostingContract, month: date, *, site_cache: dict | None = None) -> Invoice | None:
     """Build (or rebuild) the contract's draft for ``month``; None when the contract does not overlap it. An issued
     invoice for that month is returned unchanged."""
     contract = HostingContract.objects.select_for_update().get(pk=contract.pk)
@@ -186,9 +188,9 @@ def build_draft(contract: HostingContract, month: date) -> Invoice | None:
     miners = covered_miners(contract)
     hashprice = daily_hashprices(start, end)
     if connection.vendor == "postgresql":
-        facts = _rows_postgres(invoice, contract, terms, miners, start, end, hashprice)
+        facts = _rows_postgres(invoice, contract, terms, miners, start, end, hashprice, site_cache)
     else:
-        facts = _rows_python(invoice, contract, terms, miners, start, end, hashprice)
+        facts = _rows_python(invoice, contract, terms, miners, start, end, hashprice, site_cache)
     facts.first_invoice = (
         not Invoice.objects.filter(contract=contract, period_start__lt=start)
         .exclude(status=Invoice.Status.VOID)
@@ -272,9 +274,10 @@ def _describe(line: tariff.Line, contract: HostingContract, start: date, end: da
         return line.kind
 
 
-def _classify(contract, start, end, uptime) -> dict:
+def _classify(contract, start, end, uptime, site_cache) -> dict:
     """The SLA classification of the period's down miner-days (only keys inside the period)."""
-    found = sla.classify_period(contract, start, end, uptime=uptime) or {}
+    kwargs = {"site_cache": site_cache} if site_cache is not None else {}
+    found = sla.classify_period(contract, start, end, uptime=uptime, **kwargs) or {}
     return {k: v for k, v in found.items() if start <= k[1] <= end}
 
 
@@ -295,7 +298,7 @@ def _revenue(facts: PeriodFacts, ths_by_day: dict[date, Decimal], hashprice: dic
     facts.revenue = sum((ths * hashprice.get(day, ZERO) for day, ths in ths_by_day.items()), ZERO)
 
 
-def _rows_python(invoice, contract, terms: Terms, miners, start, end, hashprice) -> PeriodFacts:
+def _rows_python(invoice, contract, terms: Terms, miners, start, end, hashprice, site_cache) -> PeriodFacts:
     from telemetry.models import Daily
 
     ids = [m["pk"] for m in miners]
@@ -306,7 +309,7 @@ def _rows_python(invoice, contract, terms: Terms, miners, start, end, hashprice)
         ):
             daily[(r["miner_id"], r["day"])] = r
     uptime = {key: tariff.clamp_pct(tariff.telemetry_decimal(r["uptime_pct"])) for key, r in daily.items()}
-    classification = _classify(contract, start, end, uptime)
+    classification = _classify(contract, start, end, uptime, site_cache)
     facts = PeriodFacts(period_start=start, period_end=end, miner_count=len(miners))
     ths_by_day: dict[date, Decimal] = {}
     rows = []
@@ -397,7 +400,7 @@ _THS_SQL = (
 )
 
 
-def _rows_postgres(invoice, contract, terms: Terms, miners, start, end, hashprice) -> PeriodFacts:
+def _rows_postgres(invoice, contract, terms: Terms, miners, start, end, hashprice, site_cache) -> PeriodFacts:
     table = StatementRow._meta.db_table
     days = sorted(hashprice)
     ids = [m["pk"] for m in miners]
@@ -411,7 +414,7 @@ def _rows_postgres(invoice, contract, terms: Terms, miners, start, end, hashpric
                 "hp_days": days, "hp_values": [hashprice[d] for d in days],
             },
         )  # fmt: skip
-        classification = _classify(contract, start, end, None)
+        classification = _classify(contract, start, end, None, site_cache)
         if classification:
             keys = list(classification)
             vals = [classification[k] for k in keys]

@@ -76,7 +76,9 @@ def stub_sla(monkeypatch, classification: dict | None = None):
     """``classify_period`` answers ``classification`` (``{(miner_id, day): DayDowntime}``); ``sla_credit_pct`` is
     the contract's schedule read by the SLA part's pure rule (the highest credit whose threshold the uptime is
     strictly below)."""
-    monkeypatch.setattr(sla, "classify_period", lambda contract, start, end, uptime=None: dict(classification or {}))
+    monkeypatch.setattr(
+        sla, "classify_period", lambda contract, start, end, uptime=None, **kw: dict(classification or {})
+    )
     monkeypatch.setattr(
         sla,
         "sla_credit_pct",

@@ -288,3 +288,15 @@ def _days(start, end):
     from hashinsight.billing.tests.factories_invoicing import days_of
 
     return list(days_of(start, end))
+
+
+def test_an_outage_month_with_the_real_sla_classification():
+    """No stub: the SLA part's own classification and credit schedule. Miner B not reported Sep 10–12 (no cause
+    known: unexplained, operator-caused): the same 233.93 as the hand-computed outage month above."""
+    fleet = make_fleet()
+    b = fleet.miners[1]
+    add_daily(fleet.miners, SEP, SEP_END, skip={(b, date(2026, 9, d)) for d in (10, 11, 12)})
+    invoice = invoicing.build_draft(fleet.contract, SEP)
+    assert (invoice.sla_uptime_pct, invoice.credits, invoice.total) == (D("95.000"), D("12.31"), D("233.93"))
+    row = StatementRow.objects.get(invoice=invoice, miner=b, day=date(2026, 9, 11))
+    assert (row.downtime_operator_h, row.downtime_reasons) == (D("24"), "unexplained")

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from commands.models import Command, CommandStatus, CommandType, RiskTier
 from hashinsight.billing.models import CreditNote, Invoice, InvoiceLine, Payment, StatementRow
 from hashinsight.billing.money import round_money
 from hashinsight.tests.factories import HostingContractFactory
@@ -35,6 +36,7 @@ def make_invoice(
     contract = contract or HostingContractFactory(customer=customer, site=site, rate_per_kwh=RATE)
     n = next(_numbers)
     issued = status != Invoice.Status.DRAFT and status != Invoice.Status.VOID
+    # Built as a draft (an issued invoice's lines and rows cannot be added), then given its final status.
     invoice = Invoice.objects.create(
         number=number or (f"INV-2026-{n:05d}" if issued else None),
         customer=customer,
@@ -43,7 +45,7 @@ def make_invoice(
         period_start=period_start,
         period_end=period_start + timedelta(days=days - 1),
         currency="USD",
-        status=status,
+        status=Invoice.Status.DRAFT,
         miner_count=len(miners),
         issue_date=period_start + timedelta(days=days) if issued else None,
         due_date=period_start + timedelta(days=days + 15) if issued else None,
@@ -89,8 +91,18 @@ def make_invoice(
     invoice.subtotal = charge
     invoice.credits = credit
     invoice.total = charge - credit
+    invoice.status = status
     invoice.save()
     return invoice
+
+
+def make_command(site, command_type=CommandType.CURTAIL, status=CommandStatus.COMPLETED) -> Command:
+    """A finished command of the control plane at ``site`` (what a statement row's ``command_ids`` name)."""
+    now = timezone.now()
+    return Command.objects.create(
+        site=site, command_type=command_type, status=status, risk_score=Decimal("0.3"), risk_tier=RiskTier.MEDIUM,
+        expires_at=now + timedelta(hours=1), dispatched_at=now, finished_at=now,
+    )  # fmt: skip
 
 
 def add_payment(invoice: Invoice, amount: str, **kwargs) -> Payment:

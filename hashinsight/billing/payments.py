@@ -250,13 +250,7 @@ def assign_addresses(invoice) -> tuple[str, ...]:
             logger.warning("invoice %s issued without a %s address: the pool is empty", invoice.pk, network)
             missing.append(network)
             continue
-        # ``PaymentAddress.invoice`` is one-to-one, so only the first address an invoice takes can point back to
-        # it; ``assigned_at`` marks every given-out address as used, and the invoice's own columns hold both.
-        # (Asked of the lead: a ForeignKey unique per network and invoice.)
-        linked = PaymentAddress.objects.filter(invoice_id=invoice.pk).exists() if invoice.pk else True
-        row.assigned_at = now
-        if not linked:
-            row.invoice = invoice
+        row.invoice, row.assigned_at = invoice, now
         row.save(update_fields=["invoice", "assigned_at"])
         setattr(invoice, attr, row.address)
         changed.append(attr)
@@ -355,22 +349,13 @@ def _confirmations(value) -> int:
 # Status
 
 
-def _own_status(invoice: Invoice, today) -> str:
-    """The status the figures give (used until ``issuing.refresh_status`` exists): paid when nothing is left,
-    overdue past the due date, partially paid when something was paid or credited, else issued."""
+def status_for(invoice: Invoice, today=None) -> str:
+    """The status the figures give: the invoicing part's rule (``issuing.status_for``), one rule for both parts."""
+    from hashinsight.billing import issuing
+
     if invoice.status not in ISSUED_STATUSES:
         return invoice.status
-    if invoice.balance_due <= 0:
-        return InvoiceStatus.PAID
-    if invoice.due_date and today > invoice.due_date:
-        return InvoiceStatus.OVERDUE
-    if invoice.amount_paid > 0 or invoice.amount_credited > 0:
-        return InvoiceStatus.PARTIALLY_PAID
-    return InvoiceStatus.ISSUED
-
-
-def status_for(invoice: Invoice, today=None) -> str:
-    return _own_status(invoice, today or timezone.now().date())
+    return issuing.status_for(invoice, today=today or timezone.now().date())
 
 
 def counted_total(invoice_id: int) -> Decimal:
@@ -400,12 +385,15 @@ def invoice_refresh(invoice: Invoice, *, today=None) -> bool:
     """Recompute ``amount_paid`` from the counted payments and the status from the figures, on a locked invoice
     (the caller's transaction). Publishes ``invoice.changed`` and earns the commission when the invoice became paid.
     True when something changed."""
+    from hashinsight.billing import issuing
+
     previous_status, previous_paid = invoice.status, invoice.amount_paid
     invoice.amount_paid = counted_total(invoice.pk)
-    invoice.status = status_for(invoice, today)
+    if invoice.amount_paid != previous_paid:
+        invoice.save(update_fields=["amount_paid", "updated_at"])
+    issuing.refresh_status(invoice, today=today, publish_change=False)  # saves the status when it moves
     if (invoice.status, invoice.amount_paid) == (previous_status, previous_paid):
         return False
-    invoice.save(update_fields=["amount_paid", "status", "updated_at"])
     publish_invoice_changed(invoice, previous_status)
     if invoice.status == InvoiceStatus.PAID:
         from hashinsight.billing.commissions import commission_earn

@@ -28,7 +28,7 @@ from django.utils import timezone, translation
 from hashinsight.accounts.roles import Role
 from hashinsight.billing.models import Invoice, InvoiceStatus
 from hashinsight.billing.money import format_money
-from hashinsight.billing.payments import payment_instructions, publish_invoice_changed
+from hashinsight.billing.payments import payment_instructions
 
 logger = logging.getLogger(__name__)
 
@@ -103,29 +103,11 @@ def send_reminder(invoice: Invoice, days_overdue: int) -> int:
 
 
 def mark_overdue(*, today: date | None = None) -> int:
-    """Issued and partially paid invoices past due → overdue; how many moved."""
-    today = today or timezone.now().date()
-    moved = 0
-    ids = list(
-        Invoice.objects.filter(
-            status__in=(InvoiceStatus.ISSUED, InvoiceStatus.PARTIALLY_PAID), due_date__lt=today
-        ).values_list("pk", flat=True)
-    )
-    for invoice_id in ids:
-        with transaction.atomic():
-            invoice = (
-                Invoice.objects.select_for_update(skip_locked=True)
-                .filter(pk=invoice_id, status__in=(InvoiceStatus.ISSUED, InvoiceStatus.PARTIALLY_PAID))
-                .first()
-            )
-            if invoice is None or invoice.balance_due <= 0:
-                continue
-            previous = invoice.status
-            invoice.status = InvoiceStatus.OVERDUE
-            invoice.save(update_fields=["status", "updated_at"])
-            publish_invoice_changed(invoice, previous)
-            moved += 1
-    return moved
+    """Issued and partially paid invoices past due → overdue (the invoicing part's sweep, ``issuing.refresh_overdue``,
+    which publishes ``invoice.changed`` for each); how many moved."""
+    from hashinsight.billing.issuing import refresh_overdue
+
+    return refresh_overdue(today=today or timezone.now().date())
 
 
 def remind(*, today: date | None = None, now=None) -> dict:

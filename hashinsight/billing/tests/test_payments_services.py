@@ -287,6 +287,7 @@ def test_assign_addresses_gives_distinct_addresses_and_never_fails_issuing(db):
     first.refresh_from_db()
     assert first.btc_address == "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"
     assert PaymentAddress.objects.filter(assigned_at__isnull=False).count() == 3
+    assert set(PaymentAddress.objects.filter(invoice=first).values_list("network", flat=True)) == {"btc", "usdt"}
 
 
 def test_payment_instructions_give_bank_details_amounts_and_a_bip21_uri(settings, monkeypatch, db):
@@ -339,3 +340,30 @@ def test_commission_is_earned_once_when_the_invoice_is_paid(farm, db):
 
     invoice.refresh_from_db()
     assert commission_earn(invoice) == commission and Commission.objects.count() == 1
+
+
+def test_issuing_takes_addresses_from_the_pool_and_issues_without_when_it_is_empty(farm, monkeypatch):
+    """Through the invoicing part's real issue: addresses are given inside its transaction; an empty USDT pool
+    still issues the invoice, without a USDT address."""
+    from datetime import date
+
+    from hashinsight.billing import invoicing, issuing
+    from hashinsight.billing.tests.factories_invoicing import add_daily, stub_sla
+    from hashinsight.tests.factories import HostingContractFactory
+
+    stub_sla(monkeypatch)
+    fill_pool(usdt=[tron_address(5)])
+    sep = date(2026, 9, 1)
+    contracts = [
+        HostingContractFactory(customer=farm.client_x, site=farm.site_a, start_date=date(2026, 1, 1)),
+        HostingContractFactory(customer=farm.client_y, site=farm.site_b, start_date=date(2026, 1, 1)),
+    ]
+    add_daily(farm.miners.values(), sep, date(2026, 9, 30))
+    first, second = (issuing.invoice_issue(invoicing.build_draft(c, sep), actor=farm.users["owner"]) for c in contracts)
+    assert first.status == second.status == InvoiceStatus.ISSUED
+    assert first.btc_address == "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4" and first.usdt_address == tron_address(5)
+    assert second.btc_address == "bc1p0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vqzk5jj0"
+    assert second.usdt_address == ""
+    assert set(PaymentAddress.objects.filter(invoice=first).values_list("network", flat=True)) == {"btc", "usdt"}
+    instructions = payments.payment_instructions(second)
+    assert instructions["usdt"] is None and "no_usdt_address" in instructions["notes"]

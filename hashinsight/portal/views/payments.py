@@ -13,7 +13,7 @@ from decimal import Decimal
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, Q, Sum
 from django.http import Http404, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -417,13 +417,16 @@ def _hold_rows(user) -> list[dict]:
     overdue = (
         payments.invoice_list(user=user)
         .filter(status=InvoiceStatus.OVERDUE)
-        .values("customer_id")
-        .annotate(n=Count("id"), oldest=Max("due_date"), total=Sum("total"), paid=Sum("amount_paid"),
-                  credited=Sum("amount_credited"))
-    )  # fmt: skip
-    owed = {
-        r["customer_id"]: {**r, "balance": (r["total"] or 0) - (r["paid"] or 0) - (r["credited"] or 0)} for r in overdue
-    }
+        .values("customer_id", "currency")
+        .annotate(n=Count("id"), total=Sum("total"), paid=Sum("amount_paid"), credited=Sum("amount_credited"))
+        .order_by("customer_id", "currency")
+    )
+    owed: dict[int, dict] = {}
+    for r in overdue:
+        entry = owed.setdefault(r["customer_id"], {"n": 0, "balances": []})
+        entry["n"] += r["n"]
+        balance = (r["total"] or 0) - (r["paid"] or 0) - (r["credited"] or 0)
+        entry["balances"].append({"amount": balance, "currency": r["currency"]})
     if not owed:
         return []
     customers = {c.pk: c for c in customer_list(user=user).filter(pk__in=list(owed))}

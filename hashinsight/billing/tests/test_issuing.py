@@ -233,3 +233,12 @@ def test_formula_like_names_are_neutralised_in_the_statement(draft):
     draft.customer.save()
     body = statements.statement_bytes(Invoice.objects.get(pk=draft.pk)).decode()
     assert "client,'=HYPERLINK(1)\n" in body
+
+
+def test_postgresql_refuses_raw_changes_to_an_issued_statement(draft, admin, on_postgres):
+    from django.db import DatabaseError, connection
+
+    issued = issuing.invoice_issue(draft, actor=admin)
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE billing_statementrow SET energy_kwh = 0 WHERE invoice_id = %s", [issued.pk])
+    assert issuing.verify_invoice(Invoice.objects.get(pk=issued.pk)) == {"content": True, "statement": True}

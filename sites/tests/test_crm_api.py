@@ -197,3 +197,11 @@ def test_filters_and_ordering(api, crm):
     assert titles(f"owner={crm.deal_none.owner_id}") == ["Deal none"]
     assert api.get(f"/api/v1/contracts?status=draft&site={crm.site_a.pk}").json()["count"] == 1
     assert api.get("/api/v1/contracts?status=active").json()["count"] == 0
+
+
+def test_no_delete_and_anonymous_is_401(api, crm):
+    assert api.get("/api/v1/deals").status_code == 401
+    api.force_authenticate(crm.users["owner"])
+    assert api.delete(f"/api/v1/deals/{crm.deal_a.pk}").status_code == 405
+    assert api.delete(f"/api/v1/contracts/{crm.c_a.pk}").status_code == 405
+    assert Deal.objects.filter(pk=crm.deal_a.pk).exists() and HostingContract.objects.filter(pk=crm.c_a.pk).exists()

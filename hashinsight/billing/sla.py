@@ -88,9 +88,15 @@ def _down_hours(contract, miner_ids: list[int], start: date, end: date, uptime: 
     covered = set(miner_ids)
     down: dict[tuple[int, date], Decimal] = {}
     if uptime is not None:
+        memo: dict = {}  # few distinct uptime values; Decimal arithmetic per miner-day would dominate
         for m in miner_ids:
             for d in days:
-                hours = calc.down_hours(uptime.get((m, d)))
+                pct = uptime.get((m, d))
+                if pct is not None and pct >= 100:
+                    continue
+                hours = memo.get(pct)
+                if hours is None:
+                    hours = memo[pct] = calc.down_hours(pct)
                 if hours > 0:
                     down[(m, d)] = hours
         return down

@@ -89,12 +89,10 @@ def _actor_audit(actor) -> tuple[str, str]:
 
 
 def invoice_list(*, user) -> QuerySet[Invoice]:
-    """Invoices ``user`` sees (FINANCE READ and their scope); one query."""
-    if not has_access(user, Module.FINANCE, Access.READ):
-        return Invoice.objects.none()
-    q = scope_of(user).q()
-    qs = Invoice.objects.all()
-    return qs if q is None else qs.filter(q)
+    """Invoices ``user`` sees: the statements part's selector (``billing.selectors.invoice_list``), one rule."""
+    from hashinsight.billing import selectors
+
+    return selectors.invoice_list(user=user)
 
 
 def invoice_get(*, user, invoice_id) -> Invoice:

@@ -68,7 +68,8 @@ def test_reminders_at_1_7_and_14_days_each_once_to_billing_and_contacts(late, fa
     assert all(step == ["billing@client-x.test", "client_x@example.test", "ops@client-x.test"] for step in by_step)
     first = next(m for m in mail.outbox if m.to == ["billing@client-x.test"])
     assert first.subject == f"Reminder: invoice {late.number} is 1 day overdue"
-    assert reminders.invoice_url(late) in first.body and reminders.invoice_url(late).startswith("https://portal.")
+    url = reminders.invoice_url(late)
+    assert url in first.body and url.startswith("https://portal.example.test/") and f"/invoices/{late.pk}/" in url
     assert "1,000.00 USD" in first.body and tron_address(9) in first.body and "Beneficiary: HashInsight" in first.body
     html, mime = first.alternatives[0]
     assert mime == "text/html" and reminders.invoice_url(late) in html

@@ -151,6 +151,8 @@ def _audit_contract(event_type: str, contract: HostingContract, *, actor, payloa
 
 
 def _check_deal(deal: Deal) -> None:
+    if deal.customer_id is None and not (deal.prospect_company or "").strip():
+        raise _bad("invalid", _("Name the hosting client or, for a prospect, its company."), field="customer")
     _clean(deal)
     _sales_user(deal.owner, "owner")
 

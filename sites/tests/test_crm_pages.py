@@ -121,7 +121,7 @@ def test_deal_form_shows_refusals_under_the_field(client, crm):
     r = client.post("/crm/deals/new/", {"title": "No company", "stage": "lead", "expected_miners": "0",
                                         "expected_mw": "0", "value": "0", "currency": "USD",
                                         "owner": crm.users["owner"].pk})  # fmt: skip
-    assert r.status_code == 200 and 'data-testid="form-error"' in r.content.decode()
+    assert r.status_code == 200 and "Name the hosting client or, for a prospect, its company." in r.content.decode()
     assert not Deal.objects.filter(title="No company").exists()
 
 
@@ -180,3 +180,15 @@ def test_miners_page_sets_and_refuses(client, crm):
     client.post(url, {"miners": mine.serial})
     assert list(crm.c_a.miners.values_list("serial", flat=True)) == [mine.serial]
     assert mine.serial in client.get(url).content.decode()
+
+
+def test_contract_list_filters_and_csv(client, crm):
+    client.force_login(crm.users["siteowner_b_ro"])
+    text = client.get("/crm/contracts/").content.decode()
+    assert crm.c_b.number in text and crm.c_a.number not in text and 'data-testid="new-contract"' not in text
+    client.force_login(crm.users["owner"])
+    crm.c_a.miners.add(crm.miners[("site-a", "client-x")])
+    csv = b"".join(client.get(f"/crm/contracts/?format=csv&site={crm.site_a.pk}").streaming_content)
+    rows = csv.decode("utf-8-sig").strip().splitlines()
+    assert len(rows) == 2 and rows[1].startswith(crm.c_a.number) and "All-in per kWh" in rows[1]
+    assert crm.c_b.number not in client.get("/crm/contracts/?status=draft&q=" + crm.c_a.number).content.decode()

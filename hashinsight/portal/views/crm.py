@@ -55,10 +55,10 @@ def _refusal_to_form(form: forms.Form, exc: DomainError) -> None:
     if field in form.fields:
         form.add_error(field, exc.message)
         return
-    named = [k for k in (exc.details or {}) if k in form.fields]
-    if exc.code == "invalid" and named:
-        for name in named:
-            form.add_error(name, " ".join(map(str, exc.details[name])))
+    if exc.code == "invalid" and isinstance(exc.details, dict) and exc.details:
+        for name, errors in exc.details.items():
+            text = " ".join(map(str, errors)) if isinstance(errors, list) else str(errors)
+            form.add_error(name if name in form.fields else None, text)
         return
     form.add_error(None, exc.message)
 
@@ -152,14 +152,33 @@ def deal_list(request):
     return DealTable(request).respond("portal/crm/deal_list.html")
 
 
-class DealForm(forms.ModelForm):
-    class Meta:
-        model = Deal
-        fields = ["title", "customer", "prospect_company", "contact_name", "contact_email", "site", "stage",
-                  "expected_miners", "expected_mw", "value", "currency", "owner", "expected_close",
-                  "notes"]  # fmt: skip
-        widgets = {"expected_close": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
-                   "notes": forms.Textarea(attrs={"rows": 3})}  # fmt: skip
+class ServiceForm(forms.Form):
+    """A form with a model's fields (``fields_for_model``) but none of ModelForm's instance validation: the service
+    checks the model (types, constraints, uniqueness) and the domain rules once, with its own messages, and they come
+    back under the field they name (``_refusal_to_form``). ``instance`` fills the initial values."""
+
+    model = None
+    field_names: list[str] = []
+    widgets: dict = {}
+
+    def __init__(self, *args, instance=None, initial=None, **kwargs):
+        start = forms.models.model_to_dict(instance, fields=self.field_names) if instance is not None else {}
+        super().__init__(*args, initial={**start, **(initial or {})}, **kwargs)
+        extra = dict(self.fields)
+        self.fields = forms.fields_for_model(self.model, fields=self.field_names, widgets=self.widgets)
+        self.fields.update(extra)
+        self.instance = instance
+
+
+DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
+class DealForm(ServiceForm):
+    model = Deal
+    field_names = ["title", "customer", "prospect_company", "contact_name", "contact_email", "site", "stage",
+                   "expected_miners", "expected_mw", "value", "currency", "owner", "expected_close",
+                   "notes"]  # fmt: skip
+    widgets = {"expected_close": DATE, "notes": forms.Textarea(attrs={"rows": 3})}
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -169,16 +188,14 @@ class DealForm(forms.ModelForm):
         self.fields["customer"].help_text = _("Or, for a prospect, its company name below.")
         _css(self)
 
-    def validate_constraints(self, exclude=None):
-        pass  # the service checks the constraints (one message, under the field it concerns)
-
 
 def _deal_form(request, deal: Deal | None):
     _writer(request)
     if request.method == "POST":
         form = DealForm(request.POST, instance=deal, user=request.user)
         if form.is_valid():
-            fields = {n: form.cleaned_data[n] for n in form.changed_data} if deal else dict(form.cleaned_data)
+            names = form.changed_data if deal else form.field_names
+            fields = {n: form.cleaned_data[n] for n in names if n in form.field_names}
             try:
                 if deal is None:
                     deal = svc.deal_create(actor=request.user, **fields)
@@ -189,8 +206,6 @@ def _deal_form(request, deal: Deal | None):
                 return redirect("portal:crm-deal-detail", pk=deal.pk)
             except DomainError as exc:
                 _refusal_to_form(form, exc)
-        if deal is not None:
-            deal.refresh_from_db()  # the form wrote its values onto the instance
     else:
         form = DealForm(instance=deal, user=request.user, initial=None if deal else {"owner": request.user.pk})
     return render(request, "portal/crm/deal_form.html", {"form": form, "deal": deal})
@@ -313,9 +328,6 @@ class ContractTable(ListPage):
     def get_queryset(self):
         return sel.contract_list(user=self.request.user).annotate(n_miners=Count("miners"))
 
-    def csv_queryset(self, qs):
-        return qs.order_by(*qs.query.order_by)
-
     def form_kwargs(self):
         user = self.request.user
         return {
@@ -353,19 +365,16 @@ def sla_from_text(text: str) -> list[dict]:
     return steps
 
 
-class ContractForm(forms.ModelForm):
+class ContractForm(ServiceForm):
+    model = HostingContract
+    field_names = ["number", "customer", "site", "deal", "start_date", "end_date", "currency", "deposit",
+                   "payment_terms_days", "tariff_kind", "energy_basis", "rate_per_kwh", "fixed_fee_per_miner_month",
+                   "revenue_share_pct", "sla_uptime_target_pct", "curtailment_allowance_hours",
+                   "curtailment_credit_kind", "curtailment_credit_per_miner_hour", "curtailment_priority", "firm",
+                   "sales_owner", "commission_pct", "notes"]  # fmt: skip
+    widgets = {"start_date": DATE, "end_date": DATE, "notes": forms.Textarea(attrs={"rows": 3})}
     sla_schedule_text = forms.CharField(required=False, label=_("SLA credit schedule"), help_text=SLA_HELP,
                                         widget=forms.Textarea(attrs={"rows": 3}))  # fmt: skip
-
-    class Meta:
-        model = HostingContract
-        fields = ["number", "customer", "site", "deal", "start_date", "end_date", "currency", "deposit",
-                  "payment_terms_days", "tariff_kind", "energy_basis", "rate_per_kwh", "fixed_fee_per_miner_month",
-                  "revenue_share_pct", "sla_uptime_target_pct", "curtailment_allowance_hours",
-                  "curtailment_credit_kind", "curtailment_credit_per_miner_hour", "curtailment_priority", "firm",
-                  "sales_owner", "commission_pct", "notes"]  # fmt: skip
-        date = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
-        widgets = {"start_date": date, "end_date": date, "notes": forms.Textarea(attrs={"rows": 3})}
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -375,22 +384,16 @@ class ContractForm(forms.ModelForm):
         self.fields["sales_owner"].queryset = sales_users()
         self.fields["number"].required = False
         self.fields["number"].help_text = _("Left empty: HC-<year>-<n>.")
-        if self.instance.pk:
-            self.fields["sla_schedule_text"].initial = sla_to_text(self.instance.sla_credit_schedule)
+        if self.instance is not None:
+            self.initial.setdefault("sla_schedule_text", sla_to_text(self.instance.sla_credit_schedule))
         _css(self)
 
     def clean_sla_schedule_text(self):
         return sla_from_text(self.cleaned_data.get("sla_schedule_text", ""))
 
-    def validate_unique(self):
-        pass  # the service checks the number (and every other rule) once
-
-    def validate_constraints(self, exclude=None):
-        pass
-
     def service_fields(self, *, changed_only: bool) -> dict:
         names = self.changed_data if changed_only else list(self.fields)
-        out = {n: self.cleaned_data[n] for n in names if n in self.Meta.fields}
+        out = {n: self.cleaned_data[n] for n in names if n in self.field_names}
         if not changed_only or "sla_schedule_text" in self.changed_data:
             out["sla_credit_schedule"] = self.cleaned_data["sla_schedule_text"]
         if not changed_only and not out.get("number"):
@@ -419,8 +422,6 @@ def _contract_form(request, contract: HostingContract | None):
                     form.add_error("sla_schedule_text", exc.message)
                 else:
                     _refusal_to_form(form, exc)
-        if contract is not None:
-            contract.refresh_from_db()
     else:
         initial = {}
         if contract is None:

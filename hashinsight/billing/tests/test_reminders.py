@@ -78,7 +78,8 @@ def test_reminders_at_1_7_and_14_days_each_once_to_billing_and_contacts(late, fa
         f"Reminder: invoice {late.number} is {d} {'day' if d == 1 else 'days'} overdue" for d in (1, 7, 14)
     )
     chinese = next(m for m in mail.outbox if m.to == ["client_x@example.test"])
-    assert chinese.subject  # rendered in the contact's language (zh-Hans once the catalogue has the strings)
+    # Rendered in the contact's language (the wording is Chinese once the catalogue has the strings).
+    assert 'lang="zh-hans"' in chinese.alternatives[0][0] and 'lang="en"' in html
 
 
 def test_a_job_down_for_a_week_sends_one_reminder_for_the_latest_step(late):

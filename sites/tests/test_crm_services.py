@@ -348,3 +348,34 @@ def test_pipeline_summary_by_stage(farm):
     assert rows["lead"]["mw"] == Decimal("2.000") and rows["lead"]["miners"] == 15
     assert rows["won"]["values"] == [("EUR", Decimal("10.00"))] and rows["proposal"]["deals"] == 0
     assert [r["stage"] for r in sel.pipeline_summary(Deal.objects.none())] == Deal.Stage.values
+
+
+def test_deal_update_publishes_only_a_change(farm):
+    owner = farm.users["owner"]
+    deal = DealFactory(customer=farm.client_x, site=farm.site_a, value=Decimal("10.00"))
+    svc.deal_update(actor=owner, deal=deal, value=Decimal("10.00"))
+    assert _events("deal.changed") == []
+    svc.deal_update(actor=owner, deal=deal, value=Decimal("12.00"), stage="qualified")
+    assert _events("deal.changed") == [{"deal_id": deal.pk, "customer_id": farm.client_x.pk, "stage": "qualified",
+                                        "previous_stage": "lead"}]  # fmt: skip
+    _refused("invalid", svc.deal_update, actor=owner, deal=deal, value=Decimal("-1"))
+    _refused("invalid", svc.deal_update, actor=owner, deal=deal, customer=None, prospect_company="")
+    deal.refresh_from_db()
+    assert deal.value == Decimal("12.00") and deal.customer == farm.client_x
+
+
+def test_contract_refers_to_its_clients_deal_only(farm):
+    other = DealFactory(customer=farm.client_y, site=farm.site_a)
+    err = _refused("invalid", _draft, farm, deal=other)
+    assert err.details["field"] == "deal"
+    mine = DealFactory(customer=farm.client_x, site=farm.site_a)
+    assert _draft(farm, deal=mine).deal == mine
+
+
+def test_contract_numbers_count_per_year_and_can_be_given(farm):
+    assert _draft(farm).number == "HC-2026-0001"
+    assert _draft(farm, start_date=date(2026, 7, 1)).number == "HC-2026-0002"
+    assert _draft(farm, start_date=date(2027, 1, 1)).number == "HC-2027-0001"
+    assert _draft(farm, number="ACME/7").number == "ACME/7"
+    err = _refused("invalid", _draft, farm, number="ACME/7")
+    assert "number" in err.details

@@ -185,7 +185,7 @@ class DealForm(ServiceForm):
         self.fields["customer"].queryset = customer_list(user=user).order_by("company")
         self.fields["site"].queryset = site_list(user=user).order_by("name")
         self.fields["owner"].queryset = sales_users()
-        self.fields["customer"].help_text = _("Or, for a prospect, its company name below.")
+        self.fields["customer"].help_text = _("Or, for a prospect, fill in its company instead.")
         _css(self)
 
 

@@ -243,6 +243,11 @@ CELERY_TASK_ROUTES = {
     "telemetry.retention": {"queue": "housekeeping"},  # an exact name wins over "telemetry.*"
     "commands.expire": {"queue": "housekeeping"},
     "commands.verify": {"queue": "telemetry"},  # beside ingest's own work, like the rollups
+    # Billing upkeep is light; the month's invoicing and report rendering are batch work, beside the intelligence jobs.
+    "billing.*": {"queue": "housekeeping"},
+    "billing.build_monthly_invoices": {"queue": "intelligence"},
+    "reports.run_schedules": {"queue": "housekeeping"},
+    "reports.*": {"queue": "intelligence"},
 }
 # Worker liveness: every worker process writes its heartbeat this often from a thread of its own
 # (busy or not); the relay re-sends events held by a worker silent for 3 periods.
@@ -343,6 +348,11 @@ BILLING_PAYEE_NAME = env.str("BILLING_PAYEE_NAME", default="HashInsight")
 BILLING_REMINDER_DAYS = [int(d) for d in env.list("BILLING_REMINDER_DAYS", default=["1", "7", "14"])]
 # The portal's public origin, for links in e-mails (no trailing slash).
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://localhost:8000")
+# Verifiable statements (hashinsight.billing.proofs): broadcasting each closed day's OP_RETURN script is optional and
+# off. With it on, BILLING_BROADCAST_ADAPTER names a class (dotted path, no arguments) with
+# broadcast(*, day, script_hex) -> txid; none ships with the project, so nothing reaches the network by default.
+BILLING_BROADCAST_OP_RETURN = env.bool("BILLING_BROADCAST_OP_RETURN", default=False)
+BILLING_BROADCAST_ADAPTER = env.str("BILLING_BROADCAST_ADAPTER", default="")
 
 # --- Auth, sessions, throttling ------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

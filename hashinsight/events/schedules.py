@@ -67,6 +67,23 @@ SCHEDULES = [
      "SMART_ALERT_FORECAST_MAPE_PCT) and roi_down (profit of the last 7 market days down more than "
      "SMART_ALERT_ROI_DROP_PCT on the 7 before, per site and per hosting client); records the fleet's ROI drift "
      "for /api/health."),
+    # The hosting business loop (issue 10): invoices, payments, proofs, reports.
+    ("billing: monthly invoices", "billing.build_monthly_invoices", 3600, INTELLIGENCE_QUEUE,
+     "From 02:00 UTC on the 1st, builds the previous month's draft invoice (lines and per-miner-day statement) for "
+     "every hosting contract that has none; idempotent, issued invoices are never touched."),
+    ("billing: chain confirmations", "billing.check_chain_payments", 600, HOUSEKEEPING_QUEUE,
+     "Asks the chain adapter (BILLING_CHAIN_ADAPTER; offline by default) about pending crypto payments: enough "
+     "confirmations (BTC 3, USDT 20) confirm them and refresh their invoice; a failure report fails them."),
+    ("billing: overdue and reminders", "billing.mark_overdue_and_remind", 3600, HOUSEKEEPING_QUEUE,
+     "Marks issued and partially paid invoices past due as overdue and e-mails the reminders due at 1, 7 and 14 days "
+     "overdue (each once) to the client's billing e-mail and contacts."),
+    ("proofs: close days", "billing.close_proof_days", 3600, HOUSEKEEPING_QUEUE,
+     "Closes every past UTC day with issued statements or certificates not in a tree yet (oldest first, catching up "
+     "after downtime): the day's Merkle tree with the audit chain's head, its root and OP_RETURN script stored; a "
+     "closed day is never rebuilt. Broadcasts nothing unless BILLING_BROADCAST_OP_RETURN."),
+    ("reports: schedules", "reports.run_schedules", 3600, HOUSEKEEPING_QUEUE,
+     "Queues last month's report for every enabled report schedule on or after its day of the month, once per "
+     "month; the rendered files are e-mailed to its recipients as expiring links."),
 ]  # fmt: skip
 
 

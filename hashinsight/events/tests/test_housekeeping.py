@@ -20,6 +20,8 @@ ROOT = Path(settings.BASE_DIR)
 # Upkeep runs on housekeeping; the telemetry rollups and the offline rule run beside ingest's own work.
 UPKEEP = {"events.relay", "events.prune", "observability.worker_heartbeat", "core.warm_caches", "telemetry.retention"}
 UPKEEP |= {"commands.expire"}
+UPKEEP |= {"billing.check_chain_payments", "billing.mark_overdue_and_remind", "billing.close_proof_days"}
+UPKEEP |= {"reports.run_schedules"}
 TELEMETRY_JOBS = {"telemetry.rollup_5m", "telemetry.rollup_daily", "telemetry.evaluate_offline", "commands.verify"}
 INTELLIGENCE_JOBS = {"intelligence.market_refresh", "intelligence.plan_tomorrow", "intelligence.forecast_refresh_all"}
 INTELLIGENCE_JOBS |= {"intelligence.train_models", "intelligence.anomaly_scan"}
@@ -28,6 +30,7 @@ INTELLIGENCE_JOBS |= {
     "intelligence.revenue_refresh_all",
     "intelligence.smart_alerts",
     "intelligence.health_predict_all",
+    "billing.build_monthly_invoices",
 }
 
 

@@ -23,22 +23,27 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import xlsxwriter
 from django.db.models import Count, Sum, TextField
 from django.db.models.functions import Cast
 from django.http import FileResponse
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 
 from hashinsight.billing import selectors
 from hashinsight.billing.models import Invoice
 from hashinsight.billing.money import round_money
 from hashinsight.billing.statements import iter_statement_csv
+from hashinsight.core import signed_links
+from hashinsight.core.errors import DomainError
 from hashinsight.portal.tables import _streaming_read, streamed_csv
 
+LINK_PURPOSE = "billing.statement"
 XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CHUNK_ROWS = 5000  # rows per database fetch and per write into the zip entry
 SHEET = "xl/worksheets/sheet1.xml"
@@ -110,6 +115,38 @@ def statement_summary(invoice: Invoice) -> dict:
 
 def export_name(invoice: Invoice) -> str:
     return f"statement-{invoice.number or f'draft-{invoice.pk}'}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Expiring e-mail links (``hashinsight.core.signed_links``): ``?t=<token>`` on a statement download
+
+
+def statement_link_token(invoice: Invoice, *, user_id: int, ttl: timedelta = signed_links.DEFAULT_TTL) -> str:
+    """A token for an e-mailed link to ``invoice``'s statement, for the user ``user_id`` only, valid for ``ttl``.
+    It carries the statement's SHA-256 prefix: a link to a draft stops working once the draft is rebuilt."""
+    return signed_links.make_token(
+        purpose=LINK_PURPOSE, object_id=invoice.pk, user_id=user_id, ttl=ttl, check=invoice.statement_sha256[:16]
+    )
+
+
+def statement_link_path(invoice: Invoice, *, user_id: int, fmt: str = "csv") -> str:
+    """The portal path of an expiring statement link (``fmt``: csv or xlsx); prefix it with the portal's origin."""
+    name = "portal:invoice-statement-xlsx" if fmt == "xlsx" else "portal:invoice-statement-csv"
+    return reverse(name, args=[invoice.pk]) + "?" + urlencode({"t": statement_link_token(invoice, user_id=user_id)})
+
+
+def check_statement_link(token: str, *, invoice: Invoice, user) -> None:
+    """Accept ``token`` for ``invoice`` (already looked up for ``user`` through the selectors, so a user who no longer
+    sees it never gets here) only if it was made for this invoice and this signed-in user; else a ``DomainError``:
+    expired 403 (saying when), anything else 404."""
+    link = signed_links.verify_token(token, purpose=LINK_PURPOSE)
+    if (
+        link.object_id != invoice.pk
+        or link.user_id is None
+        or link.user_id != getattr(user, "pk", None)
+        or link.check != invoice.statement_sha256[:16]
+    ):
+        raise DomainError("link_invalid", _("This link is not valid for this statement or this account."), status=404)
 
 
 # ---------------------------------------------------------------------------------------------------------------

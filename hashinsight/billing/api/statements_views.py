@@ -153,6 +153,9 @@ class StatementXlsxView(StatementView):
     )  # fmt: skip
     def get(self, request, pk: str):
         invoice = self.invoice(request, pk)
+        token = request.query_params.get("t")
+        if token is not None:  # an e-mailed link: for this invoice and this user only (expired 403, else 404)
+            exports.check_statement_link(token[:2000], invoice=invoice, user=request.user)
         return exports.statement_xlsx_response(invoice)
 
 

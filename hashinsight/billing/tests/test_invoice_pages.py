@@ -244,3 +244,40 @@ def test_refusals_are_messages_and_change_nothing(farm, inv):
     assert before == (x.amount_paid, x.amount_credited, CreditNote.objects.count(), Payment.objects.count())
     response = c.post("/finance/invoices/build/", {"contract": "abc", "month": "2026-13"}, follow=True)
     assert "Nothing was built" in response.content.decode()
+
+
+def test_emailed_statement_links(farm, inv):
+    import time
+    from unittest import mock
+
+    from hashinsight.billing import exports
+
+    x, client_x = inv["x"], farm.users["client_x"]
+    url = exports.statement_link_path(x, user_id=client_x.pk)
+    assert url.startswith(f"/finance/invoices/{x.pk}/statement.csv?t=")
+    anonymous = Client().get(url)
+    assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
+    response = client_for(farm, "client_x").get(url)
+    assert response.status_code == 200 and "no-store" in response["Cache-Control"]
+    assert b"".join(response.streaming_content) == statement_bytes(Invoice.objects.get(pk=x.pk))
+    xlsx = exports.statement_link_path(x, user_id=client_x.pk, fmt="xlsx")
+    assert client_for(farm, "client_x").get(xlsx).status_code == 200
+    # Forwarded to someone else: the link is not theirs (an operator who sees the invoice too).
+    assert client_for(farm, "owner").get(url).status_code == 404
+    assert client_for(farm, "client_y").get(url).status_code == 404  # and Y does not see the invoice at all
+    # A token for another invoice, a tampered one.
+    other = exports.statement_link_path(inv["y"], user_id=client_x.pk).split("?")[1]
+    assert client_for(farm, "client_x").get(f"/finance/invoices/{x.pk}/statement.csv?{other}").status_code == 404
+    assert client_for(farm, "client_x").get(url[:-3] + "abc").status_code == 404
+    with mock.patch("django.core.signing.time.time", return_value=time.time() - 8 * 86400):
+        old = exports.statement_link_path(x, user_id=client_x.pk)
+    expired = client_for(farm, "client_x").get(old)
+    assert expired.status_code == 403 and "expired on" in expired.content.decode()
+    # The API's export takes the same token.
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(client_x)
+    token = url.split("?t=")[1]
+    assert api.get(f"/api/v1/invoices/{x.pk}/statement.xlsx?t={token}").status_code == 200
+    assert api.get(f"/api/v1/invoices/{x.pk}/statement.xlsx?t={token[:-2]}zz").status_code == 404

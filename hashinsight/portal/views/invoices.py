@@ -24,6 +24,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from hashinsight.accounts.roles import Access, Module, has_access
@@ -64,7 +65,7 @@ class InvoiceFilterForm(ListFilterForm):
     month = forms.RegexField(
         required=False, regex=r"^\d{4}-(0[1-9]|1[0-2])$", label=gettext_lazy("Month"),
         error_messages={"invalid": gettext_lazy("Enter a month as YYYY-MM.")},
-        widget=forms.TextInput(attrs={"type": "month"}),
+        widget=forms.TextInput(attrs={"placeholder": gettext_lazy("Month (YYYY-MM)"), "inputmode": "numeric"}),
     )  # fmt: skip
     lookups = {"status": "status", "client": "customer_id", "site": "site_id", "contract": "contract__number"}
 
@@ -238,14 +239,31 @@ def invoice_detail(request, pk: int):
     return render(request, "portal/invoices/detail.html", context)
 
 
+def _download(request, pk: int, send):
+    """A statement download; with ``?t=`` (an e-mailed link) the token must name this invoice and this signed-in user
+    (expired: 403 saying when; anything else: 404)."""
+    invoice = _load(request, pk)
+    token = request.GET.get("t")
+    if token is not None:
+        try:
+            exports.check_statement_link(token[:2000], invoice=invoice, user=request.user)
+        except DomainError as exc:
+            status = 403 if exc.code == "link_expired" else 404
+            return render(request, "portal/invoices/link_refused.html", {"message": exc.message, "invoice": invoice},
+                          status=status)  # fmt: skip
+    return send(invoice)
+
+
+@never_cache
 @module_required(MODULE)
 def invoice_statement_csv(request, pk: int):
-    return exports.statement_csv_response(request, _load(request, pk))
+    return _download(request, pk, lambda invoice: exports.statement_csv_response(request, invoice))
 
 
+@never_cache
 @module_required(MODULE)
 def invoice_statement_xlsx(request, pk: int):
-    return exports.statement_xlsx_response(_load(request, pk))
+    return _download(request, pk, exports.statement_xlsx_response)
 
 
 @module_required(MODULE)

@@ -356,7 +356,7 @@ class PublicKeyView(APIView):
         )
 
 
-class VerifyResultSerializer(serializers.Serializer):
+class CertificateVerifyResultSerializer(serializers.Serializer):
     valid = serializers.BooleanField()
     reason = serializers.CharField(help_text="ok | malformed | unknown_key | bad_signature | not_on_record | "
                                    "hash_mismatch")  # fmt: skip
@@ -373,8 +373,8 @@ class VerifyView(APIView):
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     @extend_schema(
-        operation_id="sla_certificates_verify", request=OpenApiTypes.OBJECT, responses={200: VerifyResultSerializer},
-        tags=["sla"],
+        operation_id="sla_certificates_verify", request=OpenApiTypes.OBJECT,
+        responses={200: CertificateVerifyResultSerializer}, tags=["sla"],
     )  # fmt: skip
     def post(self, request):
         """Check a certificate: send the downloaded document as the JSON body, or as a ``file`` upload. The answer

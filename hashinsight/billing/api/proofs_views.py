@@ -69,6 +69,13 @@ class RootSerializer(serializers.ModelSerializer):
                   "broadcast_txid", "created_at"]  # fmt: skip
 
 
+class RootPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = RootSerializer(many=True)
+
+
 class RootFilterSerializer(serializers.Serializer):
     day = serializers.DateField(required=False)
     start = serializers.DateField(required=False, help_text="first day (UTC), inclusive")
@@ -154,7 +161,7 @@ class RootListView(CsvCapableAPIView):
 
     @extend_schema(
         operation_id="proof_roots_list", parameters=[RootFilterSerializer],
-        responses={200: RootSerializer(many=True), (200, "text/csv"): CSV_RESPONSE}, tags=["proofs"],
+        responses={200: RootPageSerializer, (200, "text/csv"): CSV_RESPONSE}, tags=["proofs"],
     )  # fmt: skip
     def get(self, request):
         """Daily Merkle roots, newest first (``sort``: day, leaf_count, created; ``-`` for descending), filtered by
@@ -221,7 +228,10 @@ class OpReturnView(APIView):
 
     def finalize_response(self, request, response, *args, **kwargs):
         # Errors of a ?format=bin request are answered in the standard JSON error shape.
-        if isinstance(response, Response) and getattr(request.accepted_renderer, "format", "") == "bin":
+        if (
+            isinstance(response, Response)
+            and getattr(getattr(request, "accepted_renderer", None), "format", "") == "bin"
+        ):
             request.accepted_renderer = renderers.JSONRenderer()
             request.accepted_media_type = "application/json"
         return super().finalize_response(request, response, *args, **kwargs)

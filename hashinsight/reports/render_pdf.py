@@ -71,12 +71,12 @@ def render_pdf(data: ReportData, charts: dict[str, bytes]) -> bytes:
             _table(models, st, width, widths=[0.3, 0.1, 0.15, 0.15, 0.12, 0.18]),
         ]
     miners = content.miners_table(data)
-    shown = miners.rows[:MINER_ROWS_PDF]
-    miners.rows = shown
+    miners.rows = miners.rows[:MINER_ROWS_PDF]
+    widths = [0.16, 0.3, 0.1, 0.14, 0.14, 0.16] if data.kind == "site_monthly" else None
     story += [
         Spacer(1, 4 * mm),
         Paragraph(escape(miners.title), st["h2"]),
-        _table(miners, st, width, small=True, numeric_from=2),
+        _table(miners, st, width, small=True, widths=widths, numeric_from=2),
     ]
     incidents = content.incidents_table(data)
     story += [

@@ -379,7 +379,7 @@ def file_from_token(*, token: str, user) -> ReportFile:
 
 
 def portal_url(path: str) -> str:
-    base = getattr(settings, "PORTAL_BASE_URL", "") or "http://127.0.0.1:8000"
+    base = getattr(settings, "PORTAL_BASE_URL", "") or "http://localhost:8000"
     return base.rstrip("/") + path
 
 

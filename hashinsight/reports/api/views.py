@@ -115,8 +115,9 @@ class ReportJobSerializer(serializers.Serializer):
 
 
 class ReportFilterSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=ReportKind.values, required=False)
-    status = serializers.ChoiceField(choices=ReportJob.Status.values, required=False)
+    # Text, not enums: other components' "kind"/"status" enums would otherwise collide in the schema's names.
+    kind = serializers.CharField(required=False, help_text="site_monthly | client_statement")
+    status = serializers.CharField(required=False, help_text="queued | running | done | failed")
     site = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     customer = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     month = serializers.RegexField(r"^\d{4}-\d{2}$", required=False, help_text="YYYY-MM")
@@ -124,8 +125,18 @@ class ReportFilterSerializer(serializers.Serializer):
     limit = serializers.IntegerField(required=False, min_value=1, max_value=100)
     offset = serializers.IntegerField(required=False, min_value=0)
 
+    def validate_kind(self, value):
+        if value not in ReportKind.values:
+            raise serializers.ValidationError("site_monthly or client_statement")
+        return value
 
-class ScheduleSerializer(serializers.Serializer):
+    def validate_status(self, value):
+        if value not in ReportJob.Status.values:
+            raise serializers.ValidationError("queued, running, done or failed")
+        return value
+
+
+class ReportScheduleSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     kind = serializers.CharField(help_text="site_monthly | client_statement")
     site = serializers.IntegerField(required=False, allow_null=True)
@@ -289,7 +300,7 @@ class ScheduleListView(CsvCapableAPIView):
     permission_classes = [FullAccess]
 
     @extend_schema(
-        operation_id="report_schedules_list", responses={200: ScheduleSerializer(many=True)}, tags=["reports"]
+        operation_id="report_schedules_list", responses={200: ReportScheduleSerializer(many=True)}, tags=["reports"]
     )
     def get(self, request):
         """The report schedules you see (REPORT FULL)."""
@@ -300,8 +311,8 @@ class ScheduleListView(CsvCapableAPIView):
 
     @extend_schema(
         operation_id="report_schedules_create",
-        request=ScheduleSerializer,
-        responses={201: ScheduleSerializer},
+        request=ReportScheduleSerializer,
+        responses={201: ReportScheduleSerializer},
         tags=["reports"],
     )
     def post(self, request):
@@ -314,14 +325,16 @@ class ScheduleListView(CsvCapableAPIView):
 class ScheduleDetailView(CsvCapableAPIView):
     permission_classes = [FullAccess]
 
-    @extend_schema(operation_id="report_schedules_retrieve", responses={200: ScheduleSerializer}, tags=["reports"])
+    @extend_schema(
+        operation_id="report_schedules_retrieve", responses={200: ReportScheduleSerializer}, tags=["reports"]
+    )
     def get(self, request, pk):
         return Response(schedule_body(selectors.report_schedule_get(user=request.user, schedule_id=pk)))
 
     @extend_schema(
         operation_id="report_schedules_update",
-        request=ScheduleSerializer,
-        responses={200: ScheduleSerializer},
+        request=ReportScheduleSerializer,
+        responses={200: ReportScheduleSerializer},
         tags=["reports"],
     )
     def patch(self, request, pk):

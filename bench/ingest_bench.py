@@ -43,7 +43,9 @@ from urllib.parse import urlparse
 from _setup import ROOT, ensure_database, machine
 
 DATABASE = "postgres://postgres@127.0.0.1:5432/hashinsight_bench_ingest"
-REDIS = "redis://127.0.0.1:6379/7"  # broker 7, cache 8, channel layer 9; the queued hand-offs are dropped at the end
+# Broker (cache and channel layer at +1, +2 unless CACHE_URL / CHANNEL_LAYER_URL say otherwise; both pass
+# through to the server); the queued hand-offs are dropped at the end. BENCH_REDIS_URL moves it.
+REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
 PARTS = ("auth", "parse", "validate", "write", "live", "commit", "total", "cpu")
 
 

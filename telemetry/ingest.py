@@ -159,24 +159,37 @@ def validate_samples(samples: list, miners: dict[str, tuple[int, int | None]], n
         if status not in STATUSES:
             _reject(rejected, index, serial, "unknown_status")
             continue
-        values = []
+        hashrate, chip, inlet, outlet, power = (
+            get("hashrate_ths"), get("temp_chip_max_c"), get("temp_inlet_c"), get("temp_outlet_c"), get("power_w")
+        )  # fmt: skip
         reason = None
-        for name, low, high in floats:
-            value = get(name)
-            if value is None:
-                values.append(None)
+        # The usual sample: four floats and the power (JSON often sends it as an integer), all in range. One
+        # condition instead of a loop over _FLOATS; anything else goes through the loop, which names the field.
+        if (
+            type(hashrate) is float and type(chip) is float and type(inlet) is float and type(outlet) is float
+            and (type(power) is int or type(power) is float)
+            and 0.0 <= hashrate <= HASHRATE_MAX_THS and TEMP_MIN_C <= chip <= TEMP_MAX_C
+            and TEMP_MIN_C <= inlet <= TEMP_MAX_C and TEMP_MIN_C <= outlet <= TEMP_MAX_C and 0.0 <= power <= POWER_MAX_W
+        ):  # fmt: skip
+            values = (hashrate, chip, inlet, outlet, float(power))
+        else:
+            values = []
+            for name, low, high in floats:
+                value = get(name)
+                if value is None:
+                    values.append(None)
+                    continue
+                kind = type(value)
+                if kind is not float and kind is not int:
+                    reason = "wrong_type:" + name
+                    break
+                if not low <= value <= high:
+                    reason = "out_of_range:" + name
+                    break
+                values.append(float(value))
+            if reason is not None:
+                _reject(rejected, index, serial, reason)
                 continue
-            kind = type(value)
-            if kind is not float and kind is not int:
-                reason = "wrong_type:" + name
-                break
-            if not low <= value <= high:
-                reason = "out_of_range:" + name
-                break
-            values.append(float(value))
-        if reason is not None:
-            _reject(rejected, index, serial, reason)
-            continue
         fans = get("fan_rpm")
         if fans is None:
             fans = []

@@ -75,9 +75,10 @@ def store_parts(batches: int, batch_size: int) -> None:
             with transaction.atomic():
                 store._staging_tables()
                 marks.append(("", backend_cpu(pid), 0.0))
-                store._insert_raw(rows, sender.site_id, sender.device_id, validated.customer_of)
+                fans = [store._jsonb(r[6]) for r in rows]
+                store._insert_raw(rows, sender.site_id, sender.device_id, validated.customer_of, fans, fresh=True)
                 marks.append(("raw COPY", backend_cpu(pid), wal_since(cursor, lsn)))
-                changed = store._upsert_live(rows, sender.site_id, validated.customer_of)
+                changed = store._upsert_live(rows, sender.site_id, validated.customer_of, fans)
                 marks.append(("live upsert", backend_cpu(pid), wal_since(cursor, lsn)))
                 outbox.publish(
                     "telemetry.ingested", aggregate=f"edge_device:{sender.device_id}",
@@ -161,7 +162,7 @@ def main() -> None:
     os.environ.setdefault("DATABASE_URL", DATABASE)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hashinsight.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
-    os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/7")
+    os.environ.setdefault("REDIS_URL", os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/7"))
     sys.path.insert(0, str(ROOT))
     import django
 

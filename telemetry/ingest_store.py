@@ -1,12 +1,12 @@
 """Writing a validated sample batch: ``raw`` in one bulk write, ``live`` upserted, one outbox event,
 all in one transaction.
 
-PostgreSQL: the rows are COPY'd straight into ``telemetry_raw``; if one of them is already stored, that
-COPY is undone and the rows go through a temporary staging table (emptied at commit) and one
-``INSERT … SELECT … ON CONFLICT (miner_id, ts) DO NOTHING``. Both work whether ``telemetry_raw`` is
-partitioned or not. Other databases (SQLite): multi-row ``INSERT … ON CONFLICT DO NOTHING`` in chunks
-under the variable limit. A sample already stored (same miner and time) is a duplicate and changes
-nothing, so a re-sent batch is harmless.
+PostgreSQL: the rows are COPY'd straight into ``telemetry_raw``; if one of them is already stored, the
+transaction is undone and run again with the rows going through a temporary staging table (emptied at
+commit) and one ``INSERT … SELECT … ON CONFLICT (miner_id, ts) DO NOTHING``. Both work whether
+``telemetry_raw`` is partitioned or not. Other databases (SQLite): multi-row ``INSERT … ON CONFLICT DO
+NOTHING`` in chunks under the variable limit. A sample already stored (same miner and time) is a
+duplicate and changes nothing, so a re-sent batch is harmless.
 
 ``live`` moves only forward: a miner's row is rewritten only when the batch holds a sample newer than
 its ``last_seen`` (the upsert's condition), so a late or out-of-order batch never moves it back.
@@ -36,9 +36,7 @@ import orjson
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from psycopg import postgres
-from psycopg.adapt import Dumper
 from psycopg.errors import UniqueViolation
-from psycopg.pq import Format
 
 from hashinsight.events import outbox
 from telemetry.ingest import Validated
@@ -70,6 +68,19 @@ LIVE_PG_TYPES = (
     "int8", "int4", "int4", "timestamptz", "float8", "float8", "float8[]", "float8[]", "float8", "float8", "float8",
     "jsonb", "float8", "text", "int8", "int8", "jsonb", "timestamptz", "text", "int2", "text",
 )  # fmt: skip
+
+
+# The jsonb and float8[] values are encoded here, once per value, into their binary form (_jsonb,
+# _float8_array), and handed to psycopg as bytes with the bytea dumper: a binary COPY stream carries no
+# types (the server reads each field as its column's type), and psycopg writes bytes as they are, in C.
+# Its dumpers for these are Python calls per value (ours before: four a live row, two a raw row), where
+# the other columns' are C; and a sample's fans are now encoded once for both COPYs.
+def _wire_types(types: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple("bytea" if kind in ("jsonb", "float8[]") else kind for kind in types)
+
+
+RAW_WIRE_TYPES = _wire_types(RAW_PG_TYPES)
+LIVE_WIRE_TYPES = _wire_types(LIVE_PG_TYPES)
 
 
 class StoreResult(NamedTuple):
@@ -165,17 +176,33 @@ def store_batch(*, site_id: int, device_id: int, validated: Validated, timings: 
     if not rows:
         return StoreResult(0, 0, [])
     timings = {} if timings is None else timings
+    try:
+        return _store(site_id, device_id, validated, timings, fresh=True)
+    except _AlreadyStored:
+        # A re-sent sample (a collector retrying after a timeout): the whole transaction was undone (a
+        # savepoint of it inside a caller's), so the batch goes again through the staging table.
+        return _store(site_id, device_id, validated, timings, fresh=False)
+
+
+class _AlreadyStored(Exception):
+    """The direct COPY into raw met a sample already stored (PostgreSQL)."""
+
+
+def _store(site_id: int, device_id: int, validated: Validated, timings: dict, *, fresh: bool) -> StoreResult:
+    rows = validated.rows
+    # PostgreSQL: each sample's fans as binary jsonb, once for both COPYs (raw, and live for the newest).
+    fans = [_jsonb(r[6]) for r in rows] if connection.vendor == "postgresql" else None
     with transaction.atomic():
         started = time.perf_counter()
-        if connection.vendor == "postgresql":
+        if fans is not None:
             _staging_tables()
-        inserted = _insert_raw(rows, site_id, device_id, validated.customer_of)
+        inserted = _insert_raw(rows, site_id, device_id, validated.customer_of, fans, fresh=fresh)
         if inserted:
             # A collector replaying its spool after an outage sends samples older than the windows the
             # 5-minute rollup still re-rolls: move its cursor back (no query for recent samples).
             note_late_samples(min(row[1] for row in rows))
         written = time.perf_counter()
-        changed = _upsert_live(rows, site_id, validated.customer_of)
+        changed = _upsert_live(rows, site_id, validated.customer_of, fans)
         if inserted or changed:
             outbox.publish(
                 "telemetry.ingested",
@@ -220,15 +247,12 @@ def _staging_done(cursor, name: str) -> None:
         cursor.execute(f"DELETE FROM {name}")
 
 
-class _JsonbListDumper(Dumper):
-    """A list as binary jsonb (a version byte, then the text), through orjson in one call: half the client
-    CPU of psycopg's own JSON dumper, which wraps json.dumps in two Python calls per value."""
+_EMPTY_JSONB = b"\x01[]"
 
-    format = Format.BINARY
-    oid = postgres.types["jsonb"].oid
 
-    def dump(self, obj):
-        return b"\x01" + orjson.dumps(obj) if obj else b"\x01[]"
+def _jsonb(value: list) -> bytes:
+    """A list as binary jsonb: the version byte (1), then the JSON text (orjson, one C call)."""
+    return b"\x01" + orjson.dumps(value) if value else _EMPTY_JSONB
 
 
 _FLOAT8_OID = postgres.types["float8"].oid
@@ -236,29 +260,24 @@ _EMPTY_FLOAT8_ARRAY = struct.pack(">iii", 0, 0, _FLOAT8_OID)
 _float8_arrays: dict[int, struct.Struct] = {}
 
 
-class _Float8ArrayDumper(Dumper):
-    """A list of floats as a binary float8[] in one struct.pack call: psycopg's own list dumper, in
-    Python, cost more than the rest of the live row's COPY (two windows per row)."""
-
-    format = Format.BINARY
-    oid = postgres.types["float8"].array_oid
-
-    def dump(self, obj):
-        count = len(obj)
-        if not count:
-            return _EMPTY_FLOAT8_ARRAY
-        packer = _float8_arrays.get(count)
-        if packer is None:  # one dimension, no nulls; each element: its length (8), then the double
-            packer = _float8_arrays.setdefault(count, struct.Struct(">iiiii" + "id" * count))
-        values = [8] * (2 * count)
-        values[1::2] = obj
-        return packer.pack(1, 0, _FLOAT8_OID, count, 1, *values)
+def _float8_array(values: list[float]) -> bytes:
+    """A list of floats as a binary float8[] in one struct.pack call: one dimension, no nulls; each
+    element its length (8), then the double."""
+    count = len(values)
+    if not count:
+        return _EMPTY_FLOAT8_ARRAY
+    packer = _float8_arrays.get(count)
+    if packer is None:
+        packer = _float8_arrays.setdefault(count, struct.Struct(">iiiii" + "id" * count))
+    if count == 1:  # the usual window of a batch's own part: one sample
+        return packer.pack(1, 0, _FLOAT8_OID, 1, 1, 8, values[0])
+    interleaved = [8] * (2 * count)
+    interleaved[1::2] = values
+    return packer.pack(1, 0, _FLOAT8_OID, count, 1, *interleaved)
 
 
 def _copy_rows(cursor, table: str, columns: str, types: tuple[str, ...], values: list[tuple]) -> None:
     raw_cursor = cursor.cursor  # psycopg's, under Django's wrapper
-    raw_cursor.adapters.register_dumper(list, _JsonbListDumper)  # this cursor only
-    raw_cursor.adapters.register_dumper(None, _Float8ArrayDumper)  # float8[] columns (set_types), this cursor only
     # Django's wrapper maps psycopg's errors to its own and marks a broken connection unusable (so it is
     # not handed to the next request); a raw cursor's COPY bypasses it unless wrapped here.
     with (
@@ -275,26 +294,38 @@ def _json(value: list) -> str:
     return orjson.dumps(value).decode() if value else _EMPTY_JSON
 
 
-def _insert_raw(rows: list[tuple], site_id: int, device_id: int, customer_of: dict[int, int | None]) -> int:
+def _insert_raw(
+    rows: list[tuple],
+    site_id: int,
+    device_id: int,
+    customer_of: dict[int, int | None],
+    fans: list[bytes] | None,
+    *,
+    fresh: bool,
+) -> int:
+    """``fans``: each row's fan_rpm as binary jsonb (PostgreSQL), None elsewhere."""
     columns = ", ".join(RAW_COLUMNS)
-    if connection.vendor == "postgresql":
+    if fans is not None:
         values = [
-            (r[0], r[1], site_id, customer_of[r[0]], device_id, r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
-             r[11])
-            for r in rows
+            (r[0], r[1], site_id, customer_of[r[0]], device_id, r[2], r[3], r[4], r[5], fan, r[7], r[8], r[9], r[10],
+             _jsonb(r[11]) if r[11] else _EMPTY_JSONB)
+            for r, fan in zip(rows, fans, strict=True)
         ]  # fmt: skip
         with connection.cursor() as cursor:
             # Fresh samples (the usual case) are copied straight into raw: half the database's work of
-            # staging them first. One already stored makes the COPY fail; it is then undone (savepoint)
-            # and the batch goes through the staging table and ON CONFLICT DO NOTHING.
-            try:
-                with transaction.atomic():
-                    _copy_rows(cursor, "telemetry_raw", columns, RAW_PG_TYPES, values)
-                return len(values)
-            except IntegrityError as exc:  # Django's, raised from psycopg's by wrap_database_errors
-                if not isinstance(exc.__cause__, UniqueViolation):
+            # staging them first. One already stored makes the COPY fail, which undoes the transaction
+            # (store_batch then runs it again with fresh=False: through the staging table and ON CONFLICT
+            # DO NOTHING). No savepoint around the COPY: two round trips a batch that only a re-sent
+            # batch would use.
+            if fresh:
+                try:
+                    _copy_rows(cursor, "telemetry_raw", columns, RAW_WIRE_TYPES, values)
+                except IntegrityError as exc:  # Django's, raised from psycopg's by wrap_database_errors
+                    if isinstance(exc.__cause__, UniqueViolation):
+                        raise _AlreadyStored from exc
                     raise
-            _copy_rows(cursor, "_ingest_raw", columns, RAW_PG_TYPES, values)
+                return len(values)
+            _copy_rows(cursor, "_ingest_raw", columns, RAW_WIRE_TYPES, values)
             cursor.execute(
                 f"INSERT INTO telemetry_raw ({columns}) SELECT {columns} FROM _ingest_raw ORDER BY miner_id, ts "
                 "ON CONFLICT (miner_id, ts) DO NOTHING"
@@ -342,9 +373,11 @@ def _last_seen_of(miner_ids: list[int]) -> dict[int, float]:
         return dict(cursor.fetchall())
 
 
-def _upsert_live(rows: list[tuple], site_id: int, customer_of: dict[int, int | None]) -> list[int]:
+def _upsert_live(
+    rows: list[tuple], site_id: int, customer_of: dict[int, int | None], fans: list[bytes] | None = None
+) -> list[int]:
     """Upsert the live row of each miner whose newest sample here is newer than its live row; returns
-    those miners' ids (ascending).
+    those miners' ids (ascending). ``fans``: each row's fan_rpm as binary jsonb (PostgreSQL: required).
 
     The window keeps the pairs of the last WINDOW_S seconds up to the newest sample: the live row's
     own, then this batch's samples newer than its ``last_seen``. A late sample (not newer) goes to raw
@@ -429,13 +462,17 @@ def _upsert_live(rows: list[tuple], site_id: int, customer_of: dict[int, int | N
                 pool_url = _KEEP_TEXT if pool_url is None else pool_url
                 fan_pct = _KEEP_INT if fan_pct is None else fan_pct
                 power_mode = _KEEP_TEXT if power_mode is None else power_mode
-        else:
-            pool_url = pool_url or ""
-            power_mode = power_mode or ""
+            # The lists already in their binary form (LIVE_WIRE_TYPES).
+            values.append(
+                (miner_id, site_id, customer_of.get(miner_id), newest[1], ghs, newest[2], _float8_array(times),
+                 _float8_array(hashrates), newest[3], newest[4], newest[5], fans[last], newest[7], newest[8], newest[9],
+                 newest[10], _jsonb(newest[11]) if newest[11] else _EMPTY_JSONB, now, pool_url, fan_pct, power_mode)
+            )  # fmt: skip
+            continue
         values.append(
             (miner_id, site_id, customer_of.get(miner_id), newest[1], ghs, newest[2], times, hashrates, newest[3],
-             newest[4], newest[5], newest[6], newest[7], newest[8], newest[9], newest[10], newest[11], now, pool_url,
-             fan_pct, power_mode)
+             newest[4], newest[5], newest[6], newest[7], newest[8], newest[9], newest[10], newest[11], now,
+             pool_url or "", fan_pct, power_mode or "")
         )  # fmt: skip
     if not values:
         return []
@@ -491,7 +528,7 @@ def _write_live_pg(values: list[tuple], keeps: set[int]) -> list[int]:
     """COPY to staging (like raw: a third of the client CPU of unnest() over array parameters), one
     upsert; the ids of the rows it wrote, ascending."""
     with connection.cursor() as cursor:
-        _copy_rows(cursor, "_ingest_live", ", ".join(LIVE_COLUMNS_ALL), LIVE_PG_TYPES, values)
+        _copy_rows(cursor, "_ingest_live", ", ".join(LIVE_COLUMNS_ALL), LIVE_WIRE_TYPES, values)
         cursor.execute(_LIVE_PG_UPSERT)
         written = cursor.fetchall()
         blank = [miner_id for miner_id, inserted in written if inserted and miner_id in keeps]

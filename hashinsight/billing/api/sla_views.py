@@ -17,7 +17,7 @@ from django.http import HttpResponse
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -33,6 +33,7 @@ from hashinsight.core.errors import DomainError
 from hashinsight.portal.tables import CsvColumn, csv_chunks, streamed_csv
 
 MAX_UPLOAD = 256 * 1024
+CSV_RESPONSE = OpenApiResponse(OpenApiTypes.STR, description="with ?format=csv: the same rows as a CSV file")
 
 
 class Pagination(LimitOffsetPagination):
@@ -73,6 +74,13 @@ class ForceMajeureSerializer(serializers.Serializer):
     created_by = serializers.IntegerField(source="created_by_id", allow_null=True)
     created_at = serializers.DateTimeField()
     frozen = serializers.BooleanField(help_text="an issued invoice covers it: no change or deletion")
+
+
+class ForceMajeurePageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = ForceMajeureSerializer(many=True)
 
 
 class ForceMajeureCreateSerializer(serializers.Serializer):
@@ -129,7 +137,7 @@ def fm_body(window, frozen: bool | None = None) -> dict:
 class ForceMajeureListView(FinanceView):
     @extend_schema(
         operation_id="force_majeure_list", parameters=[ForceMajeureFilterSerializer],
-        responses={200: ForceMajeureSerializer(many=True)}, tags=["sla"],
+        responses={200: ForceMajeurePageSerializer, (200, "text/csv"): CSV_RESPONSE}, tags=["sla"],
     )  # fmt: skip
     def get(self, request):
         """Force-majeure windows of the sites you see, latest start first (``sort``: start, end, site, created, id;
@@ -202,6 +210,13 @@ class CertificateSerializer(serializers.Serializer):
     key_id = serializers.CharField()
     issued_at = serializers.DateTimeField()
     links = serializers.DictField(child=serializers.CharField())
+
+
+class CertificatePageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = CertificateSerializer(many=True)
 
 
 class CertificateDetailSerializer(CertificateSerializer):
@@ -279,7 +294,7 @@ def document_filename(cert, suffix: str = "") -> str:
 class CertificateListView(FinanceView):
     @extend_schema(
         operation_id="sla_certificates_list", parameters=[CertificateFilterSerializer],
-        responses={200: CertificateSerializer(many=True)}, tags=["sla"],
+        responses={200: CertificatePageSerializer, (200, "text/csv"): CSV_RESPONSE}, tags=["sla"],
     )  # fmt: skip
     def get(self, request):
         """SLA certificates you may see (a client: its own), newest month first (``sort``: month, client, uptime,

@@ -112,6 +112,12 @@ def kpis(data: ReportData) -> list[tuple[str, str]]:
     return out
 
 
+def invoice_status_label(status: str) -> str:
+    from hashinsight.billing.models import InvoiceStatus
+
+    return str(dict(InvoiceStatus.choices).get(status, status))
+
+
 def invoice_table(data: ReportData) -> Table | None:
     inv = data.invoice
     if inv is None:
@@ -119,9 +125,9 @@ def invoice_table(data: ReportData) -> Table | None:
     cur = data.currency
     rows = [
         (_("Invoice"), inv.number),
-        (_("Status"), inv.status),
-        (_("Issued"), str(inv.issue_date or "–")),
-        (_("Due"), str(inv.due_date or "–")),
+        (_("Status"), invoice_status_label(inv.status)),
+        (_("Issue date"), str(inv.issue_date or "–")),
+        (_("Due date"), str(inv.due_date or "–")),
         (_("Charges"), money(inv.subtotal, cur)),
         (_("Credits"), money(-inv.credits, cur)),
         (_("Prior balance"), money(inv.prior_balance, cur)),

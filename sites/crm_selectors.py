@@ -95,14 +95,19 @@ def pipeline_summary(qs: QuerySet[Deal]) -> list[dict]:
     return out
 
 
-def contract_miner_count(contract: HostingContract) -> int:
-    """Miners the contract covers: those listed, or (none listed) every miner of its client at its site."""
+def covered_miners(contract: HostingContract):
+    """The miners the contract covers, as a queryset: those listed, or (none listed) every miner of its client at
+    its site. What billing and statements read (one query to decide, then the queryset)."""
     from miners.models import Miner
 
-    listed = contract.miners.count()
-    if listed:
-        return listed
-    return Miner.objects.filter(customer_id=contract.customer_id, site_id=contract.site_id).count()
+    if contract.miners.exists():
+        return contract.miners.all()
+    return Miner.objects.filter(customer_id=contract.customer_id, site_id=contract.site_id)
+
+
+def contract_miner_count(contract: HostingContract) -> int:
+    """How many miners the contract covers (see ``covered_miners``)."""
+    return covered_miners(contract).count()
 
 
 def active_contract_for(*, customer_id: int, site_id: int, on=None) -> HostingContract | None:

@@ -64,6 +64,8 @@ def valid(serializer_class, data) -> dict:
 
 
 def _body(data, allowed: set[str]) -> dict:
+    if hasattr(data, "getlist"):  # a form-encoded body: one value per key, lists for the list fields
+        data = {k: data.getlist(k) if k in ("formats", "recipients") else data.get(k) for k in data}
     if not isinstance(data, dict):
         raise DomainError("invalid_body", "The body is a JSON object.", details={"field": "body"})
     unknown = set(data) - allowed

@@ -184,3 +184,11 @@ def test_schedules_crud_is_for_full_access(api, farm):
     assert [s["id"] for s in api.get("/api/v1/report-schedules").json()["results"]] == [sid]
     assert api.delete(f"/api/v1/report-schedules/{sid}").status_code == 204
     assert not ReportSchedule.objects.exists()
+
+
+def test_a_form_encoded_request_works_too(api, farm):
+    api.force_authenticate(farm.users["owner"])
+    body = {"kind": "site_monthly", "site": farm.site_a.pk, "month": "2026-09", "formats": ["xlsx", "pdf"]}
+    r = api.post("/api/v1/reports", body, format="multipart")
+    assert r.status_code == 202, r.content
+    assert r.json()["formats"] == ["pdf", "xlsx"]

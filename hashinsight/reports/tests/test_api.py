@@ -192,3 +192,22 @@ def test_a_form_encoded_request_works_too(api, farm):
     r = api.post("/api/v1/reports", body, format="multipart")
     assert r.status_code == 202, r.content
     assert r.json()["formats"] == ["pdf", "xlsx"]
+
+
+def test_the_list_costs_the_same_for_more_jobs(api, farm, jobs):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def fresh():  # the user's grant ids are cached on the object: a new one reads them again, as a request does
+        user = farm.users["siteowner_a"]
+        return type(user).objects.get(pk=user.pk)
+
+    api.force_authenticate(fresh())
+    with CaptureQueriesContext(connection) as few:
+        assert api.get("/api/v1/reports").status_code == 200
+    for _ in range(6):
+        ReportJob.objects.create(kind="site_monthly", site=farm.site_a, month=fx.MONTH, formats=["pdf"])
+    api.force_authenticate(fresh())
+    with CaptureQueriesContext(connection) as many:
+        assert len(api.get("/api/v1/reports").json()["results"]) == 9
+    assert len(many.captured_queries) == len(few.captured_queries)

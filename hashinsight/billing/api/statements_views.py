@@ -42,7 +42,7 @@ class StatementView(APIView):
         return selectors.invoice_get(user=request.user, pk=int(pk))
 
 
-class RowQuerySerializer(serializers.Serializer):
+class StatementRowQuerySerializer(serializers.Serializer):
     miner = serializers.CharField(
         required=False, max_length=65, help_text="a serial number, or a prefix ending in * (e.g. SN0001*)"
     )
@@ -57,13 +57,13 @@ class RowQuerySerializer(serializers.Serializer):
         return value
 
 
-class RowLinksSerializer(serializers.Serializer):
+class StatementRowLinksSerializer(serializers.Serializer):
     telemetry = serializers.CharField(help_text="the telemetry API's daily row of this miner and day")
     telemetry_page = serializers.CharField(help_text="the miner's telemetry page on that day")
     commands = serializers.ListField(child=serializers.CharField(), help_text="the commands behind the row's figures")
 
 
-class RowSerializer(serializers.Serializer):
+class StatementRowSerializer(serializers.Serializer):
     """One miner-day. Decimals as strings with their places; hours in h, energy in kWh, the charge unrounded."""
 
     miner = serializers.IntegerField()
@@ -81,7 +81,7 @@ class RowSerializer(serializers.Serializer):
     currency = serializers.CharField()
     command_ids = serializers.ListField(child=serializers.IntegerField())
     reported = serializers.BooleanField(help_text="false: no telemetry that day (all downtime)")
-    links = RowLinksSerializer()
+    links = StatementRowLinksSerializer()
 
 
 def _text(value) -> str | None:
@@ -127,12 +127,12 @@ class StatementRowsView(StatementView):
     100), filtered by serial, day and downtime only."""
 
     @extend_schema(
-        parameters=[RowQuerySerializer], responses={200: RowSerializer(many=True)}, tags=["invoices"],
+        parameters=[StatementRowQuerySerializer], responses={200: StatementRowSerializer(many=True)}, tags=["invoices"],
         operation_id="invoice_statement_rows",
     )  # fmt: skip
     def get(self, request, pk: str):
         invoice = self.invoice(request, pk)
-        params = RowQuerySerializer(data=request.query_params)
+        params = StatementRowQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         p = params.validated_data
         qs = selectors.statement_rows_filtered(
@@ -159,7 +159,7 @@ class StatementXlsxView(StatementView):
         return exports.statement_xlsx_response(invoice)
 
 
-class CommandSerializer(serializers.Serializer):
+class StatementCommandSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     type = serializers.CharField()
     type_label = serializers.CharField()
@@ -192,7 +192,9 @@ def statement_command(*, invoice: Invoice, command_id: int) -> dict:
 class StatementCommandView(StatementView):
     """A command one of the statement's rows names (downtime or curtailment it explains)."""
 
-    @extend_schema(responses={200: CommandSerializer}, tags=["invoices"], operation_id="invoice_statement_command")
+    @extend_schema(
+        responses={200: StatementCommandSerializer}, tags=["invoices"], operation_id="invoice_statement_command"
+    )
     def get(self, request, pk: str, command_id: str):
         invoice = self.invoice(request, pk)
-        return Response(CommandSerializer(statement_command(invoice=invoice, command_id=int(command_id))).data)
+        return Response(StatementCommandSerializer(statement_command(invoice=invoice, command_id=int(command_id))).data)

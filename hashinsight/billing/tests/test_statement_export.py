@@ -182,3 +182,14 @@ def test_xlsx_response_is_a_file(farm, invoices):
     assert response["Cache-Control"] == "no-store"
     assert f"statement-{invoices['x_a'].number}.xlsx" in response["Content-Disposition"]
     assert openpyxl.load_workbook(io.BytesIO(body)).active.max_row > 20
+
+
+def test_xlsx_costs_a_constant_number_of_queries(farm, django_assert_max_num_queries):
+    """No per-row ORM work: 2 rows and 62 rows cost the same queries (summary, rows)."""
+    small = make_invoice(customer=farm.client_x, site=farm.site_a, miners=[farm.miners[("site-a", "client-x")]], days=1)
+    miners = [farm.miners[("site-a", "client-x")], farm.miners[("site-b", "client-x")]]
+    big = make_invoice(customer=farm.client_y, site=farm.site_b, miners=miners, days=31)
+    for invoice in (small, big):
+        invoice = Invoice.objects.select_related("customer", "contract", "site").get(pk=invoice.pk)
+        with django_assert_max_num_queries(4):
+            exports.write_statement_xlsx(invoice, io.BytesIO())

@@ -367,3 +367,20 @@ def test_issuing_takes_addresses_from_the_pool_and_issues_without_when_it_is_emp
     assert set(PaymentAddress.objects.filter(invoice=first).values_list("network", flat=True)) == {"btc", "usdt"}
     instructions = payments.payment_instructions(second)
     assert instructions["usdt"] is None and "no_usdt_address" in instructions["notes"]
+
+
+def test_a_txid_landing_between_the_check_and_the_insert_is_a_409_not_a_500(owner, invoice):
+    """Another operator's payment with the same txid commits after our check passed: the unique constraint
+    decides, and ours is refused with the same code, nothing written."""
+    from unittest import mock
+
+    from django.db.models.query import QuerySet
+
+    other = issued_invoice()
+    payments.payment_record(actor=owner, invoice=other, method="btc", amount="5", txid=TX2)
+    # The check misses the other writer's row.
+    with mock.patch.object(QuerySet, "exists", lambda self: False), pytest.raises(DomainError) as exc:
+        payments.payment_record(actor=owner, invoice=invoice, method="btc", amount="5", txid=TX2)
+    assert (exc.value.code, exc.value.status) == ("duplicate_txid", 409)
+    assert Payment.objects.filter(txid=TX2).count() == 1
+    assert not OutboxEvent.objects.filter(event_type="payment.recorded", payload__invoice_id=invoice.pk).exists()

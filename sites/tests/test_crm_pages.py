@@ -109,6 +109,9 @@ def test_deal_form_stage_and_convert(client, crm):
     # Convert without a rate: the prospect has none, so it is refused with a message and nothing changes.
     page = client.post(f"/crm/deals/{deal.pk}/convert/", {"start_date": "2026-05-01"}, follow=True)
     assert "rate_per_kwh" in page.content.decode() and not HostingContract.objects.filter(deal=deal).exists()
+    page = client.post(f"/crm/deals/{deal.pk}/convert/", {"start_date": "2026-02-30", "rate_per_kwh": "0.058"},
+                       follow=True)  # fmt: skip
+    assert "Enter a valid date." in page.content.decode() and not HostingContract.objects.filter(deal=deal).exists()
     r = client.post(f"/crm/deals/{deal.pk}/convert/", {"start_date": "2026-05-01", "rate_per_kwh": "0.058"})
     contract = HostingContract.objects.get(deal=deal)
     assert r["Location"] == f"/crm/contracts/{contract.pk}/"

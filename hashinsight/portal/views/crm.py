@@ -269,10 +269,10 @@ def deal_convert(request, pk: int):
                 tariff[name] = value
         if len(tariff) == 1 and tariff["tariff_kind"] == TariffKind.ALL_IN_KWH:
             tariff = {}  # the client's hosting rate
-        start = parse_date(request.POST.get("start_date", "") or "") if request.POST.get("start_date") else None
+        start = _date_field(request, "start_date")
         contract, created = svc.deal_convert(actor=request.user, deal=deal, start_date=start, **tariff)
-    except (DomainError, ValueError) as exc:
-        messages.error(request, getattr(exc, "message", gettext("Enter a valid date.")))
+    except DomainError as exc:
+        messages.error(request, exc.message)
         return redirect("portal:crm-deal-detail", pk=pk)
     if created:
         messages.success(request, gettext("Draft contract %(n)s created: check its terms, then activate it.")

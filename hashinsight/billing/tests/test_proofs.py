@@ -374,3 +374,37 @@ def test_the_documented_standard_library_verifier_agrees(farm, invoice_x, invoic
     statement.write_bytes(statement_bytes(invoice_y).replace(b"84.000", b"84.001", 1))
     bad = subprocess.run([sys.executable, str(script), str(statement), str(proof)], capture_output=True, text=True)
     assert bad.returncode == 1 and "not the document of this proof" in bad.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_closers_at_once_build_one_root(farm, on_postgres):
+    """Two workers close the same day at the same moment (a redelivered job): one tree, one root, one audit event;
+    both get that root."""
+    import threading
+
+    from django.db import connection
+
+    issued_invoice(customer=farm.client_x, site=farm.site_a, miners=[farm.miners[("site-a", "client-x")]])
+    issued_invoice(customer=farm.client_y, site=farm.site_b, miners=[farm.miners[("site-b", "client-y")]])
+    barrier, results, errors = threading.Barrier(2), [], []
+
+    def close():
+        try:
+            barrier.wait(timeout=10)
+            results.append(proofs.close_day(yesterday()).root_sha256)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=close) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert len(results) == 2 and results[0] == results[1]
+    assert ProofRoot.objects.count() == 1
+    assert AuditEvent.objects.filter(event_type="proof_root.closed").count() == 1
+    assert ProofLeaf.objects.filter(kind=Kind.AUDIT_HEAD).count() == 1
+    assert verify_chain().ok

@@ -11,7 +11,8 @@ Where each cause comes from (all read with a few set-based queries per contract 
 - **force majeure**: ``ForceMajeureWindow`` rows of the site overlapping the period (site-wide).
 - **client disable**: an effective (``ACKED``/``COMPLETED``/``PARTIAL``, target not failed) ``HASHING_DISABLE``,
   ``POWER_MODE`` low or ``CURTAIL`` proposed by a user whose role is CLIENT, or any such command whose dedupe key
-  starts with ``client:`` or ``hold:`` (a hold for non-payment, proposed by billing on the client's account). A
+  starts with ``client:``, ``hold:`` or ``billing-hold:`` (a hold for non-payment, ``hashinsight.billing.holds``,
+  proposed on the client's account). A
   disable lasts from its acknowledgement until the miner's next effective ``HASHING_ENABLE`` (or ``POWER_MODE``
   normal/high), else to the period's end; a ``CURTAIL`` for its window.
 - **operator curtailment**: effective ``CURTAIL`` commands proposed by anyone else (operators, AI, system rules),
@@ -45,7 +46,7 @@ from hashinsight.billing.calc import sla as calc
 
 EFFECTIVE = ("ACKED", "COMPLETED", "PARTIAL")
 FAILED = ("FAILED", "TIMEOUT", "ROLLED_BACK")
-CLIENT_MARKS = ("client:", "hold:")
+CLIENT_MARKS = ("client:", "hold:", "billing-hold:")  # billing-hold: hashinsight.billing.holds
 MAINTENANCE_TYPES = ("MINER_RESTART", "POOL_SET", "SET_FAN", "POWER_MODE", "HASHING_ENABLE")
 OUTAGE_SHARE = 0.5  # a 5-minute window with fewer than half of the day's reporting miners hashing is an outage
 LOOKBACK = timedelta(days=7)  # faults and failed commands this long before the period may still explain downtime

@@ -128,7 +128,7 @@ def test_a_period_from_mid_month_sees_the_allowance_used_before_it(month):
 def test_a_hold_for_non_payment_counts_as_the_clients(month):
     m1 = month["m1"]
     command(month["site"], "HASHING_DISABLE", [m1], proposer=month["operator"], when=at(d(20), 0),
-            dedupe_key="hold:invoice:7")  # fmt: skip
+            dedupe_key=f"billing-hold:{month['client'].pk}:{month['site'].pk}")  # fmt: skip
     from telemetry.models import Daily
 
     Daily.objects.filter(miner_id=m1.pk, day__gte=d(20)).update(uptime_pct=0.0)

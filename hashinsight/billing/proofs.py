@@ -42,7 +42,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from hashinsight.billing import merkle
-from hashinsight.billing.models import ISSUED_STATUSES, Invoice, ProofLeaf, ProofRoot, SlaCertificate
+from hashinsight.billing.models import ISSUED_STATUSES, CreditNote, Invoice, ProofLeaf, ProofRoot, SlaCertificate
 from hashinsight.core.errors import DomainError
 from hashinsight.events.audit import ActorType, actor_of, audit_append
 from hashinsight.events.models import GENESIS_HASH, AuditEvent
@@ -375,7 +375,11 @@ def _object_of(leaf: ProofLeaf, obj=None) -> dict:
             out["month"] = cert.month.strftime("%Y-%m")
         return out
     if leaf.kind == Kind.CREDIT_NOTE:
-        return {"type": "credit_note", "id": leaf.object_id}
+        out = {"type": "credit_note", "id": leaf.object_id}
+        note = CreditNote.objects.filter(pk=leaf.object_id).values_list("number", flat=True).first()
+        if note:
+            out["number"] = note
+        return out
     return {"type": "audit_head", "seq": leaf.object_id}
 
 
@@ -489,10 +493,11 @@ def parse_proof(raw) -> dict:
 
 
 def document_hashes(data: bytes, kind: str) -> list[tuple[str, str]]:
-    """The ways a document file is hashed, as (how, sha256): its bytes; and for an SLA certificate (JSON) also the
-    canonical JSON of its content, so a certificate re-saved with other spacing or key order still verifies."""
+    """The ways a document file is hashed, as (how, sha256): its bytes; and for an SLA certificate or a credit note
+    (JSON documents) also the canonical JSON of its content, so one re-saved with other spacing or key order still
+    verifies."""
     out = [("bytes", hashlib.sha256(data).hexdigest())]
-    if kind == Kind.SLA_CERTIFICATE:
+    if kind in (Kind.SLA_CERTIFICATE, Kind.CREDIT_NOTE):
         try:
             parsed = json.loads(data.decode("utf-8-sig"))
             out.append(("canonical_json", hashlib.sha256(canonical_json(parsed)).hexdigest()))

@@ -408,3 +408,22 @@ def test_two_closers_at_once_build_one_root(farm, on_postgres):
     assert AuditEvent.objects.filter(event_type="proof_root.closed").count() == 1
     assert ProofLeaf.objects.filter(kind=Kind.AUDIT_HEAD).count() == 1
     assert verify_chain().ok
+
+
+def test_credit_note_proof_verifies_its_canonical_json(farm):
+    from hashinsight.billing.issuing import credit_note_document, credit_note_issue
+    from hashinsight.security.canonical import canonical_json
+
+    invoice = issued_invoice(customer=farm.client_x, site=farm.site_a, miners=[farm.miners[("site-a", "client-x")]])
+    note = credit_note_issue(invoice, amount="2.00", reason="meter correction", actor=farm.users["admin"])
+    ProofLeaf.objects.filter(root__isnull=True).update(day=yesterday())
+    proofs.close_day(yesterday())
+    leaf = ProofLeaf.objects.get(kind=Kind.CREDIT_NOTE, object_id=note.pk)
+    document = proofs.proof_for(leaf)
+    assert document["leaf"]["object"] == {"type": "credit_note", "id": note.pk, "number": note.number}
+    data = canonical_json(credit_note_document(note))
+    assert hashlib.sha256(data).hexdigest() == note.content_sha256
+    assert proofs.verify_document(data, document, stored_root=proofs.stored_root_lookup).ok
+    pretty = json.dumps(json.loads(data), indent=2).encode()
+    assert proofs.verify_document(pretty, document).ok  # the same content, saved with other spacing
+    assert proofs.verify_document(pretty.replace(b"2.00", b"20.00"), document).reason == "document_mismatch"

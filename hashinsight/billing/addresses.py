@@ -9,6 +9,7 @@
   EIP-55 checksum needs Keccak-256, which the standard library does not have, and an address we cannot check is an
   address a typo can send money to.
 
+The reasons (``AddressError.message``) are English, marked for the catalogue; callers translate them for display.
 No maintained library was added for this: the checks are a few dozen lines written from BIP-173/BIP-350 and the
 Base58Check definition, and ``hashinsight/billing/tests/test_payment_addresses.py`` runs the BIPs' own test vectors
 against them."""
@@ -16,6 +17,9 @@ against them."""
 from __future__ import annotations
 
 import hashlib
+
+# Marks the reasons for translation without needing Django's settings (identity); ``payments`` translates them.
+from django.utils.translation import gettext_noop as N_
 
 BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 BECH32_CONST = 1
@@ -62,19 +66,19 @@ def _hrp_expand(hrp: str) -> list[int]:
 def bech32_decode(text: str) -> tuple[str, list[int], str]:
     """(hrp, data without checksum, ``"bech32"`` | ``"bech32m"``); raises ``AddressError``."""
     if any(ord(c) < 33 or ord(c) > 126 for c in text):
-        raise AddressError("invalid_character", "contains a character outside printable ASCII")
+        raise AddressError("invalid_character", N_("contains a character outside printable ASCII"))
     if text.lower() != text and text.upper() != text:
-        raise AddressError("mixed_case", "mixes upper and lower case")
+        raise AddressError("mixed_case", N_("mixes upper and lower case"))
     if len(text) > 90:
-        raise AddressError("too_long", "is longer than 90 characters")
+        raise AddressError("too_long", N_("is longer than 90 characters"))
     text = text.lower()
     pos = text.rfind("1")
     if pos < 1:
-        raise AddressError("no_hrp", "has no human-readable part")
+        raise AddressError("no_hrp", N_("has no human-readable part"))
     if pos + 7 > len(text):
-        raise AddressError("checksum_too_short", "has a checksum shorter than 6 characters")
+        raise AddressError("checksum_too_short", N_("has a checksum shorter than 6 characters"))
     if any(c not in BECH32_CHARSET for c in text[pos + 1 :]):
-        raise AddressError("invalid_character", "has a character outside the Bech32 alphabet")
+        raise AddressError("invalid_character", N_("has a character outside the Bech32 alphabet"))
     hrp = text[:pos]
     data = [BECH32_CHARSET.find(c) for c in text[pos + 1 :]]
     const = _polymod(_hrp_expand(hrp) + data)
@@ -83,7 +87,7 @@ def bech32_decode(text: str) -> tuple[str, list[int], str]:
     elif const == BECH32M_CONST:
         encoding = "bech32m"
     else:
-        raise AddressError("bad_checksum", "has a wrong checksum")
+        raise AddressError("bad_checksum", N_("has a wrong checksum"))
     return hrp, data[:-6], encoding
 
 
@@ -112,19 +116,19 @@ def decode_segwit(hrp: str, address: str) -> tuple[int, bytes]:
     """(witness version, witness program) of a native segwit address for ``hrp``; raises ``AddressError``."""
     found_hrp, data, encoding = bech32_decode(address)
     if found_hrp != hrp:
-        raise AddressError("wrong_network", f"is not an address of this network (expected {hrp}1…)")
+        raise AddressError("wrong_network", N_("is not an address of this network"))
     if not data:
-        raise AddressError("empty_data", "has no witness program")
+        raise AddressError("empty_data", N_("has no witness program"))
     version = data[0]
     if version > 16:
-        raise AddressError("invalid_witness_version", "has a witness version above 16")
+        raise AddressError("invalid_witness_version", N_("has a witness version above 16"))
     program = _convertbits(data[1:], 5, 8, False)
     if program is None or not 2 <= len(program) <= 40:
-        raise AddressError("invalid_program", "has a witness program of invalid length or padding")
+        raise AddressError("invalid_program", N_("has a witness program of invalid length or padding"))
     if version == 0 and len(program) not in (20, 32):
-        raise AddressError("invalid_program", "has a version-0 program that is neither 20 nor 32 bytes")
+        raise AddressError("invalid_program", N_("has a version-0 program that is neither 20 nor 32 bytes"))
     if (version == 0) != (encoding == "bech32"):
-        raise AddressError("bad_checksum", "uses the wrong checksum for its witness version (BIP-350)")
+        raise AddressError("bad_checksum", N_("uses the wrong checksum for its witness version (BIP-350)"))
     return version, bytes(program)
 
 
@@ -135,7 +139,7 @@ def b58decode(text: str) -> bytes:
     number = 0
     for c in text:
         if c not in _B58_INDEX:
-            raise AddressError("invalid_character", "has a character outside the Base58 alphabet")
+            raise AddressError("invalid_character", N_("has a character outside the Base58 alphabet"))
         number = number * 58 + _B58_INDEX[c]
     body = number.to_bytes((number.bit_length() + 7) // 8, "big") if number else b""
     leading = len(text) - len(text.lstrip("1"))
@@ -155,10 +159,10 @@ def b58check_decode(text: str) -> bytes:
     """The payload (version byte included) of a Base58Check string; raises ``AddressError``."""
     raw = b58decode(text)
     if len(raw) < 5:
-        raise AddressError("too_short", "is too short")
+        raise AddressError("too_short", N_("is too short"))
     payload, checksum = raw[:-4], raw[-4:]
     if hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4] != checksum:
-        raise AddressError("bad_checksum", "has a wrong checksum")
+        raise AddressError("bad_checksum", N_("has a wrong checksum"))
     return payload
 
 
@@ -176,15 +180,15 @@ def validate_btc(address: str, network: str = "mainnet") -> str:
     hrp, versions = BTC_NETWORKS[network]
     address = (address or "").strip()
     if not address:
-        raise AddressError("empty", "is empty")
+        raise AddressError("empty", N_("is empty"))
     if address.lower().startswith(hrp + "1"):
         decode_segwit(hrp, address)
         return address.lower()
     if len(address) > 40 or len(address) < 25:
-        raise AddressError("invalid_format", f"is neither a Base58 address nor a {hrp}1… segwit address")
+        raise AddressError("invalid_format", N_("is neither a Base58 nor a segwit address of this network"))
     payload = b58check_decode(address)
     if len(payload) != 21 or payload[0] not in versions:
-        raise AddressError("wrong_network", f"is not a P2PKH or P2SH address of {network}")
+        raise AddressError("wrong_network", N_("is not a P2PKH or P2SH address of this network"))
     return address
 
 
@@ -192,14 +196,14 @@ def validate_usdt(address: str) -> str:
     """A TRC-20 (TRON) address, ``T…``; raises ``AddressError``."""
     address = (address or "").strip()
     if not address:
-        raise AddressError("empty", "is empty")
+        raise AddressError("empty", N_("is empty"))
     if address.startswith("0x"):
-        raise AddressError("unsupported_network", "is an ERC-20 address; USDT is received on TRON (TRC-20, T…)")
+        raise AddressError("unsupported_network", N_("is an ERC-20 address; USDT is received on TRON (TRC-20, T…)"))
     if len(address) != 34 or not address.startswith("T"):
-        raise AddressError("invalid_format", "is not a TRON address (34 characters starting with T)")
+        raise AddressError("invalid_format", N_("is not a TRON address (34 characters starting with T)"))
     payload = b58check_decode(address)
     if len(payload) != 21 or payload[0] != TRON_VERSION:
-        raise AddressError("invalid_format", "is not a TRON address (version byte 0x41)")
+        raise AddressError("invalid_format", N_("is not a TRON address (version byte 0x41)"))
     return address
 
 
@@ -209,4 +213,4 @@ def validate(network: str, address: str, *, btc_network: str = "mainnet") -> str
         return validate_btc(address, btc_network)
     if network == "usdt":
         return validate_usdt(address)
-    raise AddressError("unknown_network", "network is btc or usdt")
+    raise AddressError("unknown_network", N_("network is btc or usdt"))

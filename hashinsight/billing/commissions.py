@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 
 from hashinsight.accounts.roles import Access, Module, has_access
 from hashinsight.billing.models import Commission, Invoice, InvoiceStatus
@@ -78,7 +79,7 @@ def commission_mark_paid_out(*, actor, commission_ids) -> int:
     from hashinsight.events.audit import actor_of
 
     if not has_access(actor, Module.FINANCE, Access.FULL):
-        raise DomainError("permission_denied", "Your role may not pay out commissions.", status=403)
+        raise DomainError("permission_denied", _("Your role may not pay out commissions."), status=403)
     ids = list(
         Commission.objects.select_for_update()
         .filter(pk__in=list(commission_ids), paid_out=False)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from hashinsight.accounts.roles import Access, Module, has_access
 from hashinsight.billing.models import Invoice, InvoiceStatus
@@ -53,23 +54,23 @@ def _require(actor, customer, site) -> None:
     from sites.selectors import customer_list, site_list
 
     if not has_access(actor, Module.FINANCE, Access.READ):
-        raise DomainError("not_found", "Not found.", status=404)
+        raise DomainError("not_found", _("Not found."), status=404)
     if not customer_list(user=actor).filter(pk=customer.pk).exists():
-        raise DomainError("not_found", "Not found.", status=404)
+        raise DomainError("not_found", _("Not found."), status=404)
     if not has_access(actor, Module.FINANCE, Access.FULL):
-        raise DomainError("permission_denied", "Your role may not put clients on hold.", status=403)
+        raise DomainError("permission_denied", _("Your role may not put clients on hold."), status=403)
     if site is None or not site_list(user=actor).filter(pk=site.pk).exists():
-        raise DomainError("site_not_found", "Not found.", status=404, details={"field": "site"})
+        raise DomainError("site_not_found", _("Not found."), status=404, details={"field": "site"})
 
 
 def _reason(reason) -> str:
     if reason is None:
         return ""
     if not isinstance(reason, str) or "\x00" in reason:
-        raise DomainError("invalid", "reason is text.", details={"field": "reason"})
+        raise DomainError("invalid", _("reason is text."), details={"field": "reason"})
     reason = reason.strip()
     if len(reason) > 300:
-        raise DomainError("too_long", "reason has at most 300 characters.", details={"field": "reason"})
+        raise DomainError("too_long", _("reason has at most 300 characters."), details={"field": "reason"})
     return reason
 
 
@@ -83,7 +84,7 @@ def _miner_ids(customer, site) -> list[int]:
         .values_list("pk", flat=True)
     )
     if not ids:
-        raise DomainError("no_miners", "The client has no miners at this site.", details={"field": "site"})
+        raise DomainError("no_miners", _("The client has no miners at this site."), details={"field": "site"})
     return ids
 
 
@@ -118,11 +119,11 @@ def propose_hold(*, customer, site, actor, reason) -> HoldProposal:
     _require(actor, customer, site)
     reason = _reason(reason)
     if not reason:
-        raise DomainError("required", "Say why the client is put on hold.", details={"field": "reason"})
+        raise DomainError("required", _("Say why the client is put on hold."), details={"field": "reason"})
     invoices = overdue_invoices(customer)
     if not invoices:
         raise DomainError(
-            "not_overdue", "The client has no overdue invoice; a hold needs one.", status=409,
+            "not_overdue", _("The client has no overdue invoice; a hold needs one."), status=409,
             details={"field": "customer"},
         )  # fmt: skip
     return _propose(

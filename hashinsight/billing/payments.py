@@ -33,6 +33,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
 
 from hashinsight.accounts.roles import GLOBAL_ROLES, Access, Module, has_access, role_of
 from hashinsight.billing import addresses as address_codec
@@ -67,17 +68,17 @@ def _bad(code: str, field_name: str, message: str, *, status: int = 400, **detai
 
 
 def _not_found() -> DomainError:
-    return DomainError("not_found", "Not found.", status=404)
+    return DomainError("not_found", _("Not found."), status=404)
 
 
 def _require_full(actor) -> None:
     if not has_access(actor, Module.FINANCE, Access.FULL):
-        raise DomainError("permission_denied", "Your role may not record or change payments.", status=403)
+        raise DomainError("permission_denied", _("Your role may not record or change payments."), status=403)
 
 
 def _require_pool_manager(actor) -> None:
     if role_of(actor) not in GLOBAL_ROLES:
-        raise DomainError("permission_denied", "Only owners and administrators manage the address pool.", status=403)
+        raise DomainError("permission_denied", _("Only owners and administrators manage the address pool."), status=403)
 
 
 def _actor_audit(actor) -> tuple[str, str]:
@@ -99,7 +100,7 @@ def invoice_get(*, user, invoice_id) -> Invoice:
     try:
         invoice_id = int(invoice_id)
     except (TypeError, ValueError):
-        raise _bad("invalid", "invoice", "invoice is an invoice id (a number).") from None
+        raise _bad("invalid", "invoice", _("invoice is an invoice id (a number).")) from None
     if not 0 < invoice_id < 2**63:
         raise _not_found()
     invoice = invoice_list(user=user).select_related("customer", "site", "contract").filter(pk=invoice_id).first()
@@ -174,7 +175,7 @@ def _address_lines(raw) -> list[str]:
     elif isinstance(raw, list | tuple) and all(isinstance(x, str) for x in raw):
         items = list(raw)
     else:
-        raise _bad("invalid", "addresses", "addresses is text (one a line) or a list of strings.")
+        raise _bad("invalid", "addresses", _("addresses is text (one a line) or a list of strings."))
     return [line.strip() for line in items if line.strip() and not line.strip().startswith("#")]
 
 
@@ -185,25 +186,26 @@ def address_import(*, actor, network, addresses) -> ImportResult:
     line and why) and nothing is added. Addresses already in the pool are skipped and named."""
     _require_pool_manager(actor)
     if network not in NETWORKS:
-        raise _bad("invalid_choice", "network", "network is btc or usdt.")
+        raise _bad("invalid_choice", "network", _("network is btc or usdt."))
     lines = _address_lines(addresses)
     if not lines:
-        raise _bad("required", "addresses", "Give at least one address.")
+        raise _bad("required", "addresses", _("Give at least one address."))
     if len(lines) > MAX_IMPORT:
-        raise _bad("too_many", "addresses", f"At most {MAX_IMPORT} addresses per import.")
+        raise _bad("too_many", "addresses", _("At most %(n)s addresses per import.") % {"n": MAX_IMPORT})
     clean, bad = [], []
     for number, line in enumerate(lines, start=1):
         if len(line) > 100:
-            bad.append({"line": number, "address": line[:40] + "…", "code": "too_long", "reason": "is too long"})
+            bad.append({"line": number, "address": line[:40] + "…", "code": "too_long", "reason": _("is too long")})
             continue
         try:
             clean.append(address_codec.validate(network, line, btc_network=btc_network()))
         except address_codec.AddressError as exc:
-            bad.append({"line": number, "address": line, "code": exc.code, "reason": exc.message})
+            bad.append({"line": number, "address": line, "code": exc.code, "reason": _(exc.message)})
     if bad:
         raise DomainError(
             "invalid_address",
-            f"{len(bad)} of {len(lines)} addresses are not valid {network.upper()} addresses; nothing was imported.",
+            _("%(bad)s of %(all)s addresses are not valid %(network)s addresses; nothing was imported.")
+            % {"bad": len(bad), "all": len(lines), "network": network.upper()},
             details={"field": "addresses", "invalid": bad},
         )
     unique = list(dict.fromkeys(clean))
@@ -265,21 +267,25 @@ def _money(value, field_name: str, *, places: int = 2, allow_none: bool = False)
     if value is None or value == "":
         if allow_none:
             return None
-        raise _bad("required", field_name, f"{field_name} is required.")
+        raise _bad("required", field_name, _("%(field)s is required.") % {"field": field_name})
     if isinstance(value, bool):
-        raise _bad("invalid", field_name, f"{field_name} is a number.")
+        raise _bad("invalid", field_name, _("%(field)s is a number.") % {"field": field_name})
     try:
         amount = Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
-        raise _bad("invalid", field_name, f"{field_name} is a number.") from None
+        raise _bad("invalid", field_name, _("%(field)s is a number.") % {"field": field_name}) from None
     if not amount.is_finite():
-        raise _bad("invalid", field_name, f"{field_name} is a finite number.")
+        raise _bad("invalid", field_name, _("%(field)s is a finite number.") % {"field": field_name})
     if amount <= 0:
-        raise _bad("not_positive", field_name, f"{field_name} is above 0.")
+        raise _bad("not_positive", field_name, _("%(field)s is above 0.") % {"field": field_name})
     if amount >= MAX_AMOUNT:
-        raise _bad("out_of_range", field_name, f"{field_name} is too large.")
+        raise _bad("out_of_range", field_name, _("%(field)s is too large.") % {"field": field_name})
     if -amount.as_tuple().exponent > places:
-        raise _bad("too_precise", field_name, f"{field_name} has at most {places} decimal places.")
+        raise _bad(
+            "too_precise",
+            field_name,
+            _("%(field)s has at most %(n)s decimal places.") % {"field": field_name, "n": places},
+        )
     return amount.quantize(Decimal(1).scaleb(-places))
 
 
@@ -287,23 +293,27 @@ def _text(value, field_name: str, max_length: int) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise _bad("invalid", field_name, f"{field_name} is text.")
+        raise _bad("invalid", field_name, _("%(field)s is text.") % {"field": field_name})
     value = value.strip()
     if "\x00" in value:
-        raise _bad("invalid", field_name, f"{field_name} contains a NUL character.")
+        raise _bad("invalid", field_name, _("%(field)s contains a NUL character.") % {"field": field_name})
     if len(value) > max_length:
-        raise _bad("too_long", field_name, f"{field_name} has at most {max_length} characters.")
+        raise _bad(
+            "too_long",
+            field_name,
+            _("%(field)s has at most %(n)s characters.") % {"field": field_name, "n": max_length},
+        )
     return value
 
 
 def _txid(method: str, value) -> str:
     txid = _text(value, "txid", 100).lower()
     if not txid:
-        raise _bad("required", "txid", "A crypto payment needs its transaction id.")
+        raise _bad("required", "txid", _("A crypto payment needs its transaction id."))
     if txid.startswith("0x"):
         txid = txid[2:]
     if not chain.TXID_RE.match(txid):
-        raise _bad("invalid_txid", "txid", "A transaction id is 64 hexadecimal characters.")
+        raise _bad("invalid_txid", "txid", _("A transaction id is 64 hexadecimal characters."))
     return txid
 
 
@@ -319,13 +329,13 @@ def _when(value) -> datetime:
         except ValueError:
             when = None
         if when is None:
-            raise _bad("invalid", "received_at", "received_at is an ISO-8601 date and time.")
+            raise _bad("invalid", "received_at", _("received_at is an ISO-8601 date and time."))
     else:
-        raise _bad("invalid", "received_at", "received_at is an ISO-8601 date and time.")
+        raise _bad("invalid", "received_at", _("received_at is an ISO-8601 date and time."))
     if timezone.is_naive(when):
         when = timezone.make_aware(when, timezone.get_fixed_timezone(0))
     if when > now + timedelta(minutes=5):
-        raise _bad("in_future", "received_at", "received_at is not in the future.")
+        raise _bad("in_future", "received_at", _("received_at is not in the future."))
     return when
 
 
@@ -333,13 +343,13 @@ def _confirmations(value) -> int:
     if value is None or value == "":
         return 0
     if isinstance(value, bool):
-        raise _bad("invalid", "confirmations", "confirmations is a whole number.")
+        raise _bad("invalid", "confirmations", _("confirmations is a whole number."))
     try:
         number = int(value) if isinstance(value, int | str) else None
     except ValueError:
         number = None
     if number is None or number < 0 or number > 10_000_000:
-        raise _bad("invalid", "confirmations", "confirmations is a whole number from 0.")
+        raise _bad("invalid", "confirmations", _("confirmations is a whole number from 0."))
     return number
 
 
@@ -453,19 +463,23 @@ def payment_record(
     up through ``invoice_get``)."""
     _require_full(actor)
     if method not in PaymentMethod.values:
-        raise _bad("invalid_choice", "method", f"method is one of {', '.join(PaymentMethod.values)}.")
+        raise _bad(
+            "invalid_choice",
+            "method",
+            _("method is one of %(choices)s.") % {"choices": ", ".join(PaymentMethod.values)},
+        )
     value = _money(amount, "amount")
     when = _when(received_at)
     reference = _text(reference, "reference", 120)
     if not isinstance(allow_overpayment, bool):
-        raise _bad("invalid", "allow_overpayment", "allow_overpayment is true or false.")
+        raise _bad("invalid", "allow_overpayment", _("allow_overpayment is true or false."))
     if method == PaymentMethod.BANK:
         if not reference:
-            raise _bad("required", "reference", "A bank transfer needs its bank reference.")
+            raise _bad("required", "reference", _("A bank transfer needs its bank reference."))
         if txid:
-            raise _bad("unexpected_field", "txid", "A bank transfer has no transaction id.")
+            raise _bad("unexpected_field", "txid", _("A bank transfer has no transaction id."))
         if crypto_amount not in (None, ""):
-            raise _bad("unexpected_field", "crypto_amount", "A bank transfer has no crypto amount.")
+            raise _bad("unexpected_field", "crypto_amount", _("A bank transfer has no crypto amount."))
         clean_txid, crypto, seen = "", None, 0
     else:
         clean_txid = _txid(method, txid)
@@ -474,16 +488,20 @@ def payment_record(
     invoice = _locked_invoice(invoice.pk)
     if invoice.status not in OPEN_STATUSES and not (invoice.status == InvoiceStatus.PAID and allow_overpayment):
         if invoice.status == InvoiceStatus.PAID:
-            raise _bad("invoice_paid", "invoice", "This invoice is paid; record an overpayment explicitly.", status=409)
-        raise _bad("invoice_not_issued", "invoice", "Payments are recorded against issued invoices only.", status=409)
+            raise _bad(
+                "invoice_paid", "invoice", _("This invoice is paid; record an overpayment explicitly."), status=409
+            )
+        raise _bad(
+            "invoice_not_issued", "invoice", _("Payments are recorded against issued invoices only."), status=409
+        )
     if clean_txid and Payment.objects.filter(method=method, txid=clean_txid).exists():
-        raise _bad("duplicate_txid", "txid", "This transaction id is already recorded.", status=409)
+        raise _bad("duplicate_txid", "txid", _("This transaction id is already recorded."), status=409)
     open_balance = invoice.balance_due - pending_total(invoice.pk)
     if value > open_balance and not allow_overpayment:
         raise _bad(
             "exceeds_balance", "amount",
-            f"The amount is more than the open balance ({open_balance} {invoice.currency}); allow an overpayment "
-            "explicitly to record it.",
+            _("The amount is more than the open balance (%(balance)s %(currency)s); allow an overpayment explicitly "
+              "to record it.") % {"balance": open_balance, "currency": invoice.currency},
             balance_due=str(invoice.balance_due), open_balance=str(open_balance),
         )  # fmt: skip
     status = Payment.ChainStatus.NOT_APPLICABLE if method == PaymentMethod.BANK else Payment.ChainStatus.PENDING
@@ -495,7 +513,7 @@ def payment_record(
                 confirmations=seen, recorded_by=actor,
             )  # fmt: skip
     except IntegrityError:
-        raise _bad("duplicate_txid", "txid", "This transaction id is already recorded.", status=409) from None
+        raise _bad("duplicate_txid", "txid", _("This transaction id is already recorded."), status=409) from None
     invoice_refresh(invoice)
     _publish_payment(payment, invoice)
     _audit_payment("payment.recorded", payment, invoice, actor, overpayment=value > open_balance)
@@ -534,7 +552,7 @@ def payment_confirm(*, actor, payment: Payment, confirmations=None, reason: str 
     if payment.chain_status == Payment.ChainStatus.CONFIRMED:
         return payment
     if payment.chain_status != Payment.ChainStatus.PENDING:
-        raise _bad("not_pending", "payment", "Only pending crypto payments are confirmed.", status=409)
+        raise _bad("not_pending", "payment", _("Only pending crypto payments are confirmed."), status=409)
     needed = chain.required_confirmations(payment.method)
     if given is not None and given < needed:
         payment.confirmations = given
@@ -553,12 +571,12 @@ def payment_reject(*, actor, payment: Payment, reason) -> Payment:
     _require_full(actor)
     reason = _text(reason, "reason", 300)
     if not reason:
-        raise _bad("required", "reason", "Say why the payment is rejected.")
+        raise _bad("required", "reason", _("Say why the payment is rejected."))
     payment, invoice = _locked_pair(payment.pk)
     if payment.chain_status == Payment.ChainStatus.FAILED:
         return payment
     if payment.chain_status != Payment.ChainStatus.PENDING:
-        raise _bad("not_pending", "payment", "Only pending crypto payments are rejected.", status=409)
+        raise _bad("not_pending", "payment", _("Only pending crypto payments are rejected."), status=409)
     return _settle(
         payment, invoice, status=Payment.ChainStatus.FAILED, confirmations=payment.confirmations, actor=actor,
         reason=reason,

@@ -78,11 +78,13 @@ def _valid(serializer_class, data) -> dict:
 
 def _body(data, allowed: set[str]) -> dict:
     if not isinstance(data, dict):
-        raise DomainError("invalid_body", "The body is a JSON object.", details={"field": "body"})
+        raise DomainError("invalid_body", _("The body is a JSON object."), details={"field": "body"})
     unknown = set(data) - allowed
     if unknown:
         raise DomainError(
-            "invalid_body", f"Unknown keys: {', '.join(sorted(map(str, unknown)))}.", details={"field": "body"}
+            "invalid_body",
+            _("Unknown keys: %(keys)s.") % {"keys": ", ".join(sorted(map(str, unknown)))},
+            details={"field": "body"},
         )
     return data
 
@@ -212,7 +214,7 @@ class PaymentListView(FinanceView):
         you do not see, 409 ``duplicate_txid`` / ``invoice_not_issued`` / ``invoice_paid``."""
         data = _body(request.data, CREATE_KEYS)
         if "invoice" not in data:
-            raise DomainError("required", "invoice is required.", details={"field": "invoice"})
+            raise DomainError("required", _("invoice is required."), details={"field": "invoice"})
         invoice = payments.invoice_get(user=request.user, invoice_id=data["invoice"])
         payment = payments.payment_record(
             actor=request.user, invoice=invoice, method=data.get("method"), amount=data.get("amount"),
@@ -280,7 +282,7 @@ class PaymentRejectView(FinanceView):
 
 def _require_pool(user) -> None:
     if role_of(user) not in GLOBAL_ROLES:
-        raise DomainError("permission_denied", "Only owners and administrators manage the address pool.", status=403)
+        raise DomainError("permission_denied", _("Only owners and administrators manage the address pool."), status=403)
 
 
 class AddressSerializer(serializers.Serializer):
@@ -372,7 +374,7 @@ def commission_body(c) -> dict:
 
 def require_commission_reader(user) -> None:
     if role_of(user) not in STAFF_ROLES:
-        raise DomainError("permission_denied", "Commissions are read by staff.", status=403)
+        raise DomainError("permission_denied", _("Commissions are read by staff."), status=403)
 
 
 class CommissionListView(FinanceView):
@@ -421,17 +423,17 @@ def _hold_args(request, pk):
     try:
         customer_id = int(pk)
     except (TypeError, ValueError):
-        raise DomainError("not_found", "Not found.", status=404) from None
+        raise DomainError("not_found", _("Not found."), status=404) from None
     customer = customer_list(user=request.user).filter(pk=customer_id).first() if 0 < customer_id < 2**62 else None
     if customer is None:
-        raise DomainError("not_found", "Not found.", status=404)
+        raise DomainError("not_found", _("Not found."), status=404)
     data = _body(request.data, {"site", "reason"})
     site_id = data.get("site")
     if isinstance(site_id, bool) or not isinstance(site_id, int):
-        raise DomainError("invalid", "site is a site id (a number).", details={"field": "site"})
+        raise DomainError("invalid", _("site is a site id (a number)."), details={"field": "site"})
     site = Site.objects.filter(pk=site_id).first() if 0 < site_id < 2**62 else None
     if site is None:
-        raise DomainError("site_not_found", "Not found.", status=404, details={"field": "site"})
+        raise DomainError("site_not_found", _("Not found."), status=404, details={"field": "site"})
     assert isinstance(customer, Customer)
     return customer, site, data.get("reason")
 

@@ -512,6 +512,7 @@ SPECTACULAR_SETTINGS = {
         # Curtailment: an event's or profile's mode (kW reduction / full stop) and how commands curtail (hard / soft).
         "CurtailmentModeEnum": "intelligence.models.CurtailmentMode",
         "CurtailCommandModeEnum": "intelligence.curtailment_plans.SEND_MODES",
+        "InvoiceStatusEnum": "hashinsight.billing.models.InvoiceStatus",
     },
 }
 BULK_IMPORT_MAX_ROWS = 10_000

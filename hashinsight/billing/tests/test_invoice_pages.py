@@ -281,3 +281,20 @@ def test_emailed_statement_links(farm, inv):
     token = url.split("?t=")[1]
     assert api.get(f"/api/v1/invoices/{x.pk}/statement.xlsx?t={token}").status_code == 200
     assert api.get(f"/api/v1/invoices/{x.pk}/statement.xlsx?t={token[:-2]}zz").status_code == 404
+
+
+def test_a_day_without_telemetry_and_a_void_draft(farm):
+    from hashinsight.billing.models import StatementRow
+
+    miner = farm.miners[("site-a", "client-x")]
+    draft = make_invoice(customer=farm.client_x, site=farm.site_a, miners=[miner], status=Invoice.Status.DRAFT)
+    StatementRow.objects.filter(invoice=draft, day=date(2026, 1, 3)).update(
+        reported=False, energy_kwh=0, uptime_pct=0, avg_hashrate_ths=None, downtime_operator_h=24,
+        downtime_reasons="no_telemetry",
+    )  # fmt: skip
+    c = client_for(farm, "owner")
+    body = c.get(f"/finance/invoices/{draft.pk}/?downtime=on").content.decode()
+    assert body.count('data-testid="statement-row"') == 2 and "no telemetry" in body and "no_telemetry" in body
+    Invoice.objects.filter(pk=draft.pk).update(status=Invoice.Status.VOID)
+    body = c.get(f"/finance/invoices/{draft.pk}/").content.decode()
+    assert 'data-status="void"' in body and "A void draft has no actions." in body

@@ -13,7 +13,7 @@ from commands.models import Command
 from hashinsight.billing.models import InvoiceStatus, Payment, PaymentAddress
 from hashinsight.billing.tests.factories_payments import issued_invoice, tron_address
 from hashinsight.portal.tests.test_browser import browser, page  # noqa: F401 - pytest fixtures
-from hashinsight.portal.tests.test_csp import sign_in
+from hashinsight.portal.tests.test_csp import RECORD_VIOLATIONS, sign_in
 from hashinsight.tests.factories import HostingContractFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -26,6 +26,7 @@ def _no_sideways_scroll(tab) -> bool:
 
 
 def _shots(tab, name: str) -> None:
+    assert tab.evaluate("window.__csp") == [], name  # no Content-Security-Policy violation on the page
     for width in (390, 1280):
         tab.set_viewport_size({"width": width, "height": 900})
         assert _no_sideways_scroll(tab), (name, width)
@@ -38,6 +39,7 @@ def test_record_confirm_import_and_hold(page, live_server, farm):  # noqa: F811 
         contract=HostingContractFactory(customer=farm.client_x, site=farm.site_a), total="1234.50",
         status=InvoiceStatus.OVERDUE, due_date=timezone.now().date() - timedelta(days=8),
     )  # fmt: skip
+    page.context.add_init_script(RECORD_VIOLATIONS)
     sign_in(page, live_server, "owner")
     page.goto(f"{live_server.url}/payments/")
     page.click("[data-testid=record-payment] summary")

@@ -7,6 +7,7 @@ else is not found (404), never forbidden. One query per call."""
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext
 
 from hashinsight.accounts.roles import Access, Module, has_access
 from hashinsight.billing.models import SlaCertificate
@@ -29,4 +30,4 @@ def certificate_get(*, user, pk) -> SlaCertificate:
             raise ValueError(pk)
         return certificate_list(user=user).get(pk=pk)
     except (SlaCertificate.DoesNotExist, ValueError, TypeError, OverflowError):
-        raise DomainError("not_found", "No such SLA certificate.", status=404) from None
+        raise DomainError("not_found", gettext("No such SLA certificate."), status=404) from None

@@ -15,6 +15,7 @@ import json
 
 from django.http import HttpResponse
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -179,7 +180,7 @@ class ForceMajeureDetailView(FinanceView):
         """Remove a window (409 ``period_invoiced`` once an issued invoice covers it)."""
         window = sla_windows.force_majeure_get(user=request.user, pk=pk)
         if not has_access(request.user, Module.FINANCE, Access.FULL):
-            raise DomainError("forbidden", "You may not change force-majeure windows.", status=403)
+            raise DomainError("forbidden", gettext("You may not change force-majeure windows."), status=403)
         sla_windows.force_majeure_delete(actor=request.user, window=window)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -396,19 +397,21 @@ class VerifyView(APIView):
         says whether it is valid, else the first failed check (``reason``), and whether its SHA-256 is a proof leaf.
         Needs FINANCE or WEB3 READ; a body that is not a JSON object is a 400."""
         if not (has_access(request.user, Module.FINANCE) or has_access(request.user, Module.WEB3)):
-            raise DomainError("forbidden", "You may not verify certificates.", status=403)
+            raise DomainError("forbidden", gettext("You may not verify certificates."), status=403)
         upload = request.FILES.get("file") if hasattr(request, "FILES") else None
         if upload is not None:
             if upload.size > MAX_UPLOAD:
-                raise DomainError("too_large", "A certificate file is at most 256 KB.", details={"field": "file"})
+                raise DomainError(
+                    "too_large", gettext("A certificate file is at most 256 KB."), details={"field": "file"}
+                )
             try:
                 document = json.loads(upload.read().decode("utf-8"))
             except (UnicodeDecodeError, ValueError):
-                raise DomainError("invalid_json", "The file is not JSON.", details={"field": "file"}) from None
+                raise DomainError("invalid_json", gettext("The file is not JSON."), details={"field": "file"}) from None
         else:
             document = request.data
         if not isinstance(document, dict) or not document:
             raise DomainError(
-                "invalid_body", "Send the certificate document (a JSON object).", details={"field": "body"}
+                "invalid_body", gettext("Send the certificate document (a JSON object)."), details={"field": "body"}
             )
         return Response(certificates.verify_certificate(dict(document)).as_dict())

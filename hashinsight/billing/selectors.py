@@ -22,6 +22,7 @@ from django.db.models import Q, QuerySet
 from django.db.models.functions import Collate
 from django.utils.translation import gettext as _
 
+from commands.models import Command
 from hashinsight.accounts.roles import Access, Module, has_access
 from hashinsight.billing.models import ISSUED_STATUSES, CreditNote, Invoice, Payment, StatementRow
 from hashinsight.core.errors import DomainError
@@ -106,3 +107,21 @@ def statement_has_command(*, invoice: Invoice, command_id: int) -> bool:
     so the rows that name any command are scanned (a statement names few)."""
     rows = statement_rows(invoice=invoice).exclude(command_ids=[]).values_list("command_ids", flat=True)
     return any(command_id in (ids or ()) for ids in rows.iterator(chunk_size=2000))
+
+
+def statement_command(*, invoice: Invoice, command_id: int) -> dict:
+    """A command named by the statement, as the statement's reader may see it: what it was and when, and which of
+    the statement's miner-days it explains (not its other targets, parameters or approvers). Else a 404."""
+    if command_id > MAX_ID or not statement_has_command(invoice=invoice, command_id=command_id):
+        raise DomainError("not_found", _("No such command in this statement."), status=404)
+    command = Command.objects.filter(pk=command_id, site_id=invoice.site_id).first()
+    if command is None:
+        raise DomainError("not_found", _("No such command in this statement."), status=404)
+    rows = statement_rows(invoice=invoice).exclude(command_ids=[]).values_list("serial", "day", "command_ids")
+    days = [{"serial": s, "day": d.isoformat()} for s, d, ids in rows if command_id in (ids or ())]
+    return {
+        "id": command.pk, "type": command.command_type, "type_label": str(command.get_command_type_display()),
+        "status": command.status, "status_label": str(command.get_status_display()),
+        "created_at": command.created_at, "dispatched_at": command.dispatched_at, "finished_at": command.finished_at,
+        "miner_days": days,
+    }  # fmt: skip

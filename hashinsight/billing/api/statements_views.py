@@ -19,13 +19,11 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from commands.models import Command
 from hashinsight.accounts.permissions import ModuleAccess
 from hashinsight.accounts.roles import Access, Module, has_access
 from hashinsight.billing import exports, selectors
 from hashinsight.billing.models import Invoice
 from hashinsight.core.api.pagination import LimitOffsetPagination
-from hashinsight.core.errors import DomainError
 
 ROW_FIELDS = (
     "miner_id", "serial", "day", "energy_kwh", "uptime_pct", "avg_hashrate_ths", "downtime_operator_h",
@@ -171,24 +169,6 @@ class StatementCommandSerializer(serializers.Serializer):
     miner_days = serializers.ListField(child=serializers.DictField(), help_text="this statement's rows it explains")
 
 
-def statement_command(*, invoice: Invoice, command_id: int) -> dict:
-    """A command named by the statement, as the statement's reader may see it: what it was and when, and which of
-    the statement's miner-days it explains (not its other targets, parameters or approvers). Else a 404."""
-    if command_id > selectors.MAX_ID or not selectors.statement_has_command(invoice=invoice, command_id=command_id):
-        raise DomainError("not_found", str(_("No such command in this statement.")), status=404)
-    command = Command.objects.filter(pk=command_id, site_id=invoice.site_id).first()
-    if command is None:
-        raise DomainError("not_found", str(_("No such command in this statement.")), status=404)
-    rows = selectors.statement_rows(invoice=invoice).exclude(command_ids=[]).values_list("serial", "day", "command_ids")
-    days = [{"serial": s, "day": d.isoformat()} for s, d, ids in rows if command_id in (ids or ())]
-    return {
-        "id": command.pk, "type": command.command_type, "type_label": str(command.get_command_type_display()),
-        "status": command.status, "status_label": str(command.get_status_display()),
-        "created_at": command.created_at, "dispatched_at": command.dispatched_at, "finished_at": command.finished_at,
-        "miner_days": days,
-    }  # fmt: skip
-
-
 class StatementCommandView(StatementView):
     """A command one of the statement's rows names (downtime or curtailment it explains)."""
 
@@ -197,4 +177,6 @@ class StatementCommandView(StatementView):
     )
     def get(self, request, pk: str, command_id: str):
         invoice = self.invoice(request, pk)
-        return Response(StatementCommandSerializer(statement_command(invoice=invoice, command_id=int(command_id))).data)
+        return Response(
+            StatementCommandSerializer(selectors.statement_command(invoice=invoice, command_id=int(command_id))).data
+        )

@@ -298,3 +298,9 @@ def test_a_day_without_telemetry_and_a_void_draft(farm):
     Invoice.objects.filter(pk=draft.pk).update(status=Invoice.Status.VOID)
     body = c.get(f"/finance/invoices/{draft.pk}/").content.decode()
     assert 'data-status="void"' in body and "A void draft has no actions." in body
+
+
+def test_build_refuses_ids_no_row_can_have(farm):
+    c = client_for(farm, "owner")
+    response = c.post("/finance/invoices/build/", {"contract": str(2**70), "month": "2026-01"}, follow=True)
+    assert response.status_code == 200 and "Nothing was built" in response.content.decode()

@@ -29,7 +29,6 @@ from django.views.decorators.http import require_POST
 
 from hashinsight.accounts.roles import Access, Module, has_access
 from hashinsight.billing import exports, holds, invoicing, issuing, payments, selectors
-from hashinsight.billing.api.statements_views import statement_command
 from hashinsight.billing.models import Invoice, InvoiceStatus, PaymentMethod, SlaCertificate
 from hashinsight.core.errors import DomainError
 from hashinsight.portal.tables import Column, CsvColumn, ListFilterForm, ListPage
@@ -234,7 +233,6 @@ def invoice_detail(request, pk: int):
         "is_open": invoice.status in OPEN_STATUSES,
         "methods": PaymentMethod.choices,
         "may_hold": manage and invoice.status == InvoiceStatus.OVERDUE,
-        "today": date.today(),
     }
     return render(request, "portal/invoices/detail.html", context)
 
@@ -270,7 +268,7 @@ def invoice_statement_xlsx(request, pk: int):
 def invoice_statement_command(request, pk: int, command_id: int):
     invoice = _load(request, pk)
     try:
-        command = statement_command(invoice=invoice, command_id=command_id)
+        command = selectors.statement_command(invoice=invoice, command_id=command_id)
     except DomainError:
         raise Http404 from None
     return render(request, "portal/invoices/command.html", {"invoice": invoice, "command": command})
@@ -303,12 +301,13 @@ def invoice_build(request):
     if not selectors.may_manage(user=request.user):
         raise PermissionDenied
     contract_id, month = request.POST.get("contract", ""), request.POST.get("month", "")
-    contract = HostingContract.objects.filter(pk=int(contract_id)).first() if contract_id.isdigit() else None
+    valid_id = contract_id.isdigit() and int(contract_id) <= selectors.MAX_ID  # a larger number would reach the driver
+    contract = HostingContract.objects.filter(pk=int(contract_id)).first() if valid_id else None
     try:
         first = date.fromisoformat(f"{month}-01")
     except ValueError:
         first = None
-    if contract is None or first is None or len(contract_id) > 18:
+    if contract is None or first is None:
         messages.error(request, _("Nothing was built: choose a contract and a month (YYYY-MM)."))
         return redirect("portal:invoice-list")
     try:

@@ -329,7 +329,9 @@ def chart_titles(data: ReportData) -> dict[str, str]:
         "hashrate": _("Hashrate vs nominal (%(unit)s)") % {"unit": unit},
         "uptime": _("Uptime (%)"),
         "energy": _("Energy (MWh)"),
-        "money": _("Revenue and cost (USD)"),
+        "money": _("Revenue (USD) and charges (%(currency)s)") % {"currency": data.currency}
+        if data.kind == "client_statement"
+        else _("Revenue and cost (USD)"),
         "actual": _("Hashrate"),
         "nominal": _("Nominal"),
         "revenue": _("Revenue"),

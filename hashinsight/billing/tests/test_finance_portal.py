@@ -124,3 +124,18 @@ def test_build_and_rebuild_a_draft(farm):
     response = c.post(f"/finance/invoices/{draft.pk}/rebuild/", follow=True)
     assert "Draft rebuilt" in _messages(response)
     assert Invoice.objects.filter(contract=contract).exclude(status=Invoice.Status.VOID).count() == 1
+
+
+def test_detail_links_the_sla_certificate_and_the_proof(farm, home):
+    from hashinsight.billing.models import SlaCertificate
+
+    inv = home["x_open"]
+    cert = SlaCertificate.objects.create(
+        customer=farm.client_x, contract=inv.contract, invoice=inv, month=date(2026, 1, 1), uptime_pct=Decimal("99"),
+        target_pct=Decimal("97"), met=True, document={"payload": {}, "signature": "", "key_id": ""}, sha256="e" * 64,
+    )  # fmt: skip
+    body = client_for(farm, "client_x").get(f"/finance/invoices/{inv.pk}/").content.decode()
+    assert f'href="/sla/certificates/{cert.pk}/download/"' in body
+    assert f'href="/invoices/{inv.pk}/proof.json"' in body
+    assert client_for(farm, "client_x").get(f"/sla/certificates/{cert.pk}/download/").status_code == 200
+    assert client_for(farm, "client_y").get(f"/sla/certificates/{cert.pk}/download/").status_code == 404

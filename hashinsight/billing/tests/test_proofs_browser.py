@@ -65,6 +65,9 @@ def test_client_downloads_a_proof_and_verifies_its_statement(page, live_server, 
     assert result.get_attribute("data-reason") == "document_mismatch"
     assert page.locator("[data-testid=verify-check][data-name=document]").get_attribute("data-ok") == "0"
     page.screenshot(path=str(SHOTS / "verify-failed-1280.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 900})  # the long hashes of the result wrap on a phone
+    assert no_sideways_scroll(page), "the verification result scrolls sideways at 390 px"
+    page.screenshot(path=str(SHOTS / "verify-failed-390.png"), full_page=True)
     assert page.evaluate("window.__csp") == []
 
 

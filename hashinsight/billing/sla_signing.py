@@ -32,6 +32,7 @@ from hashinsight.security.crypto import default_provider, open_sealed, seal
 ALGORITHM = "Ed25519"
 _lock = threading.Lock()
 _cache: dict[str, tuple[float, dict]] = {}
+_private_cache: dict[tuple[str, str, str], Ed25519PrivateKey] = {}
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,11 @@ def sign(message: bytes) -> tuple[str, str, str]:
     """``(key_id, public key base64, signature base64)`` of ``message`` under the current key."""
     ring = keyring()
     entry = next(k for k in ring["keys"] if k["key_id"] == ring["current"])
-    raw = open_sealed(entry["sealed_private_key"], provider=default_provider(), aad=_aad(entry["key_id"]))
-    signature = Ed25519PrivateKey.from_private_bytes(raw).sign(message)
-    return entry["key_id"], entry["public_key"], b64(signature)
+    cache_key = (str(keyring_path()), entry["key_id"], entry["sealed_private_key"])
+    private = _private_cache.get(cache_key)
+    if private is None:  # unsealed once per process and key (a month's run signs hundreds of certificates)
+        raw = open_sealed(entry["sealed_private_key"], provider=default_provider(), aad=_aad(entry["key_id"]))
+        private = Ed25519PrivateKey.from_private_bytes(raw)
+        _private_cache.clear()
+        _private_cache[cache_key] = private
+    return entry["key_id"], entry["public_key"], b64(private.sign(message))

@@ -99,6 +99,9 @@ def test_confirm_and_reject_buttons(client, farm, bills):
 
 def test_import_textarea(client, farm):
     client.force_login(farm.users["owner"])
+    issued_invoice()  # issued while the pool was empty: no addresses
+    page = client.get("/payments/addresses/").content.decode()
+    assert 'data-testid="pool-empty"' in page and "1 without BTC, 1 without USDT" in page
     r = client.post("/payments/addresses/", {"network": "usdt", "addresses": f"{tron_address(1)}\nTnotvalid"})
     assert r.status_code == 400 and 'data-testid="import-problems"' in r.content.decode()
     assert PaymentAddress.objects.count() == 0

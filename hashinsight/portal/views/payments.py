@@ -303,9 +303,11 @@ class AddressTable(ListPage):
                 numbers[btc] = numbers[usdt] = number
         for a in rows:
             a.invoice_number = numbers.get(a.address, "")
+        open_qs = payments.invoice_list(user=self.request.user).filter(status__in=payments.OPEN_STATUSES)
+        missing = {n: open_qs.filter(**{f"{n}_address": ""}).count() for n in payments.NETWORKS}
         return {
             "import_form": self.import_form, "import_problems": self.import_problems,
-            "counts": payments.pool_counts(), "btc_network": payments.btc_network(),
+            "counts": payments.pool_counts(), "btc_network": payments.btc_network(), "missing": missing,
         }  # fmt: skip
 
 

@@ -750,3 +750,26 @@ def search_q(text: str) -> Q:
         | Q(invoice__number__icontains=text)
         | Q(invoice__customer__company__icontains=text)
     )
+
+
+def demo_addresses(network: str, count: int) -> list[str]:
+    """Addresses for the demo seed: well-formed (they pass the pool's checks) but derived from a hash of a fixed
+    text, not from anyone's key, so nobody can spend what is sent to them. Never for production."""
+    import hashlib
+
+    version = 0x00 if network == "btc" else address_codec.TRON_VERSION
+    return [
+        address_codec.b58check_encode(
+            bytes([version]) + hashlib.sha256(f"hashinsight-demo-{network}-{n}".encode()).digest()[:20]
+        )
+        for n in range(count)
+    ]
+
+
+def seed_demo_pool(*, count: int = 20) -> int:
+    """Fill the pool with ``count`` demo addresses per network (a repeat adds nothing); how many were added."""
+    rows = [PaymentAddress(network=n, address=a) for n in NETWORKS for a in demo_addresses(n, count)]
+    known = set(PaymentAddress.objects.filter(address__in=[r.address for r in rows]).values_list("address", flat=True))
+    fresh = [r for r in rows if r.address not in known]
+    PaymentAddress.objects.bulk_create(fresh)
+    return len(fresh)

@@ -384,3 +384,12 @@ def test_a_txid_landing_between_the_check_and_the_insert_is_a_409_not_a_500(owne
     assert (exc.value.code, exc.value.status) == ("duplicate_txid", 409)
     assert Payment.objects.filter(txid=TX2).count() == 1
     assert not OutboxEvent.objects.filter(event_type="payment.recorded", payload__invoice_id=invoice.pk).exists()
+
+
+def test_demo_pool_addresses_pass_the_checks_and_seed_once(db):
+    from hashinsight.billing.addresses import validate_btc, validate_usdt
+
+    assert all(validate_btc(a) == a for a in payments.demo_addresses("btc", 5))
+    assert all(validate_usdt(a) == a for a in payments.demo_addresses("usdt", 5))
+    assert payments.seed_demo_pool(count=3) == 6
+    assert payments.seed_demo_pool(count=3) == 0 and PaymentAddress.objects.count() == 6

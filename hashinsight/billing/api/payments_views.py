@@ -417,7 +417,7 @@ class HoldResultSerializer(serializers.Serializer):
 
 
 def _hold_args(request, pk):
-    from sites.models import Customer, Site
+    from sites.models import Site
     from sites.selectors import customer_list
 
     try:
@@ -434,7 +434,6 @@ def _hold_args(request, pk):
     site = Site.objects.filter(pk=site_id).first() if 0 < site_id < 2**62 else None
     if site is None:
         raise DomainError("site_not_found", _("Not found."), status=404, details={"field": "site"})
-    assert isinstance(customer, Customer)
     return customer, site, data.get("reason")
 
 

@@ -14,6 +14,7 @@ constant number of queries (the grant ids once per request, then one filtered qu
 from __future__ import annotations
 
 from django.db.models import Count, QuerySet, Sum
+from django.utils.translation import gettext
 
 from hashinsight.accounts.roles import Access, Module, has_access
 from hashinsight.core.errors import DomainError
@@ -43,7 +44,7 @@ def deal_get(*, user, deal_id) -> Deal:
     """One deal the user may read; a hidden or missing one is the same 404."""
     deal = _one(deal_list(user=user), deal_id)
     if deal is None:
-        raise DomainError("not_found", "No such deal.", status=404)
+        raise DomainError("not_found", gettext("No such deal."), status=404)
     return deal
 
 
@@ -55,7 +56,7 @@ def contract_list(*, user) -> QuerySet[HostingContract]:
 def contract_get(*, user, contract_id) -> HostingContract:
     contract = _one(contract_list(user=user), contract_id)
     if contract is None:
-        raise DomainError("not_found", "No such hosting contract.", status=404)
+        raise DomainError("not_found", gettext("No such hosting contract."), status=404)
     return contract
 
 
@@ -97,12 +98,13 @@ def pipeline_summary(qs: QuerySet[Deal]) -> list[dict]:
 
 def covered_miners(contract: HostingContract):
     """The miners the contract covers, as a queryset: those listed, or (none listed) every miner of its client at
-    its site. What billing and statements read (one query to decide, then the queryset)."""
-    from miners.models import Miner
+    its site; either way only miners that are the client's at the site now (a listed miner that was moved away or
+    handed to another client is no longer covered) and not retired. What billing, statements and the pages read
+    (one query to decide, then the queryset)."""
+    from miners.models import Miner, MinerStatus
 
-    if contract.miners.exists():
-        return contract.miners.all()
-    return Miner.objects.filter(customer_id=contract.customer_id, site_id=contract.site_id)
+    base = contract.miners.all() if contract.miners.exists() else Miner.objects.all()
+    return base.filter(customer_id=contract.customer_id, site_id=contract.site_id).exclude(status=MinerStatus.RETIRED)
 
 
 def contract_miner_count(contract: HostingContract) -> int:

@@ -28,6 +28,7 @@ Rules, in one place:
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
@@ -41,6 +42,7 @@ from django.utils.translation import gettext as _
 from hashinsight.accounts.roles import Access, Module, has_access
 from hashinsight.core.errors import DomainError
 from hashinsight.events import audit, outbox
+from hashinsight.events.models import AuditEvent
 from sites.models import CurtailmentCreditKind, Customer, Deal, HostingContract, TariffKind
 
 C = HostingContract.Status
@@ -73,6 +75,8 @@ DOCUMENT_KINDS = (
 )
 CONTENT_TYPES = {ext: ctype for _magic, ext, ctype in DOCUMENT_KINDS}
 HUNDRED = Decimal(100)
+# Contract numbers are quoted on invoices and in file names: no spaces, quotes or control characters.
+NUMBER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,39}")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -184,6 +188,9 @@ def deal_update(*, actor, deal: Deal, **fields) -> Deal:
         return deal
     if "stage" in fields:
         _check_stage_move(deal, fields["stage"])
+    if {"customer", "site"} & set(changed) and deal.contracts.exclude(status=C.TERMINATED).exists():
+        raise _bad("deal_has_contracts", _("This deal has contracts: it keeps its client and site."), status=409,
+                   fields=sorted({"customer", "site"} & set(changed)))  # fmt: skip
     for name in changed:
         setattr(deal, name, fields[name])
     _check_deal(deal)
@@ -231,7 +238,8 @@ def _unique_slug(company: str) -> str:
 def deal_convert(*, actor, deal: Deal, start_date: date | None = None, **tariff) -> tuple[HostingContract, bool]:
     """The deal as a draft hosting contract for its client at its site; the deal is won. A prospect becomes a
     hosting client first (named after the prospect company). ``tariff`` may set ``tariff_kind``, ``rate_per_kwh``,
-    ``fixed_fee_per_miner_month``, ``revenue_share_pct`` (default: all-in at the client's hosting rate). Returns
+    ``fixed_fee_per_miner_month``, ``revenue_share_pct`` (default: all-in at the client's hosting rate, which is in
+    USD: for a prospect or a deal in another currency the rate must be given). Returns
     (contract, created): a deal already converted returns its contract and changes nothing."""
     from sites import services as site_services
 
@@ -246,15 +254,19 @@ def deal_convert(*, actor, deal: Deal, start_date: date | None = None, **tariff)
     if deal.site_id is None:
         raise _bad("deal_needs_site", _("Choose the deal's site before converting it."), field="site")
     start = start_date or deal.expected_close or _today()
-    rate = tariff.get("rate_per_kwh")
-    if deal.customer_id is not None and not tariff:
-        rate = deal.customer.hosting_rate_usd_per_kwh
-        tariff = {"tariff_kind": TariffKind.ALL_IN_KWH, "rate_per_kwh": rate}
     fields = {"tariff_kind": TariffKind.ALL_IN_KWH, **tariff}
+    rate = fields.get("rate_per_kwh")
+    if rate is None and "rate_per_kwh" in TARIFF_NEEDS.get(fields["tariff_kind"], ()):
+        # The client's hosting rate is in USD: it is a default only for a deal in USD, never converted.
+        if deal.customer_id is None or deal.currency != "USD":
+            raise _bad("invalid_tariff", _("Give the rate per kWh in %(c)s.") % {"c": deal.currency},
+                       field="rate_per_kwh", tariff_kind=fields["tariff_kind"])  # fmt: skip
+        rate = fields["rate_per_kwh"] = deal.customer.hosting_rate_usd_per_kwh
     if deal.customer_id is None:
         customer = site_services.customer_create(
             actor=actor, company=deal.prospect_company, slug=_unique_slug(deal.prospect_company),
-            email=deal.contact_email, hosting_rate_usd_per_kwh=rate or Decimal(0), contract_start=start,
+            email=deal.contact_email, contract_start=start,
+            hosting_rate_usd_per_kwh=(rate or Decimal(0)) if deal.currency == "USD" else Decimal(0),
         )  # fmt: skip
         deal.customer = customer
     contract = _contract_new(
@@ -310,7 +322,10 @@ def clean_sla_schedule(schedule) -> list[dict]:
 
 
 def _check_terms(c: HostingContract) -> None:
-    """The tariff, curtailment and commission rules (see the module docstring); raises the first problem."""
+    """The number, tariff, curtailment and commission rules (see the module docstring); raises the first problem."""
+    if not NUMBER_RE.fullmatch(c.number or ""):
+        raise _bad("invalid", _("A contract number is letters, digits and . _ / - (at most 40), e.g. HC-2026-0001."),
+                   field="number")  # fmt: skip
     if c.tariff_kind not in TARIFF_NEEDS:
         raise _bad("invalid_tariff", _("Unknown tariff."), field="tariff_kind")
     needs = TARIFF_NEEDS[c.tariff_kind]
@@ -355,17 +370,28 @@ def _check_terms(c: HostingContract) -> None:
 
 
 def _check_no_overlap(c: HostingContract) -> None:
-    """Refuse a second active contract of the client at the site for any day of this one's term. The caller
-    holds the client's row lock, so two activations cannot pass this check together."""
-    others = HostingContract.objects.filter(customer_id=c.customer_id, site_id=c.site_id, status=C.ACTIVE).exclude(
-        pk=c.pk
-    )
+    """Refuse a term that overlaps, for any day, another contract of the client at the site that is or was in
+    force: active, ended, or terminated after it was activated (billing bills each of them over its term, so an
+    overlap would bill the same miner-days twice). A draft terminated before activation never ran and does not
+    count. The caller holds the client's row lock, so two activations cannot pass this check together."""
+    others = HostingContract.objects.filter(
+        customer_id=c.customer_id, site_id=c.site_id, status__in=(C.ACTIVE, C.ENDED, C.TERMINATED)
+    ).exclude(pk=c.pk)
     if c.end_date is not None:
         others = others.filter(start_date__lte=c.end_date)
-    clash = others.exclude(end_date__lt=c.start_date).order_by("start_date").first()
-    if clash is not None:
+    candidates = list(others.exclude(end_date__lt=c.start_date).order_by("start_date"))
+    terminated = [o for o in candidates if o.status == C.TERMINATED]
+    if terminated:
+        ran = set(
+            AuditEvent.objects.filter(
+                event_type="hosting_contract.activated", reference__in=[f"hosting_contract:{o.pk}" for o in terminated]
+            ).values_list("reference", flat=True)
+        )
+        candidates = [o for o in candidates if o.status != C.TERMINATED or f"hosting_contract:{o.pk}" in ran]
+    if candidates:
+        clash = candidates[0]
         raise _bad(
-            "contract_overlap", _("The client already has an active contract at this site for these dates (%(n)s).")
+            "contract_overlap", _("The client already has a contract in force at this site for these dates (%(n)s).")
             % {"n": clash.number}, status=409, contract=clash.number,
         )  # fmt: skip
 
@@ -378,8 +404,9 @@ def _next_number(start: date) -> str:
     return f"{prefix}{n:04d}"
 
 
-def _lock_customer(customer_id: int) -> None:
-    Customer.objects.select_for_update().filter(pk=customer_id).first()
+def _lock_customers(*customer_ids: int) -> None:
+    """Lock the clients' rows, in primary-key order (two writers locking two clients never deadlock)."""
+    list(Customer.objects.select_for_update().filter(pk__in=set(customer_ids)).order_by("pk").values_list("pk"))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -417,13 +444,17 @@ def contract_update(*, actor, contract: HostingContract, **fields) -> HostingCon
     _only(fields, CONTRACT_FIELDS)
     if "sla_credit_schedule" in fields:
         fields["sla_credit_schedule"] = clean_sla_schedule(fields["sla_credit_schedule"])
-    _lock_customer(contract.customer_id)
+    new_customer = fields.get("customer")
+    _lock_customers(contract.customer_id, *([new_customer.pk] if isinstance(new_customer, Customer) else []))
     contract = HostingContract.objects.select_for_update().get(pk=contract.pk)
     if contract.status in (C.ENDED, C.TERMINATED):
         raise _bad("contract_closed", _("An ended or terminated contract does not change."), status=409)
     changed = {name: value for name, value in fields.items() if getattr(contract, name) != value}
     if not changed:
         return contract
+    if "number" in changed and contract.status == C.ACTIVE:
+        raise _bad("contract_active", _("An active contract keeps its number (invoices quote it)."), status=409,
+                   fields=["number"])  # fmt: skip
     moves = {"customer", "site"} & set(changed)
     if moves and contract.status == C.ACTIVE:
         raise _bad("contract_active", _("An active contract keeps its client and site."), status=409,
@@ -431,8 +462,6 @@ def contract_update(*, actor, contract: HostingContract, **fields) -> HostingCon
     if moves and contract.miners.exists():
         raise _bad("miners_listed", _("Clear the miners covered before changing the client or the site."),
                    status=409)  # fmt: skip
-    if "customer" in changed and changed["customer"].pk != contract.customer_id:
-        _lock_customer(changed["customer"].pk)
     for name, value in changed.items():
         setattr(contract, name, value)
     _check_terms(contract)
@@ -449,7 +478,7 @@ def contract_update(*, actor, contract: HostingContract, **fields) -> HostingCon
 
 
 def _locked(contract: HostingContract) -> HostingContract:
-    _lock_customer(contract.customer_id)
+    _lock_customers(contract.customer_id)
     return HostingContract.objects.select_for_update().get(pk=contract.pk)
 
 
@@ -478,37 +507,53 @@ def contract_activate(*, actor, contract: HostingContract) -> HostingContract:
     return contract
 
 
-def _end_day(value, contract: HostingContract) -> date:
-    day = value or _today()
+def _closing_day(value, contract: HostingContract) -> date:
+    """The day an end or a termination takes effect: ``value``, by default today (or the contract's own end date
+    when that is earlier; its start when it has not started yet). It is not before the start, not after the
+    contract's end date (closing never lengthens a term, which could overlap the next contract), and not in the
+    future (the status changes now: a later end is set as the contract's end date instead)."""
+    today = _today()
+    default = today if contract.end_date is None else min(today, contract.end_date)
+    day = value or max(default, contract.start_date)
     if not isinstance(day, date):
         raise _bad("invalid", _("The end date is a date."), field="end_date")
     if day < contract.start_date:
         raise _bad("invalid", _("The contract cannot end before it starts."), field="end_date")
+    if contract.end_date is not None and day > contract.end_date:
+        raise _bad("invalid", _("The contract already ends on %(d)s: it cannot end later.")
+                   % {"d": contract.end_date.isoformat()}, field="end_date")  # fmt: skip
+    if day > max(today, contract.start_date):
+        raise _bad("invalid", _("The end date is today or a past day; to end later, set the contract's end date."),
+                   field="end_date")  # fmt: skip
     return day
+
+
+def _close(contract: HostingContract, status: str, *, actor, end_date, event: str, payload: dict) -> HostingContract:
+    previous = contract.status
+    contract.end_date = _closing_day(end_date, contract)
+    contract.status = status
+    contract.save(update_fields=["status", "end_date", "updated_at"])
+    _audit_contract(event, contract, actor=actor, payload={"from": previous, "end_date": contract.end_date, **payload})
+    _publish_contract(contract, previous)
+    return contract
 
 
 @transaction.atomic
 def contract_end(*, actor, contract: HostingContract, end_date: date | None = None) -> HostingContract:
-    """Active → ended on ``end_date`` (default today; not before the start). Already ended: nothing changes."""
+    """Active → ended on ``end_date`` (see ``_closing_day``). Already ended: nothing changes."""
     _require_writer(actor)
     contract = _locked(contract)
     if contract.status == C.ENDED:
         return contract
     if contract.status != C.ACTIVE:
         raise _bad("contract_not_active", _("Only an active contract ends; a draft is terminated."), status=409)
-    previous = contract.status
-    contract.end_date = _end_day(end_date, contract)
-    contract.status = C.ENDED
-    contract.save(update_fields=["status", "end_date", "updated_at"])
-    _audit_contract("hosting_contract.ended", contract, actor=actor, payload={"end_date": contract.end_date})
-    _publish_contract(contract, previous)
-    return contract
+    return _close(contract, C.ENDED, actor=actor, end_date=end_date, event="hosting_contract.ended", payload={})
 
 
 @transaction.atomic
 def contract_terminate(*, actor, contract: HostingContract, reason: str, end_date: date | None = None):
-    """Draft or active → terminated, with a reason (1–300 characters), on ``end_date`` (default today). Already
-    terminated: nothing changes."""
+    """Draft or active → terminated, with a reason (1–300 characters), on ``end_date`` (see ``_closing_day``).
+    Already terminated: nothing changes."""
     _require_writer(actor)
     reason = (reason or "").strip() if isinstance(reason, str) else None
     if not reason or len(reason) > 300 or "\x00" in reason:
@@ -518,14 +563,8 @@ def contract_terminate(*, actor, contract: HostingContract, reason: str, end_dat
         return contract
     if contract.status == C.ENDED:
         raise _bad("contract_closed", _("An ended contract cannot be terminated."), status=409)
-    previous = contract.status
-    contract.end_date = _end_day(end_date, contract)
-    contract.status = C.TERMINATED
-    contract.save(update_fields=["status", "end_date", "updated_at"])
-    _audit_contract("hosting_contract.terminated", contract, actor=actor,
-                    payload={"from": previous, "end_date": contract.end_date, "reason": reason})  # fmt: skip
-    _publish_contract(contract, previous)
-    return contract
+    return _close(contract, C.TERMINATED, actor=actor, end_date=end_date, event="hosting_contract.terminated",
+                  payload={"reason": reason})  # fmt: skip
 
 
 @transaction.atomic

@@ -39,7 +39,7 @@ def test_contract_actions_and_refusals(client, farm):
     assert client.get(f"{CONTRACTS}{first.pk}/change/").status_code == 200
     r = client.post(CONTRACTS, {"action": "activate", "_selected_action": [first.pk, clash.pk]}, follow=True)
     text = r.content.decode()
-    assert "1 contract activated." in text and "already has an active contract" in text
+    assert "1 contract activated." in text and "already has a contract in force" in text
     assert sorted(HostingContract.objects.values_list("status", flat=True)) == ["active", "draft"]
     assert AuditEvent.objects.filter(event_type="hosting_contract.activated").count() == 1
     assert client.post(f"{CONTRACTS}{first.pk}/delete/").status_code == 403

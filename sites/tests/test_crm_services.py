@@ -78,12 +78,12 @@ def test_convert_creates_a_draft_for_the_client_and_wins_the_deal(farm):
     owner = farm.users["owner"]
     farm.client_x.hosting_rate_usd_per_kwh = Decimal("0.05500")
     farm.client_x.save()
-    deal = DealFactory(customer=farm.client_x, site=farm.site_a, stage="negotiation", currency="USDT",
+    deal = DealFactory(customer=farm.client_x, site=farm.site_a, stage="negotiation", currency="USD",
                        expected_close=date(2026, 3, 1), owner=owner)  # fmt: skip
     contract, created = svc.deal_convert(actor=owner, deal=deal)
     assert created and contract.status == C.DRAFT and contract.deal == deal
     assert (contract.customer, contract.site, contract.start_date) == (farm.client_x, farm.site_a, date(2026, 3, 1))
-    assert contract.rate_per_kwh == Decimal("0.055") and contract.currency == "USDT"
+    assert contract.rate_per_kwh == Decimal("0.055") and contract.currency == "USD"
     assert contract.sales_owner == owner and contract.number == "HC-2026-0001"
     deal.refresh_from_db()
     assert deal.stage == Deal.Stage.WON
@@ -379,3 +379,110 @@ def test_contract_numbers_count_per_year_and_can_be_given(farm):
     assert _draft(farm, number="ACME/7").number == "ACME/7"
     err = _refused("invalid", _draft, farm, number="ACME/7")
     assert "number" in err.details
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Review: money in the deal's currency, terms that ran, closing days, numbers, covered miners
+
+
+def test_convert_takes_the_clients_usd_rate_only_for_a_usd_deal(farm):
+    owner = farm.users["owner"]
+    farm.client_x.hosting_rate_usd_per_kwh = Decimal("0.05500")
+    farm.client_x.save()
+    eur = DealFactory(customer=farm.client_x, site=farm.site_a, currency="EUR", owner=owner)
+    err = _refused("invalid_tariff", svc.deal_convert, actor=owner, deal=eur)
+    assert err.details["field"] == "rate_per_kwh" and "EUR" in err.message
+    assert not HostingContract.objects.exists() and Deal.objects.get(pk=eur.pk).stage == "lead"
+    contract, _ = svc.deal_convert(actor=owner, deal=eur, rate_per_kwh=Decimal("0.051"))
+    assert (contract.rate_per_kwh, contract.currency) == (Decimal("0.051"), "EUR")
+    # per kWh + fixed fee with only the fee given: the rate is the client's (a USD deal).
+    usd = DealFactory(customer=farm.client_x, site=farm.site_b, currency="USD", owner=owner)
+    contract, _ = svc.deal_convert(actor=owner, deal=usd, tariff_kind="kwh_plus_fixed",
+                                   fixed_fee_per_miner_month=Decimal("4.00"))  # fmt: skip
+    assert (contract.rate_per_kwh, contract.fixed_fee_per_miner_month) == (Decimal("0.055"), Decimal("4.00"))
+
+
+def test_a_prospect_in_another_currency_does_not_get_that_rate_as_its_usd_rate(farm):
+    deal = DealFactory(prospect_company="Euro Hash GmbH", site=farm.site_a, currency="EUR")
+    contract, _ = svc.deal_convert(actor=farm.users["owner"], deal=deal, rate_per_kwh=Decimal("0.08"))
+    assert contract.rate_per_kwh == Decimal("0.08")
+    assert contract.customer.hosting_rate_usd_per_kwh == 0
+
+
+def test_an_ended_contract_or_one_terminated_after_activation_still_blocks_its_days(farm):
+    owner = farm.users["owner"]
+    ended = svc.contract_activate(actor=owner, contract=_draft(farm, start_date=date(2026, 1, 1)))
+    svc.contract_end(actor=owner, contract=ended, end_date=date(2026, 3, 31))
+    inside = _draft(farm, start_date=date(2026, 3, 15))
+    err = _refused("contract_overlap", svc.contract_activate, actor=owner, contract=inside)
+    assert err.details["contract"] == ended.number
+    after = svc.contract_activate(actor=owner, contract=_draft(farm, start_date=date(2026, 4, 1)))
+    svc.contract_terminate(actor=owner, contract=after, reason="non-payment", end_date=date(2026, 5, 31))
+    err = _refused("contract_overlap", svc.contract_activate, actor=owner,
+                   contract=_draft(farm, start_date=date(2026, 5, 1)))  # fmt: skip
+    assert err.details["contract"] == after.number
+    # A draft terminated before it was ever activated never ran: its days are free.
+    never = _draft(farm, start_date=date(2026, 6, 1))
+    svc.contract_terminate(actor=owner, contract=never, reason="client withdrew", end_date=date(2026, 6, 30))
+    assert svc.contract_activate(actor=owner, contract=_draft(farm, start_date=date(2026, 6, 1))).status == C.ACTIVE
+
+
+def test_closing_never_lengthens_a_term_nor_dates_it_in_the_future(farm):
+    owner = farm.users["owner"]
+    today = timezone.localdate()
+    c = svc.contract_activate(actor=owner, contract=_draft(farm, start_date=date(2026, 1, 1),
+                                                           end_date=date(2026, 2, 28)))  # fmt: skip
+    err = _refused("invalid", svc.contract_end, actor=owner, contract=c, end_date=date(2026, 3, 31))
+    assert err.details["field"] == "end_date"
+    _refused("invalid", svc.contract_terminate, actor=owner, contract=c, reason="x", end_date=date(2026, 3, 31))
+    open_ended = svc.contract_activate(actor=owner, contract=_draft(farm, site=farm.site_b,
+                                                                    start_date=date(2026, 1, 1)))  # fmt: skip
+    _refused("invalid", svc.contract_end, actor=owner, contract=open_ended, end_date=today + timedelta(days=30))
+    assert HostingContract.objects.filter(status=C.ACTIVE).count() == 2
+    # Default: today, or the contract's own earlier end date.
+    assert svc.contract_end(actor=owner, contract=c).end_date == date(2026, 2, 28)
+    assert svc.contract_end(actor=owner, contract=open_ended).end_date == today
+
+
+def test_a_draft_that_has_not_started_can_be_terminated_without_a_date(farm):
+    start = timezone.localdate() + timedelta(days=40)
+    c = _draft(farm, start_date=start)
+    c = svc.contract_terminate(actor=farm.users["owner"], contract=c, reason="client withdrew")
+    assert (c.status, c.end_date) == (C.TERMINATED, start)
+
+
+def test_contract_numbers_are_plain_and_an_active_one_keeps_its_number(farm):
+    owner = farm.users["owner"]
+    for bad in ('HC "1"', "HC\n1", " ", "x" * 41):
+        err = _refused("invalid", _draft, farm, number=bad)
+        assert err.details["field"] == "number"
+    c = svc.contract_activate(actor=owner, contract=_draft(farm, number="HC/2026/7"))
+    err = _refused("contract_active", svc.contract_update, actor=owner, contract=c, number="HC/2026/8")
+    assert err.details["fields"] == ["number"] and HostingContract.objects.get(pk=c.pk).number == "HC/2026/7"
+
+
+def test_a_deal_with_contracts_keeps_its_client_and_site(farm):
+    owner = farm.users["owner"]
+    deal = DealFactory(customer=farm.client_x, site=farm.site_a, currency="USD", owner=owner)
+    farm.client_x.hosting_rate_usd_per_kwh = Decimal("0.05")
+    farm.client_x.save()
+    svc.deal_convert(actor=owner, deal=deal)
+    _refused("deal_has_contracts", svc.deal_update, actor=owner, deal=deal, customer=farm.client_y)
+    _refused("deal_has_contracts", svc.deal_update, actor=owner, deal=deal, site=farm.site_b)
+    deal.refresh_from_db()
+    assert (deal.customer, deal.site) == (farm.client_x, farm.site_a)
+    assert svc.deal_update(actor=owner, deal=deal, notes="renewal in 2027").notes == "renewal in 2027"
+
+
+def test_covered_miners_are_the_clients_at_the_site_now_and_not_retired(farm):
+    owner = farm.users["owner"]
+    c = _draft(farm)
+    mine = farm.miners[("site-a", "client-x")]
+    extra = MinerFactory(zone=farm.zone_a, site=farm.site_a, customer=farm.client_x)
+    retired = MinerFactory(zone=farm.zone_a, site=farm.site_a, customer=farm.client_x, status="retired")
+    assert set(sel.covered_miners(c)) == {mine, extra}  # none listed: every live miner of the client at the site
+    svc.contract_set_miners(actor=owner, contract=c, miners=[mine.pk, extra.pk, retired.pk])
+    assert set(sel.covered_miners(c)) == {mine, extra}
+    extra.customer = farm.client_y  # handed to another client after it was listed
+    extra.save(update_fields=["customer"])
+    assert list(sel.covered_miners(c)) == [mine] and sel.contract_miner_count(c) == 1

@@ -215,7 +215,7 @@ def _template(invoice: Invoice, columns: list[XlsxColumn], summary: dict) -> tup
     """The workbook xlsxwriter writes without the data rows: (its bytes, the title row's 0-based index, the style
     index of each data column)."""
     out = io.BytesIO()
-    wb = xlsxwriter.Workbook(out, {"in_memory": True})
+    wb = xlsxwriter.Workbook(out, {"constant_memory": True})
     ws = wb.add_worksheet(_("Statement")[:31])
     bold = wb.add_format({"bold": True})
     title_fmt = wb.add_format({"bold": True, "font_size": 14})

@@ -10,18 +10,21 @@ through ``sites.crm_services``."""
 
 from __future__ import annotations
 
+import re
+
 from django.db.models import Count
 from django.http import FileResponse
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import renderers, status
+from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from hashinsight.accounts.roles import Module
-from hashinsight.core.api.csv import CSVRenderer
+from hashinsight.core.api.csv import CsvCapableAPIView, CSVRenderer
 from hashinsight.core.api.views import ScopedViewSet
 from hashinsight.core.errors import DomainError
 from hashinsight.portal.tables import CsvColumn, csv_chunks, streamed_csv
@@ -41,6 +44,7 @@ from sites.api.crm_serializers import (
 )
 from sites.models import CurtailmentCreditKind, Deal, EnergyBasis, HostingContract, TariffKind
 
+UPLOAD_FORM_OVERHEAD = 64 * 1024  # multipart boundaries, headers and the signed_at field
 CSV_RESPONSE = OpenApiResponse(OpenApiTypes.STR, description="with ?format=csv: every matching row as a CSV file")
 
 DEAL_CSV = [
@@ -88,7 +92,7 @@ CONTRACT_CSV = [
 ]
 
 
-class CrmViewSet(ScopedViewSet):
+class CrmViewSet(ScopedViewSet, CsvCapableAPIView):
     # The CRM module's viewset: lists also answer ?format=csv (every matching row, streamed); no DELETE (a deal is
     # lost, a contract terminated: both stay on record).
     module = Module.CRM
@@ -97,19 +101,11 @@ class CrmViewSet(ScopedViewSet):
     csv_name = "export"
 
     def get_renderers(self):
-        if getattr(self, "action", None) == "list":
-            return [renderers.JSONRenderer(), renderers.BrowsableAPIRenderer(), CSVRenderer()]
-        return super().get_renderers()
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        # Errors of a CSV request are answered in the standard JSON error shape, never as a broken file.
-        if (
-            isinstance(response, Response)
-            and getattr(getattr(request, "accepted_renderer", None), "format", "") == "csv"
-        ):
-            request.accepted_renderer = renderers.JSONRenderer()
-            request.accepted_media_type = "application/json"
-        return super().finalize_response(request, response, *args, **kwargs)
+        # CSV (and its JSON error shape, CsvCapableAPIView.finalize_response) for the lists only.
+        found = super().get_renderers()
+        return (
+            found if getattr(self, "action", None) == "list" else [r for r in found if not isinstance(r, CSVRenderer)]
+        )
 
     def list(self, request, *args, **kwargs):
         if getattr(request.accepted_renderer, "format", None) == "csv":
@@ -268,9 +264,10 @@ class ContractViewSet(CrmViewSet):
         ``signed_at``): upload it (PDF, PNG or JPEG, at most 10 MB); its SHA-256 goes to the audit chain."""
         contract = self.get_object()
         if request.method == "POST":
+            refuse_oversized_upload(request)
             upload = request.FILES.get("document")
             if upload is None:
-                raise DomainError("invalid", "Send the file in the multipart field “document”.",
+                raise DomainError("invalid", gettext("Send the file in the multipart field “document”."),
                                   details={"field": "document"})  # fmt: skip
             data = self._body(DocumentSerializer, request.data)
             contract = crm_services.contract_upload_document(
@@ -280,18 +277,32 @@ class ContractViewSet(CrmViewSet):
         return document_response(contract)
 
 
+def refuse_oversized_upload(request) -> None:
+    """A 413 before the multipart body is parsed when its declared length is beyond a document and the form's
+    other fields: the parser would otherwise spool all of it to disk first. (The service checks the file's own
+    size as well.)"""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > crm_services.DOCUMENT_MAX_BYTES + UPLOAD_FORM_OVERHEAD:
+        raise DomainError("document_too_large", gettext("The document is larger than 10 MB."), status=413,
+                          details={"max_bytes": crm_services.DOCUMENT_MAX_BYTES})  # fmt: skip
+
+
 def document_response(contract: HostingContract) -> FileResponse:
     """The contract's signed document as a download (the caller has checked that the user may read the
     contract). Served with its own content type, as an attachment, never cached, never sniffed."""
     if not contract.signed_document:
-        raise DomainError("not_found", "This contract has no signed document.", status=404)
+        raise DomainError("not_found", gettext("This contract has no signed document."), status=404)
     try:
         handle = contract.signed_document.open("rb")
     except FileNotFoundError:
-        raise DomainError("not_found", "The signed document's file is missing.", status=404) from None
+        raise DomainError("not_found", gettext("The signed document's file is missing."), status=404) from None
     ext = contract.signed_document.name.rsplit(".", 1)[-1].lower()
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", contract.number) or str(contract.pk)  # never a quote or a line break
     response = FileResponse(
-        handle, as_attachment=True, filename=f"{contract.number}-signed.{ext}",
+        handle, as_attachment=True, filename=f"{name}-signed.{ext}",
         content_type=crm_services.document_content_type(contract),
     )  # fmt: skip
     response["X-Content-Type-Options"] = "nosniff"

@@ -205,3 +205,31 @@ def test_no_delete_and_anonymous_is_401(api, crm):
     assert api.delete(f"/api/v1/deals/{crm.deal_a.pk}").status_code == 405
     assert api.delete(f"/api/v1/contracts/{crm.c_a.pk}").status_code == 405
     assert Deal.objects.filter(pk=crm.deal_a.pk).exists() and HostingContract.objects.filter(pk=crm.c_a.pk).exists()
+
+
+def test_an_oversized_upload_is_refused_before_its_body_is_read(api, crm):
+    api.force_authenticate(crm.users["owner"])
+    url = f"/api/v1/contracts/{crm.c_a.pk}/document"
+    declared = str(svc.DOCUMENT_MAX_BYTES + 1024 * 1024)
+    refused = api.post(url, {"document": SimpleUploadedFile("s.pdf", PDF)}, format="multipart", CONTENT_LENGTH=declared)
+    assert refused.status_code == 413 and refused.json()["error_code"] == "document_too_large"
+    crm.c_a.refresh_from_db()
+    assert not crm.c_a.signed_document
+    assert not AuditEvent.objects.filter(event_type="hosting_contract.document_uploaded").exists()
+
+
+def test_the_download_name_is_the_number_made_safe(api, crm):
+    api.force_authenticate(crm.users["owner"])
+    crm.c_a.number = "HC/2026/0042"
+    crm.c_a.save(update_fields=["number"])
+    svc.contract_upload_document(actor=crm.users["owner"], contract=crm.c_a, upload=SimpleUploadedFile("a.pdf", PDF))
+    got = api.get(f"/api/v1/contracts/{crm.c_a.pk}/document")
+    assert got["Content-Disposition"] == 'attachment; filename="HC-2026-0042-signed.pdf"'
+    assert got["Cache-Control"] == "private, no-store"
+
+
+def test_a_number_with_a_line_break_is_refused(api, crm):
+    api.force_authenticate(crm.users["owner"])
+    bad = api.patch(f"/api/v1/contracts/{crm.c_a.pk}", {"number": "HC-1\r\nX-Evil: 1"}, format="json")
+    assert bad.status_code == 400 and bad.json()["details"]["field"] == "number"
+    assert HostingContract.objects.get(pk=crm.c_a.pk).number == crm.c_a.number

@@ -26,11 +26,10 @@ from hashinsight.accounts.roles import Access, Module
 from hashinsight.core.errors import DomainError
 from hashinsight.portal.tables import Column, ListFilterForm, ListPage
 from hashinsight.portal.views.common import module_required
-from miners.models import Miner
 from sites import crm_selectors as sel
 from sites import crm_services as svc
 from sites.api.crm_serializers import sales_users
-from sites.api.crm_views import CONTRACT_CSV, DEAL_CSV, document_response
+from sites.api.crm_views import CONTRACT_CSV, DEAL_CSV, document_response, refuse_oversized_upload
 from sites.models import Deal, HostingContract, TariffKind
 from sites.selectors import customer_list, site_list
 
@@ -225,7 +224,8 @@ def deal_edit(request, pk: int):
 def deal_detail(request, pk: int):
     deal = _deal(request, pk)
     contracts = sel.contract_list(user=request.user).filter(deal=deal).order_by("-start_date")
-    rate = deal.customer.hosting_rate_usd_per_kwh if deal.customer_id else None
+    # The client's hosting rate is in USD: the default of a deal in USD only (the service refuses it otherwise).
+    rate = deal.customer.hosting_rate_usd_per_kwh if deal.customer_id and deal.currency == "USD" else None
     return render(request, "portal/crm/deal_detail.html", {
         "deal": deal, "contracts": contracts, "can_write": sel.may_write(user=request.user),
         "stages": Deal.Stage.choices, "default_rate": rate, "tariff_kinds": TariffKind.choices,
@@ -384,6 +384,8 @@ class ContractForm(ServiceForm):
         self.fields["sales_owner"].queryset = sales_users()
         self.fields["number"].required = False
         self.fields["number"].help_text = _("Left empty: HC-<year>-<n>.")
+        for name in ("deposit", "rate_per_kwh", "fixed_fee_per_miner_month", "curtailment_credit_per_miner_hour"):
+            self.fields[name].help_text = _("In the contract's currency.")
         if self.instance is not None:
             self.initial.setdefault("sla_schedule_text", sla_to_text(self.instance.sla_credit_schedule))
         _css(self)
@@ -510,8 +512,9 @@ def contract_document(request, pk: int):
     contract = _contract(request, pk)
     if request.method == "POST":
         _writer(request)
-        upload = request.FILES.get("document")
         try:
+            refuse_oversized_upload(request)
+            upload = request.FILES.get("document")
             if upload is None:
                 raise DomainError("invalid", gettext("Choose the signed document's file."))
             svc.contract_upload_document(actor=request.user, contract=contract, upload=upload,
@@ -548,8 +551,7 @@ def contract_miners(request, pk: int):
         except DomainError as exc:
             messages.error(request, exc.message)
     listed = contract.miners.exists()
-    qs = contract.miners.all() if listed else Miner.objects.filter(customer_id=contract.customer_id,
-                                                                   site_id=contract.site_id)  # fmt: skip
+    qs = sel.covered_miners(contract)
     miners = list(qs.select_related("model", "zone").order_by("serial")[: MINER_ROWS + 1])
     if text is None:
         text = "\n".join(contract.miners.order_by("serial").values_list("serial", flat=True)[:10_000])

@@ -187,6 +187,7 @@ def timed(fn, runs=3):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--miners", type=int, default=10_000)
+    parser.add_argument("--reuse", action="store_true", help="time the data of the previous run (same --miners)")
     args = parser.parse_args()
     setup()
     from django.conf import settings
@@ -195,7 +196,15 @@ def main() -> None:
 
     settings.DEBUG = True  # count queries
     t = time.perf_counter()
-    contract, uptime = build(args.miners)
+    if args.reuse:
+        from sites.models import HostingContract as Contract
+        from telemetry.models import Daily
+
+        contract = Contract.objects.get(number="BENCH-HC-SLA")
+        rows = Daily.objects.filter(site_id=contract.site_id).values_list("miner_id", "day", "uptime_pct")
+        uptime = {(m, d): p for m, d, p in rows.iterator(20000)}
+    else:
+        contract, uptime = build(args.miners)
     print(f"built {args.miners:,} miners × {DAYS} days in {time.perf_counter() - t:.1f} s ({machine()})")
     end = FIRST + timedelta(days=DAYS - 1)
     wall, cpu, q, out = timed(lambda: sla.classify_period(contract, FIRST, end))

@@ -112,8 +112,10 @@ def _down_hours(contract, miner_ids: list[int], start: date, end: date, uptime: 
     present: set[tuple[int, date]] = set()
     for i in range(0, len(short), 2000):
         chunk = [m for m in short[i : i + 2000] if counts.get(m, 0)]
-        if chunk:
-            present.update(rows.filter(miner_id__in=chunk).values_list("miner_id", "day"))
+        if chunk:  # by the primary key (miner, day): a range per miner, not the client's whole month again
+            present.update(
+                Daily.objects.filter(miner_id__in=chunk, day__gte=start, day__lte=end).values_list("miner_id", "day")
+            )
     for m in short:
         for d in days:
             if (m, d) not in present:
@@ -184,7 +186,8 @@ def _window(params: dict) -> tuple[datetime, datetime] | None:
 
 
 def _command_causes(contract, miners: set[int], start: date, end: date) -> list[calc.Cause]:
-    """Causes from the control plane for the client's miners at the site: two queries (commands, their targets)."""
+    """Causes from the control plane for the client's miners at the site: three queries (commands, curtailments'
+    targets, the other targets)."""
     from commands.models import Command, CommandTarget
     from hashinsight.accounts.roles import Role
 
@@ -213,26 +216,35 @@ def _command_causes(contract, miners: set[int], start: date, end: date) -> list[
     if not commands:
         return []
     client_users = {c["proposer_id"] for c in commands.values() if c["proposer__role"] == Role.CLIENT}
-    targets = CommandTarget.objects.filter(
-        command_id__in=list(commands), miner__customer_id=contract.customer_id, miner__site_id=contract.site_id
-    ).values_list("command_id", "miner_id", "result_status", "acked_at")
-    toggle_events: dict[int, list[tuple[datetime, str, int, bool]]] = defaultdict(list)  # miner → (t, on/off, ...)
+    for c in commands.values():  # worked out once per command, not per target
+        c["client"] = _is_client(c, client_users)
+        c["mode"] = str((c["params"] or {}).get("mode", "")).lower()
+        c["window"] = _window(c["params"] or {}) if c["command_type"] == "CURTAIL" else None
+    mine = CommandTarget.objects.filter(miner__customer_id=contract.customer_id, miner__site_id=contract.site_id)
     causes: list[calc.Cause] = []
+    # Curtailments: their window is the command's, so the (many) targets need no time of their own.
+    curtail_ids = [pk for pk, c in commands.items() if c["window"] and c["status"] in EFFECTIVE]
+    for command_id, miner_id, result in (
+        mine.filter(command_id__in=curtail_ids).values_list("command_id", "miner_id", "result_status").iterator(5000)
+    ):
+        if miner_id in miners and result != "failed":
+            c = commands[command_id]
+            kind = calc.CLIENT_DISABLE if c["client"] else calc.CURTAILMENT
+            causes.append(calc.Cause(kind, *c["window"], miner_id, command_id))
+    others = [pk for pk, c in commands.items() if c["command_type"] != "CURTAIL"]
+    targets = mine.filter(command_id__in=others).values_list("command_id", "miner_id", "result_status", "acked_at")
+    toggle_events: dict[int, list[tuple[datetime, str, int, bool]]] = defaultdict(list)  # miner → (t, on/off, ...)
     for command_id, miner_id, result, acked_at in targets.iterator(5000):
         if miner_id not in miners:
             continue
         c = commands[command_id]
-        kind, status = c["command_type"], c["status"]
+        kind, status, client = c["command_type"], c["status"], c["client"]
         when = acked_at or c["finished_at"] or c["dispatched_at"] or c["created_at"]
         effective = status in EFFECTIVE and result != "failed"
         failed = status in FAILED or result == "failed"
-        client = _is_client(c, client_users)
-        mode = str((c["params"] or {}).get("mode", "")).lower()
-        if kind == "CURTAIL" and effective and (window := _window(c["params"] or {})):
-            causes.append(calc.Cause(calc.CLIENT_DISABLE if client else calc.CURTAILMENT, *window, miner_id, c["id"]))
-        elif kind == "HASHING_DISABLE" and effective:
+        if kind == "HASHING_DISABLE" and effective:
             toggle_events[miner_id].append((when, "off", c["id"], client))
-        elif kind == "POWER_MODE" and effective and mode == "low" and client:
+        elif kind == "POWER_MODE" and effective and c["mode"] == "low" and client:
             toggle_events[miner_id].append((when, "off", c["id"], True))
         elif kind in ("HASHING_ENABLE", "POWER_MODE") and effective:
             toggle_events[miner_id].append((when, "on", c["id"], client))

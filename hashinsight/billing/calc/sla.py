@@ -213,13 +213,22 @@ def classify(
     used: dict[tuple[int, int, int], Decimal] = defaultdict(lambda: ZERO, allowance_used or {})
     allowance_h = Decimal(allowance_h)
     out: dict[tuple[int, date], Split] = {}
+    bounds: dict[date, tuple[datetime, datetime]] = {}
+    unexplained: dict[Decimal, Split] = {}  # most down miner-days have no known cause: one Split per hour figure
     # Chronological per miner, so the allowance is consumed in day order.
-    for miner_id, day in sorted(down, key=lambda k: (k[0], k[1])):
+    for miner_id, day in sorted(down):
         hours = Decimal(down[(miner_id, day)])
         if hours <= 0:
             continue
-        day_start, day_end = _day_bounds(day)
         candidates = per_miner.get((miner_id, day), []) + site_wide.get(day, [])
+        if not candidates:
+            split = unexplained.get(hours)
+            if split is None:
+                split = unexplained[hours] = Split(operator_h=hours, reasons=(UNEXPLAINED,))
+            out[(miner_id, day)] = split
+            continue
+        day_start, day_end = bounds.get(day) or bounds.setdefault(day, _day_bounds(day))
+        kinds_here = {c.kind for c in candidates}
         remaining = hours
         totals = {OPERATOR: ZERO, CLIENT: ZERO, EXCLUDED: ZERO}
         curtailed = ZERO
@@ -232,6 +241,8 @@ def classify(
             for kind in tier:
                 if remaining <= 0:
                     break
+                if kind not in kinds_here:
+                    continue
                 mine = [c for c in candidates if c.kind == kind]
                 if not mine:
                     continue

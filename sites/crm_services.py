@@ -34,7 +34,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
@@ -316,6 +316,9 @@ def clean_sla_schedule(schedule) -> list[dict]:
         if previous is not None and Decimal(below) >= previous:
             raise _bad("invalid_sla_schedule", _("Thresholds go from the highest to the lowest, each lower than "
                                                  "the one before."), field="below_pct", step=i)  # fmt: skip
+        if out and Decimal(credit) < Decimal(out[-1]["credit_pct"]):
+            raise _bad("invalid_sla_schedule", _("A lower threshold does not give a smaller credit than the one "
+                                                 "before."), field="credit_pct", step=i)  # fmt: skip
         previous = Decimal(below)
         out.append({"below_pct": below, "credit_pct": credit})
     return out
@@ -418,11 +421,21 @@ def _contract_new(*, actor, **fields) -> HostingContract:
     fields["sla_credit_schedule"] = clean_sla_schedule(fields.get("sla_credit_schedule"))
     fields.setdefault("sales_owner", None)
     contract = HostingContract(status=C.DRAFT, **fields)
-    if not contract.number and contract.start_date:
+    numbered = not contract.number and contract.start_date is not None
+    if numbered:
         contract.number = _next_number(contract.start_date)
     _check_terms(contract)
     _clean(contract)
-    contract.save()
+    for attempt in range(5):
+        try:
+            with transaction.atomic():  # a savepoint: a number taken meanwhile by another writer is retried
+                contract.save()
+            break
+        except IntegrityError:
+            if not numbered or attempt == 4:
+                raise
+            contract.pk = None
+            contract.number = _next_number(contract.start_date)
     _publish_contract(contract, None)
     return contract
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from datetime import date
+from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -49,3 +50,37 @@ def test_concurrent_activations_leave_one_active(farm, on_postgres, monkeypatch)
         t.join(timeout=30)
     assert sorted(outcomes) == ["active", "contract_overlap"]
     assert HostingContract.objects.filter(status="active").count() == 1
+
+
+def test_two_contracts_created_at_once_get_two_numbers(farm, on_postgres, monkeypatch):
+    barrier = threading.Barrier(2, timeout=2)
+    real_next = svc._next_number
+    calls: list[str] = []
+
+    def next_then_wait(start):
+        number = real_next(start)
+        calls.append(number)
+        if len(calls) <= 2:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait()  # both computed the same number before either saved
+        return number
+
+    monkeypatch.setattr(svc, "_next_number", next_then_wait)
+    numbers: list[str] = []
+
+    def create():
+        try:
+            c = svc.contract_create(actor=farm.users["owner"], customer=farm.client_x, site=farm.site_a,
+                                    start_date=date(2026, 1, 1), rate_per_kwh=Decimal("0.06"))  # fmt: skip
+            numbers.append(c.number)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=create) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert calls[:2] == ["HC-2026-0001", "HC-2026-0001"]  # the clash happened
+    assert sorted(numbers) == ["HC-2026-0001", "HC-2026-0002"]
+    assert HostingContract.objects.count() == 2

@@ -486,3 +486,10 @@ def test_covered_miners_are_the_clients_at_the_site_now_and_not_retired(farm):
     extra.customer = farm.client_y  # handed to another client after it was listed
     extra.save(update_fields=["customer"])
     assert list(sel.covered_miners(c)) == [mine] and sel.contract_miner_count(c) == 1
+
+
+def test_a_lower_threshold_never_gives_a_smaller_credit():
+    err = _refused("invalid_sla_schedule", svc.clean_sla_schedule,
+                   [{"below_pct": "97", "credit_pct": "10"}, {"below_pct": "95", "credit_pct": "5"}])  # fmt: skip
+    assert (err.details["field"], err.details["step"]) == ("credit_pct", 1)
+    assert svc.clean_sla_schedule([{"below_pct": "97", "credit_pct": "5"}, {"below_pct": "95", "credit_pct": "5"}])

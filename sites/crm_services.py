@@ -497,8 +497,8 @@ def _locked(contract: HostingContract) -> HostingContract:
 
 @transaction.atomic
 def contract_activate(*, actor, contract: HostingContract) -> HostingContract:
-    """Draft → active, once its terms are complete and no other active contract of the client at the site
-    overlaps it. Already active: nothing changes."""
+    """Draft → active, once its terms are complete and no other contract of the client at the site that is or
+    was in force overlaps it (``_check_no_overlap``). Already active: nothing changes."""
     _require_writer(actor)
     contract = _locked(contract)
     if contract.status == C.ACTIVE:

@@ -20,6 +20,15 @@ from sites.models import HostingContract
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def _at_once(*targets) -> None:
+    """Run each target in its own thread (its own database connection) and wait for all."""
+    threads = [threading.Thread(target=t) for t in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+
+
 def test_concurrent_activations_leave_one_active(farm, on_postgres, monkeypatch):
     drafts = [HostingContractFactory(customer=farm.client_x, site=farm.site_a, status="draft",
                                      start_date=date(2026, 1, 1)) for _ in range(2)]  # fmt: skip
@@ -43,11 +52,7 @@ def test_concurrent_activations_leave_one_active(farm, on_postgres, monkeypatch)
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=activate, args=(c,)) for c in drafts]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
+    _at_once(*[lambda c=c: activate(c) for c in drafts])
     assert sorted(outcomes) == ["active", "contract_overlap"]
     assert HostingContract.objects.filter(status="active").count() == 1
 
@@ -76,11 +81,7 @@ def test_two_contracts_created_at_once_get_two_numbers(farm, on_postgres, monkey
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=create) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
+    _at_once(create, create)
     assert calls[:2] == ["HC-2026-0001", "HC-2026-0001"]  # the clash happened
     assert sorted(numbers) == ["HC-2026-0001", "HC-2026-0002"]
     assert HostingContract.objects.count() == 2

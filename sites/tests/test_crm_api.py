@@ -233,3 +233,15 @@ def test_a_number_with_a_line_break_is_refused(api, crm):
     bad = api.patch(f"/api/v1/contracts/{crm.c_a.pk}", {"number": "HC-1\r\nX-Evil: 1"}, format="json")
     assert bad.status_code == 400 and bad.json()["details"]["field"] == "number"
     assert HostingContract.objects.get(pk=crm.c_a.pk).number == crm.c_a.number
+
+
+def test_a_session_write_without_the_csrf_token_is_refused(crm):
+    from rest_framework.test import APIClient
+
+    strict = APIClient(enforce_csrf_checks=True)
+    strict.force_login(crm.users["owner"])
+    assert strict.get("/api/v1/contracts").status_code == 200
+    assert strict.post(f"/api/v1/contracts/{crm.c_a.pk}/activate").status_code == 403
+    assert strict.patch(f"/api/v1/deals/{crm.deal_a.pk}", {"title": "x"}, format="json").status_code == 403
+    crm.c_a.refresh_from_db()
+    assert crm.c_a.status == "draft" and Deal.objects.get(pk=crm.deal_a.pk).title == "Deal A"

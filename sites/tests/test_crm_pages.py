@@ -195,3 +195,43 @@ def test_contract_list_filters_and_csv(client, crm):
     rows = csv.decode("utf-8-sig").strip().splitlines()
     assert len(rows) == 2 and rows[1].startswith(crm.c_a.number) and "All-in per kWh" in rows[1]
     assert crm.c_b.number not in client.get("/crm/contracts/?status=draft&q=" + crm.c_a.number).content.decode()
+
+
+def test_every_crm_post_needs_the_csrf_token(crm):
+    from django.test import Client
+
+    deal = DealFactory(customer=crm.client_x, site=crm.site_a, currency="USD")
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(crm.users["owner"])
+    posts = [
+        (f"/crm/deals/{deal.pk}/stage/", {"stage": "lost"}),
+        (f"/crm/deals/{deal.pk}/convert/", {"rate_per_kwh": "0.05"}),
+        (f"/crm/deals/{deal.pk}/edit/", {"title": "x"}),
+        ("/crm/deals/new/", {"title": "x", "prospect_company": "y"}),
+        ("/crm/contracts/new/", {}),
+        (f"/crm/contracts/{crm.c_a.pk}/activate/", {}),
+        (f"/crm/contracts/{crm.c_a.pk}/terminate/", {"reason": "x"}),
+        (f"/crm/contracts/{crm.c_a.pk}/document/", {"document": SimpleUploadedFile("s.pdf", PDF)}),
+        (f"/crm/contracts/{crm.c_a.pk}/miners/", {"miners": ""}),
+    ]
+    for url, data in posts:
+        assert strict.post(url, data).status_code == 403, url
+    deal.refresh_from_db()
+    crm.c_a.refresh_from_db()
+    assert deal.stage == "lead" and deal.title != "x" and crm.c_a.status == "draft" and not crm.c_a.signed_document
+    assert Deal.objects.count() == 3 and HostingContract.objects.count() == 2
+
+
+def test_the_end_form_offers_no_future_day_and_the_service_refuses_one(client, crm):
+    from django.utils import timezone
+
+    client.force_login(crm.users["owner"])
+    crm.c_a.status = "active"
+    crm.c_a.save(update_fields=["status"])
+    page = client.get(f"/crm/contracts/{crm.c_a.pk}/").content.decode()
+    assert f'max="{timezone.localdate():%Y-%m-%d}"' in page
+    later = timezone.localdate().replace(year=timezone.localdate().year + 1)
+    page = client.post(f"/crm/contracts/{crm.c_a.pk}/end/", {"end_date": f"{later:%Y-%m-%d}"}, follow=True)
+    assert "today or a past day" in page.content.decode()
+    crm.c_a.refresh_from_db()
+    assert crm.c_a.status == "active" and crm.c_a.end_date is None

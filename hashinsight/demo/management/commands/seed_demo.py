@@ -86,6 +86,13 @@ class Command(BaseCommand):
 
         for line in [*seed_demo_market(), *seed_demo_models()]:
             self.stdout.write(f"  {line}")
+        # The hosting business: a receiving-address pool first, so the demo's issued invoice gets its addresses.
+        from hashinsight.billing.payments import seed_demo_pool
+        from hashinsight.demo.billing_demo import seed_billing_demo
+
+        self.stdout.write(f"  payment addresses: {seed_demo_pool()} added to the demo pool")
+        for line in seed_billing_demo():
+            self.stdout.write(f"  {line}")
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo farm ready: {len(sites)} sites, {Miner.objects.count():,} miners ({added:,} new), "

@@ -475,6 +475,7 @@ def contract_update(*, actor, contract: HostingContract, **fields) -> HostingCon
     if moves and contract.miners.exists():
         raise _bad("miners_listed", _("Clear the miners covered before changing the client or the site."),
                    status=409)  # fmt: skip
+    previous = _audited_values(contract, changed)
     for name, value in changed.items():
         setattr(contract, name, value)
     _check_terms(contract)
@@ -482,12 +483,17 @@ def contract_update(*, actor, contract: HostingContract, **fields) -> HostingCon
     if contract.status == C.ACTIVE:
         _check_no_overlap(contract)
     contract.save()
-    if contract.status == C.ACTIVE:
+    if contract.status == C.ACTIVE:  # what was agreed before and after, for whoever checks an invoice later
         _audit_contract("hosting_contract.changed", contract, actor=actor,
-                        payload={"changed": {k: getattr(contract, f"{k}_id", None) if k in ("deal", "sales_owner")
-                                             else getattr(contract, k) for k in sorted(changed)}})  # fmt: skip
+                        payload={"changed": _audited_values(contract, changed), "previous": previous})  # fmt: skip
     _publish_contract(contract, None)
     return contract
+
+
+def _audited_values(contract: HostingContract, names) -> dict:
+    """The contract's values of ``names`` as the audit chain keeps them (related rows by id)."""
+    return {k: getattr(contract, f"{k}_id") if k in ("deal", "sales_owner") else getattr(contract, k)
+            for k in sorted(names)}  # fmt: skip
 
 
 def _locked(contract: HostingContract) -> HostingContract:

@@ -240,6 +240,7 @@ def test_changes_to_an_active_contract_are_audited_and_keep_client_and_site(farm
     event = AuditEvent.objects.get(event_type="hosting_contract.changed")
     assert event.payload["changed"] == {"commission_pct": "2.5", "rate_per_kwh": "0.065",
                                         "sales_owner": farm.users["admin"].pk}  # fmt: skip
+    assert event.payload["previous"] == {"commission_pct": "0.00", "rate_per_kwh": "0.06000", "sales_owner": None}
     _refused("contract_active", svc.contract_update, actor=owner, contract=c, site=farm.site_b)
 
 

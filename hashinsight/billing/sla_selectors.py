@@ -31,3 +31,22 @@ def certificate_get(*, user, pk) -> SlaCertificate:
         return certificate_list(user=user).get(pk=pk)
     except (SlaCertificate.DoesNotExist, ValueError, TypeError, OverflowError):
         raise DomainError("not_found", gettext("No such SLA certificate."), status=404) from None
+
+
+def contract_get(*, user, pk):
+    """A hosting contract whose SLA ``user`` may read (FINANCE READ; a client its own, a site owner its sites')."""
+    from sites.models import HostingContract
+
+    if not has_access(user, Module.FINANCE, Access.READ):
+        raise DomainError("not_found", gettext("No such hosting contract."), status=404)
+    qs = HostingContract.objects.select_related("customer", "site")
+    q = scope_of(user).q()
+    if q is not None:
+        qs = qs.filter(q)
+    try:
+        pk = int(pk)
+        if not 0 < pk < 2**31:
+            raise ValueError(pk)
+        return qs.get(pk=pk)
+    except (HostingContract.DoesNotExist, ValueError, TypeError):
+        raise DomainError("not_found", gettext("No such hosting contract."), status=404) from None

@@ -9,6 +9,7 @@ from hashinsight.billing.api.sla_views import (
     CertificateListView,
     ForceMajeureDetailView,
     ForceMajeureListView,
+    PreviewView,
     PublicKeyView,
     VerifyView,
 )
@@ -16,6 +17,7 @@ from hashinsight.billing.api.sla_views import (
 v1: list = [
     re_path(r"^force-majeure/?$", ForceMajeureListView.as_view(), name="force-majeure-list"),
     re_path(r"^force-majeure/(?P<pk>[0-9]+)/?$", ForceMajeureDetailView.as_view(), name="force-majeure-detail"),
+    re_path(r"^sla-preview/?$", PreviewView.as_view(), name="sla-preview"),
     re_path(r"^sla-certificates/?$", CertificateListView.as_view(), name="sla-certificate-list"),
     re_path(r"^sla-certificates/public-key/?$", PublicKeyView.as_view(), name="sla-certificate-public-key"),
     re_path(r"^sla-certificates/verify/?$", VerifyView.as_view(), name="sla-certificate-verify"),

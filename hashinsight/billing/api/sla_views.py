@@ -344,6 +344,51 @@ class CertificateErc721View(FinanceView):
         return Response(meta)
 
 
+class PreviewFilterSerializer(serializers.Serializer):
+    contract = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+    month = serializers.RegexField(r"^\d{4}-(0[1-9]|1[0-2])$", help_text="YYYY-MM")
+
+
+class PreviewView(FinanceView):
+    @extend_schema(operation_id="sla_preview", parameters=[PreviewFilterSerializer],
+                   responses={200: OpenApiTypes.OBJECT}, tags=["sla"])  # fmt: skip
+    def get(self, request):
+        """A contract's SLA for a month as it stands now (month to date for the current month), classified from
+        telemetry and the control plane exactly as the invoice will be: miner-hours, operator/client/excluded and
+        curtailed hours, SLA uptime against the target, the credit the schedule gives, and how many miner-days each
+        reason touched. Nothing is stored."""
+        from datetime import date, timedelta
+
+        from django.utils import timezone
+
+        from hashinsight.billing import sla
+
+        p = valid(PreviewFilterSerializer, request.query_params)
+        contract = sla_selectors.contract_get(user=request.user, pk=p["contract"])
+        year, month = map(int, p["month"].split("-"))
+        start = date(year, month, 1)
+        end = (start.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+        end = min(end, timezone.now().date() - timedelta(days=1))  # days not yet rolled up are not judged
+        first = max(start, contract.start_date)
+        last = min(end, contract.end_date) if contract.end_date else end
+        if last < first:
+            raise DomainError("no_period", gettext("The contract covers no finished day of that month."),
+                              details={"field": "month"})  # fmt: skip
+        downtime = sla.classify_period(contract, first, last)
+        summary = sla.period_summary(contract, first, last, downtime)
+        reasons: dict[str, int] = {}
+        for value in downtime.values():
+            for code in set(value.reasons):
+                reasons[code] = reasons.get(code, 0) + 1
+        target = contract.sla_uptime_target_pct
+        return Response({
+            "contract": contract.pk, "contract_number": contract.number, "month": p["month"],
+            "period_start": first, "period_end": last, **{k: str(v) for k, v in summary.items()},
+            "target_pct": str(target), "met": summary["sla_uptime_pct"] >= target,
+            "miner_days_by_reason": dict(sorted(reasons.items())),
+        })  # fmt: skip
+
+
 class PublicKeyView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]

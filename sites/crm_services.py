@@ -324,6 +324,11 @@ def clean_sla_schedule(schedule) -> list[dict]:
     return out
 
 
+def _label(name: str) -> str:
+    """A contract field's name as people read it (translated), for messages."""
+    return str(HostingContract._meta.get_field(name).verbose_name)
+
+
 def _check_terms(c: HostingContract) -> None:
     """The number, tariff, curtailment and commission rules (see the module docstring); raises the first problem."""
     if not NUMBER_RE.fullmatch(c.number or ""):
@@ -337,10 +342,11 @@ def _check_terms(c: HostingContract) -> None:
         if value is None or Decimal(value) < 0:
             raise _bad("invalid_tariff", _("Tariff parameters are not negative."), field=name)
         if name in needs and Decimal(value) <= 0:
-            raise _bad("invalid_tariff", _("This tariff needs %(field)s greater than 0.") % {"field": name},
+            raise _bad("invalid_tariff", _("This tariff needs %(field)s greater than 0.") % {"field": _label(name)},
                        field=name, tariff_kind=c.tariff_kind)  # fmt: skip
         if name not in needs and Decimal(value) != 0:
-            raise _bad("invalid_tariff", _("This tariff does not use %(field)s: leave it at 0.") % {"field": name},
+            raise _bad("invalid_tariff", _("This tariff does not use %(field)s: leave it at 0.")
+                       % {"field": _label(name)},
                        field=name, tariff_kind=c.tariff_kind)  # fmt: skip
     if Decimal(c.revenue_share_pct) > HUNDRED:
         raise _bad("invalid_tariff", _("A revenue share is at most 100 %."), field="revenue_share_pct")

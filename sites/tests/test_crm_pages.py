@@ -108,7 +108,8 @@ def test_deal_form_stage_and_convert(client, crm):
     assert deal.stage == "negotiation"
     # Convert without a rate: the prospect has none, so it is refused with a message and nothing changes.
     page = client.post(f"/crm/deals/{deal.pk}/convert/", {"start_date": "2026-05-01"}, follow=True)
-    assert "rate_per_kwh" in page.content.decode() and not HostingContract.objects.filter(deal=deal).exists()
+    assert "Give the rate per kWh in EUR." in page.content.decode()
+    assert not HostingContract.objects.filter(deal=deal).exists()
     page = client.post(f"/crm/deals/{deal.pk}/convert/", {"start_date": "2026-02-30", "rate_per_kwh": "0.058"},
                        follow=True)  # fmt: skip
     assert "Enter a valid date." in page.content.decode() and not HostingContract.objects.filter(deal=deal).exists()
@@ -117,6 +118,10 @@ def test_deal_form_stage_and_convert(client, crm):
     assert r["Location"] == f"/crm/contracts/{contract.pk}/"
     assert contract.customer == Customer.objects.get(company="Portal Prospect GmbH")
     assert (contract.start_date, contract.currency) == (date(2026, 5, 1), "EUR")
+    assert 'data-testid="convert-form"' not in client.get(f"/crm/deals/{deal.pk}/").content.decode()
+    # Its contract terminated, the deal may be converted again: the form is back.
+    client.post(f"/crm/contracts/{contract.pk}/terminate/", {"reason": "client withdrew", "end_date": "2026-05-01"})
+    assert 'data-testid="convert-form"' in client.get(f"/crm/deals/{deal.pk}/").content.decode()
 
 
 def test_deal_form_shows_refusals_under_the_field(client, crm):

@@ -229,6 +229,9 @@ def deal_detail(request, pk: int):
     return render(request, "portal/crm/deal_detail.html", {
         "deal": deal, "contracts": contracts, "can_write": sel.may_write(user=request.user),
         "stages": Deal.Stage.choices, "default_rate": rate, "tariff_kinds": TariffKind.choices,
+        # Convert is offered while the deal has no live contract (a terminated one may be replaced, as the service
+        # allows).
+        "may_convert": not any(c.status != HostingContract.Status.TERMINATED for c in contracts),
     })  # fmt: skip
 
 

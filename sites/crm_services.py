@@ -645,12 +645,13 @@ def _read_document(upload) -> tuple[bytes, str]:
     if size is not None and size > DOCUMENT_MAX_BYTES:
         raise _bad("document_too_large", _("The document is larger than 10 MB."), status=413,
                    max_bytes=DOCUMENT_MAX_BYTES)  # fmt: skip
-    data = b""
+    buffer = bytearray()  # appended in place: bytes += chunk would copy the whole file again for every chunk
     for chunk in upload.chunks() if hasattr(upload, "chunks") else [upload.read()]:
-        data += chunk
-        if len(data) > DOCUMENT_MAX_BYTES:
+        buffer += chunk
+        if len(buffer) > DOCUMENT_MAX_BYTES:
             raise _bad("document_too_large", _("The document is larger than 10 MB."), status=413,
                        max_bytes=DOCUMENT_MAX_BYTES)  # fmt: skip
+    data = bytes(buffer)
     if not data:
         raise _bad("document_empty", _("The document is empty."), field="document")
     for magic, ext, _ctype in DOCUMENT_KINDS:

@@ -155,13 +155,16 @@ def main() -> None:
     parser.add_argument("--miners-per-client", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--reuse", action="store_true", help="reuse a database kept by --keep (skip the set-up)")
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL", DEFAULT_URL)
-    reset_database(url)
+    if not args.reuse:
+        reset_database(url)
     setup_django(url)
     try:
         start = time.perf_counter()
-        build_fleet(args.clients, args.miners_per_client)
+        if not args.reuse:
+            build_fleet(args.clients, args.miners_per_client)
         print(f"set-up took {time.perf_counter() - start:.1f} s")
         from hashinsight.billing import invoicing, issuing
         from hashinsight.billing.models import Invoice, StatementRow

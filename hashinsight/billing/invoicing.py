@@ -21,9 +21,11 @@ from __future__ import annotations
 import calendar
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import translation
@@ -128,26 +130,44 @@ def daily_hashprices(start: date, end: date) -> dict[date, Decimal]:
 # Building
 
 
-def build_drafts(month: date, *, contract_ids: list[int] | None = None) -> dict:
+def build_drafts(month: date, *, contract_ids: list[int] | None = None, workers: int | None = None) -> dict:
     """One draft per contract overlapping ``month`` (each in its own transaction); returns counts. The sites' own
-    SLA facts (outages, force majeure) are read once per site for the whole run."""
+    SLA facts (outages, force majeure) are read once per site for the whole run.
+
+    On PostgreSQL, outside a caller's transaction, the contracts are built by ``workers`` threads (default
+    ``settings.BILLING_BUILD_WORKERS``, 2), each on its own connection: the work is in the database, and two backends
+    use two cores. Inside a transaction (a test, an outer ``atomic``) other connections could not see its rows, so
+    the contracts are built one after the other on the caller's connection, as on SQLite."""
     qs = contracts_for_month(month)
-    site_cache: dict = {}
     if contract_ids is not None:
         qs = qs.filter(pk__in=contract_ids)
-    built = skipped = failed = 0
-    for contract in qs:
-        try:
-            invoice = build_draft(contract, month, site_cache=site_cache)
-        except Exception:
-            log.exception("invoice build failed", extra={"contract_id": contract.pk, "month": str(month)})
-            failed += 1
-            continue
-        if invoice is None or invoice.status != Invoice.Status.DRAFT:
-            skipped += 1
-        else:
-            built += 1
-    return {"month": month_start(month).isoformat(), "built": built, "skipped": skipped, "failed": failed}
+    contracts = list(qs)
+    site_cache: dict = {}
+    workers = workers or getattr(settings, "BILLING_BUILD_WORKERS", 2)
+    parallel = (
+        connection.vendor == "postgresql" and workers > 1 and len(contracts) > 1 and not connection.in_atomic_block
+    )
+    if parallel:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="invoicing") as pool:
+            outcomes = list(pool.map(lambda c: _build_one(c, month, site_cache, own_connection=True), contracts))
+    else:
+        outcomes = [_build_one(c, month, site_cache) for c in contracts]
+    return {
+        "month": month_start(month).isoformat(), "built": outcomes.count("built"),
+        "skipped": outcomes.count("skipped"), "failed": outcomes.count("failed"),
+    }  # fmt: skip
+
+
+def _build_one(contract: HostingContract, month: date, site_cache: dict, *, own_connection: bool = False) -> str:
+    try:
+        invoice = build_draft(contract, month, site_cache=site_cache)
+    except Exception:
+        log.exception("invoice build failed", extra={"contract_id": contract.pk, "month": str(month)})
+        return "failed"
+    finally:
+        if own_connection:
+            connection.close()  # this worker thread's own connection
+    return "built" if invoice is not None and invoice.status == Invoice.Status.DRAFT else "skipped"
 
 
 def find_invoice(contract: HostingContract, month: date) -> Invoice | None:
@@ -163,6 +183,11 @@ def find_invoice(contract: HostingContract, month: date) -> Invoice | None:
 def build_draft(contract: HostingContract, month: date, *, site_cache: dict | None = None) -> Invoice | None:
     """Build (or rebuild) the contract's draft for ``month``; None when the contract does not overlap it. An issued
     invoice for that month is returned unchanged."""
+    if connection.vendor == "postgresql":
+        # A draft is rebuilt at will and the monthly job rebuilds a missing one: not waiting for the WAL flush at
+        # commit is safe here (a crash may lose the last drafts, never corrupt them) and saves ~0.25 s a contract.
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit = off")
     contract = HostingContract.objects.select_for_update().get(pk=contract.pk)
     period = contract_period(contract, month)
     if period is None:
@@ -360,86 +385,88 @@ INSERT INTO {table} (invoice_id, miner_id, day, serial, energy_kwh, uptime_pct, 
 """
 
 _INSERT_SQL = """
-INSERT INTO {table} (invoice_id, miner_id, day, serial, energy_kwh, uptime_pct, avg_hashrate_ths,
-    downtime_operator_h, downtime_client_h, downtime_excluded_h, curtailed_h, downtime_reasons, energy_amount,
-    command_ids, reported)
-SELECT %(invoice)s, b.miner_id, b.day, b.serial, b.kwh, b.uptime, b.ths,
-    round(24 * (100 - b.uptime) / 100, 3), 0, 0, 0,
-    CASE WHEN b.uptime < 100 THEN 'unexplained' ELSE '' END,
-    CASE WHEN %(revenue_share)s
-        THEN round(COALESCE(b.ths, 0) * hp.value * %(share_pct)s / 100, 6)
-        ELSE round(b.kwh * %(rate)s, 6) END,
-    '[]'::jsonb, b.reported
-FROM (
-    SELECT m.id AS miner_id, g.day, m.serial, d.miner_id IS NOT NULL AS reported, u.uptime,
-        CASE WHEN %(computed)s THEN round(mm.power_w * u.uptime * 0.00024, 3)
-             ELSE GREATEST(COALESCE(round(d.energy_kwh::numeric, 3), 0), 0) END AS kwh,
-        round(d.avg_hashrate_ths::numeric, 3) AS ths
-    FROM miners_miner m
-    JOIN miners_minermodel mm ON mm.id = m.model_id
-    CROSS JOIN generate_series(%(start)s::date, %(end)s::date, interval '1 day') AS g0(ts)
-    CROSS JOIN LATERAL (SELECT g0.ts::date AS day) g
-    LEFT JOIN telemetry_daily d ON d.miner_id = m.id AND d.day = g.day
-    CROSS JOIN LATERAL (SELECT LEAST(GREATEST(COALESCE(round(d.uptime_pct::numeric, 3), 0), 0), 100) AS uptime) u
-    WHERE m.id = ANY(%(ids)s)
-) b
-JOIN unnest(%(hp_days)s::date[], %(hp_values)s::numeric[]) AS hp(day, value) ON hp.day = b.day
-"""
-
-_UPDATE_SQL = """
-UPDATE {table} s SET downtime_operator_h = v.op, downtime_client_h = v.cl, downtime_excluded_h = v.ex,
-    curtailed_h = v.cu, downtime_reasons = v.reasons, command_ids = v.cmds::jsonb
-FROM unnest(%(m)s::bigint[], %(d)s::date[], %(op)s::numeric[], %(cl)s::numeric[], %(ex)s::numeric[],
-            %(cu)s::numeric[], %(reasons)s::text[], %(cmds)s::text[]) AS v(miner_id, day, op, cl, ex, cu, reasons, cmds)
-WHERE s.invoice_id = %(invoice)s AND s.miner_id = v.miner_id AND s.day = v.day
-"""
-
-_SUMS_SQL = """
-SELECT count(*), COALESCE(sum(energy_kwh), 0), COALESCE(sum(energy_amount), 0), COALESCE(sum(uptime_pct), 0),
-    COALESCE(sum(downtime_operator_h), 0), COALESCE(sum(downtime_client_h), 0), COALESCE(sum(downtime_excluded_h), 0)
-FROM {table} WHERE invoice_id = %s
-"""
-
-_THS_SQL = (
-    "SELECT day, sum(avg_hashrate_ths) FROM {table} WHERE invoice_id = %s AND avg_hashrate_ths IS NOT NULL GROUP BY day"
+WITH d AS MATERIALIZED (  -- the contract's month of daily rows, by primary key; hashed against miners × days
+    SELECT miner_id, day, energy_kwh, uptime_pct, avg_hashrate_ths FROM telemetry_daily
+    WHERE miner_id = ANY(%(ids)s) AND day BETWEEN %(start)s::date AND %(end)s::date
+),
+c AS (  -- the SLA classification of the down miner-days (a day it does not name: all its downtime unexplained)
+    SELECT * FROM unnest(%(c_m)s::bigint[], %(c_d)s::date[], %(c_op)s::numeric[], %(c_cl)s::numeric[],
+                         %(c_ex)s::numeric[], %(c_cu)s::numeric[], %(c_reasons)s::text[], %(c_cmds)s::text[])
+        AS c(miner_id, day, op, cl, ex, cu, reasons, cmds)
+),
+ins AS (
+    INSERT INTO {table} (invoice_id, miner_id, day, serial, energy_kwh, uptime_pct, avg_hashrate_ths,
+        downtime_operator_h, downtime_client_h, downtime_excluded_h, curtailed_h, downtime_reasons, energy_amount,
+        command_ids, reported)
+    SELECT %(invoice)s, b.miner_id, b.day, b.serial, b.kwh, b.uptime, b.ths,
+        COALESCE(c.op, round((100 - b.uptime) * 0.24, 3)), COALESCE(c.cl, 0), COALESCE(c.ex, 0), COALESCE(c.cu, 0),
+        COALESCE(c.reasons, CASE WHEN b.uptime < 100 THEN 'unexplained' ELSE '' END),
+        CASE WHEN %(revenue_share)s
+            THEN round(COALESCE(b.ths, 0) * hp.value * %(share_pct)s / 100, 6)
+            ELSE round(b.kwh * %(rate)s, 6) END,
+        COALESCE(c.cmds::jsonb, '[]'::jsonb), b.reported
+    FROM (
+        SELECT m.id AS miner_id, g.day, m.serial, d.miner_id IS NOT NULL AS reported, u.uptime,
+            CASE WHEN %(computed)s THEN round(mm.power_w * u.uptime * 0.00024, 3)
+                 ELSE GREATEST(COALESCE(round(d.energy_kwh::numeric, 3), 0), 0) END AS kwh,
+            round(d.avg_hashrate_ths::numeric, 3) AS ths
+        FROM miners_miner m
+        JOIN miners_minermodel mm ON mm.id = m.model_id
+        CROSS JOIN unnest(%(hp_days)s::date[]) AS g(day)
+        LEFT JOIN d ON d.miner_id = m.id AND d.day = g.day
+        CROSS JOIN LATERAL (
+            SELECT LEAST(GREATEST(COALESCE(round(d.uptime_pct::numeric, 3), 0), 0), 100) AS uptime
+        ) u
+        WHERE m.id = ANY(%(ids)s)
+    ) b
+    JOIN unnest(%(hp_days)s::date[], %(hp_values)s::numeric[]) AS hp(day, value) ON hp.day = b.day
+    LEFT JOIN c ON c.miner_id = b.miner_id AND c.day = b.day
+    RETURNING day, energy_kwh, energy_amount, uptime_pct, avg_hashrate_ths, downtime_operator_h, downtime_client_h,
+        downtime_excluded_h
 )
+SELECT day, count(*), sum(energy_kwh), sum(energy_amount), sum(uptime_pct), sum(avg_hashrate_ths),
+    sum(downtime_operator_h), sum(downtime_client_h), sum(downtime_excluded_h)
+FROM ins GROUP BY day
+"""
 
 
 def _rows_postgres(invoice, contract, terms: Terms, miners, start, end, hashprice, site_cache) -> PeriodFacts:
-    table = StatementRow._meta.db_table
+    """One statement: the rows inserted with their SLA classification, and their sums per day returned."""
     days = sorted(hashprice)
-    ids = [m["pk"] for m in miners]
+    classification = _classify(contract, start, end, None, site_cache)
+    keys = list(classification)
+    vals = [classification[k] for k in keys]
     with connection.cursor() as cursor:
+        # Merge joins off for this one statement: the planner otherwise merges miners × days with the daily rows on
+        # the miner alone and filters ~30 rows per match (0.8 s a contract instead of 0.3 s at 1,000 miners).
+        cursor.execute("SET LOCAL enable_mergejoin = off")
         cursor.execute(
-            _INSERT_SQL.format(table=table),
+            _INSERT_SQL.format(table=StatementRow._meta.db_table),
             {
-                "invoice": invoice.pk, "ids": ids, "start": start, "end": end,
+                "invoice": invoice.pk, "ids": [m["pk"] for m in miners], "start": start, "end": end,
                 "revenue_share": terms.tariff_kind == tariff.REVENUE_SHARE, "share_pct": terms.revenue_share_pct,
                 "rate": terms.rate_per_kwh, "computed": terms.energy_basis == tariff.COMPUTED,
                 "hp_days": days, "hp_values": [hashprice[d] for d in days],
+                "c_m": [k[0] for k in keys], "c_d": [k[1] for k in keys],
+                "c_op": [Decimal(v.operator_h) for v in vals], "c_cl": [Decimal(v.client_h) for v in vals],
+                "c_ex": [Decimal(v.excluded_h) for v in vals], "c_cu": [Decimal(v.curtailed_h) for v in vals],
+                "c_reasons": [_reasons(v) for v in vals], "c_cmds": [json.dumps(list(v.command_ids)) for v in vals],
             },
         )  # fmt: skip
-        classification = _classify(contract, start, end, None, site_cache)
-        if classification:
-            keys = list(classification)
-            vals = [classification[k] for k in keys]
-            cursor.execute(
-                _UPDATE_SQL.format(table=table),
-                {
-                    "invoice": invoice.pk, "m": [k[0] for k in keys], "d": [k[1] for k in keys],
-                    "op": [Decimal(v.operator_h) for v in vals], "cl": [Decimal(v.client_h) for v in vals],
-                    "ex": [Decimal(v.excluded_h) for v in vals], "cu": [Decimal(v.curtailed_h) for v in vals],
-                    "reasons": [_reasons(v) for v in vals], "cmds": [json.dumps(list(v.command_ids)) for v in vals],
-                },
-            )  # fmt: skip
-        cursor.execute(_SUMS_SQL.format(table=table), [invoice.pk])
-        count, kwh, charge, uptime, op, cl, ex = cursor.fetchone()
-        cursor.execute(_THS_SQL.format(table=table), [invoice.pk])
-        ths_by_day = dict(cursor.fetchall())
-    facts = PeriodFacts(
-        period_start=start, period_end=end, miner_count=len(miners), miner_days=count, energy_kwh=kwh,
-        charge=charge, uptime_sum=uptime, operator_h=op, client_h=cl, excluded_h=ex,
-    )  # fmt: skip
+        per_day = cursor.fetchall()
+        cursor.execute("SET LOCAL enable_mergejoin TO DEFAULT")
+    facts = PeriodFacts(period_start=start, period_end=end, miner_count=len(miners))
+    ths_by_day = {}
+    for day, count, kwh, charge, uptime, ths, op, cl, ex in per_day:
+        facts.miner_days += count
+        facts.energy_kwh += kwh
+        facts.charge += charge
+        facts.uptime_sum += uptime
+        facts.operator_h += op
+        facts.client_h += cl
+        facts.excluded_h += ex
+        if ths is not None:
+            ths_by_day[day] = ths
     _revenue(facts, ths_by_day, hashprice)
     facts.curtailed = _curtailed(classification, {m["pk"]: Decimal(m["nominal_ths"]) for m in miners})
     return facts

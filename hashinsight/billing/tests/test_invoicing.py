@@ -300,3 +300,14 @@ def test_an_outage_month_with_the_real_sla_classification():
     assert (invoice.sla_uptime_pct, invoice.credits, invoice.total) == (D("95.000"), D("12.31"), D("233.93"))
     row = StatementRow.objects.get(invoice=invoice, miner=b, day=date(2026, 9, 11))
     assert (row.downtime_operator_h, row.downtime_reasons) == (D("24"), "unexplained")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_build_drafts_in_parallel_on_postgresql(on_postgres, monkeypatch):
+    """Outside a transaction, PostgreSQL builds with two worker threads (own connections): the same figures."""
+    stub_sla(monkeypatch)
+    fleets = [make_fleet() for _ in range(3)]
+    add_daily([m for f in fleets for m in f.miners], SEP, SEP_END)
+    assert invoicing.build_drafts(SEP, workers=2) == {"month": "2026-09-01", "built": 3, "skipped": 0, "failed": 0}
+    assert sorted(Invoice.objects.values_list("total", flat=True)) == [D("259.20")] * 3
+    assert StatementRow.objects.count() == 180

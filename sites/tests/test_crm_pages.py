@@ -240,3 +240,21 @@ def test_the_end_form_offers_no_future_day_and_the_service_refuses_one(client, c
     assert "today or a past day" in page.content.decode()
     crm.c_a.refresh_from_db()
     assert crm.c_a.status == "active" and crm.c_a.end_date is None
+
+
+def test_covered_miners_page_sorts_filters_and_exports(client, crm):
+    from hashinsight.tests.factories import MinerFactory
+
+    client.force_login(crm.users["siteowner_a"])
+    mine = crm.miners[("site-a", "client-x")]
+    extra = MinerFactory(zone=crm.zone_a, site=crm.site_a, customer=crm.client_x, serial="ZZ-LAST", status="offline")
+    url = f"/crm/contracts/{crm.c_a.pk}/miners/"
+    page = client.get(url + "?sort=-serial").content.decode()
+    assert page.index("ZZ-LAST") < page.index(mine.serial) and 'data-testid="miners-form"' not in page
+    page = client.get(url + "?status=offline").content.decode()
+    assert "ZZ-LAST" in page and mine.serial not in page
+    csv = b"".join(client.get(url + "?format=csv&q=ZZ").streaming_content).decode("utf-8-sig").strip().splitlines()
+    assert len(csv) == 2 and csv[1].startswith(f"{extra.pk},ZZ-LAST,") and csv[1].endswith(",Offline")
+    # Another client's miner at the same site is never on the page nor in the file.
+    other = crm.miners[("site-a", "client-y")]
+    assert other.serial not in client.get(url).content.decode()

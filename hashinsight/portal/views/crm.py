@@ -24,8 +24,9 @@ from django.views.decorators.http import require_POST
 
 from hashinsight.accounts.roles import Access, Module
 from hashinsight.core.errors import DomainError
-from hashinsight.portal.tables import Column, ListFilterForm, ListPage
+from hashinsight.portal.tables import Column, CsvColumn, ListFilterForm, ListPage
 from hashinsight.portal.views.common import module_required
+from miners.models import MinerStatus
 from sites import crm_selectors as sel
 from sites import crm_services as svc
 from sites.api.crm_serializers import sales_users
@@ -34,7 +35,6 @@ from sites.models import Deal, HostingContract, TariffKind
 from sites.selectors import customer_list, site_list
 
 MODULE = Module.CRM
-MINER_ROWS = 500  # covered miners listed on the page; the API has them all
 
 
 def _css(form: forms.Form) -> None:
@@ -532,6 +532,48 @@ def contract_document(request, pk: int):
         raise Http404 from None
 
 
+class CoveredMinerFilterForm(ListFilterForm):
+    q = forms.CharField(required=False, max_length=64, label=_("Serial"))
+    status = forms.ChoiceField(required=False, choices=[("", _("Any status")), *MinerStatus.choices],
+                               label=_("Status"))  # fmt: skip
+    lookups = {"q": "serial__icontains", "status": "status"}
+
+
+class CoveredMinerTable(ListPage):
+    """The miners a contract covers (``crm_selectors.covered_miners``): sort, filter, CSV."""
+
+    columns = [
+        Column("serial", _("Serial"), sort="serial"),
+        Column("model", _("Model"), sort="model__name"),
+        Column("zone", _("Zone"), sort="zone__name"),
+        Column("rack", _("Rack"), sort="rack"),
+        Column("status", _("Status"), sort="status"),
+    ]
+    csv_columns = [
+        CsvColumn(_("Miner"), "id"),
+        CsvColumn(_("Serial"), "serial"),
+        CsvColumn(_("Model"), "model__name"),
+        CsvColumn(_("Zone"), "zone__name"),
+        CsvColumn(_("Rack"), "rack"),
+        CsvColumn(_("Status"), "status", display=dict(MinerStatus.choices)),
+    ]
+    filter_form = CoveredMinerFilterForm
+    default_sort = "serial"
+
+    def __init__(self, request, contract: HostingContract, extra: dict):
+        self.contract, self.extra = contract, extra
+        self.csv_name = f"contract-{contract.pk}-miners"
+        super().__init__(request)
+
+    def get_queryset(self):
+        return sel.covered_miners(self.contract).select_related("model", "zone")
+
+    def context(self):
+        covered = sel.covered_miners(self.contract)
+        return {"contract": self.contract, "listed": self.contract.miners.exists(), "total": covered.count(),
+                **self.extra}  # fmt: skip
+
+
 @module_required(MODULE)
 def contract_miners(request, pk: int):
     contract = _contract(request, pk)
@@ -553,12 +595,7 @@ def contract_miners(request, pk: int):
             return redirect("portal:crm-contract-miners", pk=pk)
         except DomainError as exc:
             messages.error(request, exc.message)
-    listed = contract.miners.exists()
-    qs = sel.covered_miners(contract)
-    miners = list(qs.select_related("model", "zone").order_by("serial")[: MINER_ROWS + 1])
     if text is None:
         text = "\n".join(contract.miners.order_by("serial").values_list("serial", flat=True)[:10_000])
-    return render(request, "portal/crm/contract_miners.html", {
-        "contract": contract, "miners": miners[:MINER_ROWS], "more": len(miners) > MINER_ROWS, "listed": listed,
-        "total": qs.count(), "can_write": can_write, "text": text,
-    })  # fmt: skip
+    table = CoveredMinerTable(request, contract, {"can_write": can_write, "text": text})
+    return table.respond("portal/crm/contract_miners.html")

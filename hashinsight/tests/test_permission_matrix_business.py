@@ -23,7 +23,6 @@ import io
 import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from types import SimpleNamespace
 from unittest import mock
 
 import pytest
@@ -34,6 +33,7 @@ from hashinsight.tests.test_permission_matrix import LOGIN, PAGE_USERS, sign_in
 pytestmark = pytest.mark.django_db
 
 OCTOBER, SEPTEMBER, AUGUST = date(2026, 10, 1), date(2026, 9, 1), date(2026, 8, 1)
+XLSX = ["xlsx"]
 PDF = b"%PDF-1.4\n% signed hosting contract\n%%EOF\n"
 
 
@@ -51,7 +51,7 @@ def _private_media(settings, tmp_path):
     private_storage._wrapped = empty
 
 
-def _contract(owner, customer, site, miner):
+def _contract(owner, customer, site):
     from sites import crm_services
 
     contract = crm_services.contract_create(
@@ -98,8 +98,8 @@ def biz(farm, django_capture_on_commit_callbacks):
     miner_xa, miner_yb = f.miners[("site-a", "client-x")], f.miners[("site-b", "client-y")]
     f.deal_a = crm_services.deal_create(actor=owner, title="X at A", customer=f.client_x, site=f.site_a)
     f.deal_none = crm_services.deal_create(actor=owner, title="Prospect", prospect_company="Prospect Ltd")
-    f.c_xa = _contract(owner, f.client_x, f.site_a, miner_xa)
-    f.c_yb = _contract(owner, f.client_y, f.site_b, miner_yb)
+    f.c_xa = _contract(owner, f.client_x, f.site_a)
+    f.c_yb = _contract(owner, f.client_y, f.site_b)
     _daily(miner_xa, OCTOBER, 31)
     _daily(miner_yb, OCTOBER, 31)
     f.inv_xa = issuing.invoice_issue(invoicing.build_draft(f.c_xa, OCTOBER), actor=owner)
@@ -131,10 +131,10 @@ def biz(farm, django_capture_on_commit_callbacks):
         actor=owner, site_id=f.site_b.pk, start=november, end=november + timedelta(hours=5), reason="storm at B"
     )
     f.jobs = {
-        "sa": reports.report_request(user=owner, kind="site_monthly", site=f.site_a.pk, month="2026-10", formats=["xlsx"]),
-        "sb": reports.report_request(user=owner, kind="site_monthly", site=f.site_b.pk, month="2026-10", formats=["xlsx"]),
-        "x": reports.report_request(user=owner, kind="client_statement", invoice=f.inv_xa.pk, formats=["xlsx"]),
-        "y": reports.report_request(user=owner, kind="client_statement", invoice=f.inv_yb.pk, formats=["xlsx"]),
+        "sa": reports.report_request(user=owner, kind="site_monthly", site=f.site_a.pk, month="2026-10", formats=XLSX),
+        "sb": reports.report_request(user=owner, kind="site_monthly", site=f.site_b.pk, month="2026-10", formats=XLSX),
+        "x": reports.report_request(user=owner, kind="client_statement", invoice=f.inv_xa.pk, formats=XLSX),
+        "y": reports.report_request(user=owner, kind="client_statement", invoice=f.inv_yb.pk, formats=XLSX),
     }  # fmt: skip
     f.files = {}
     for key, job in f.jobs.items():  # the worker's last step (no render: the matrix is about who gets the bytes)
@@ -144,12 +144,8 @@ def biz(farm, django_capture_on_commit_callbacks):
 
 
 def url_of(template: str, f) -> str:
-    return template.format(
-        deal_a=f.deal_a.pk, deal_none=f.deal_none.pk, c_xa=f.c_xa.pk, c_yb=f.c_yb.pk, inv_xa=f.inv_xa.pk,
-        inv_xd=f.inv_xd.pk, inv_xd8=f.inv_xd8.pk, site_a=f.site_a.pk, root=f.root.pk, inv_yb=f.inv_yb.pk, cert_xa=f.cert_xa.pk, cert_yb=f.cert_yb.pk, leaf_xa=f.leaf_xa.pk,
-        leaf_yb=f.leaf_yb.pk, day=f.day.isoformat(), pay_xa=f.pay_xa.pk, pay_yb=f.pay_yb.pk, fm_a=f.fm_a.pk,
-        fm_b=f.fm_b.pk, job_sa=f.jobs["sa"].pk, job_sb=f.jobs["sb"].pk, job_x=f.jobs["x"].pk, job_y=f.jobs["y"].pk,
-    )  # fmt: skip
+    return template.format(**api_objects(f), site_a=f.site_a.pk, root=f.root.pk, leaf_xa=f.leaf_xa.pk,
+                           leaf_yb=f.leaf_yb.pk)  # fmt: skip
 
 
 # Portal pages and downloads (GET) ----------------------------------------------------------------------------
@@ -393,7 +389,8 @@ def api_objects(f) -> dict:
     """The list key of each object: its id (a proof root's is its day)."""
     return {
         "deal_a": f.deal_a.pk, "deal_none": f.deal_none.pk, "c_xa": f.c_xa.pk, "c_yb": f.c_yb.pk,
-        "inv_xa": f.inv_xa.pk, "inv_xd": f.inv_xd.pk, "inv_xd8": f.inv_xd8.pk, "inv_yb": f.inv_yb.pk, "pay_xa": f.pay_xa.pk,
+        "inv_xa": f.inv_xa.pk, "inv_xd": f.inv_xd.pk, "inv_xd8": f.inv_xd8.pk, "inv_yb": f.inv_yb.pk,
+        "pay_xa": f.pay_xa.pk,
         "pay_yb": f.pay_yb.pk, "fm_a": f.fm_a.pk, "fm_b": f.fm_b.pk, "cert_xa": f.cert_xa.pk, "cert_yb": f.cert_yb.pk,
         "day": f.day.isoformat(), "job_sa": f.jobs["sa"].pk, "job_sb": f.jobs["sb"].pk, "job_x": f.jobs["x"].pk,
         "job_y": f.jobs["y"].pk,

@@ -231,7 +231,7 @@ def verify_certificate(document) -> Verification:
         return Verification(False, "malformed", _("Not an Ed25519-signed SLA certificate."))
     try:
         sha = document_sha256(document)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return Verification(False, "malformed", _("The document holds values JSON cannot carry canonically."))
     key = sla_signing.public_key(str(document["key_id"]))
     if key is None or key.public_key_b64 != document["public_key"]:

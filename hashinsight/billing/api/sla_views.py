@@ -20,8 +20,8 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import ParseError
 from rest_framework.pagination import LimitOffsetPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -29,6 +29,7 @@ from rest_framework.views import APIView
 from hashinsight.accounts.permissions import ModuleAccess
 from hashinsight.accounts.roles import Access, Module, has_access
 from hashinsight.billing import certificates, sla_selectors, sla_signing, sla_windows
+from hashinsight.core.api import parsers
 from hashinsight.core.api.csv import CsvCapableAPIView
 from hashinsight.core.errors import DomainError
 from hashinsight.portal.tables import CsvColumn, csv_chunks, streamed_csv
@@ -431,7 +432,6 @@ class CertificateVerifyResultSerializer(serializers.Serializer):
 
 class VerifyView(APIView):
     permission_classes = [IsAuthenticated]
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     @extend_schema(
         operation_id="sla_certificates_verify", request=OpenApiTypes.OBJECT,
@@ -450,8 +450,8 @@ class VerifyView(APIView):
                     "too_large", gettext("A certificate file is at most 256 KB."), details={"field": "file"}
                 )
             try:
-                document = json.loads(upload.read().decode("utf-8"))
-            except (UnicodeDecodeError, ValueError):
+                document = parsers.loads(upload.read())
+            except ParseError:
                 raise DomainError("invalid_json", gettext("The file is not JSON."), details={"field": "file"}) from None
         else:
             document = request.data

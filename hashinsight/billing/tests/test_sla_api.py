@@ -270,3 +270,21 @@ def test_erc721_endpoint(api, sla):
     detail = api.get(f"/api/v1/sla-certificates/{sla.cert_x.pk}").json()
     assert detail["document"]["signature"] == sla.cert_x.document["signature"]
     assert detail["links"]["document"] == f"/api/v1/sla-certificates/{sla.cert_x.pk}/document"
+
+
+def test_hostile_documents_are_answered_not_crashed(api, sla):
+    api.force_authenticate(sla.users["client_x"])
+    url = "/api/v1/sla-certificates/verify"
+    # A payload nested deeper than canonical JSON can encode: an answer (not valid), never a server error.
+    deep = copy.deepcopy(sla.cert_x.document)
+    deep["payload"]["x"] = json.loads("[" * 900 + "]" * 900)
+    body = json.dumps(deep).replace('"x": [', '"x": ' + "[" * 200, 1).replace("]]", "]]" + "]" * 200, 1)
+    response = api.post(url, body, content_type="application/json")
+    assert response.status_code in (200, 400)
+    assert response.status_code == 400 or response.json()["valid"] is False
+    raw = b"[" * 100_000 + b"]" * 100_000
+    response = api.post(url, raw, content_type="application/json")
+    assert response.status_code == 400
+    upload = SimpleUploadedFile("c.json", raw, content_type="application/json")
+    response = api.post(url, {"file": upload}, format="multipart")
+    assert response.status_code == 400

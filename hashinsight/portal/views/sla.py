@@ -23,10 +23,12 @@ from django.urls import reverse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
+from rest_framework.exceptions import ParseError
 
 from hashinsight.accounts.roles import Access, Module, role_of
 from hashinsight.billing import certificates, sla_selectors, sla_windows
 from hashinsight.billing.api.sla_views import CERT_CSV, FM_CSV, document_filename
+from hashinsight.core.api import parsers
 from hashinsight.core.errors import DomainError
 from hashinsight.portal.tables import Column, ListFilterForm, ListPage
 from hashinsight.portal.views.common import module_required
@@ -235,8 +237,8 @@ def certificate_verify(request):
             form.add_error("file", gettext("A certificate file is at most 256 KB."))
         else:
             try:
-                document = json.loads(upload.read().decode("utf-8"))
-            except (UnicodeDecodeError, ValueError):
+                document = parsers.loads(upload.read())
+            except ParseError:
                 form.add_error("file", gettext("The file is not JSON."))
             else:
                 result = certificates.verify_certificate(document)

@@ -82,6 +82,7 @@ def test_sla_pages_in_a_browser(browser, live_server, farm):  # noqa: F811
         assert tab.locator("[data-testid=sla-missed]").count() == 1
         _shots(tab, "sla-history")
 
+        tab.set_viewport_size({"width": 1280, "height": 900})
         tab.goto(f"{live_server.url}/sla/verify/")
         tab.set_input_files("#id_file", files=[{"name": "c.json", "mimeType": "application/json",
                                                 "buffer": certificates.document_bytes(cert.document)}])  # fmt: skip
@@ -89,6 +90,9 @@ def test_sla_pages_in_a_browser(browser, live_server, farm):  # noqa: F811
         tab.wait_for_selector("[data-testid=verify-result]")
         assert tab.get_attribute("[data-testid=verify-result]", "data-valid") == "true"
         tab.screenshot(path=str(SHOTS / "sla-verify-1280.png"), full_page=True)
+        tab.set_viewport_size({"width": 390, "height": 844})
+        tab.screenshot(path=str(SHOTS / "sla-verify-390.png"), full_page=True)
+        assert tab.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
         assert tab.evaluate("window.__csp") == []
     finally:
         context.close()

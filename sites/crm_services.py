@@ -438,6 +438,8 @@ def _contract_new(*, actor, **fields) -> HostingContract:
                 contract.save()
             break
         except IntegrityError:
+            if not numbered and HostingContract.objects.filter(number=contract.number).exists():
+                raise _bad("invalid", _("This contract number is already used."), field="number") from None
             if not numbered or attempt == 4:
                 raise
             contract.pk = None

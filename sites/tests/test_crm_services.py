@@ -494,3 +494,11 @@ def test_a_lower_threshold_never_gives_a_smaller_credit():
                    [{"below_pct": "97", "credit_pct": "10"}, {"below_pct": "95", "credit_pct": "5"}])  # fmt: skip
     assert (err.details["field"], err.details["step"]) == ("credit_pct", 1)
     assert svc.clean_sla_schedule([{"below_pct": "97", "credit_pct": "5"}, {"below_pct": "95", "credit_pct": "5"}])
+
+
+def test_a_given_number_taken_between_the_check_and_the_insert_is_a_400(farm, monkeypatch):
+    first = _draft(farm, number="HC-X-1")
+    monkeypatch.setattr(svc, "_clean", lambda instance: None)  # as if the other insert landed after the check
+    err = _refused("invalid", _draft, farm, number="HC-X-1", site=farm.site_b)
+    assert err.details["field"] == "number"
+    assert list(HostingContract.objects.values_list("pk", flat=True)) == [first.pk]

@@ -166,7 +166,8 @@ def test_contract_form_buttons_and_document(client, crm):
     contract.refresh_from_db()
     assert contract.status == "active" and contract.signed_document_sha256
     page = client.get(f"/crm/contracts/{contract.pk}/").content.decode()
-    assert contract.signed_document_sha256 in page and f"/finance/invoices/?contract={contract.pk}" in page
+    # The invoice list filters by contract number (not id).
+    assert contract.signed_document_sha256 in page and f"/finance/invoices/?contract={contract.number}" in page
     got = client.get(f"/crm/contracts/{contract.pk}/document/")
     assert got.status_code == 200 and b"".join(got.streaming_content) == PDF
     client.post(f"/crm/contracts/{contract.pk}/terminate/", {"reason": "breach", "end_date": "2026-02-28"})
@@ -258,3 +259,17 @@ def test_covered_miners_page_sorts_filters_and_exports(client, crm):
     # Another client's miner at the same site is never on the page nor in the file.
     other = crm.miners[("site-a", "client-y")]
     assert other.serial not in client.get(url).content.decode()
+
+
+def test_the_invoices_link_lists_this_contracts_invoices(client, crm):
+    from hashinsight.billing.tests.test_statement_export_support import make_invoice
+
+    mine = make_invoice(customer=crm.client_x, site=crm.site_a, miners=[crm.miners[("site-a", "client-x")]],
+                        contract=crm.c_a)  # fmt: skip
+    other = make_invoice(customer=crm.client_y, site=crm.site_b, miners=[crm.miners[("site-b", "client-y")]],
+                         contract=crm.c_b)  # fmt: skip
+    client.force_login(crm.users["owner"])
+    page = client.get(f"/crm/contracts/{crm.c_a.pk}/").content.decode()
+    link = page.split('data-testid="invoices-link"')[0].rsplit('href="', 1)[1].split('"', 1)[0]
+    listed = client.get(link.replace("&amp;", "&")).content.decode()
+    assert mine.number in listed and other.number not in listed

@@ -4,6 +4,7 @@ buttons going through the services, refusals shown on the page, CSV, and no butt
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -273,3 +274,21 @@ def test_the_invoices_link_lists_this_contracts_invoices(client, crm):
     link = page.split('data-testid="invoices-link"')[0].rsplit('href="', 1)[1].split('"', 1)[0]
     listed = client.get(link.replace("&amp;", "&")).content.decode()
     assert mine.number in listed and other.number not in listed
+
+
+def test_an_active_contracts_form_does_not_offer_its_number_client_or_site(client, crm):
+    client.force_login(crm.users["owner"])
+    crm.c_a.status = "active"
+    crm.c_a.save(update_fields=["status"])
+    page = client.get(f"/crm/contracts/{crm.c_a.pk}/edit/").content.decode()
+    for name in ("number", "customer", "site"):
+        tag = page.split(f'name="{name}"')[0].rsplit("<", 1)[1] + page.split(f'name="{name}"')[1].split(">", 1)[0]
+        assert "disabled" in tag, name
+    assert 'name="rate_per_kwh"' in page and "disabled" not in page.split('name="rate_per_kwh"')[1].split(">", 1)[0]
+    # Saving the form changes the terms; the disabled fields keep their values whatever is posted.
+    r = client.post(f"/crm/contracts/{crm.c_a.pk}/edit/",
+                    _contract_post(crm, rate_per_kwh="0.0655", number="HC-OTHER", site=crm.site_b.pk))  # fmt: skip
+    assert r.status_code == 302, r.content.decode()[:2000]
+    crm.c_a.refresh_from_db()
+    assert crm.c_a.rate_per_kwh == Decimal("0.0655") and crm.c_a.site == crm.site_a and crm.c_a.number != "HC-OTHER"
+    assert AuditEvent.objects.get(event_type="hosting_contract.changed").payload["changed"]["rate_per_kwh"] == "0.0655"

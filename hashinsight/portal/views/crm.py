@@ -391,6 +391,9 @@ class ContractForm(ServiceForm):
             self.fields[name].help_text = _("In the contract's currency.")
         if self.instance is not None:
             self.initial.setdefault("sla_schedule_text", sla_to_text(self.instance.sla_credit_schedule))
+            if self.instance.status == HostingContract.Status.ACTIVE:
+                for name in ("number", "customer", "site"):  # an active contract keeps them (the service says so)
+                    self.fields[name].disabled = True
         _css(self)
 
     def clean_sla_schedule_text(self):

@@ -50,6 +50,7 @@ def test_pages_fit_and_obey_the_policy(page, live_server, farm, width):  # noqa:
                     site=farm.site_a, stage=stage, expected_mw=Decimal(mw), value=Decimal(value),
                     expected_miners=int(Decimal(mw) * 280), title=f"Containerised hydro block {i}")  # fmt: skip
     deal = DealFactory(customer=farm.client_x, site=farm.site_a, title="Hall 3 expansion", stage="negotiation")
+    open_deal = DealFactory(customer=farm.client_x, site=farm.site_a, title="Hall 4 (no contract yet)", currency="EUR")
     contract = HostingContractFactory(
         customer=farm.client_x, site=farm.site_a, deal=deal, status="active", start_date=date(2026, 1, 1),
         tariff_kind="kwh_plus_fixed", fixed_fee_per_miner_month=Decimal("4.50"), curtailment_allowance_hours=20,
@@ -61,6 +62,7 @@ def test_pages_fit_and_obey_the_policy(page, live_server, farm, width):  # noqa:
     login(page, live_server, "owner")
     urls = {
         "deals": "/crm/deals/", "deal": f"/crm/deals/{deal.pk}/", "deal-new": "/crm/deals/new/",
+        "deal-convert": f"/crm/deals/{open_deal.pk}/",
         "contracts": "/crm/contracts/", "contract": f"/crm/contracts/{contract.pk}/",
         "contract-new": "/crm/contracts/new/", "contract-miners": f"/crm/contracts/{contract.pk}/miners/",
     }  # fmt: skip

@@ -801,3 +801,42 @@ def test_report_schedules_follow_the_site_scope(biz):
                 ReportSchedule.objects.filter(pk=schedule.pk).update(enabled=True)
             else:
                 assert (got, enabled) == (expected, True), (name, username)
+
+
+# The admin of the new models is read-only for site owners (CRM, FINANCE and WEB3 READ; report jobs are the workers'
+# and schedules are kept in the portal): a change or delete is refused (403, before the lookup: a hidden row and a
+# missing id answer the same) and changes nothing.
+ADMIN_WRITES = {
+    # url: (siteowner_a, siteowner_b_ro), each the POST's answer
+    "/admin/sites/deal/{deal_a}/change/": (403, 403),
+    "/admin/sites/hostingcontract/{c_yb}/change/": (403, 403),
+    "/admin/billing/invoice/{inv_xd}/change/": (403, 403),
+    "/admin/billing/payment/{pay_yb}/change/": (403, 403),
+    "/admin/billing/forcemajeurewindow/{fm_a}/delete/": (403, 403),
+    "/admin/billing/forcemajeurewindow/{fm_b}/delete/": (403, 403),
+    "/admin/reports/reportjob/{job_sb}/delete/": (403, 403),
+}
+
+
+def test_admin_writes_are_refused_to_site_owners(biz):
+    from hashinsight.billing.models import ForceMajeureWindow, Invoice, Payment
+    from hashinsight.reports.models import ReportJob
+    from sites.models import Deal, HostingContract
+
+    def snapshot():
+        return [
+            list(model.objects.order_by("pk").values())
+            for model in (Deal, HostingContract, Invoice, Payment, ForceMajeureWindow, ReportJob)
+        ]
+
+    before = snapshot()
+    for column, username in enumerate(("siteowner_a", "siteowner_b_ro")):
+        client = Client()
+        client.force_login(biz.users[username])
+        for template, outcomes in ADMIN_WRITES.items():
+            url = url_of(template, biz)
+            response = client.post(url, {"post": "yes", "title": "forged", "notes": "forged", "reason": "forged"})
+            assert response.status_code == outcomes[column], (username, url)
+        missing = client.post(f"/admin/sites/deal/{MISSING}/change/", {"post": "yes", "title": "forged"})
+        assert missing.status_code == 403, username
+    assert snapshot() == before

@@ -187,6 +187,8 @@ PAGES = {
     "/finance/invoices/{inv_yb}/":             (200,  200,  404,  200,   404,     403,     403,  LOGIN),
     "/finance/invoices/{inv_xa}/statement.csv":  (200, 200, 200,  404,   200,     403,     403,  LOGIN),
     "/finance/invoices/{inv_yb}/statement.csv":  (200, 200, 404,  200,   404,     403,     403,  LOGIN),
+    "/finance/invoices/{inv_xd}/statement.csv":  (200, 200, 200,  404,   404,     403,     403,  LOGIN),
+    "/finance/invoices/{inv_xd}/statement.xlsx": (200, 200, 200,  404,   404,     403,     403,  LOGIN),
     "/finance/invoices/{inv_xa}/statement.xlsx": (200, 200, 200,  404,   200,     403,     403,  LOGIN),
     "/finance/invoices/{inv_yb}/statement.xlsx": (200, 200, 404,  200,   404,     403,     403,  LOGIN),
     # A command no statement row names is no invoice's to show, whoever asks (its site's own pages are elsewhere).
@@ -286,7 +288,8 @@ def test_every_business_page_and_download_answers_each_role_as_written(client, b
     sign_in(client, biz, username)
     column = PAGE_USERS.index(username)
     x_numbers, y_numbers = {biz.inv_xa.number, biz.c_xa.number}, {biz.inv_yb.number, biz.c_yb.number}
-    others = {"siteowner_a": y_numbers, "siteowner_b_ro": x_numbers, "client_x": y_numbers}.get(username, set())
+    client_y = y_numbers | {biz.client_y.company}  # a client's pages never name the other client
+    others = {"siteowner_a": y_numbers, "siteowner_b_ro": x_numbers, "client_x": client_y}.get(username, set())
     wrong = []
     for template, outcomes in PAGES.items():
         url = url_of(template, biz)
@@ -370,6 +373,9 @@ API_STATUS = {
     "/api/v1/invoices/{inv_yb}":            (200, 200,  404, 200,    404,     403,     403,  401),
     "/api/v1/invoices/{inv_xa}/statement":  (200, 200,  200, 404,    200,     403,     403,  401),
     "/api/v1/invoices/{inv_yb}/statement":  (200, 200,  404, 200,    404,     403,     403,  401),
+    "/api/v1/invoices/{inv_xd}/statement": (200, 200, 200, 404, 404, 403, 403, 401),
+    "/api/v1/invoices/{inv_xd}/statement.xlsx": (200, 200, 200, 404, 404, 403, 403, 401),
+    "/api/v1/invoices/{inv_xd}/statement/rows": (200, 200, 200, 404, 404, 403, 403, 401),
     "/api/v1/invoices/{inv_xa}/statement.xlsx": (200, 200, 200, 404, 200,     403,     403,  401),
     "/api/v1/invoices/{inv_yb}/statement.xlsx": (200, 200, 404, 200, 404,     403,     403,  401),
     "/api/v1/invoices/{inv_xa}/statement/rows": (200, 200, 200, 404, 200,     403,     403,  401),

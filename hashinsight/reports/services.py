@@ -420,17 +420,33 @@ def _require_full(user) -> None:
         raise DomainError("forbidden", "Report schedules need full access to reports.", status=403)
 
 
+def _require_schedule_writable(user, *, site_id: int | None) -> None:
+    """A schedule e-mails its report every month to the addresses it lists, so writing one is more than reading the
+    report: a site's schedule needs a manage grant on the site (a read-only grant sees it, 403 on writes), and a
+    client statement's needs full access to finance (the owners and admins who bill the client)."""
+    from sites.selectors import site_is_manageable
+
+    if site_id is not None:
+        if not site_is_manageable(user=user, site_id=site_id):
+            raise DomainError("site_read_only", "Your access to this site is read-only.", status=403)
+    elif not has_access(user, Module.FINANCE, Access.FULL):
+        raise DomainError("forbidden", "Client statement schedules need full access to finance.", status=403)
+
+
 def _schedule_subject(user, kind, site, customer) -> dict:
     if kind == ReportKind.SITE_MONTHLY:
         if site in (None, ""):
             raise _bad("required", "site", "Choose the site.")
-        return {"site": _site_for(user, site), "customer": None}
+        row = _site_for(user, site)
+        _require_schedule_writable(user, site_id=row.pk)
+        return {"site": row, "customer": None}
     if customer in (None, ""):
         raise _bad("required", "customer", "Choose the hosting client.")
     cid = _int_id(customer, "customer")
     row = selectors.customer_choices(user=user).filter(pk=cid).first()
     if row is None:
         raise DomainError("not_found", "No such hosting client.", status=404)
+    _require_schedule_writable(user, site_id=None)
     return {"site": None, "customer": row}
 
 
@@ -474,6 +490,7 @@ def schedule_update(*, user, schedule: ReportSchedule, **changes) -> ReportSched
     if unknown:
         raise _bad("invalid_body", "body", f"Cannot change: {', '.join(sorted(unknown))}.")
     row = ReportSchedule.objects.select_for_update().get(pk=schedule.pk)
+    _require_schedule_writable(user, site_id=row.site_id)
     parsers = {
         "language": parse_language,
         "formats": parse_formats,
@@ -494,6 +511,7 @@ def schedule_update(*, user, schedule: ReportSchedule, **changes) -> ReportSched
 @transaction.atomic
 def schedule_delete(*, user, schedule: ReportSchedule) -> None:
     _require_full(user)
+    _require_schedule_writable(user, site_id=schedule.site_id)
     ReportSchedule.objects.filter(pk=schedule.pk).delete()
 
 

@@ -13,6 +13,7 @@ from datetime import timedelta
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -267,7 +268,10 @@ def _schedule_or_404(user, pk):
 @require_POST
 def schedule_toggle(request, pk: int):
     row = _schedule_or_404(request.user, pk)
-    row = services.schedule_update(user=request.user, schedule=row, enabled=not row.enabled)
+    try:
+        row = services.schedule_update(user=request.user, schedule=row, enabled=not row.enabled)
+    except DomainError as exc:  # a read-only grant on the schedule's site
+        raise PermissionDenied(exc.message) from exc
     messages.success(request, gettext("Schedule enabled.") if row.enabled else gettext("Schedule disabled."))
     return redirect("portal:report-schedules")
 
@@ -276,6 +280,9 @@ def schedule_toggle(request, pk: int):
 @require_POST
 def schedule_delete(request, pk: int):
     row = _schedule_or_404(request.user, pk)
-    services.schedule_delete(user=request.user, schedule=row)
+    try:
+        services.schedule_delete(user=request.user, schedule=row)
+    except DomainError as exc:
+        raise PermissionDenied(exc.message) from exc
     messages.success(request, gettext("Schedule deleted."))
     return redirect("portal:report-schedules")

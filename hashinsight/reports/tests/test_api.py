@@ -211,3 +211,32 @@ def test_the_list_costs_the_same_for_more_jobs(api, farm, jobs):
     with CaptureQueriesContext(connection) as many:
         assert len(api.get("/api/v1/reports").json()["results"]) == 9
     assert len(many.captured_queries) == len(few.captured_queries)
+
+
+def test_a_read_only_grant_cannot_write_the_sites_schedules(api, farm, client):
+    """A schedule e-mails the site's report every month to the addresses it lists: siteowner_b_ro sees site B's
+    schedule but may not add one, redirect it, switch it off or delete it (API and pages), and nothing changes."""
+    schedule = services.schedule_create(
+        user=farm.users["owner"], kind="site_monthly", site=farm.site_b.pk, recipients=["ops-b@example.test"]
+    )
+    body = {"kind": "site_monthly", "site": farm.site_b.pk, "recipients": ["elsewhere@example.test"]}
+    api.force_authenticate(farm.users["siteowner_b_ro"])
+    url = f"/api/v1/report-schedules/{schedule.pk}"
+    assert api.get(url).status_code == 200
+    refused = api.patch(url, {"recipients": ["elsewhere@example.test"]}, format="json")
+    assert refused.status_code == 403 and refused.json()["error_code"] == "site_read_only"
+    assert api.patch(url, {"enabled": False}, format="json").status_code == 403
+    assert api.delete(url).status_code == 403
+    assert api.post("/api/v1/report-schedules", body, format="json").status_code == 403
+    client.force_login(farm.users["siteowner_b_ro"])
+    assert client.post(f"/reports/schedules/{schedule.pk}/toggle/").status_code == 403
+    assert client.post(f"/reports/schedules/{schedule.pk}/delete/").status_code == 403
+    schedule.refresh_from_db()
+    assert schedule.enabled and schedule.recipients == ["ops-b@example.test"]
+    assert ReportSchedule.objects.count() == 1
+    # Client statements go to the client's billing contacts: only those who bill (finance FULL) schedule them.
+    api.force_authenticate(farm.users["siteowner_a"])
+    statement = {"kind": "client_statement", "customer": farm.client_x.pk, "recipients": ["x@example.test"]}
+    assert api.post("/api/v1/report-schedules", statement, format="json").status_code == 403
+    api.force_authenticate(farm.users["admin"])
+    assert api.post("/api/v1/report-schedules", statement, format="json").status_code == 201

@@ -205,9 +205,10 @@ def test_the_statement_file_is_fixed_and_byte_identical(monkeypatch, admin):
     fleet = make_fleet(miners=2)
     add_daily(fleet.miners, SEP, SEP_END, skip={(fleet.miners[1], date(2026, 9, 2))})
     a = fleet.miners[0]
-    stub_sla(monkeypatch, {(a.pk, date(2026, 9, 1)): DayDowntime(client_h=D("0"), curtailed_h=D("2.5"),
-                                                                 excluded_h=D("2.5"), reasons=("curtailment_allowance",),
-                                                                 command_ids=(5, 9))})  # fmt: skip
+    within = DayDowntime(
+        curtailed_h=D("2.5"), excluded_h=D("2.5"), reasons=("curtailment_allowance",), command_ids=(5, 9)
+    )
+    stub_sla(monkeypatch, {(a.pk, date(2026, 9, 1)): within})
     invoice = issuing.invoice_issue(invoicing.build_draft(fleet.contract, SEP), actor=admin)
     body = statements.statement_bytes(invoice)
     assert body == statements.statement_bytes(Invoice.objects.get(pk=invoice.pk))
@@ -242,3 +243,38 @@ def test_postgresql_refuses_raw_changes_to_an_issued_statement(draft, admin, on_
     with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("UPDATE billing_statementrow SET energy_kwh = 0 WHERE invoice_id = %s", [issued.pk])
     assert issuing.verify_invoice(Invoice.objects.get(pk=issued.pk)) == {"content": True, "statement": True}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_issues_take_distinct_numbers_without_gaps(on_postgres, monkeypatch):
+    """Four drafts issued by four threads at once (own connections): numbers 1–4 of the month, each once."""
+    import threading
+
+    from django.db import connection
+
+    stub_sla(monkeypatch, {})
+    drafts = []
+    for _ in range(4):
+        fleet = make_fleet(miners=1)
+        add_daily(fleet.miners, SEP, SEP_END)
+        drafts.append(invoicing.build_draft(fleet.contract, SEP))
+    admin = UserFactory(role="ADMIN")
+    barrier, errors = threading.Barrier(4), []
+
+    def issue(invoice):
+        try:
+            barrier.wait()
+            issuing.invoice_issue(invoice, actor=admin)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=issue, args=(d,)) for d in drafts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    numbers = sorted(Invoice.objects.values_list("number", flat=True))
+    assert [n[-5:] for n in numbers] == ["00001", "00002", "00003", "00004"]

@@ -767,8 +767,8 @@ SCHEDULE_B = {
     #                 owner admin so_a so_b_ro client_x customer guest anonymous
     "list":          ({"s"}, {"s"}, set(), {"s"}, 403,  403,     403,  401),
     "detail":        (200,  200,  404,  200,    403,     403,     403,  401),
-    "api disable":   (DONE, DONE, 404,  None,   403,     403,     403,  401),
-    "page toggle":   (DONE, DONE, 404,  None,   403,     403,     403,  LOGIN),
+    "api disable":   (DONE, DONE, 404,  403,    403,     403,     403,  401),
+    "page toggle":   (DONE, DONE, 404,  403,    403,     403,     403,  LOGIN),
 }  # fmt: skip
 
 

@@ -42,7 +42,6 @@ from django.utils.translation import gettext as _
 from hashinsight.accounts.roles import Access, Module, has_access
 from hashinsight.core.errors import DomainError
 from hashinsight.events import audit, outbox
-from hashinsight.events.models import AuditEvent
 from sites.models import CurtailmentCreditKind, Customer, Deal, HostingContract, TariffKind
 
 C = HostingContract.Status
@@ -388,15 +387,8 @@ def _check_no_overlap(c: HostingContract) -> None:
     ).exclude(pk=c.pk)
     if c.end_date is not None:
         others = others.filter(start_date__lte=c.end_date)
+    others = others.exclude(status=C.TERMINATED, activated_at__isnull=True)
     candidates = list(others.exclude(end_date__lt=c.start_date).order_by("start_date"))
-    terminated = [o for o in candidates if o.status == C.TERMINATED]
-    if terminated:
-        ran = set(
-            AuditEvent.objects.filter(
-                event_type="hosting_contract.activated", reference__in=[f"hosting_contract:{o.pk}" for o in terminated]
-            ).values_list("reference", flat=True)
-        )
-        candidates = [o for o in candidates if o.status != C.TERMINATED or f"hosting_contract:{o.pk}" in ran]
     if candidates:
         clash = candidates[0]
         raise _bad(
@@ -522,7 +514,8 @@ def contract_activate(*, actor, contract: HostingContract) -> HostingContract:
     _check_terms(contract)
     _check_no_overlap(contract)
     contract.status = C.ACTIVE
-    contract.save(update_fields=["status", "updated_at"])
+    contract.activated_at = timezone.now()
+    contract.save(update_fields=["status", "activated_at", "updated_at"])
     _audit_contract("hosting_contract.activated", contract, actor=actor, payload={
         "site_id": contract.site_id, "start_date": contract.start_date, "end_date": contract.end_date,
         "tariff_kind": contract.tariff_kind, "rate_per_kwh": contract.rate_per_kwh,

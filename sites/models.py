@@ -315,6 +315,8 @@ class HostingContract(models.Model):
     )
     signed_document_sha256 = models.CharField(_("signed document SHA-256"), max_length=64, blank=True)
     signed_at = models.DateField(_("signed"), null=True, blank=True)
+    # When it went from draft to active; a contract terminated with none never ran (billing skips it).
+    activated_at = models.DateTimeField(_("activated"), null=True, blank=True, editable=False)
     notes = models.TextField(_("notes"), blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)

@@ -19,6 +19,8 @@ RUN SECRET_KEY=build FIELD_ENCRYPTION_KEY=MDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMD
     DATABASE_URL=sqlite:////tmp/build.sqlite3 REDIS_URL=redis://localhost:6379/0 ALLOWED_HOSTS=build \
     TRUSTED_PROXY_COUNT=0 METRICS_PUBLIC=true \
     python manage.py collectstatic --noinput
+# The private files' volume mount point, owned by the app user (a new named volume takes this ownership).
+RUN mkdir -p /srv/hashinsight-private && chown hashinsight /srv/hashinsight-private
 USER hashinsight
 EXPOSE 8000
 CMD ["uvicorn", "hashinsight.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--workers", "2"]

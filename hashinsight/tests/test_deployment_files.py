@@ -45,3 +45,15 @@ def test_makefile_targets():
     text = (ROOT / "Makefile").read_text()
     for target in ("run:", "test:", "up:", "logs:", "migrate:", "seed:"):
         assert f"\n{target}" in text, target
+
+
+def test_every_app_container_shares_the_private_files_volume():
+    """A report rendered by a worker is downloaded through web, and the SLA keyring must be the same for all: every
+    process of the app mounts one private volume at PRIVATE_MEDIA_ROOT, which the app user may write."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    for name in ("web", "worker", "worker-housekeeping", "worker-intelligence", "beat", "migrate"):
+        root = services[name]["environment"]["PRIVATE_MEDIA_ROOT"]
+        assert f"private:{root}" in services[name]["volumes"], name
+    assert "private" in compose["volumes"]
+    assert "chown hashinsight /srv/hashinsight-private" in (ROOT / "Dockerfile").read_text()

@@ -14,8 +14,8 @@ from intelligence.api.events_views import (
 v1: list = [
     re_path(r"^curtailment/events/?$", EventListView.as_view(), name="curtailment-event-list"),
     re_path(r"^curtailment/events/preview/?$", EventPreviewView.as_view(), name="curtailment-event-preview"),
-    re_path(r"^curtailment/events/(?P<pk>[0-9]+)/?$", EventDetailView.as_view(), name="curtailment-event-detail"),
-    re_path(r"^curtailment/events/(?P<pk>[0-9]+)/end/?$", EventEndView.as_view(), name="curtailment-event-end"),
+    re_path(r"^curtailment/events/(?P<pk>[0-9]{1,18})/?$", EventDetailView.as_view(), name="curtailment-event-detail"),
+    re_path(r"^curtailment/events/(?P<pk>[0-9]{1,18})/end/?$", EventEndView.as_view(), name="curtailment-event-end"),
     re_path(r"^curtailment/dr/(?P<slug>[-a-zA-Z0-9_]+)/?$", DRWebhookView.as_view(), name="curtailment-dr-webhook"),
 ]
 seed: list = []

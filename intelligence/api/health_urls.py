@@ -9,7 +9,7 @@ v1: list = [
     re_path(r"^miner-health/?$", MinerHealthViewSet.as_view({"get": "list"}), name="minerhealth-list"),
     re_path(r"^miner-health/summary/?$", HealthSummaryView.as_view(), name="minerhealth-summary"),
     re_path(
-        r"^miner-health/(?P<miner_id>[0-9]+)/?$",
+        r"^miner-health/(?P<miner_id>[0-9]{1,18})/?$",
         MinerHealthViewSet.as_view({"get": "retrieve"}),
         name="minerhealth-detail",
     ),

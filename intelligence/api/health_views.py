@@ -52,7 +52,7 @@ def _int_param(request, name: str) -> int | None:
     raw = request.query_params.get(name)
     if raw in (None, ""):
         return None
-    if not raw.isdigit():
+    if not raw.isdigit() or int(raw) >= 2**63:  # a bigger id cannot exist and would overflow the driver (a 500)
         raise DomainError("invalid_filter", f"{name} must be a whole number.", details={"field": name})
     return int(raw)
 

@@ -6,9 +6,11 @@ from django.urls import re_path
 from intelligence.api.responder_views import DecisionListView, ResponderView
 
 v1: list = [
-    re_path(r"^sites/(?P<pk>[0-9]+)/responder/?$", ResponderView.as_view(), name="site-responder"),
+    re_path(r"^sites/(?P<pk>[0-9]{1,18})/responder/?$", ResponderView.as_view(), name="site-responder"),
     re_path(
-        r"^sites/(?P<pk>[0-9]+)/responder/decisions/?$", DecisionListView.as_view(), name="site-responder-decisions"
+        r"^sites/(?P<pk>[0-9]{1,18})/responder/decisions/?$",
+        DecisionListView.as_view(),
+        name="site-responder-decisions",
     ),
 ]
 seed: list = []

@@ -136,6 +136,10 @@ class ResponderView(_ResponderView):
 
 
 class DecisionListView(_ResponderView):
+    # Not a generic view, but drf-spectacular reads ``pagination_class`` to document the list as the envelope this
+    # paginator answers ({count, next, previous, results}) rather than a bare array.
+    pagination_class = Pagination
+
     @extend_schema(
         operation_id="site_responder_decisions", parameters=[DecisionFilterSerializer],
         responses={200: DecisionSerializer(many=True), (200, "text/csv"): CSV_RESPONSE}, tags=["curtailment"],
@@ -149,6 +153,6 @@ class DecisionListView(_ResponderView):
         qs = filtered(service.decision_list(user=request.user, site_id=int(pk)), serializer.validated_data)
         if self.wants_csv():
             return streamed_csv(request, csv_chunks(DECISION_CSV, qs), "responder-decisions")
-        pager = Pagination()
+        pager = self.pagination_class()
         page = pager.paginate_queryset(qs, request, view=self)
         return pager.get_paginated_response([decision_body(d) for d in page])

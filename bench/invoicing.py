@@ -9,9 +9,9 @@ third per kWh plus a fixed fee, a third revenue share), 1,000 miners each, 31 ``
 
 Figure: ``invoicing.build_drafts(month)`` — the whole monthly job: for each contract the SLA classification (the
 real one, ``hashinsight.billing.sla``), the statement rows (INSERT … SELECT), the lines, the totals and the outbox —
-median of ``--runs`` runs, each on an empty statement table (the previous run's drafts truncated), plus one
-rebuild over existing drafts (what a re-run of the build does: the drafts' rows deleted and written again) and the
-issue of one invoice (statement hash of 31,000 rows, audit, proof leaf).
+median of ``--runs`` runs, each on an empty statement table (the previous run's drafts truncated), then the median
+of ``--runs`` rebuilds over existing drafts (what a re-run of the build does: the drafts' rows deleted and written
+again) and the issue of one invoice (statement hash of 31,000 rows, audit, proof leaf).
 """
 
 from __future__ import annotations
@@ -169,28 +169,37 @@ def main() -> None:
         from hashinsight.billing import invoicing, issuing
         from hashinsight.billing.models import Invoice, StatementRow
 
-        times = []
+        def load() -> str:
+            return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+        times, loads = [], []
         for _ in range(args.runs):
             truncate_drafts()
             t0 = time.perf_counter()
             result = invoicing.build_drafts(MONTH)
             times.append(time.perf_counter() - t0)
-            print(f"  build_drafts: {times[-1]:.2f} s {result}")
+            loads.append(load())
+            print(f"  build_drafts: {times[-1]:.2f} s {result} (load {loads[-1]})", flush=True)
         rows = StatementRow.objects.count()
-        t0 = time.perf_counter()
-        rebuilt = invoicing.build_drafts(MONTH)
-        rebuild_s = time.perf_counter() - t0
+        rebuilds = []
+        for _ in range(args.runs):
+            t0 = time.perf_counter()
+            rebuilt = invoicing.build_drafts(MONTH)
+            rebuilds.append(time.perf_counter() - t0)
+            loads.append(load())
+            print(f"  rebuild: {rebuilds[-1]:.2f} s {rebuilt} (load {loads[-1]})", flush=True)
         invoice = Invoice.objects.order_by("pk").first()
         t0 = time.perf_counter()
         issuing.invoice_issue(invoice, actor=None)
         issue_s = time.perf_counter() - t0
         print()
-        print(f"machine: {machine()}; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        print(f"machine: {machine()}; load average (1/5/15 min) after each run: {'; '.join(loads)}")
         print(f"date: {date.today().isoformat()}")
         print(f"monthly invoicing ({args.clients} clients, {args.clients * args.miners_per_client:,} miners, "
               f"{rows:,} statement rows): median {statistics.median(times):.2f} s, min {min(times):.2f} s, "
               f"max {max(times):.2f} s (n={len(times)}); target < 60 s")  # fmt: skip
-        print(f"rebuild over existing drafts: {rebuild_s:.2f} s {rebuilt}")
+        print(f"rebuild over existing drafts: median {statistics.median(rebuilds):.2f} s, min {min(rebuilds):.2f} s, "
+              f"max {max(rebuilds):.2f} s (n={len(rebuilds)})")  # fmt: skip
         print(f"issue one invoice ({rows // max(args.clients, 1):,} rows hashed): {issue_s:.2f} s")
     finally:
         if not args.keep:

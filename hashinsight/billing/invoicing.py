@@ -37,15 +37,15 @@ from hashinsight.billing.calc.tariff import Curtailed, PeriodFacts, Terms
 from hashinsight.billing.models import Invoice, InvoiceLine, StatementRow
 from hashinsight.core.errors import DomainError
 from hashinsight.events.outbox import publish
-from miners.models import Miner, MinerStatus
+from sites import crm_selectors
 from sites.models import HostingContract
 
 log = logging.getLogger(__name__)
 
-BILLED_CONTRACT_STATUSES = (
-    HostingContract.Status.ACTIVE,
-    HostingContract.Status.ENDED,
-    HostingContract.Status.TERMINATED,
+# Billed: a contract that ran — active or ended, or terminated after it had been activated (a draft terminated before
+# activation, a deal that fell through, never ran and is never billed).
+BILLED_CONTRACTS = Q(status__in=(HostingContract.Status.ACTIVE, HostingContract.Status.ENDED)) | Q(
+    status=HostingContract.Status.TERMINATED, activated_at__isnull=False
 )
 OPEN_STATUSES = (Invoice.Status.ISSUED, Invoice.Status.PARTIALLY_PAID, Invoice.Status.OVERDUE)
 ZERO = Decimal("0")
@@ -79,18 +79,24 @@ def contract_period(contract: HostingContract, month: date) -> tuple[date, date]
 def contracts_for_month(month: date) -> QuerySet[HostingContract]:
     first, last = month_bounds(month)
     return (
-        HostingContract.objects.filter(status__in=BILLED_CONTRACT_STATUSES, start_date__lte=last)
+        HostingContract.objects.filter(BILLED_CONTRACTS, start_date__lte=last)
         .filter(Q(end_date__isnull=True) | Q(end_date__gte=first))
         .order_by("pk")
     )
 
 
+def is_billed(contract: HostingContract) -> bool:
+    """Whether the contract is billed at all (see ``BILLED_CONTRACTS``; its months are then those it overlaps)."""
+    return contract.status in (HostingContract.Status.ACTIVE, HostingContract.Status.ENDED) or (
+        contract.status == HostingContract.Status.TERMINATED and contract.activated_at is not None
+    )
+
+
 def covered_miners(contract: HostingContract) -> list[dict]:
-    """The contract's miners (listed, else all the client's at the site; retired ones left out), by id."""
-    listed = contract.miners.all()
-    qs = listed if listed.exists() else Miner.objects.filter(customer_id=contract.customer_id, site_id=contract.site_id)
+    """The contract's miners, by id: the CRM part's one rule (``sites.crm_selectors.covered_miners``: those listed,
+    else every miner of the client at the site; only miners that are the client's at the site now, none retired)."""
     return list(
-        qs.exclude(status=MinerStatus.RETIRED)
+        crm_selectors.covered_miners(contract)
         .order_by("pk")
         .values("pk", "serial", power_w=F("model__power_w"), nominal_ths=F("model__hashrate_ths"))
     )
@@ -181,8 +187,8 @@ def find_invoice(contract: HostingContract, month: date) -> Invoice | None:
 
 @transaction.atomic(durable=True)
 def build_draft(contract: HostingContract, month: date, *, site_cache: dict | None = None) -> Invoice | None:
-    """Build (or rebuild) the contract's draft for ``month``; None when the contract does not overlap it. An issued
-    invoice for that month is returned unchanged."""
+    """Build (or rebuild) the contract's draft for ``month``; None when the contract is not billed (``is_billed``) or
+    does not overlap the month. An issued invoice for that month is returned unchanged."""
     if connection.vendor == "postgresql":
         # A draft is rebuilt at will and the monthly job rebuilds a missing one: not waiting for the WAL flush at
         # commit is safe here (a crash may lose the last drafts, never corrupt them) and saves ~0.25 s a contract.
@@ -190,7 +196,7 @@ def build_draft(contract: HostingContract, month: date, *, site_cache: dict | No
             cursor.execute("SET LOCAL synchronous_commit = off")
     contract = HostingContract.objects.select_for_update().get(pk=contract.pk)
     period = contract_period(contract, month)
-    if period is None:
+    if period is None or not is_billed(contract):
         return None
     start, end = period
     invoice = find_invoice(contract, month)

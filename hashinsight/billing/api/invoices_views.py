@@ -250,10 +250,7 @@ class InvoiceBuildView(FinanceView):
         contract = HostingContract.objects.filter(pk=contract_id).first()
         if contract is None:
             raise DomainError("not_found", _("No such contract."), status=404)
-        if (
-            invoicing.contract_period(contract, month) is None
-            or contract.status not in invoicing.BILLED_CONTRACT_STATUSES
-        ):
+        if invoicing.contract_period(contract, month) is None or not invoicing.is_billed(contract):
             raise DomainError("contract_not_billed", _("The contract is not billed for that month."),
                               details={"field": "contract"})  # fmt: skip
         invoice = invoicing.build_draft(contract, month)

@@ -160,6 +160,10 @@ def test_build_one_contract_and_bad_input(api, books):
     as_user(api, books, "owner")
     before = list(Invoice.objects.order_by("pk").values_list("pk", "status", "total", "generated_at"))
     contract = books.contracts["ya"]
+    never = HostingContractFactory(
+        customer=books.client_x, site=books.site_b, start_date=date(2026, 1, 1), end_date=date(2026, 9, 20),
+        status="terminated",
+    )  # fmt: skip
     for body, code, status in [
         ({"month": "2026-9"}, "invalid_month", 400),
         ({"month": "2026-13"}, "invalid_month", 400),
@@ -170,6 +174,7 @@ def test_build_one_contract_and_bad_input(api, books):
         ({"month": "2026-09", "contract": 10**30}, "invalid_contract", 400),
         ({"month": "2026-09", "contract": 987654321}, "not_found", 404),
         ({"month": "2025-09", "contract": contract.pk}, "contract_not_billed", 400),
+        ({"month": "2026-09", "contract": never.pk}, "contract_not_billed", 400),  # terminated before activation
         ({"month": "2026-09", "extra": 1}, "invalid_body", 400),
     ]:
         response = api.post("/api/v1/invoices/build", body, format="json")

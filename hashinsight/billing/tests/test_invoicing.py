@@ -311,3 +311,43 @@ def test_build_drafts_in_parallel_on_postgresql(on_postgres, monkeypatch):
     assert invoicing.build_drafts(SEP, workers=2) == {"month": "2026-09-01", "built": 3, "skipped": 0, "failed": 0}
     assert sorted(Invoice.objects.values_list("total", flat=True)) == [D("259.20")] * 3
     assert StatementRow.objects.count() == 180
+
+
+def test_a_contract_terminated_before_activation_is_never_billed(monkeypatch):
+    """A draft terminated before it was activated (a deal that fell through) never ran: no invoice, in the monthly
+    job or by hand; one terminated after activation is billed to its last day."""
+    from django.utils import timezone
+
+    stub_sla(monkeypatch)
+    never = make_fleet(status="terminated", end_date=date(2026, 9, 20))  # activated_at is None
+    ran = make_fleet(status="terminated", end_date=date(2026, 9, 20), activated_at=timezone.now())
+    add_daily(never.miners + ran.miners, SEP, SEP_END)
+    assert not invoicing.is_billed(never.contract) and invoicing.is_billed(ran.contract)
+    assert invoicing.build_drafts(SEP) == {"month": "2026-09-01", "built": 1, "skipped": 0, "failed": 0}
+    assert list(Invoice.objects.values_list("contract_id", "period_end")) == [(ran.contract.pk, date(2026, 9, 20))]
+    assert invoicing.build_draft(never.contract, SEP) is None
+    assert not Invoice.objects.filter(contract=never.contract).exists()
+
+
+def test_a_miner_moved_away_is_no_longer_billed_to_the_old_client(monkeypatch):
+    """One covered-miners rule (the CRM selector): a listed miner handed to another client, or an unlisted one moved
+    to another site, leaves the contract; a retired one too."""
+    from hashinsight.tests.factories import CustomerFactory, SiteFactory
+    from miners.models import Miner, MinerStatus
+
+    stub_sla(monkeypatch)
+    listed = make_fleet(miners=3)
+    listed.contract.miners.set(listed.miners)
+    Miner.objects.filter(pk=listed.miners[1].pk).update(customer=CustomerFactory())  # handed to another client
+    Miner.objects.filter(pk=listed.miners[2].pk).update(status=MinerStatus.RETIRED)
+    unlisted = make_fleet(miners=2)
+    Miner.objects.filter(pk=unlisted.miners[1].pk).update(site=SiteFactory())  # moved to another site
+    add_daily(listed.miners + unlisted.miners, SEP, SEP_END)
+    assert [m["pk"] for m in invoicing.covered_miners(listed.contract)] == [listed.miners[0].pk]
+    assert [m["pk"] for m in invoicing.covered_miners(unlisted.contract)] == [unlisted.miners[0].pk]
+    for fleet in (listed, unlisted):
+        invoice = invoicing.build_draft(fleet.contract, SEP)
+        assert (invoice.miner_count, invoice.total) == (1, D("129.60"))
+        assert set(StatementRow.objects.filter(invoice=invoice).values_list("miner_id", flat=True)) == {
+            fleet.miners[0].pk
+        }

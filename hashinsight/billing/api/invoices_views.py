@@ -128,6 +128,13 @@ class InvoicePageSerializer(serializers.Serializer):
     results = InvoiceSerializer(many=True)
 
 
+class CreditNotePageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = CreditNoteSerializer(many=True)
+
+
 class InvoiceFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Invoice.Status.values, required=False)
     customer = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
@@ -316,7 +323,7 @@ class InvoiceStatementView(FinanceView):
 
 class CreditNoteListView(FinanceView):
     @extend_schema(operation_id="credit_notes_list", parameters=[CreditNoteFilterSerializer],
-                   responses={200: CreditNoteSerializer(many=True)}, tags=["finance"])  # fmt: skip
+                   responses={200: CreditNotePageSerializer}, tags=["finance"])  # fmt: skip
     def get(self, request):
         """Credit notes of the invoices you see, newest first (``invoice`` filter; ``limit``/``offset``)."""
         p = _valid(CreditNoteFilterSerializer, request.query_params)

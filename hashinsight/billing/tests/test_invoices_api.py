@@ -219,3 +219,17 @@ def test_credit_notes_through_the_api(api, books):
     assert api.get("/api/v1/credit-notes").json()["results"] == []
     response = api.post("/api/v1/credit-notes", {"invoice": inv.pk, "amount": "1", "reason": "x"}, format="json")
     assert response.status_code == 403
+
+
+def test_the_credit_note_list_conforms_to_its_schema(books):
+    """The list is a page (count, next, previous, results), as the schema now says (it documented a bare array)."""
+    from hashinsight.tests.test_api_fuzz import conforms
+
+    note = issuing.credit_note_issue(
+        books.invoices["xa"], amount="10.00", reason="goodwill", actor=books.users["owner"]
+    )
+    status, body = conforms(books, "/api/v1/credit-notes/", "GET", query={"limit": 5})
+    assert status == 200 and body["count"] == 1 and body["next"] is None
+    assert [(row["id"], row["amount"], row["invoice_number"]) for row in body["results"]] == [
+        (note.pk, "10.00", books.invoices["xa"].number)
+    ]

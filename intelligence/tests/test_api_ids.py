@@ -41,6 +41,20 @@ ROUTES = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _keep_the_test_connection():
+    # A real WSGI handler closes "old" database connections around each request, which on PostgreSQL closes the
+    # test's own transaction; Django's test client switches this off the same way (as test_api_fuzz.py does).
+    from django.core import signals
+    from django.db import close_old_connections
+
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
 @pytest.fixture
 def owner_api(farm):
     api = APIClient()

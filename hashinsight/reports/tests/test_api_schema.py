@@ -44,6 +44,20 @@ def conforming(user, path: str, method: str = "GET", **case):
 
 
 @pytest.fixture(autouse=True)
+def _keep_the_test_connection():
+    # A real WSGI handler closes "old" database connections around each request, which on PostgreSQL closes the
+    # test's own transaction; Django's test client switches this off the same way (as test_api_fuzz.py does).
+    from django.core import signals
+    from django.db import close_old_connections
+
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture(autouse=True)
 def _private_media(settings, tmp_path):
     from django.utils.functional import empty
 

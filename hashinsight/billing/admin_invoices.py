@@ -15,25 +15,14 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from hashinsight.accounts.roles import Access, Module, has_access
+from hashinsight.accounts.roles import Module
 from hashinsight.billing import invoicing, issuing, selectors
+from hashinsight.billing.admin_actions import ReadOnlyAdminMixin, ServiceActionsMixin
 from hashinsight.billing.models import CreditNote, Invoice, InvoiceLine
 from hashinsight.core.admin import ScopedAdminMixin
-from hashinsight.core.errors import DomainError
 
 
-class _ReadOnly:
-    def has_add_permission(self, request, *args):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class InvoiceLineInline(_ReadOnly, admin.TabularInline):
+class InvoiceLineInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = InvoiceLine
     fields = ["position", "kind", "description", "quantity", "unit", "unit_price", "amount"]
     readonly_fields = fields
@@ -41,7 +30,7 @@ class InvoiceLineInline(_ReadOnly, admin.TabularInline):
     can_delete = False
 
 
-class CreditNoteInline(_ReadOnly, admin.TabularInline):
+class CreditNoteInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = CreditNote
     fields = ["number", "amount", "reason", "issued_at", "issued_by", "content_sha256"]
     readonly_fields = fields
@@ -50,7 +39,7 @@ class CreditNoteInline(_ReadOnly, admin.TabularInline):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(_ReadOnly, ScopedAdminMixin, admin.ModelAdmin):
+class InvoiceAdmin(ReadOnlyAdminMixin, ServiceActionsMixin, ScopedAdminMixin, admin.ModelAdmin):
     module = Module.FINANCE
     selector = staticmethod(selectors.invoice_list)
     list_display = [
@@ -71,6 +60,8 @@ class InvoiceAdmin(_ReadOnly, ScopedAdminMixin, admin.ModelAdmin):
     fields = readonly_fields
     inlines = [InvoiceLineInline, CreditNoteInline]
     actions = ["rebuild_selected", "issue_selected", "void_selected", "build_previous_month"]
+    # The per-row actions act on drafts only (an issued invoice never changes); see ServiceActionsMixin.
+    action_filter = {"status": Invoice.Status.DRAFT}
 
     @admin.display(description=_("open balance"))
     def balance(self, obj):
@@ -80,22 +71,6 @@ class InvoiceAdmin(_ReadOnly, ScopedAdminMixin, admin.ModelAdmin):
     def statement_link(self, obj):
         url = reverse("invoice-statement", kwargs={"pk": obj.pk})
         return format_html('<a href="{}">{}</a>', url, _("Download (CSV)"))
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        if not has_access(request.user, Module.FINANCE, Access.FULL):
-            return {}
-        return actions
-
-    def _each(self, request, queryset, act, done_message):
-        done = 0
-        for invoice in queryset.filter(status=Invoice.Status.DRAFT):
-            try:
-                act(invoice)
-                done += 1
-            except DomainError as exc:
-                self.message_user(request, f"{invoice}: {exc.message}", messages.ERROR)
-        self.message_user(request, done_message % {"count": done}, messages.SUCCESS if done else messages.WARNING)
 
     @admin.action(description=_("Rebuild the selected drafts from telemetry"))
     def rebuild_selected(self, request, queryset):
@@ -123,7 +98,7 @@ class InvoiceAdmin(_ReadOnly, ScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(CreditNote)
-class CreditNoteAdmin(_ReadOnly, ScopedAdminMixin, admin.ModelAdmin):
+class CreditNoteAdmin(ReadOnlyAdminMixin, ScopedAdminMixin, admin.ModelAdmin):
     module = Module.FINANCE
     list_display = ["number", "invoice", "amount", "reason", "issued_at", "issued_by"]
     search_fields = ["number", "invoice__number", "invoice__customer__company"]

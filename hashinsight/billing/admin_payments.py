@@ -12,8 +12,9 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.utils.translation import gettext_lazy as _
 
-from hashinsight.accounts.roles import GLOBAL_ROLES, STAFF_ROLES, Access, Module, has_access, role_of
+from hashinsight.accounts.roles import GLOBAL_ROLES, STAFF_ROLES, Module, role_of
 from hashinsight.billing import commissions, payments
+from hashinsight.billing.admin_actions import ReadOnlyAdminMixin, ServiceActionsMixin
 from hashinsight.billing.models import Commission, Payment, PaymentAddress
 from hashinsight.core.admin import ScopedAdminMixin
 from hashinsight.core.errors import DomainError
@@ -23,19 +24,8 @@ class ReasonActionForm(ActionForm):
     reason = forms.CharField(label=_("Reason (required to reject)"), required=False, max_length=300)
 
 
-class _ReadOnly:
-    def has_add_permission(self, request, *args):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(Payment)
-class PaymentAdmin(_ReadOnly, ScopedAdminMixin, admin.ModelAdmin):
+class PaymentAdmin(ReadOnlyAdminMixin, ServiceActionsMixin, ScopedAdminMixin, admin.ModelAdmin):
     module = Module.FINANCE
     selector = staticmethod(payments.payment_list)
     action_form = ReasonActionForm
@@ -52,6 +42,8 @@ class PaymentAdmin(_ReadOnly, ScopedAdminMixin, admin.ModelAdmin):
     ]  # fmt: skip
     fields = readonly_fields
     actions = ["confirm_selected", "reject_selected"]
+    # Only pending crypto payments can be confirmed or rejected; see ServiceActionsMixin.
+    action_filter = {"chain_status": Payment.ChainStatus.PENDING}
     list_select_related = ["invoice", "invoice__customer"]
 
     @admin.display(description=_("hosting client"), ordering="invoice__customer__company")
@@ -62,21 +54,8 @@ class PaymentAdmin(_ReadOnly, ScopedAdminMixin, admin.ModelAdmin):
     def short_txid(self, obj):
         return f"{obj.txid[:12]}…" if obj.txid else "—"
 
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        if not has_access(request.user, Module.FINANCE, Access.FULL):
-            return {}
-        return actions
-
-    def _each(self, request, queryset, act, done_message):
-        done = 0
-        for payment in queryset.filter(chain_status=Payment.ChainStatus.PENDING):
-            try:
-                act(payment)
-                done += 1
-            except DomainError as exc:
-                self.message_user(request, f"{payment.pk}: {exc.message}", messages.ERROR)
-        self.message_user(request, done_message % {"count": done}, messages.SUCCESS if done else messages.WARNING)
+    def action_label(self, obj):
+        return str(obj.pk)
 
     @admin.action(description=_("Confirm the selected pending crypto payments"))
     def confirm_selected(self, request, queryset):
@@ -100,7 +79,7 @@ class PaymentAdmin(_ReadOnly, ScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(PaymentAddress)
-class PaymentAddressAdmin(_ReadOnly, ScopedAdminMixin, admin.ModelAdmin):
+class PaymentAddressAdmin(ReadOnlyAdminMixin, ScopedAdminMixin, admin.ModelAdmin):
     module = Module.FINANCE
     selector = staticmethod(payments.address_list)
     list_display = ["address", "network", "assigned_at", "invoice"]
@@ -124,7 +103,7 @@ class PaymentAddressAdmin(_ReadOnly, ScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Commission)
-class CommissionAdmin(_ReadOnly, ScopedAdminMixin, admin.ModelAdmin):
+class CommissionAdmin(ReadOnlyAdminMixin, ServiceActionsMixin, ScopedAdminMixin, admin.ModelAdmin):
     module = Module.FINANCE
     selector = staticmethod(commissions.commission_list)
     list_display = ["id", "invoice", "sales_owner", "rate_pct", "base_amount", "amount", "currency", "paid_out",
@@ -134,7 +113,7 @@ class CommissionAdmin(_ReadOnly, ScopedAdminMixin, admin.ModelAdmin):
     readonly_fields = ["invoice", "sales_owner", "rate_pct", "base_amount", "amount", "currency", "paid_out",
                        "created_at"]  # fmt: skip
     fields = readonly_fields
-    actions = ["mark_paid_out"]
+    actions = ["mark_paid_out"]  # FINANCE full only (ServiceActionsMixin.get_actions); one service call for all
     list_select_related = ["invoice", "sales_owner"]
 
     def has_module_permission(self, request):
@@ -142,11 +121,6 @@ class CommissionAdmin(_ReadOnly, ScopedAdminMixin, admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None):
         return role_of(request.user) in STAFF_ROLES
-
-    def get_actions(self, request):
-        if not has_access(request.user, Module.FINANCE, Access.FULL):
-            return {}
-        return super().get_actions(request)
 
     @admin.action(description=_("Mark the selected commissions paid out"))
     def mark_paid_out(self, request, queryset):

@@ -8,6 +8,7 @@ from django.contrib import admin
 
 from hashinsight.accounts.roles import Module
 from hashinsight.billing import proofs
+from hashinsight.billing.admin_actions import ReadOnlyAdminMixin
 from hashinsight.billing.models import ProofLeaf, ProofRoot
 from hashinsight.core.admin import ScopedAdminMixin
 from hashinsight.core.admin_writes import ServiceWritesAdminMixin
@@ -39,7 +40,7 @@ class ProofRootAdmin(ScopedAdminMixin, ServiceWritesAdminMixin, admin.ModelAdmin
 
 
 @admin.register(ProofLeaf)
-class ProofLeafAdmin(ScopedAdminMixin, admin.ModelAdmin):
+class ProofLeafAdmin(ReadOnlyAdminMixin, ScopedAdminMixin, admin.ModelAdmin):
     module = Module.WEB3
     selector = staticmethod(proofs.visible_leaves)
     list_display = ("day", "kind", "object_id", "customer_id", "site_id", "root", "index", "sha256")
@@ -49,12 +50,3 @@ class ProofLeafAdmin(ScopedAdminMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request, *args):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

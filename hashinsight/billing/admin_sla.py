@@ -10,6 +10,7 @@ from django.db import transaction
 
 from hashinsight.accounts.roles import Module
 from hashinsight.billing import sla_selectors, sla_windows
+from hashinsight.billing.admin_actions import ReadOnlyAdminMixin
 from hashinsight.billing.models import ForceMajeureWindow, SlaCertificate
 from hashinsight.core.admin import ScopedAdminMixin
 from hashinsight.core.errors import DomainError
@@ -90,7 +91,7 @@ class ForceMajeureWindowAdmin(ScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(SlaCertificate)
-class SlaCertificateAdmin(ScopedAdminMixin, admin.ModelAdmin):
+class SlaCertificateAdmin(ReadOnlyAdminMixin, ScopedAdminMixin, admin.ModelAdmin):
     module = Module.FINANCE
     selector = staticmethod(sla_selectors.certificate_list)
     list_display = ["month", "customer", "contract", "uptime_pct", "target_pct", "met", "credits", "currency",
@@ -99,12 +100,3 @@ class SlaCertificateAdmin(ScopedAdminMixin, admin.ModelAdmin):
     search_fields = ["contract__number", "customer__company", "sha256"]
     list_select_related = ["customer", "contract", "invoice"]
     readonly_fields = [f.name for f in SlaCertificate._meta.fields]
-
-    def has_add_permission(self, request, *args):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -22,11 +22,9 @@ from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 
-from hashinsight.accounts.permissions import ModuleAccess
-from hashinsight.accounts.roles import Module
 from hashinsight.billing import invoicing, issuing, selectors, statements
+from hashinsight.billing.api.common import FinanceView, valid
 from hashinsight.billing.models import CreditNote, Invoice, InvoiceLine
-from hashinsight.core.api.csv import CsvCapableAPIView
 from hashinsight.core.errors import DomainError
 from hashinsight.portal.tables import CsvColumn, csv_chunks, streamed_csv
 from sites.models import HostingContract
@@ -44,17 +42,6 @@ MAX_ID = 2**63 - 1
 class Pagination(LimitOffsetPagination):
     default_limit = 20
     max_limit = 100
-
-
-class FinanceView(CsvCapableAPIView):
-    module = Module.FINANCE
-    permission_classes = [ModuleAccess]
-
-
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def _manage(request) -> None:
@@ -222,7 +209,7 @@ class InvoiceListView(FinanceView):
         """Invoices you see, newest period first (``sort``: period, number, total, due, status, client, created,
         id; ``-`` for descending), filtered by ``status``, ``customer``, ``site``, ``contract`` and ``period``
         (YYYY-MM), in ``limit``/``offset`` pages; ``?format=csv`` exports every matching row."""
-        p = _valid(InvoiceFilterSerializer, request.query_params)
+        p = valid(InvoiceFilterSerializer, request.query_params)
         qs = _filtered(selectors.invoice_list(user=request.user).select_related("customer", "contract", "site"), p)
         if self.wants_csv():
             return streamed_csv(request, csv_chunks(INVOICE_CSV, qs), "invoices")
@@ -326,7 +313,7 @@ class CreditNoteListView(FinanceView):
                    responses={200: CreditNotePageSerializer}, tags=["finance"])  # fmt: skip
     def get(self, request):
         """Credit notes of the invoices you see, newest first (``invoice`` filter; ``limit``/``offset``)."""
-        p = _valid(CreditNoteFilterSerializer, request.query_params)
+        p = valid(CreditNoteFilterSerializer, request.query_params)
         qs = CreditNote.objects.filter(invoice__in=selectors.invoice_list(user=request.user)).select_related("invoice")
         if p.get("invoice") is not None:
             qs = qs.filter(invoice_id=p["invoice"])

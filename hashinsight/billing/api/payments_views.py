@@ -18,11 +18,10 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from hashinsight.accounts.permissions import ModuleAccess
-from hashinsight.accounts.roles import GLOBAL_ROLES, STAFF_ROLES, Module, role_of
+from hashinsight.accounts.roles import GLOBAL_ROLES, STAFF_ROLES, role_of
 from hashinsight.billing import commissions, holds, payments
+from hashinsight.billing.api.common import FinanceView, valid
 from hashinsight.billing.models import Payment, PaymentMethod
-from hashinsight.core.api.csv import CsvCapableAPIView
 from hashinsight.core.api.pagination import LimitOffsetPagination
 from hashinsight.core.errors import DomainError
 from hashinsight.portal.tables import CsvColumn, csv_chunks, streamed_csv
@@ -63,17 +62,6 @@ COMMISSION_CSV = [
     CsvColumn(_("Earned (UTC)"), "created_at"),
     CsvColumn(_("Paid out"), "paid_out"),
 ]
-
-
-class FinanceView(CsvCapableAPIView):
-    module = Module.FINANCE
-    permission_classes = [ModuleAccess]
-
-
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def _body(data, allowed: set[str]) -> dict:
@@ -192,7 +180,7 @@ class PaymentListView(FinanceView):
         """Payments of the invoices you see, newest first (``sort``: received, recorded, amount, id, invoice,
         customer, status; ``-`` for descending), filtered by ``invoice``, ``customer``, ``method`` and
         ``chain_status``, in ``limit``/``offset`` pages; ``?format=csv`` exports every matching row."""
-        p = _valid(PaymentFilterSerializer, request.query_params)
+        p = valid(PaymentFilterSerializer, request.query_params)
         qs = payments.payment_filter(
             payments.payment_list(user=request.user), invoice=p.get("invoice"), customer=p.get("customer"),
             method=p.get("method"), chain_status=p.get("chain_status"),
@@ -322,7 +310,7 @@ class AddressListView(FinanceView):
         """The pool (owners and administrators): each address, whether it was given to an invoice; ``counts``
         says how many are free per network."""
         _require_pool(request.user)
-        p = _valid(AddressFilterSerializer, request.query_params)
+        p = valid(AddressFilterSerializer, request.query_params)
         qs = payments.address_list(user=request.user).order_by("network", "id")
         if p.get("network"):
             qs = qs.filter(network=p["network"])
@@ -386,7 +374,7 @@ class CommissionListView(FinanceView):
         """Sales commissions, one per paid invoice: all of them for owners and administrators, a site owner's own
         (as a contract's sales owner) otherwise; ``?format=csv`` exports them."""
         require_commission_reader(request.user)
-        p = _valid(CommissionFilterSerializer, request.query_params)
+        p = valid(CommissionFilterSerializer, request.query_params)
         qs = commissions.commission_list(user=request.user)
         if p.get("paid_out") is not None:
             qs = qs.filter(paid_out=p["paid_out"])

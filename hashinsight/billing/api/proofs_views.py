@@ -27,6 +27,7 @@ from rest_framework.views import APIView
 from hashinsight.accounts.permissions import ModuleAccess
 from hashinsight.accounts.roles import Access, Module, has_access
 from hashinsight.billing import merkle, proofs
+from hashinsight.billing.api.common import valid
 from hashinsight.billing.models import ProofRoot
 from hashinsight.core.api.csv import CsvCapableAPIView
 from hashinsight.core.errors import DomainError
@@ -117,12 +118,6 @@ class VerifyResultSerializer(serializers.Serializer):
     root_source = serializers.CharField(help_text="database | proof")
     leaf = serializers.JSONField(allow_null=True)
     checks = CheckSerializer(many=True)
-
-
-def valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def filtered_roots(qs, p: dict):

@@ -26,11 +26,10 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from hashinsight.accounts.permissions import ModuleAccess
 from hashinsight.accounts.roles import Access, Module, has_access
 from hashinsight.billing import certificates, sla_selectors, sla_signing, sla_windows
+from hashinsight.billing.api.common import FinanceView, valid
 from hashinsight.core.api import parsers
-from hashinsight.core.api.csv import CsvCapableAPIView
 from hashinsight.core.errors import DomainError
 from hashinsight.portal.tables import CsvColumn, csv_chunks, streamed_csv
 
@@ -43,20 +42,9 @@ class Pagination(LimitOffsetPagination):
     max_limit = 100
 
 
-def valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 def ordered(qs, sorts: dict, sort: str):
     field = sorts[sort.lstrip("-")]
     return qs.order_by(f"-{field}" if sort.startswith("-") else field, "-id")
-
-
-class FinanceView(CsvCapableAPIView):
-    module = Module.FINANCE
-    permission_classes = [ModuleAccess]
 
 
 # ---------------------------------------------------------------------------------------------------------

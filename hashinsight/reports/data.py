@@ -210,12 +210,17 @@ class ReportData:
 
 def hashprice_by_day(start: date, end: date) -> dict[date, Decimal]:
     """USD per TH/s per day for each day of [start, end] that has market data (or a day before it, carried forward:
-    the latest figure known then). One query (or the shipped file while the table is empty)."""
+    the latest figure known then). One query (or the shipped file while the table is empty); a second one when the
+    feed stopped more than two weeks before ``start``: its last day is carried forward rather than reporting no
+    revenue at all (a stale feed is reported by /api/health)."""
     from intelligence import market
     from intelligence.algorithms.hashprice import block_subsidy_btc_on, hashprice_usd_per_th_day
     from intelligence.roi import market_rows
 
     rows = market_rows(start - timedelta(days=14), end)
+    if not any(r.day <= start for r in rows):
+        earlier = market_rows(date(2009, 1, 3), start - timedelta(days=15))
+        rows = [max(earlier, key=lambda r: r.day), *rows] if earlier else rows
     out: dict[date, Decimal] = {}
     known: dict[date, Decimal] = {}
     for r in rows:
@@ -228,7 +233,7 @@ def hashprice_by_day(start: date, end: date) -> dict[date, Decimal]:
             hashprice_usd_per_th_day(r.btc_price_usd, r.difficulty, block_subsidy_btc_on(r.day), fees)
         ).quantize(Decimal("0.000001"))
     last = None
-    day = start - timedelta(days=14)
+    day = min([start - timedelta(days=14), *known])
     while day <= end:
         last = known.get(day, last)
         if day >= start and last is not None:

@@ -89,3 +89,19 @@ def test_client_statement_figures_are_the_clients_own(farm):
     assert "Miner X stopped reporting" in messages
     assert not any("Client Y" in m for m in messages)  # another client's alert at the same site
     assert d.incident_counts["critical"] == 2 and d.incident_counts["warning"] == 0
+
+
+def test_a_feed_that_stopped_months_ago_carries_its_last_hashprice_forward(farm):
+    """The shipped market history ends months before a report's month: the report prices revenue at the last known
+    hashprice rather than showing none (0 USD of revenue would be wrong; the stale feed shows in /api/health)."""
+    from datetime import timedelta
+
+    from intelligence.models import MarketDay
+
+    MarketDay.objects.create(
+        date=fx.MONTH - timedelta(days=120), btc_price_usd=fx.PRICE, difficulty=fx.DIFFICULTY, fees_btc=fx.FEES_BTC
+    )
+    fx.site_month(farm)
+    d = data.site_month(site=farm.site_a, month=fx.day(17))
+    assert {day.hashprice_usd for day in d.days} == {hashprice_by_hand()}
+    assert d.revenue_usd > 0

@@ -72,32 +72,37 @@ def _contracts(month_start: date) -> list:
     return out
 
 
-def _daily_rows(contracts, start: date, end: date) -> int:
-    """The month's daily rows of the covered miners that have none (deterministic per miner and day)."""
-    from hashinsight.billing import invoicing
+def _daily_rows(start: date, end: date) -> int:
+    """The month's daily rows of every miner in service that has none (deterministic per miner and day): the
+    contracts' miners for their invoices, and the rest so the sites' monthly reports show the whole fleet."""
+    from django.db.models import F
+
+    from miners.models import Miner, MinerStatus
     from telemetry.models import Daily
 
     rows = []
-    for contract in contracts:
-        miners = invoicing.covered_miners(contract)
-        ids = [m["pk"] for m in miners]
-        have = set(Daily.objects.filter(miner_id__in=ids, day__gte=start, day__lte=end).values_list("miner_id", "day"))
-        for m in miners:
-            day = start
-            while day <= end:
-                if (m["pk"], day) not in have:
-                    rng = random.Random(m["pk"] * 100_000 + day.toordinal())  # the same draw for a day on every run
-                    r = rng.random()
-                    if r >= 0.005:  # 0.5 % of miner-days not reported (an outage)
-                        uptime = 100.0 if r > 0.05 else round(rng.uniform(20, 99), 3)
-                        power_kw, ths = float(m["power_w"]) / 1000, float(m["nominal_ths"])
-                        rows.append((
-                            m["pk"], day, contract.site_id, contract.customer_id, 288, 288,
-                            round(ths * uptime / 100 * rng.uniform(0.96, 1.02), 3),
-                            round(power_kw * 24 * uptime / 100 * rng.uniform(0.98, 1.02), 3), uptime, None, 0, 0, 0,
-                        ))  # fmt: skip
-                day += timedelta(days=1)
-    # executemany rather than bulk_create: a few thousand rows in a fraction of a second on SQLite.
+    fleet = list(
+        Miner.objects.exclude(status=MinerStatus.RETIRED)
+        .order_by("pk")
+        .values("pk", "site_id", "customer_id", power_w=F("model__power_w"), nominal_ths=F("model__hashrate_ths"))
+    )
+    have = set(Daily.objects.filter(day__gte=start, day__lte=end).values_list("miner_id", "day"))
+    for m in fleet:
+        day = start
+        while day <= end:
+            if (m["pk"], day) not in have:
+                rng = random.Random(m["pk"] * 100_000 + day.toordinal())  # the same draw for a day on every run
+                r = rng.random()
+                if r >= 0.005:  # 0.5 % of miner-days not reported (an outage)
+                    uptime = 100.0 if r > 0.05 else round(rng.uniform(20, 99), 3)
+                    power_kw, ths = float(m["power_w"]) / 1000, float(m["nominal_ths"])
+                    rows.append((
+                        m["pk"], day, m["site_id"], m["customer_id"], 288, 288,
+                        round(ths * uptime / 100 * rng.uniform(0.96, 1.02), 3),
+                        round(power_kw * 24 * uptime / 100 * rng.uniform(0.98, 1.02), 3), uptime, None, 0, 0, 0,
+                    ))  # fmt: skip
+            day += timedelta(days=1)
+    # executemany rather than bulk_create: 60,000 rows in about a second on SQLite.
     with connection.cursor() as cursor:
         cursor.executemany(
             f"INSERT INTO {Daily._meta.db_table} (miner_id, day, site_id, customer_id, sample_count, buckets_reported, "  # noqa: S608
@@ -119,7 +124,7 @@ def seed_billing_demo(*, today: date | None = None) -> list[str]:
     contracts = _contracts(start)
     if not contracts:
         return ["billing demo: no demo hosting clients with miners (run seed_demo first)"]
-    added = _daily_rows(contracts, start, end)
+    added = _daily_rows(start, end)
     built = 0
     for contract in contracts:
         if invoicing.find_invoice(contract, month) is None and invoicing.build_draft(contract, month) is not None:

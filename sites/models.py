@@ -307,7 +307,11 @@ class HostingContract(models.Model):
         verbose_name=_("sales owner"),
     )
     commission_pct = models.DecimalField(
-        _("sales commission (% of each paid invoice)"), max_digits=5, decimal_places=2, default=Decimal("0")
+        # xgettext:no-python-format
+        _("sales commission (% of each paid invoice)"),
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("0"),
     )
     # Private storage only (hashinsight.core.storage.private_storage); downloaded through a permission-checked view.
     signed_document = models.FileField(

@@ -347,6 +347,7 @@ def contract_list(request):
     return ContractTable(request).respond("portal/crm/contract_list.html")
 
 
+# xgettext:no-python-format
 SLA_HELP = _("One step per line, highest threshold first: “97: 5” means below 97 % uptime, 5 % of the month's charge "
              "is credited.")  # fmt: skip
 

@@ -353,6 +353,11 @@ PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://localhost:8000")
 # broadcast(*, day, script_hex) -> txid; none ships with the project, so nothing reaches the network by default.
 BILLING_BROADCAST_OP_RETURN = env.bool("BILLING_BROADCAST_OP_RETURN", default=False)
 BILLING_BROADCAST_ADAPTER = env.str("BILLING_BROADCAST_ADAPTER", default="")
+# The month's invoices are built by this many PostgreSQL connections at once (the work is in the database).
+BILLING_BUILD_WORKERS = env.int("BILLING_BUILD_WORKERS", default=2)
+# The SLA certificates' Ed25519 keyring (sealed with the envelope encryption); empty: PRIVATE_MEDIA_ROOT/keys/.
+# Every web and worker process must read the same file, and it must be backed up with the database.
+SLA_SIGNING_KEYRING = env.str("SLA_SIGNING_KEYRING", default="")
 
 # --- Auth, sessions, throttling ------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -831,30 +831,40 @@ def _build(site: SiteModel, x: _Inputs, margins: np.ndarray, drop: frozenset[str
         pulp.LpAffineExpression([(on[i][t], float(margins[i, t])) for i in range(len(groups)) for t in range(steps)])
     )
     kw = [g.kw_each for g in groups]
+    n = len(groups)
+    expression, constraint = pulp.LpAffineExpression, pulp.LpConstraint
+    le, eq = pulp.LpConstraintLE, pulp.LpConstraintEQ
+
+    # Each constraint from its (variable, coefficient) list in one call: PuLP's operators (a − b ≤ c) copy the
+    # expression at every step, which made building the hard week's model cost more than CBC's LP (a tenth
+    # of the rows here; the same model: the MPS files of bench/optimizer.py's nine scenarios were identical).
+    def add(terms: list, sense: int, rhs: float, name: str, constant: float = 0) -> None:
+        prob.addConstraint(constraint(expression(terms, constant=constant), sense, name, rhs))
+
     for t in range(steps):
         if math.isfinite(x.cap[t]):
-            prob.addConstraint(
-                pulp.LpAffineExpression([(on[i][t], kw[i]) for i in range(len(groups))]) <= float(x.cap[t]),
-                f"cap_{t}",
-            )
+            add([(on[i][t], kw[i]) for i in range(n)], le, float(x.cap[t]), f"cap_{t}")
     if "zone_capacity_kw" not in drop:
         for z, (zone, zcap) in enumerate(site.zone_capacity_kw.items()):
             members = [i for i, g in enumerate(groups) if g.zone == zone]
             for t in range(steps):
-                prob.addConstraint(
-                    pulp.LpAffineExpression([(on[i][t], kw[i]) for i in members]) <= float(zcap), f"zone_{z}_{t}"
-                )
+                add([(on[i][t], kw[i]) for i in members], le, float(zcap), f"zone_{z}_{t}")
 
-    def change(i: int, t: int) -> pulp.LpAffineExpression:
+    def change(i: int, t: int, coefficient: float = 1) -> tuple[list, float]:
+        """on[i][t] − on[i][t − 1] (the initial count before the horizon) × coefficient: terms and constant."""
         if t == 0:
-            return pulp.LpAffineExpression([(on[i][0], 1)], constant=-int(x.initial[i]))
-        return pulp.LpAffineExpression([(on[i][t], 1), (on[i][t - 1], -1)])
+            return [(on[i][0], coefficient)], -coefficient * int(x.initial[i])
+        return [(on[i][t], coefficient), (on[i][t - 1], -coefficient)], 0
 
     if x.ramp is not None and "ramp_kw_per_hour" not in drop:
         for t in range(steps):
-            expr = pulp.lpSum(kw[i] * change(i, t) for i in range(len(groups)))
-            prob.addConstraint(expr <= x.ramp, f"ramp_up_{t}")
-            prob.addConstraint(expr >= -x.ramp, f"ramp_down_{t}")
+            terms, constant = [], 0
+            for i in range(n):
+                part, c = change(i, t, kw[i])
+                terms += part
+                constant += c
+            add(terms, le, x.ramp, f"ramp_up_{t}", constant)
+            add(list(terms), pulp.LpConstraintGE, -x.ramp, f"ramp_down_{t}", constant)
     min_on = 1 if "min_on_hours" in drop else x.min_on
     min_off = 1 if "min_off_hours" in drop else x.min_off
     carry_up = 0 * x.carry_up if "min_on_hours" in drop else x.carry_up
@@ -865,14 +875,15 @@ def _build(site: SiteModel, x: _Inputs, margins: np.ndarray, drop: frozenset[str
             down = [prob.add_variable(f"down_{i}_{t}", 0, g.count) for t in range(steps)]
             model.flows.append((i, up, down))
             for t in range(steps):
-                prob.addConstraint(change(i, t) - up[t] + down[t] == 0, f"flow_{i}_{t}")
+                terms, constant = change(i, t)
+                add([*terms, (up[t], -1), (down[t], 1)], eq, 0, f"flow_{i}_{t}", constant)
                 if min_on > 1 or carry_up[i, t]:  # started in the window (or before the horizon) stay on
                     window = up[max(0, t - min_on + 1) : t + 1]
-                    prob.addConstraint(pulp.lpSum(window) - on[i][t] <= -int(carry_up[i, t]), f"minon_{i}_{t}")
+                    add([*((u, 1) for u in window), (on[i][t], -1)], le, -int(carry_up[i, t]), f"minon_{i}_{t}")
                 if min_off > 1 or carry_down[i, t]:
                     window = down[max(0, t - min_off + 1) : t + 1]
                     limit = g.count - int(carry_down[i, t])
-                    prob.addConstraint(pulp.lpSum(window) + on[i][t] <= limit, f"minoff_{i}_{t}")
+                    add([*((d, 1) for d in window), (on[i][t], 1)], le, limit, f"minoff_{i}_{t}")
     levels = sorted({g.priority for g in groups})
     if len(levels) > 1 and "priority" not in drop:
         for p in levels[1:]:
@@ -883,10 +894,10 @@ def _build(site: SiteModel, x: _Inputs, margins: np.ndarray, drop: frozenset[str
                 y = prob.add_variable(f"cut_{p}_{t}".replace("-", "m"), 0, 1, cat=pulp.LpBinary)
                 ys.append(y)
                 for i in level:  # count − on ≤ count · y: a miner of level p is off only if y = 1
-                    prob.addConstraint(-on[i][t] - groups[i].count * y <= -groups[i].count, f"lvl_{i}_{t}")
+                    add([(on[i][t], -1), (y, -groups[i].count)], le, -groups[i].count, f"lvl_{i}_{t}")
                 for i in lower:  # on ≤ firm + (count − firm)(1 − y): then every lower miner not firm is off
                     spare = groups[i].count - groups[i].firm_count
-                    prob.addConstraint(on[i][t] + spare * y <= groups[i].count, f"low_{p}_{i}_{t}")
+                    add([(on[i][t], 1), (y, spare)], le, groups[i].count, f"low_{p}_{i}_{t}")
             model.cuts.append((level, ys))
             model.integers.extend(ys)
     return model

@@ -9,7 +9,7 @@ The series (``network_frame``): BTC price, difficulty, network hashrate from ``M
 load_market``), or the shipped CSV when that table is empty; hashprice (USD per TH/s per day) from price,
 difficulty and the halving-schedule subsidy, **without fees**, exactly as the backtest bench computes it (the
 shipped fee data cover a third of the days; switching fees in and out would put jumps into the series). Revenue
-adds fees back as today's fee share of the block reward.
+adds fees back as the last week's median fee share of the block reward.
 
 Which model serves a target (``forecast_make``): the active one, unless none is active, its latest backtest
 says it failed or lost to naive, its training data end more than ``FORECAST_MODEL_MAX_AGE_DAYS`` before the
@@ -481,11 +481,12 @@ def user_fleet(user_id: int) -> Fleet:
 
 
 def _fee_uplift() -> Decimal:
-    """(subsidy + fees) / subsidy for the latest day: the revenue hashprice (subsidy only) leaves out."""
-    from intelligence.market import latest_snapshot
+    """(subsidy + fees) / subsidy for the latest day, fees at their last week's median (market.py says why): the
+    revenue hashprice (subsidy only) leaves out."""
+    from intelligence.market import latest_snapshot, typical_fees_btc_per_block
 
     snap = latest_snapshot()
-    return (snap.block_subsidy_btc + snap.fees_btc_per_block) / snap.block_subsidy_btc
+    return (snap.block_subsidy_btc + typical_fees_btc_per_block(snap)) / snap.block_subsidy_btc
 
 
 def revenue_points(hashprice_points: list[dict], fleet: Fleet) -> list[dict]:

@@ -1,10 +1,12 @@
 """PostgreSQL down answers 503 with Retry-After, never 500: on pages, in admin and (through the API's
 exception handler) in the API. A 503 tells load balancers and clients the failure is temporary and
-the request may be repeated; nothing was written, since the transaction could not even start."""
+the request may be repeated; nothing was written, since the transaction could not even start.
+Only genuine unavailability counts (``is_database_down``): any other database error stays a 500."""
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 import psycopg
 from django.db import InterfaceError, OperationalError
@@ -27,18 +29,55 @@ CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
 CONFLICT_RETRY_AFTER_S = 1
 
 
+# What "the database is unavailable" means, and nothing more, read from the driver's error that Django keeps as the
+# cause. PostgreSQL: no server answer (psycopg gives no sqlstate when it cannot connect or the socket dies), class 08
+# (connection exception), the server shutting down or starting up (57P01-57P03), no free connection slot (53300).
+# SQLite: the file locked past the busy timeout, or not openable. Any other driver error ("no such column", "no such
+# table", a statement timeout, a program limit) is a bug or a slow query: it stays a 500, logged as an error, so a
+# code defect or a missing migration is not disguised as an outage.
+DOWN_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+DOWN_SQLSTATE_CLASSES = ("08",)
+DISCONNECTED_MESSAGES = (
+    "server closed the connection unexpectedly",
+    "connection already closed",  # psycopg2's wording, kept by Django's InterfaceError
+    "the connection is closed",  # psycopg 3's
+)
+SQLITE_DOWN_MESSAGES = ("database is locked", "unable to open database file")
+
+
+def _chain(exc: BaseException | None, limit: int = 5):
+    seen = 0
+    while exc is not None and seen < limit:
+        yield exc
+        exc, seen = exc.__cause__, seen + 1
+
+
+def _says(error: BaseException, messages: tuple[str, ...]) -> bool:
+    text = str(error).lower()
+    return any(message in text for message in messages)
+
+
 def is_database_down(exc: BaseException | None) -> bool:
-    return isinstance(exc, DATABASE_ERRORS)
+    """The error means the database cannot be reached (or this transaction lost a race): a 503, not a 500."""
+    if not isinstance(exc, DATABASE_ERRORS):
+        return False
+    if is_transient_conflict(exc):
+        return True
+    for error in _chain(exc):
+        if isinstance(error, psycopg.Error):
+            if error.sqlstate is not None:
+                return error.sqlstate in DOWN_SQLSTATES or error.sqlstate.startswith(DOWN_SQLSTATE_CLASSES)
+            return isinstance(error, psycopg.OperationalError) or _says(error, DISCONNECTED_MESSAGES)
+        if isinstance(error, sqlite3.Error):
+            return _says(error, SQLITE_DOWN_MESSAGES)
+    # No driver error behind it (Django's wrapper always chains one): raised by hand, with nothing that could tell a
+    # bug from an outage, so the database error is taken for what its class says.
+    return True
 
 
 def is_transient_conflict(exc: BaseException | None) -> bool:
     """A deadlock or serialization failure (Django wraps psycopg's error: its sqlstate is on the cause)."""
-    seen = 0
-    while exc is not None and seen < 5:
-        if getattr(exc, "sqlstate", None) in CONFLICT_SQLSTATES:
-            return True
-        exc, seen = exc.__cause__, seen + 1
-    return False
+    return any(getattr(error, "sqlstate", None) in CONFLICT_SQLSTATES for error in _chain(exc))
 
 
 def unavailable_body(exc: BaseException | None) -> tuple[dict, int]:

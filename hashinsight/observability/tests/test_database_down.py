@@ -1,15 +1,19 @@
 """With the database unreachable every request answers 503 with Retry-After (pages, admin, API reads
-and writes), never a 500. The outage is simulated by making every query fail the way psycopg does
-when PostgreSQL is down; test_production_mode.py does it for real against a closed port."""
+and writes), never a 500; any other database error (a missing table or column) stays a 500. The outage
+is simulated by making every query fail the way psycopg does when PostgreSQL is down;
+test_production_mode.py does it for real against a closed port."""
+
+import logging
+import sqlite3
 
 import psycopg
 import pytest
 from django.core.handlers.exception import convert_exception_to_response
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError
 from django.db.backends.utils import CursorWrapper
 from django.test import RequestFactory
 
-from hashinsight.observability.unavailable import RETRY_AFTER_S, DatabaseUnavailableMiddleware
+from hashinsight.observability.unavailable import RETRY_AFTER_S, DatabaseUnavailableMiddleware, is_database_down
 
 pytestmark = pytest.mark.django_db
 
@@ -142,3 +146,124 @@ def test_a_lost_deadlock_is_a_conflict_to_retry_at_once_not_an_outage(api, farm,
     response = api.get("/api/v1/sites/")
     assert response.status_code == 503 and response["Retry-After"] == str(CONFLICT_RETRY_AFTER_S)
     assert response.json()["error_code"] == "database_conflict"
+
+
+# Only genuine unavailability is a 503. Any other OperationalError (SQLite's "no such column" from a code bug or
+# a missing migration) is a 500, logged as an error, so a bug is not disguised as an outage.
+
+
+def _wrapped(cause: BaseException, django_error=OperationalError) -> BaseException:
+    """What Django's DatabaseErrorWrapper raises: its own class, the driver's error as the cause."""
+    try:
+        try:
+            raise cause
+        except Exception as exc:
+            raise django_error(str(exc)) from exc
+    except django_error as wrapped:
+        return wrapped
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [
+        psycopg.OperationalError('connection to server at "127.0.0.1", port 5432 failed: Connection refused'),
+        psycopg.OperationalError("consuming input failed: server closed the connection unexpectedly"),
+        psycopg.errors.ConnectionFailure("connection failure"),  # 08006
+        psycopg.errors.AdminShutdown("terminating connection due to administrator command"),  # 57P01
+        psycopg.errors.CrashShutdown("terminating connection because of crash of another server process"),
+        psycopg.errors.CannotConnectNow("the database system is starting up"),  # 57P03
+        psycopg.errors.TooManyConnections("sorry, too many clients already"),  # 53300
+        sqlite3.OperationalError("database is locked"),
+        sqlite3.OperationalError("unable to open database file"),
+    ],
+    ids=lambda cause: f"{type(cause).__name__}:{str(cause)[:30]}",
+)
+def test_connection_failures_are_the_database_down(cause):
+    assert is_database_down(_wrapped(cause))
+
+
+def test_djangos_connection_already_closed_is_the_database_down():
+    assert is_database_down(_wrapped(psycopg.InterfaceError("connection already closed"), InterfaceError))
+    assert is_database_down(_wrapped(psycopg.OperationalError("the connection is closed")))
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [
+        sqlite3.OperationalError("no such column: sites_site.renamed"),
+        sqlite3.OperationalError("no such table: billing_newthing"),
+        psycopg.errors.QueryCanceled("canceling statement due to statement timeout"),  # 57014
+        psycopg.errors.ProgramLimitExceeded("index row size exceeds maximum"),  # 54000
+        psycopg.errors.LockNotAvailable("could not obtain lock on row"),  # 55P03
+    ],
+    ids=lambda cause: f"{type(cause).__name__}:{str(cause)[:30]}",
+)
+def test_other_operational_errors_are_not_the_database_down(cause):
+    assert not is_database_down(_wrapped(cause))
+
+
+@pytest.fixture
+def missing_table(monkeypatch):
+    """Every query reads a table no migration created: the real driver error through Django's wrapper
+    (SQLite raises OperationalError "no such table", PostgreSQL ProgrammingError)."""
+    original = CursorWrapper.execute
+
+    def execute(self, sql, params=None):
+        return original(self, "SELECT missing_column FROM hashinsight_missing_table", None)
+
+    def broken():
+        monkeypatch.setattr(CursorWrapper, "execute", execute)
+
+    return broken
+
+
+def test_an_api_query_against_a_missing_table_is_a_500_not_a_503(api, farm, missing_table, caplog):
+    api.force_authenticate(farm.users["owner"])
+    missing_table()
+    with caplog.at_level(logging.ERROR):
+        response = api.get("/api/v1/sites/")
+    assert response.status_code == 500, response.content[:300]
+    assert "Retry-After" not in response
+    assert response.json()["error_code"] == "server_error"
+    assert any(record.levelno >= logging.ERROR for record in caplog.records)
+
+
+def test_a_page_query_against_a_missing_table_is_a_500_not_a_503(client, farm, missing_table, caplog):
+    client.force_login(farm.users["owner"])
+    client.raise_request_exception = False
+    missing_table()
+    with caplog.at_level(logging.ERROR):
+        response = client.get("/sites/")
+    assert response.status_code == 500
+    assert "Retry-After" not in response
+    assert any(record.levelno >= logging.ERROR for record in caplog.records)
+
+
+def test_a_missing_column_raised_below_the_middleware_stays_500():
+    def bug(request):
+        raise _wrapped(sqlite3.OperationalError("no such column: miners_miner.renamed"))
+
+    middleware = DatabaseUnavailableMiddleware(convert_exception_to_response(bug))
+    assert middleware(RequestFactory().get("/sites/")).status_code == 500
+
+
+def test_sqlite_locked_past_the_busy_timeout_is_a_503():
+    def locked(request):
+        raise _wrapped(sqlite3.OperationalError("database is locked"))
+
+    middleware = DatabaseUnavailableMiddleware(convert_exception_to_response(locked))
+    _is_503(middleware(RequestFactory().get("/sites/")))
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("sqlstate", "status"), [("57P03", 503), ("53300", 503), ("08006", 503), ("54000", 500)])
+def test_postgres_errors_by_sqlstate(on_postgres, sqlstate, status):
+    """The server itself raises the error (RAISE … USING ERRCODE), through Django's cursor wrapper."""
+    from django.db import connection, transaction
+
+    def query(request):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"DO $$ BEGIN RAISE EXCEPTION 'simulated' USING ERRCODE = '{sqlstate}'; END $$")
+
+    middleware = DatabaseUnavailableMiddleware(convert_exception_to_response(query))
+    assert middleware(RequestFactory().get("/sites/")).status_code == status

@@ -215,8 +215,8 @@ PAGES = {
     "/proofs/documents/":                      (200,  200,  200,  200,   200,     403,     403,  LOGIN),
     "/proofs/documents/?format=csv":           (200,  200,  200,  200,   200,     403,     403,  LOGIN),
     "/proofs/verify/":                         (200,  200,  200,  200,   200,     403,     403,  LOGIN),
-    "/invoices/{inv_xa}/proof.json":           (200,  200,  200,  404,   200,     403,     403,  LOGIN),
-    "/invoices/{inv_yb}/proof.json":           (200,  200,  404,  200,   404,     403,     403,  LOGIN),
+    "/finance/invoices/{inv_xa}/proof.json":   (200,  200,  200,  404,   200,     403,     403,  LOGIN),
+    "/finance/invoices/{inv_yb}/proof.json":   (200,  200,  404,  200,   404,     403,     403,  LOGIN),
     "/proofs/documents/{leaf_xa}/proof.json":  (200,  200,  200,  404,   200,     403,     403,  LOGIN),
     "/proofs/documents/{leaf_yb}/proof.json":  (200,  200,  404,  200,   404,     403,     403,  LOGIN),
     "/sla-certificates/{cert_xa}/proof.json":  (200,  200,  200,  404,   200,     403,     403,  LOGIN),
@@ -702,7 +702,7 @@ HIDDEN_AS_MISSING = [
     ("siteowner_a", "get", "/crm/contracts/{c_yb}/document/", "/crm/contracts/999999/document/", None),
     ("client_x", "get", "/finance/invoices/{inv_xd}/", "/finance/invoices/999999/", None),
     ("client_x", "post", "/finance/invoices/{inv_xd}/issue/", "/finance/invoices/999999/issue/", {}),
-    ("client_x", "get", "/invoices/{inv_yb}/proof.json", "/invoices/999999/proof.json", None),
+    ("client_x", "get", "/finance/invoices/{inv_yb}/proof.json", "/finance/invoices/999999/proof.json", None),
     ("client_x", "get", "/sla/certificates/{cert_yb}/download/", "/sla/certificates/999999/download/", None),
     ("client_x", "get", "/reports/{job_y}/files/xlsx/", "/reports/999999/files/xlsx/", None),
     ("client_x", "get", "/finance/invoices/{inv_yb}/statement.xlsx", "/finance/invoices/999999/statement.xlsx", None),
@@ -728,6 +728,22 @@ def test_hidden_objects_answer_as_missing_ones(client, api, biz):
         assert str(biz.inv_yb.number) not in response.content.decode()
     assert ReportJob.objects.count() == before
     assert wrong == [], f"(user, url, hidden, missing) {wrong}"
+
+
+def test_the_old_invoice_proof_address_redirects_permanently_and_the_new_one_decides(biz):
+    """``/invoices/<id>/proof.json`` moved under ``/finance/``: links already e-mailed answer 301 to the new address
+    for anyone and any id (the redirect names nothing), and the new address answers each role as written above."""
+    for column, username in enumerate(PAGE_USERS):
+        client = Client()
+        sign_in(client, biz, username)
+        for key in ("inv_xa", "inv_yb"):
+            pk = getattr(biz, key).pk
+            old = client.get(f"/invoices/{pk}/proof.json?download=1")
+            assert (old.status_code, old["Location"]) == (301, f"/finance/invoices/{pk}/proof.json?download=1")
+            expected = PAGES[f"/finance/invoices/{{{key}}}/proof.json"][column]
+            assert outcome_of(client.get(old["Location"])) == expected, (username, key)
+        gone = client.get(f"/invoices/{MISSING}/proof.json")
+        assert (gone.status_code, gone["Location"]) == (301, f"/finance/invoices/{MISSING}/proof.json")
 
 
 # The e-mailed download link of a report file: made for client X, it opens for client X alone (signed in), for no

@@ -136,6 +136,6 @@ def test_detail_links_the_sla_certificate_and_the_proof(farm, home):
     )  # fmt: skip
     body = client_for(farm, "client_x").get(f"/finance/invoices/{inv.pk}/").content.decode()
     assert f'href="/sla/certificates/{cert.pk}/download/"' in body
-    assert f'href="/invoices/{inv.pk}/proof.json"' in body
+    assert f'href="/finance/invoices/{inv.pk}/proof.json"' in body
     assert client_for(farm, "client_x").get(f"/sla/certificates/{cert.pk}/download/").status_code == 200
     assert client_for(farm, "client_y").get(f"/sla/certificates/{cert.pk}/download/").status_code == 404

@@ -146,7 +146,7 @@ def test_detail_shows_header_lines_statement_links_notes_payments(farm, inv):
     assert f'href="/finance/invoices/{x.pk}/commands/{cmd}/"' in body
     assert "CN-" in body and "WIRE-77" in body
     assert 'data-testid="invoice-actions"' not in body  # no buttons for a client
-    assert f'href="/invoices/{x.pk}/proof.json"' in body  # the proofs part's download
+    assert f'href="/finance/invoices/{x.pk}/proof.json"' in body  # the proofs part's download
     # An operator's command links go to the commands pages, and the buttons are there.
     body = client_for(farm, "owner").get(f"/finance/invoices/{x.pk}/").content.decode()
     assert f'href="/commands/{cmd}/"' in body and 'data-testid="invoice-actions"' in body

@@ -323,11 +323,11 @@ def test_end_to_end_statement_and_sla_certificate_files_as_the_client_downloads_
     client.force_login(farm.users["client_x"])
     files = {
         "statement.csv": statement_bytes(invoice),
-        "statement-proof.json": client.get(f"/invoices/{invoice.pk}/proof.json").content,
+        "statement-proof.json": client.get(f"/finance/invoices/{invoice.pk}/proof.json").content,
         "certificate.json": client.get(f"/sla/certificates/{cert.pk}/download/").content,
         "certificate-proof.json": client.get(f"/sla-certificates/{cert.pk}/proof.json").content,
     }
-    assert client.get(f"/invoices/{other.pk}/proof.json").status_code == 404
+    assert client.get(f"/finance/invoices/{other.pk}/proof.json").status_code == 404
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
     assert json.loads(files["certificate-proof.json"])["leaf"]["kind"] == "sla_certificate"

@@ -71,12 +71,12 @@ def test_documents_page_shows_only_the_clients_own(client, farm, closed):
 def test_invoice_proof_download_scoped_and_waits_for_the_day(client, farm, closed):
     inv_x, inv_y, _root = closed
     client.force_login(farm.users["client_x"])
-    response = client.get(f"/invoices/{inv_x.pk}/proof.json")
+    response = client.get(f"/finance/invoices/{inv_x.pk}/proof.json")
     assert response.status_code == 200 and "attachment" in response["Content-Disposition"]
-    assert client.get(f"/invoices/{inv_y.pk}/proof.json").status_code == 404
+    assert client.get(f"/finance/invoices/{inv_y.pk}/proof.json").status_code == 404
     late = issued_invoice(customer=farm.client_x, site=farm.site_a, miners=[farm.miners[("site-a", "client-x")]],
                           day=proofs.utc_today())  # fmt: skip
-    waiting = client.get(f"/invoices/{late.pk}/proof.json")
+    waiting = client.get(f"/finance/invoices/{late.pk}/proof.json")
     assert waiting.status_code == 409 and 'data-code="proof_day_not_closed"' in waiting.content.decode()
 
 

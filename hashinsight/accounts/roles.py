@@ -86,6 +86,13 @@ def has_access(user, module: str, needed: Access = Access.READ) -> bool:
     return access_for(user, module) >= needed
 
 
+def sees_staff_identities(user) -> bool:
+    """Operators see which operator entered, recorded or approved something; a hosting client (and anyone else
+    outside the staff roles) must not learn staff identities, so the ids and names are left out of what it is shown
+    (null in API bodies, no column in pages and CSV files)."""
+    return role_of(user) in STAFF_ROLES
+
+
 def can_manage_role(actor, role: str) -> bool:
     """An OWNER alone manages OWNERs and ADMINs; an ADMIN manages every other role."""
     if not has_access(actor, Module.USER, Access.FULL):

@@ -746,6 +746,42 @@ def test_the_old_invoice_proof_address_redirects_permanently_and_the_new_one_dec
         assert (gone.status_code, gone["Location"]) == (301, f"/finance/invoices/{MISSING}/proof.json")
 
 
+# Staff identities: which operator entered a force-majeure window or recorded a payment is for operators (owner,
+# admin, site owner). A hosting client reading the same window or payment gets null for the operator's id, and no
+# "Entered by" column (the operator's username) in the page or either CSV export.
+OPERATOR_NAME = "ops-li-wei"
+
+
+@pytest.mark.parametrize(("username", "staff"), [("owner", True), ("admin", True), ("siteowner_a", True),
+                                                 ("client_x", False)])  # fmt: skip
+def test_a_hosting_client_is_not_told_which_operator_entered_or_recorded_something(api, client, biz, username, staff):
+    operator = biz.users["owner"]  # entered the windows and recorded the payments
+    operator.username = OPERATOR_NAME
+    operator.save(update_fields=["username"])
+    expected = operator.pk if staff else None
+    api.force_authenticate(biz.users[username])
+    client.force_login(biz.users[username])
+
+    payments = api.get("/api/v1/payments", {"limit": 100}).json()["results"]
+    assert biz.pay_xa.pk in {p["id"] for p in payments}
+    assert {p["recorded_by"] for p in payments} == {expected}
+    assert api.get(f"/api/v1/payments/{biz.pay_xa.pk}").json()["recorded_by"] == expected
+    windows = api.get("/api/v1/force-majeure", {"limit": 100}).json()["results"]
+    assert biz.fm_a.pk in {w["id"] for w in windows}
+    assert {w["created_by"] for w in windows} == {expected}
+    assert api.get(f"/api/v1/force-majeure/{biz.fm_a.pk}").json()["created_by"] == expected
+
+    for response in (
+        api.get("/api/v1/force-majeure?format=csv"),
+        client.get("/sla/force-majeure/?format=csv"),
+        client.get("/sla/force-majeure/"),
+    ):
+        assert response.status_code == 200
+        body = _body(response).decode()
+        assert "storm at A" in body
+        assert (OPERATOR_NAME in body, "Entered by" in body) == (staff, staff), response.request["PATH_INFO"]
+
+
 # The e-mailed download link of a report file: made for client X, it opens for client X alone (signed in), for no
 # one once expired (403, saying so), and a changed token is a 404; the report's own page still needs the scope.
 LINK = {

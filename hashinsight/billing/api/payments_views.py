@@ -18,7 +18,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from hashinsight.accounts.roles import GLOBAL_ROLES, STAFF_ROLES, role_of
+from hashinsight.accounts.roles import GLOBAL_ROLES, STAFF_ROLES, role_of, sees_staff_identities
 from hashinsight.billing import commissions, holds, payments
 from hashinsight.billing.api.common import FinanceView, valid
 from hashinsight.billing.models import Payment, PaymentMethod
@@ -82,7 +82,7 @@ def _sorted(qs, sort: str, sorts: dict):
     return qs.order_by(f"-{field}" if sort.startswith("-") else field, "-id")
 
 
-def payment_body(p: Payment) -> dict:
+def payment_body(p: Payment, *, user) -> dict:
     invoice = p.invoice
     return {
         "id": p.pk,
@@ -101,7 +101,7 @@ def payment_body(p: Payment) -> dict:
         "chain_status": p.chain_status,
         "confirmations": p.confirmations,
         "required_confirmations": payments.chain.required_confirmations(p.method) if p.txid else None,
-        "recorded_by": p.recorded_by_id,
+        "recorded_by": p.recorded_by_id if sees_staff_identities(user) else None,
         "created_at": p.created_at,
         "invoice_status": invoice.status,
         "invoice_balance_due": str(invoice.balance_due),
@@ -125,7 +125,9 @@ class PaymentSerializer(serializers.Serializer):
     chain_status = serializers.CharField(help_text="n/a | pending | confirmed | failed")
     confirmations = serializers.IntegerField()
     required_confirmations = serializers.IntegerField(allow_null=True)
-    recorded_by = serializers.IntegerField(allow_null=True)
+    recorded_by = serializers.IntegerField(
+        allow_null=True, help_text="the operator who recorded it; null for a hosting client"
+    )
     created_at = serializers.DateTimeField()
     invoice_status = serializers.CharField()
     invoice_balance_due = serializers.DecimalField(max_digits=16, decimal_places=2)
@@ -190,7 +192,7 @@ class PaymentListView(FinanceView):
             return streamed_csv(request, csv_chunks(PAYMENT_CSV, qs), "payments")
         pager = LimitOffsetPagination()
         page = pager.paginate_queryset(qs, request, view=self)
-        return pager.get_paginated_response([payment_body(x) for x in page])
+        return pager.get_paginated_response([payment_body(x, user=request.user) for x in page])
 
     @extend_schema(
         operation_id="payments_create", request=PaymentCreateSerializer, responses={201: PaymentSerializer},
@@ -211,14 +213,14 @@ class PaymentListView(FinanceView):
             allow_overpayment=data.get("allow_overpayment", False),
         )  # fmt: skip
         payment = payments.payment_get(user=request.user, payment_id=payment.pk)
-        return Response(payment_body(payment), status=status.HTTP_201_CREATED)
+        return Response(payment_body(payment, user=request.user), status=status.HTTP_201_CREATED)
 
 
 class PaymentDetailView(FinanceView):
     @extend_schema(operation_id="payments_retrieve", responses={200: PaymentSerializer}, tags=["finance"])
     def get(self, request, pk):
         """One payment."""
-        return Response(payment_body(payments.payment_get(user=request.user, payment_id=pk)))
+        return Response(payment_body(payments.payment_get(user=request.user, payment_id=pk), user=request.user))
 
 
 class ConfirmSerializer(serializers.Serializer):
@@ -247,7 +249,7 @@ class PaymentConfirmView(FinanceView):
         payments.payment_confirm(
             actor=request.user, payment=payment, confirmations=data.get("confirmations"), reason=data.get("reason")
         )
-        return Response(payment_body(payments.payment_get(user=request.user, payment_id=pk)))
+        return Response(payment_body(payments.payment_get(user=request.user, payment_id=pk), user=request.user))
 
 
 class PaymentRejectView(FinanceView):
@@ -262,7 +264,7 @@ class PaymentRejectView(FinanceView):
         payment = payments.payment_get(user=request.user, payment_id=pk)
         data = _body(request.data, {"reason"})
         payments.payment_reject(actor=request.user, payment=payment, reason=data.get("reason"))
-        return Response(payment_body(payments.payment_get(user=request.user, payment_id=pk)))
+        return Response(payment_body(payments.payment_get(user=request.user, payment_id=pk), user=request.user))
 
 
 # --- the address pool ----------------------------------------------------------------------------

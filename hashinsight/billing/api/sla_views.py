@@ -26,7 +26,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from hashinsight.accounts.roles import Access, Module, has_access
+from hashinsight.accounts.roles import Access, Module, has_access, sees_staff_identities
 from hashinsight.billing import certificates, sla_selectors, sla_signing, sla_windows
 from hashinsight.billing.api.common import FinanceView, valid
 from hashinsight.core.api import parsers
@@ -61,7 +61,9 @@ class ForceMajeureSerializer(serializers.Serializer):
     end = serializers.DateTimeField()
     hours = serializers.DecimalField(max_digits=10, decimal_places=2)
     reason = serializers.CharField()
-    created_by = serializers.IntegerField(source="created_by_id", allow_null=True)
+    created_by = serializers.IntegerField(
+        source="created_by_id", allow_null=True, help_text="the operator who entered it; null for a hosting client"
+    )
     created_at = serializers.DateTimeField()
     frozen = serializers.BooleanField(help_text="an issued invoice covers it: no change or deletion")
 
@@ -101,6 +103,13 @@ FM_CSV = [
 ]
 
 
+def fm_csv_columns(user) -> list[CsvColumn]:
+    """The export's columns for ``user``: the operator who entered a window only for operators."""
+    if sees_staff_identities(user):
+        return FM_CSV
+    return [c for c in FM_CSV if c.field != "created_by__username"]
+
+
 def fm_filtered(qs, p: dict):
     if p.get("site"):
         qs = qs.filter(site_id=p["site"])
@@ -113,13 +122,14 @@ def fm_filtered(qs, p: dict):
     return ordered(qs, FM_SORTS, p.get("sort") or "-start")
 
 
-def fm_body(window, frozen: bool | None = None) -> dict:
+def fm_body(window, frozen: bool | None = None, *, user) -> dict:
     hours = round((window.end - window.start).total_seconds() / 3600, 2)
     if frozen is None:
         frozen = window.pk in sla_windows.frozen_ids([window])
     return {
         "id": window.pk, "site": window.site_id, "site_name": window.site.name, "start": window.start,
-        "end": window.end, "hours": f"{hours:.2f}", "reason": window.reason, "created_by": window.created_by_id,
+        "end": window.end, "hours": f"{hours:.2f}", "reason": window.reason,
+        "created_by": window.created_by_id if sees_staff_identities(user) else None,
         "created_at": window.created_at, "frozen": frozen,
     }  # fmt: skip
 
@@ -135,11 +145,11 @@ class ForceMajeureListView(FinanceView):
         p = valid(ForceMajeureFilterSerializer, request.query_params)
         qs = fm_filtered(sla_windows.force_majeure_list(user=request.user), p)
         if self.wants_csv():
-            return streamed_csv(request, csv_chunks(FM_CSV, qs), "force-majeure")
+            return streamed_csv(request, csv_chunks(fm_csv_columns(request.user), qs), "force-majeure")
         pager = Pagination()
         page = pager.paginate_queryset(qs, request, view=self)
         frozen = sla_windows.frozen_ids(page)
-        return pager.get_paginated_response([fm_body(w, w.pk in frozen) for w in page])
+        return pager.get_paginated_response([fm_body(w, w.pk in frozen, user=request.user) for w in page])
 
     @extend_schema(
         operation_id="force_majeure_create", request=ForceMajeureCreateSerializer,
@@ -153,7 +163,7 @@ class ForceMajeureListView(FinanceView):
         window = sla_windows.force_majeure_create(
             actor=request.user, site_id=d["site"], start=d["start"], end=d["end"], reason=d["reason"]
         )
-        return Response(fm_body(window), status=status.HTTP_201_CREATED)
+        return Response(fm_body(window, user=request.user), status=status.HTTP_201_CREATED)
 
 
 class ForceMajeureDetailView(FinanceView):
@@ -162,7 +172,7 @@ class ForceMajeureDetailView(FinanceView):
     @extend_schema(operation_id="force_majeure_retrieve", responses={200: ForceMajeureSerializer}, tags=["sla"])
     def get(self, request, pk):
         """One window."""
-        return Response(fm_body(sla_windows.force_majeure_get(user=request.user, pk=pk)))
+        return Response(fm_body(sla_windows.force_majeure_get(user=request.user, pk=pk), user=request.user))
 
     @extend_schema(operation_id="force_majeure_delete", responses={204: None}, tags=["sla"])
     def delete(self, request, pk):

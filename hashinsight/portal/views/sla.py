@@ -25,9 +25,9 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ParseError
 
-from hashinsight.accounts.roles import Access, Module, role_of
+from hashinsight.accounts.roles import Access, Module, role_of, sees_staff_identities
 from hashinsight.billing import certificates, sla_selectors, sla_windows
-from hashinsight.billing.api.sla_views import CERT_CSV, FM_CSV, document_filename
+from hashinsight.billing.api.sla_views import CERT_CSV, document_filename, fm_csv_columns
 from hashinsight.core.api import parsers
 from hashinsight.core.errors import DomainError
 from hashinsight.portal.tables import Column, ListFilterForm, ListPage
@@ -53,19 +53,25 @@ class WindowFilterForm(ListFilterForm):
 
 
 class WindowTable(ListPage):
-    columns = [
-        Column("start", _("Start (UTC)"), sort="start"),
-        Column("end", _("End (UTC)"), sort="end"),
-        Column("hours", _("Duration (h)"), numeric=True),
-        Column("site", _("Site"), sort="site__name"),
-        Column("reason", _("Reason")),
-        Column("created_by", _("Entered by"), sort="created_by__username"),
-        Column("actions", _("Actions")),
-    ]
-    csv_columns = FM_CSV
     filter_form = WindowFilterForm
     default_sort = "-start"
     csv_name = "force-majeure"
+
+    def __init__(self, request):
+        # The operator who entered a window is for operators: a hosting client gets neither the column nor its sort.
+        self.sees_staff = sees_staff_identities(request.user)
+        entered_by = [Column("created_by", _("Entered by"), sort="created_by__username")] if self.sees_staff else []
+        self.columns = [
+            Column("start", _("Start (UTC)"), sort="start"),
+            Column("end", _("End (UTC)"), sort="end"),
+            Column("hours", _("Duration (h)"), numeric=True),
+            Column("site", _("Site"), sort="site__name"),
+            Column("reason", _("Reason")),
+            *entered_by,
+            Column("actions", _("Actions")),
+        ]
+        self.csv_columns = fm_csv_columns(request.user)
+        super().__init__(request)
 
     def get_queryset(self):
         return sla_windows.force_majeure_list(user=self.request.user)
@@ -81,7 +87,7 @@ class WindowTable(ListPage):
             w.hours = (w.end - w.start).total_seconds() / 3600
             w.frozen = w.pk in frozen
             w.may_delete = may_write and not w.frozen
-        return {"rows": rows, "can_create": may_write}
+        return {"rows": rows, "can_create": may_write, "sees_staff": self.sees_staff}
 
 
 @module_required(MODULE)

@@ -73,6 +73,15 @@ def footer(data: ReportData) -> str:
     }
 
 
+def market_notes(data: ReportData) -> list[str]:
+    """One sentence per run of days shown with an earlier day's hashprice (the market data end before them)."""
+    return [
+        _("Hashprice as of %(as_of)s, used for %(first)s – %(last)s (no later market data).")
+        % {"as_of": f"{c.as_of:%Y-%m-%d}", "first": f"{c.first:%Y-%m-%d}", "last": f"{c.last:%Y-%m-%d}"}
+        for c in data.hashprice_carried
+    ]
+
+
 def kpis(data: ReportData) -> list[tuple[str, str]]:
     """The summary: label and value, in the order the PDF and the KPI slide show them."""
     unit, div = hashrate_unit(data)

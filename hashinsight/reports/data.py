@@ -22,6 +22,7 @@ from decimal import Decimal
 from django.db.models import Avg, Count, Q, Sum
 from django.utils import timezone
 
+from hashinsight.billing.calc.carried import Carried, carried_runs
 from hashinsight.billing.money import round_money
 
 INCIDENTS_SHOWN = 20
@@ -177,6 +178,8 @@ class ReportData:
     model_rows: list[ModelFigures] = field(default_factory=list)
     invoice: InvoiceFigures | None = None
     generated_at: datetime = field(default_factory=timezone.now)
+    # Days shown with an earlier day's hashprice (the market feed ends before them): the report names that day.
+    hashprice_carried: list[Carried] = field(default_factory=list)
 
     @property
     def energy_kwh(self) -> float:
@@ -209,10 +212,16 @@ class ReportData:
 
 
 def hashprice_by_day(start: date, end: date) -> dict[date, Decimal]:
+    """USD per TH/s per day for each day of [start, end] (``hashprice_days``' values)."""
+    return hashprice_days(start, end)[0]
+
+
+def hashprice_days(start: date, end: date) -> tuple[dict[date, Decimal], dict[date, date]]:
     """USD per TH/s per day for each day of [start, end] that has market data (or a day before it, carried forward:
-    the latest figure known then). One query (or the shipped file while the table is empty); a second one when the
-    feed stopped more than two weeks before ``start``: its last day is carried forward rather than reporting no
-    revenue at all (a stale feed is reported by /api/health)."""
+    the latest figure known then), and for each day the day its figure is of (later than the last market day, that
+    is the last market day: the reports say so, ``ReportData.hashprice_carried``). One query (or the shipped file
+    while the table is empty); a second one when the feed stopped more than two weeks before ``start``: its last day
+    is carried forward rather than reporting no revenue at all (a stale feed is reported by /api/health)."""
     from intelligence import market
     from intelligence.algorithms.hashprice import block_subsidy_btc_on, hashprice_usd_per_th_day
     from intelligence.roi import market_rows
@@ -222,6 +231,7 @@ def hashprice_by_day(start: date, end: date) -> dict[date, Decimal]:
         earlier = market_rows(date(2009, 1, 3), start - timedelta(days=15))
         rows = [max(earlier, key=lambda r: r.day), *rows] if earlier else rows
     out: dict[date, Decimal] = {}
+    of: dict[date, date] = {}
     known: dict[date, Decimal] = {}
     for r in rows:
         fees = (
@@ -232,14 +242,15 @@ def hashprice_by_day(start: date, end: date) -> dict[date, Decimal]:
         known[r.day] = Decimal(
             hashprice_usd_per_th_day(r.btc_price_usd, r.difficulty, block_subsidy_btc_on(r.day), fees)
         ).quantize(Decimal("0.000001"))
-    last = None
+    last, last_day = None, None
     day = min([start - timedelta(days=14), *known])
     while day <= end:
-        last = known.get(day, last)
+        if day in known:
+            last, last_day = known[day], day
         if day >= start and last is not None:
-            out[day] = last
+            out[day], of[day] = last, last_day
         day += timedelta(days=1)
-    return out
+    return out, of
 
 
 def _incidents(alert_q: Q, safety_q: Q, start: date, end: date) -> tuple[list[Incident], dict]:
@@ -358,7 +369,7 @@ def site_month(*, site, month: date) -> ReportData:
         ):
             fallback[r["day"]] = r
     price = site.power_price_usd_per_kwh
-    hp = hashprice_by_day(start, end)
+    hp, hp_of = hashprice_days(start, end)
     events = list(
         CurtailmentEvent.objects.filter(
             site=site, status__in=CURTAILMENT_COUNTED, starts_at__lt=_midnight(end + timedelta(days=1))
@@ -405,7 +416,13 @@ def site_month(*, site, month: date) -> ReportData:
         incident_counts=counts,
         miner_rows=_worst_miners(daily),
         model_rows=_models(site, daily, len(_days(start, end))),
+        hashprice_carried=_carried(days, hp_of),
     )
+
+
+def _carried(days: list[DayFigures], hp_of: dict[date, date]) -> list[Carried]:
+    """The shown days whose hashprice is an earlier day's."""
+    return carried_runs({d.day: hp_of.get(d.day) for d in days if d.hashprice_usd is not None})
 
 
 def _days(start: date, end: date) -> list[date]:
@@ -513,7 +530,7 @@ def client_statement(*, invoice) -> ReportData:
         n=Count("id"), ths=Sum("model__hashrate_ths"), w=Sum("model__power_w")
     )
     nominal = float(fleet["ths"] or 0)
-    hp = hashprice_by_day(start, end)
+    hp, hp_of = hashprice_days(start, end)
     days = []
     for r in (
         rows.values("day")
@@ -625,6 +642,7 @@ def client_statement(*, invoice) -> ReportData:
         incident_counts=counts,
         miner_rows=miners,
         invoice=header,
+        hashprice_carried=_carried(days, hp_of),
     )
 
 

@@ -47,6 +47,9 @@ def render_pdf(data: ReportData, charts: dict[str, bytes]) -> bytes:
         Paragraph(escape(_summary_heading()), st["h2"]),
         _kv_table(content.kpis(data), st, width),
     ]
+    notes = [Paragraph(escape(note), st["sub"]) for note in content.market_notes(data)]
+    if notes:
+        story += [Spacer(1, 2 * mm), *notes]
     invoice = content.invoice_table(data)
     if invoice is not None:
         story += [Spacer(1, 4 * mm), Paragraph(escape(invoice.title), st["h2"]), _kv_table(invoice.rows, st, width)]
@@ -62,7 +65,7 @@ def render_pdf(data: ReportData, charts: dict[str, bytes]) -> bytes:
                 img = Image(io.BytesIO(charts[key]), width=width, height=width * 2.8 / 7.2)
                 story += [Spacer(1, 3 * mm), img]
     daily = content.daily_table(data)
-    story += [PageBreak(), Paragraph(escape(daily.title), st["h2"]), _table(daily, st, width, small=True)]
+    story += [PageBreak(), Paragraph(escape(daily.title), st["h2"]), *notes, _table(daily, st, width, small=True)]
     models = content.models_table(data)
     if models is not None:
         story += [

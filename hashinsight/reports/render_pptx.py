@@ -25,7 +25,7 @@ def render_pptx(data: ReportData, charts: dict[str, bytes]) -> bytes:
 
     slide = prs.slides.add_slide(prs.slide_layouts[LAYOUT_TITLE])
     slide.shapes.title.text = content.title(data)
-    slide.placeholders[1].text = f"{content.subtitle(data)}\n{content.footer(data)}"
+    slide.placeholders[1].text = "\n".join([content.subtitle(data), *content.market_notes(data), content.footer(data)])
     _font_all(slide)
 
     _table_slide(prs, _kpi_title(), [_kv_header(), *[[k, v] for k, v in content.kpis(data)]], [0.45, 0.55], 12)

@@ -47,6 +47,9 @@ def render_xlsx(data: ReportData) -> bytes:
         ws.write_string(row, 0, label, fmt["head"])
         ws.write_string(row, 1, value, fmt["text"])
         row += 1
+    for note in content.market_notes(data):
+        ws.write_string(row, 0, note, fmt["text"])
+        row += 1
     for table in (content.invoice_table(data), content.lines_table(data), content.models_table(data)):
         if table is not None:
             row = _table(ws, row + 1, table, fmt) + 1

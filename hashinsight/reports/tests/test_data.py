@@ -7,8 +7,10 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
+from django.utils import translation
 
-from hashinsight.reports import data
+from hashinsight.billing.calc.carried import Carried
+from hashinsight.reports import content, data
 from hashinsight.reports.tests import factories_reports as fx
 
 pytestmark = pytest.mark.django_db
@@ -105,3 +107,37 @@ def test_a_feed_that_stopped_months_ago_carries_its_last_hashprice_forward(farm)
     d = data.site_month(site=farm.site_a, month=fx.day(17))
     assert {day.hashprice_usd for day in d.days} == {hashprice_by_hand()}
     assert d.revenue_usd > 0
+    # ... and says which day's hashprice it is
+    as_of = fx.MONTH - timedelta(days=120)
+    assert d.hashprice_carried == [Carried(fx.MONTH, fx.day(29), as_of)]
+    with translation.override("en"):
+        assert content.market_notes(d) == [
+            f"Hashprice as of {as_of:%Y-%m-%d}, used for 2026-09-01 – 2026-09-30 (no later market data)."
+        ]
+    with translation.override("zh-hans"):
+        note = f"算力价格截至 {as_of:%Y-%m-%d}，沿用于 2026-09-01 – 2026-09-30（此后无市场数据）。"
+        assert content.market_notes(d) == [note]
+
+
+def test_a_month_with_its_own_market_days_names_no_earlier_hashprice(farm):
+    fx.market_month()
+    fx.site_month(farm)
+    d = data.site_month(site=farm.site_a, month=fx.MONTH)
+    assert d.hashprice_carried == [] and content.market_notes(d) == []
+
+
+def test_days_after_the_feed_ends_name_its_last_day(farm):
+    """The market data end on the 20th: the 21st to the 30th show the 20th's hashprice, and the report says so."""
+    from intelligence.models import MarketDay
+
+    fx.market_month()
+    MarketDay.objects.filter(date__gt=fx.day(19)).delete()
+    fx.site_month(farm)
+    site = data.site_month(site=farm.site_a, month=fx.MONTH)
+    assert site.hashprice_carried == [Carried(fx.day(20), fx.day(29), fx.day(19))]
+    statement = data.client_statement(invoice=fx.issued_invoice(farm))
+    assert statement.hashprice_carried == [Carried(fx.day(20), fx.day(29), fx.day(19))]
+    with translation.override("en"):
+        assert content.market_notes(statement) == [
+            "Hashprice as of 2026-09-20, used for 2026-09-21 – 2026-09-30 (no later market data)."
+        ]

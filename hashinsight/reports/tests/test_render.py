@@ -159,3 +159,25 @@ def test_an_empty_month_still_renders(farm):
     assert render_pdf(d, {}).startswith(b"%PDF-")
     assert openpyxl.load_workbook(io.BytesIO(render_xlsx(d))).sheetnames
     assert len(Presentation(io.BytesIO(render_pptx(d, {}))).slides) == 3
+
+
+def test_every_format_names_the_day_of_a_carried_forward_hashprice(farm):
+    """The market data end on the 20th: the PDF, the workbook and the deck say the hashprice of the 21st to the 30th
+    is the 20th's, in English and in Chinese."""
+    from intelligence.models import MarketDay
+
+    fx.market_month()
+    MarketDay.objects.filter(date__gt=fx.day(19)).delete()
+    fx.site_month(farm)
+    d = data.site_month(site=farm.site_a, month=fx.MONTH)
+    english = "Hashprice as of 2026-09-20, used for 2026-09-21 – 2026-09-30 (no later market data)."
+    chinese = "算力价格截至 2026-09-20，沿用于 2026-09-21 – 2026-09-30（此后无市场数据）。"
+    for language, note in (("en", english), ("zh-hans", chinese)):
+        with translation.override(language):
+            wb = openpyxl.load_workbook(io.BytesIO(render_xlsx(d)))
+            prs = Presentation(io.BytesIO(render_pptx(d, {})))
+            pdf = render_pdf(d, {})
+        assert note in [c.value for c in wb.worksheets[0]["A"]], language
+        assert note in prs.slides[0].placeholders[1].text_frame.text, language
+        if language == "zh-hans":
+            assert set("截至沿用此后无市场数据") <= set(pdf_chars(pdf))

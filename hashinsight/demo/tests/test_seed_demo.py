@@ -79,3 +79,25 @@ def test_seed_demo_serves_trained_network_models_not_the_naive_fallback(settings
     call_command("seed_demo", "--miners", "0", stdout=out)  # a re-seed trains nothing more
     assert "difficulty: difficulty_epoch v1 already active" in out.getvalue()
     assert ForecastModel.objects.count() == 2
+
+
+def test_seeded_offline_alerts_carry_the_offline_rules_message_id(settings, tmp_path):
+    """A seeded offline alert reads like the real offline rule's (``telemetry.rules``, "offline_silent"), so a page
+    shows it in the reader's language; its stored message is that id's English sentence."""
+    from django.utils import translation
+
+    from telemetry.alert_messages import alert_message
+    from telemetry.models import Alert
+
+    settings.VAR_DIR = tmp_path
+    call_command("seed_demo", "--miners", "300", stdout=StringIO())
+    offline = list(Alert.objects.filter(alert_type="miner_offline"))
+    assert offline
+    for alert in offline:
+        msg = alert.evidence["msg"]
+        assert msg["id"] == "offline_silent" and set(msg["params"]) == {"minutes", "last_seen"}
+        with translation.override("en"):
+            assert alert_message(alert) == alert.message  # the id's English is the stored message
+        assert alert.message.startswith(f"No sample from the miner for {msg['params']['minutes']} min")
+        with translation.override("zh-hans"):
+            assert alert_message(alert).startswith(f"矿机已 {msg['params']['minutes']} 分钟没有上报数据")

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import random
 import secrets
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
 from hashinsight.accounts.models import User
 from hashinsight.accounts.roles import Role
@@ -21,8 +22,10 @@ from miners.models import Miner, MinerModel, PortfolioEntry
 from sites.models import Customer, Site, Zone
 from sites.services import customer_add_contact, site_grant
 from telemetry.models import Alert
+from telemetry.rules import MESSAGES as RULE_MESSAGES
 from telemetry.services import alert_raise, alerts_acknowledge
 
+OFFLINE_MSG_ID = "offline_silent"  # the offline rule's message for a miner that sends nothing
 SITES = [
     # slug, name, location, timezone, capacity kW, zones (name, kind, capacity kW, energy source)
     ("tx-permian", "Permian Basin, TX", "Midland, Texas, US", "America/Chicago", 30000,
@@ -226,12 +229,19 @@ class Command(BaseCommand):
             return 0
         raised = []
         offline = Miner.objects.filter(status=Miner.Status.OFFLINE).select_related("site").order_by("pk")[:5]
-        for minutes, miner in enumerate(offline, start=1):
+        now = timezone.now()
+        for n, miner in enumerate(offline, start=1):
+            # Worded as the real offline rule words a silent miner (its message id and English sentence), so
+            # pages show it in the reader's language (telemetry.alert_messages).
+            minutes = 15 * n
+            last_seen = now - timedelta(minutes=minutes)
+            params = {"minutes": str(minutes), "last_seen": last_seen.strftime("%Y-%m-%d %H:%M")}
             raised.append(
                 alert_raise(
                     site=miner.site, miner=miner, alert_type="miner_offline", severity=Alert.Severity.CRITICAL,
-                    message=f"Miner {miner.serial} has not reported for {15 * minutes} minutes.",
-                    evidence={"last_report_minutes_ago": 15 * minutes, "rack": miner.rack},
+                    message=RULE_MESSAGES[OFFLINE_MSG_ID].format(**params),
+                    evidence={"offline_minutes": minutes, "last_seen": last_seen.isoformat(), "unit": "min",
+                              "rack": miner.rack, "msg": {"id": OFFLINE_MSG_ID, "params": params}},
                 )
             )  # fmt: skip
         hot_site = sites[0]

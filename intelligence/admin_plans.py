@@ -14,6 +14,7 @@ from hashinsight.accounts.roles import Module
 from hashinsight.core.admin import ScopedAdminMixin
 from intelligence import curtailment_plans as plans
 from intelligence.models import CurtailmentPlan
+from intelligence.solver_outcome import solver_outcome
 from sites.admin_filters import SiteListFilter
 
 
@@ -53,7 +54,8 @@ class CurtailmentPlanAdmin(ScopedAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=_("solver"))
     def solver_status(self, obj):
-        return (obj.solver or {}).get("status", "—")
+        solver = obj.solver or {}
+        return format_html('<span title="CBC: {}">{}</span>', solver.get("status", "—"), solver_outcome(solver) or "—")
 
     @admin.display(description=_("solver"))
     def solver_shown(self, obj):

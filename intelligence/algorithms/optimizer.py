@@ -58,6 +58,7 @@ DEFAULT_GAP_REL = 1e-3  # 0.1 % of the plan's profit
 # in about 1.5 CPU-seconds. They cost the easy plans nothing measurable.
 CBC_OPTIONS = ["divingSome on", "rens on"]
 CENT = Decimal("0.01")
+TIME_LIMIT_STATUS = "Stopped on time limit"  # how CBC's "Result - " line begins when the time limit stopped it
 # Coupled steps: the rounded relaxation is improved at most ROUNDING_PASSES times within ROUNDING_SHARE of the
 # time limit; CBC's run from it gets what the limit leaves, if at least MIN_SOLVE_S (to read the start). The
 # passes get most of the time: on the hard weeks each added 1-2 % of profit, CBC's search from the start added
@@ -251,6 +252,8 @@ class SolverReport:
     # better); "rounded_lp": CBC gave nothing back in the time limit, the start is returned against the LP bound.
     method: str = "milp"
     relaxations: int = 0  # LP relaxations solved to build the start
+    # CBC stopped on its time limit (its status "Stopped on time limit"), or no time was left for its search.
+    time_limited: bool = False
 
 
 @dataclass(frozen=True)
@@ -290,6 +293,7 @@ class CurtailmentPlan:
                 "gap_rel_limit": s.gap_rel_limit,
                 "time_limit_s": s.time_limit_s, "variables": s.variables, "constraints": s.constraints,
                 "objective": s.objective, "bound": s.bound, "method": s.method, "relaxations": s.relaxations,
+                "time_limited": s.time_limited,
             },
         }  # fmt: skip
 
@@ -675,10 +679,10 @@ def _plan(
         bound = report.bound  # CBC returned something worse than its start (not expected): keep the start
     else:  # no time left for CBC, or it gave nothing back: the start, measured against the LP bound
         report = SolverReport(
-            status="Stopped on time limit (the rounded relaxation; no time for CBC's search)", optimal=False,
+            status=f"{TIME_LIMIT_STATUS} (the rounded relaxation; no time for CBC's search)", optimal=False,
             runtime_s=0.0, solve_s=wall_lp, solve_cpu_s=cpu_lp,
             gap_rel=None, gap_rel_limit=gap_rel, time_limit_s=time_limit_s, variables=lp_report.variables,
-            constraints=lp_report.constraints, relaxations=relaxations,
+            constraints=lp_report.constraints, relaxations=relaxations, time_limited=True,
         )  # fmt: skip
         bound = None
     if bound is None or (lp_report.objective is not None and lp_report.objective < bound):
@@ -985,6 +989,7 @@ def _solve(
         constraints=prob.numConstraints(),
         objective=value if relax or not objective else float(objective.group(1)),
         bound=value if relax else _bound(bound, objective, status),
+        time_limited=status.startswith(TIME_LIMIT_STATUS),
     )
     return values, report
 

@@ -30,6 +30,7 @@ from hashinsight.portal.tables import Column, CsvColumn, ListFilterForm, ListPag
 from hashinsight.portal.views.common import module_required
 from intelligence import curtailment_plans as plans
 from intelligence.models import CurtailmentPlan
+from intelligence.solver_outcome import solver_outcome
 from sites import selectors as site_selectors
 
 MODULE = Module.CURTAILMENT
@@ -269,6 +270,7 @@ def plan_detail(request, pk: int):
         "portal/plans/detail.html",
         {
             "plan": plan, "rows": rows, "legend": legend, "chart": chart, "solver": solver,
+            "solver_outcome": solver_outcome(solver),
             "gap_pct": None if gap is None else gap * 100,
             "gap_limit_pct": None if solver.get("gap_rel_limit") is None else solver["gap_rel_limit"] * 100,
             "totals": totals, "may_send": may_send,

@@ -33,6 +33,7 @@ from django.utils.translation import gettext
 
 from hashinsight.billing import sla
 from hashinsight.billing.calc import tariff
+from hashinsight.billing.calc.carried import carried_runs
 from hashinsight.billing.calc.tariff import Curtailed, PeriodFacts, Terms
 from hashinsight.billing.models import Invoice, InvoiceLine, StatementRow
 from hashinsight.core.errors import DomainError
@@ -103,8 +104,15 @@ def covered_miners(contract: HostingContract) -> list[dict]:
 
 
 def daily_hashprices(start: date, end: date) -> dict[date, Decimal]:
+    """USD per TH/s per day for each day of [start, end] (``market_hashprices``' values)."""
+    return market_hashprices(start, end)[0]
+
+
+def market_hashprices(start: date, end: date) -> tuple[dict[date, Decimal], dict[date, date | None]]:
     """USD per TH/s per day for each day of [start, end] from ``MarketDay`` (before pool fees, 8 decimals); a day
-    without a row takes the latest earlier day's; with none at all, the shipped market snapshot's."""
+    without a row takes the latest earlier day's; with none at all, the shipped market snapshot's. With each day, the
+    day its value is of (None when not even the snapshot's date is known): a line priced with an earlier day's
+    hashprice names that day (``carried_note``)."""
     from intelligence.algorithms import hashprice as hp
     from intelligence.models import MarketDay
 
@@ -115,21 +123,49 @@ def daily_hashprices(start: date, end: date) -> dict[date, Decimal]:
 
     rows = {r.date: r for r in MarketDay.objects.filter(date__gte=start, date__lte=end).exclude(difficulty=0)}
     before = MarketDay.objects.filter(date__lt=start).exclude(difficulty=0).order_by("-date").first()
-    current = value_of(before) if before else None
+    current, current_of = (value_of(before), before.date) if before else (None, None)
     if current is None and not rows:
         from commands.services import hashprice_usd_per_th_day
 
         current = Decimal(hashprice_usd_per_th_day()).quantize(tariff.HASHPRICE_PLACES)
+        current_of = _snapshot_day()
     out: dict[date, Decimal] = {}
+    of: dict[date, date | None] = {}
     day = start
     while day <= end:
         if day in rows:
-            current = value_of(rows[day])
+            current, current_of = value_of(rows[day]), day
         elif current is None:  # days before the first known row of the period take that row's value
-            current = value_of(rows[min(rows)])
-        out[day] = current
+            current, current_of = value_of(rows[min(rows)]), min(rows)
+        out[day], of[day] = current, current_of
         day += timedelta(days=1)
-    return out
+    return out, of
+
+
+def _snapshot_day() -> date | None:
+    from intelligence.market import latest_snapshot
+
+    try:
+        return date.fromisoformat(str(latest_snapshot().date)[:10])
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
+CARRIED_SHOWN = 3  # runs named in a line's description (it holds 300 characters); more are summed up as "…"
+
+
+def carried_note(as_of: dict[date, date | None]) -> str:
+    """The note appended to the lines the hashprice prices, for the days priced with another day's hashprice
+    ("; hashprice as of 2026-02-12 for 2026-10-01 – 2026-10-31"; "" when there are none). English, like the line."""
+    runs = carried_runs(as_of)
+    if not runs:
+        return ""
+    parts = [
+        gettext("hashprice as of %(as_of)s for %(first)s – %(last)s")
+        % {"as_of": f"{r.as_of:%Y-%m-%d}", "first": f"{r.first:%Y-%m-%d}", "last": f"{r.last:%Y-%m-%d}"}
+        for r in runs[:CARRIED_SHOWN]
+    ]
+    return "; " + ", ".join(parts) + (", …" if len(runs) > CARRIED_SHOWN else "")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -217,7 +253,7 @@ def build_draft(contract: HostingContract, month: date, *, site_cache: dict | No
 
     terms = Terms.from_contract(contract)
     miners = covered_miners(contract)
-    hashprice = daily_hashprices(start, end)
+    hashprice, hashprice_of = market_hashprices(start, end)
     if connection.vendor == "postgresql":
         facts = _rows_postgres(invoice, contract, terms, miners, start, end, hashprice, site_cache)
     else:
@@ -236,7 +272,8 @@ def build_draft(contract: HostingContract, month: date, *, site_cache: dict | No
     InvoiceLine.objects.bulk_create(
         [
             InvoiceLine(
-                invoice=invoice, position=i, kind=line.kind, description=_describe(line, contract, start, end),
+                invoice=invoice, position=i, kind=line.kind,
+                description=_describe(line, contract, start, end, hashprice_of),
                 quantity=line.quantity, unit=line.unit, unit_price=line.unit_price, amount=line.amount,
             )
             for i, line in enumerate(result.lines, start=1)
@@ -273,36 +310,48 @@ def _clear_draft(invoice: Invoice) -> None:
         cursor.execute(f"DELETE FROM {StatementRow._meta.db_table} WHERE invoice_id = %s", [invoice.pk])  # noqa: S608 (model table name)
 
 
-def _describe(line: tariff.Line, contract: HostingContract, start: date, end: date) -> str:
-    """The line's text, in English (it is part of what the issue hash seals); the kind is translated on display."""
+def _describe(
+    line: tariff.Line, contract: HostingContract, start: date, end: date, hashprice_of: dict[date, date | None]
+) -> str:
+    """The line's text, in English (it is part of what the issue hash seals); the kind is translated on display. A
+    line priced with the hashprice names the day of the figure used where it is an earlier day's."""
     with translation.override("en"):
-        period = f"{start:%Y-%m-%d} – {end:%Y-%m-%d}"
-        d = line.detail
-        if line.kind == "energy":
-            basis = gettext("metered") if d.get("basis") == tariff.METERED else gettext("computed")
-            return gettext("Energy %(period)s (%(basis)s)") % {"period": period, "basis": basis}
-        if line.kind == "revenue_share":
-            return gettext("Operator's share %(pct)s %% of mining revenue %(period)s (%(ths)s TH/s-days)") % {
-                "pct": d["pct"], "period": period, "ths": d["ths_days"]}  # fmt: skip
-        if line.kind == "fixed_fee":
-            return gettext("Fixed fee: %(days)s miner-days of %(month_days)s-day month") % {
-                "days": d["miner_days"], "month_days": d["days_in_month"]}  # fmt: skip
-        if line.kind == "sla_credit":
-            return gettext("SLA credit: uptime %(uptime)s %% below target %(target)s %%") % {
-                "uptime": d["sla_uptime_pct"], "target": contract.sla_uptime_target_pct}  # fmt: skip
-        if line.kind == "curtailment_credit":
-            if d["kind"] == tariff.CREDIT_RATE:
-                return gettext("Curtailment credit: hours beyond the %(allowance)s h allowance") % {
-                    "allowance": d["allowance_h"]}  # fmt: skip
-            return gettext("Curtailment pass-through: revenue forgone beyond the %(allowance)s h allowance") % {
+        text = _describe_en(line, contract, start, end)
+        if line.kind == "revenue_share" or (
+            line.kind == "curtailment_credit" and line.detail.get("kind") != tariff.CREDIT_RATE
+        ):
+            text += carried_note(hashprice_of)
+        return text[: InvoiceLine._meta.get_field("description").max_length]
+
+
+def _describe_en(line: tariff.Line, contract: HostingContract, start: date, end: date) -> str:
+    period = f"{start:%Y-%m-%d} – {end:%Y-%m-%d}"
+    d = line.detail
+    if line.kind == "energy":
+        basis = gettext("metered") if d.get("basis") == tariff.METERED else gettext("computed")
+        return gettext("Energy %(period)s (%(basis)s)") % {"period": period, "basis": basis}
+    if line.kind == "revenue_share":
+        return gettext("Operator's share %(pct)s %% of mining revenue %(period)s (%(ths)s TH/s-days)") % {
+            "pct": d["pct"], "period": period, "ths": d["ths_days"]}  # fmt: skip
+    if line.kind == "fixed_fee":
+        return gettext("Fixed fee: %(days)s miner-days of %(month_days)s-day month") % {
+            "days": d["miner_days"], "month_days": d["days_in_month"]}  # fmt: skip
+    if line.kind == "sla_credit":
+        return gettext("SLA credit: uptime %(uptime)s %% below target %(target)s %%") % {
+            "uptime": d["sla_uptime_pct"], "target": contract.sla_uptime_target_pct}  # fmt: skip
+    if line.kind == "curtailment_credit":
+        if d["kind"] == tariff.CREDIT_RATE:
+            return gettext("Curtailment credit: hours beyond the %(allowance)s h allowance") % {
                 "allowance": d["allowance_h"]}  # fmt: skip
-        if line.kind == "deposit":
-            if d.get("held"):
-                return gettext("Deposit (held until the contract ends)")
-            return gettext("Deposit applied")
-        if line.kind == "prior_balance":
-            return gettext("Prior balance (payable on earlier invoices, not in this total)")
-        return line.kind
+        return gettext("Curtailment pass-through: revenue forgone beyond the %(allowance)s h allowance") % {
+            "allowance": d["allowance_h"]}  # fmt: skip
+    if line.kind == "deposit":
+        if d.get("held"):
+            return gettext("Deposit (held until the contract ends)")
+        return gettext("Deposit applied")
+    if line.kind == "prior_balance":
+        return gettext("Prior balance (payable on earlier invoices, not in this total)")
+    return line.kind
 
 
 def _classify(contract, start, end, uptime, site_cache) -> dict:

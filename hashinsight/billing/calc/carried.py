@@ -11,7 +11,7 @@ from datetime import date
 
 @dataclass(frozen=True)
 class Carried:
-    """Consecutive days ``first``..``last`` that use the value of the earlier day ``as_of``."""
+    """Consecutive days ``first``..``last`` that use the value of the day ``as_of``."""
 
     first: date
     last: date
@@ -19,14 +19,15 @@ class Carried:
 
 
 def carried_runs(value_days: Mapping[date, date | None]) -> list[Carried]:
-    """The runs of described days whose value is of an earlier day, in date order (``value_days``: described day →
-    the day its value is of; None when unknown, left out). A run ends at a day with its own value; days missing
-    from ``value_days`` (a day a report does not show) do not end it."""
+    """The runs of described days whose value is another day's (an earlier day's, carried forward; or, for days
+    before a period's first market day, that day's), in date order (``value_days``: described day → the day its
+    value is of; None when unknown, left out). A run ends at a day with its own value; days missing from
+    ``value_days`` (a day a report does not show) do not end it."""
     runs: list[Carried] = []
     extending = False
     for day in sorted(value_days):
         as_of = value_days[day]
-        if as_of is None or as_of >= day:
+        if as_of is None or as_of == day:
             extending = False
             continue
         if extending and runs[-1].as_of == as_of:

@@ -1,4 +1,4 @@
-"""Runs of days shown or billed with an earlier day's market value (``billing.calc.carried``)."""
+"""Runs of days shown or billed with another day's market value (``billing.calc.carried``)."""
 
 from datetime import date, timedelta
 
@@ -21,3 +21,7 @@ def test_a_gap_and_a_tail_are_two_runs_each_naming_its_day():
 def test_days_not_shown_do_not_break_a_run_and_unknown_days_are_left_out():
     value_days = {d(1): date(2026, 2, 12), d(4): date(2026, 2, 12), d(9): date(2026, 2, 12), d(10): None}
     assert carried_runs(value_days) == [Carried(d(1), d(9), date(2026, 2, 12))]
+
+
+def test_days_before_a_periods_first_market_day_take_that_later_day_and_say_so():
+    assert carried_runs({d(0): d(2), d(1): d(2), d(2): d(2)}) == [Carried(d(0), d(1), d(2))]

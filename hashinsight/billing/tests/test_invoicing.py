@@ -90,7 +90,7 @@ def test_curtailment_pass_through_credits_the_revenue_forgone(monkeypatch):
     fleet = make_fleet(curtailment_allowance_hours=D("10"), curtailment_credit_kind="pass_through")
     a = fleet.miners[0]
     add_daily(fleet.miners, SEP, SEP_END)
-    monkeypatch.setattr(invoicing, "daily_hashprices", lambda s, e: dict.fromkeys(_days(s, e), D("0.05")))
+    monkeypatch.setattr(invoicing, "market_hashprices", lambda s, e: (dict.fromkeys(_days(s, e), D("0.05")), {}))
     stub_sla(monkeypatch, {
         (a.pk, date(2026, 9, d)): DayDowntime(excluded_h=D("6"), curtailed_h=D("6")) for d in (1, 2, 3)
     })  # fmt: skip
@@ -215,7 +215,7 @@ def test_revenue_share_is_the_operators_share_of_ths_days_times_hashprice(monkey
     stub_sla(monkeypatch)
     fleet = make_fleet(tariff_kind="revenue_share", revenue_share_pct=D("30"))
     add_daily(fleet.miners, SEP, SEP_END)
-    monkeypatch.setattr(invoicing, "daily_hashprices", lambda s, e: dict.fromkeys(_days(s, e), D("0.05")))
+    monkeypatch.setattr(invoicing, "market_hashprices", lambda s, e: (dict.fromkeys(_days(s, e), D("0.05")), {}))
     invoice = invoicing.build_draft(fleet.contract, SEP)
     assert lines_of(invoice) == [("revenue_share", D("300.0000"), "USD", D("0.300000"), D("90.00"))]
     assert StatementRow.objects.filter(invoice=invoice).first().energy_amount == D("1.500000")
@@ -232,6 +232,39 @@ def test_hashprice_comes_from_market_days_and_carries_forward():
         tariff.HASHPRICE_PLACES
     )
     assert prices == dict.fromkeys(_days(date(2026, 9, 1), date(2026, 9, 4)), expected)
+
+
+def test_a_line_priced_with_an_earlier_days_hashprice_names_that_day(monkeypatch):
+    """The market data end on 2026-08-20: September's revenue share is priced at that day's hashprice, and its line
+    says so; the energy line of an energy contract uses no hashprice and says nothing."""
+    from intelligence.models import MarketDay
+
+    MarketDay.objects.create(date=date(2026, 8, 20), btc_price_usd=D("100000"), difficulty=D("100000000000000"),
+                             fees_btc=D("14.4"))  # fmt: skip
+    prices, of = invoicing.market_hashprices(date(2026, 9, 1), date(2026, 9, 30))
+    assert set(of.values()) == {date(2026, 8, 20)} and len(prices) == 30
+    stub_sla(monkeypatch)
+    fleet = make_fleet(tariff_kind="revenue_share", revenue_share_pct=D("30"))
+    add_daily(fleet.miners, SEP, SEP_END)
+    line = invoicing.build_draft(fleet.contract, SEP).lines.get(kind="revenue_share")
+    assert line.description.endswith("; hashprice as of 2026-08-20 for 2026-09-01 – 2026-09-30")
+    energy = make_fleet()
+    add_daily(energy.miners, SEP, SEP_END)
+    assert "hashprice" not in invoicing.build_draft(energy.contract, SEP).lines.get(kind="energy").description
+
+
+def test_a_month_with_its_own_market_days_names_no_other_day(monkeypatch):
+    from intelligence.models import MarketDay
+
+    MarketDay.objects.bulk_create([
+        MarketDay(date=day, btc_price_usd=D("100000"), difficulty=D("100000000000000"), fees_btc=D("14.4"))
+        for day in _days(SEP, SEP_END)
+    ])  # fmt: skip
+    stub_sla(monkeypatch)
+    fleet = make_fleet(tariff_kind="revenue_share", revenue_share_pct=D("30"))
+    add_daily(fleet.miners, SEP, SEP_END)
+    line = invoicing.build_draft(fleet.contract, SEP).lines.get(kind="revenue_share")
+    assert "hashprice" not in line.description
 
 
 def test_prior_balance_is_shown_but_not_in_the_total(monkeypatch):

@@ -393,3 +393,26 @@ def test_demo_pool_addresses_pass_the_checks_and_seed_once(db):
     assert all(validate_usdt(a) == a for a in payments.demo_addresses("usdt", 5))
     assert payments.seed_demo_pool(count=3) == 6
     assert payments.seed_demo_pool(count=3) == 0 and PaymentAddress.objects.count() == 6
+
+
+@pytest.mark.parametrize(
+    ("template", "key"),
+    [
+        ("portal/finance/_instructions.html", "pi"),
+        ("email/billing/overdue_reminder.txt", "instructions"),
+        ("email/billing/overdue_reminder.html", "instructions"),
+    ],
+)
+def test_a_btc_amount_names_the_day_of_its_btc_price(template, key):
+    """The BTC amount is the balance at the latest market price, which may be months old (the shipped market data
+    end on 2026-02-12): the invoice page and the reminder e-mails say which day's price it is, in both languages."""
+    from django.template.loader import render_to_string
+    from django.utils import translation
+
+    btc = {"address": BTC_ADDRESS, "amount_btc": "0.02000000", "price_usd": "61728.00", "price_date": "2026-02-12",
+           "uri": f"bitcoin:{BTC_ADDRESS}", "confirmations": 3}  # fmt: skip
+    context = {key: {"btc": btc, "number": "INV-1", "balance_due": "1234.56", "currency": "USD"}, "days_overdue": 3}
+    with translation.override("en"):
+        assert "(BTC price as of 2026-02-12)" in render_to_string(template, context)
+    with translation.override("zh-hans"):
+        assert "BTC 价格截至 2026-02-12" in render_to_string(template, context)

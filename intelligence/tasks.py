@@ -7,6 +7,7 @@ from intelligence import (  # noqa: F401
     health_tasks,
     market_tasks,
     plans_tasks,
+    power_feed_tasks,
     responder_tasks,
     revenue_tasks,
 )

@@ -37,6 +37,10 @@ SCHEDULES = [
      "Verifies acknowledged commands' effects from telemetry; alerts when an effect is not seen in its window."),
     ("market data refresh", "intelligence.market_refresh", 3600, INTELLIGENCE_QUEUE,
      "Fetches the configured live market feed (MARKET_FEED) and upserts its days; without a feed it does nothing."),
+    ("power prices: feed refresh", "intelligence.power_prices_refresh", 300, INTELLIGENCE_QUEUE,
+     "For every site in POWER_PRICE_FEEDS, fetches day-ahead and real-time prices from the last stored interval on "
+     "and upserts them; a feed's failure is recorded per site in the job run and /api/health. Without a feed it does "
+     "nothing."),
     ("curtailment: plan tomorrow", "intelligence.plan_tomorrow", 3600, INTELLIGENCE_QUEUE,
      "Queues tomorrow's day-ahead curtailment plan (site time) for every site with day-ahead prices for it; "
      "a day whose inputs did not change re-uses its plan (cached as optimize:{site}:{date})."),

@@ -85,6 +85,8 @@ def health() -> dict:
             **intelligence_figures(),
             # Informational: a missing or stale market feed is reported here, never makes the service degraded.
             "market_data": _market_data(),
+            # Informational too: per site in POWER_PRICE_FEEDS, its newest prices and the last refresh's outcome.
+            "power_price_feeds": _power_price_feeds(),
         }
     checks = [body["database"], body["redis"], body["broker"], body.get("worker", {"ok": False})]
     body["status"] = "down" if not database["ok"] else ("ok" if all(c["ok"] for c in checks) else "degraded")
@@ -101,6 +103,12 @@ def _market_data():
     from intelligence.market_data import market_health
 
     return market_health()
+
+
+def _power_price_feeds():
+    from intelligence.power_feeds import power_feeds_health
+
+    return power_feeds_health()
 
 
 # --- the intelligence layer's figures ------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ TELEMETRY_JOBS = {"telemetry.rollup_5m", "telemetry.rollup_daily", "telemetry.ev
 INTELLIGENCE_JOBS = {"intelligence.market_refresh", "intelligence.plan_tomorrow", "intelligence.forecast_refresh_all"}
 INTELLIGENCE_JOBS |= {"intelligence.train_models", "intelligence.anomaly_scan"}
 INTELLIGENCE_JOBS |= {"intelligence.respond_realtime", "intelligence.curtailment_event_tick"}
+INTELLIGENCE_JOBS |= {"intelligence.power_prices_refresh"}
 INTELLIGENCE_JOBS |= {
     "intelligence.revenue_refresh_all",
     "intelligence.smart_alerts",

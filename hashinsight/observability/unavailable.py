@@ -23,9 +23,10 @@ RETRY_AFTER_S = 5
 DATABASE_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
 
 
-# A deadlock or a serialization failure: the database is up, this transaction lost a race and was rolled back
-# whole. Still a 503 (nothing was written; the same request may be repeated at once), but named for what it is.
-CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
+# A deadlock, a serialization failure or a lock not obtained within lock_timeout: the database is up, this
+# transaction lost a race and was rolled back whole. Still a 503 (nothing was written; the same request may be
+# repeated at once), but named for what it is.
+CONFLICT_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
 CONFLICT_RETRY_AFTER_S = 1
 
 

@@ -2,7 +2,8 @@
 and hashprice, run ``intelligence.algorithms.optimizer.plan_curtailment``, store the plan with its inputs, and send
 an approved-to-send plan to the control plane as ``CURTAIL`` commands.
 
-Selectors (reads, scoped): ``plan_list``, ``plan_get``. Services (writes): ``plan_create``, ``plan_send``,
+Selectors (reads, scoped): ``plan_list``, ``plan_get``, ``day_plan`` (a day's job-made plan through the cache).
+Services (writes): ``plan_create``, ``plan_send``,
 ``plan_for_day`` (the job's, cached under ``optimize:{site}:{date}``).
 
 Who may do what: plans belong to the CURTAILMENT module (READ to read, FULL to create and send) and to a site:
@@ -40,6 +41,7 @@ from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from hashinsight.accounts.roles import Access, Module, has_access
+from hashinsight.core import cache as cache_helper
 from hashinsight.core.cache import register_builder
 from hashinsight.core.errors import DomainError
 from hashinsight.events.audit import audit_append
@@ -83,6 +85,29 @@ def plan_get(*, user, plan_id: int) -> CurtailmentPlan:
     if plan is None:
         raise DomainError("not_found", "Not found.", status=404)
     return plan
+
+
+# The days a day plan may be asked for: no mining before the genesis block, and a year ahead bounds the cache's keys
+# (day-ahead markets publish one day out).
+FIRST_PLAN_DAY = date(2009, 1, 3)
+PLAN_DAYS_AHEAD = 366
+
+
+def day_plan_bounds(today: date | None = None) -> tuple[date, date]:
+    """The first and last day ``day_plan`` is asked for (callers check the day they pass)."""
+    return FIRST_PLAN_DAY, (today or timezone.now().date()) + timedelta(days=PLAN_DAYS_AHEAD)
+
+
+def day_plan(*, user, site_id: int, day: date) -> cache_helper.Cached:
+    """The site's plan for ``day`` (its local day) as the daily job makes it (``plan_for_day``: 24 hours, day-ahead
+    prices, default constraints), read through the cache under ``optimize:{site}:{date}``: ``hit``; ``stale``, served
+    while one rebuild is queued (after the site's prices or fleet changed, ``intelligence.plans_handlers``, or once
+    the entry is older than the helper's freshness); ``miss``, built now (the stored plan when its inputs are
+    unchanged, else a solve); ``bypass`` without a cache. The value is ``plan_for_day``'s: ``plan`` null with the
+    refusal when no plan can be made. A site ``user`` does not see is a 404 (``not_found``), as for ``plan_get``.
+    When cached, the site's scope is all it reads from the database (one query, two with per-site grants)."""
+    site = _site_for(user=user, site_id=site_id, write=False)
+    return cache_helper.get("optimize", id=site.pk, date=day.isoformat())
 
 
 def _site_for(*, user, site_id, write: bool):

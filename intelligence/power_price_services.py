@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from hashinsight.accounts.roles import Access, Module, Role, has_access, role_of
 from hashinsight.core.errors import DomainError
+from hashinsight.events import outbox
 from intelligence.algorithms import power_prices as pp
 from intelligence.models import PowerMarket, PowerPrice
 from sites.models import Site
@@ -118,7 +119,8 @@ def _upsert(*, site: Site, market: str, step: int, source: str, rows: list[tuple
 
 @transaction.atomic
 def power_prices_load(*, site: Site, market: str, series: pp.PriceSeries, source: str, actor=None) -> LoadSummary:
-    """Upsert ``series`` as ``site``'s prices on ``market`` (idempotent per site, market and interval start)."""
+    """Upsert ``series`` as ``site``'s prices on ``market`` (idempotent per site, market and interval start), and
+    publish ``power_prices.loaded`` in the same transaction."""
     market = _market(market)
     source = source[:80]
     rows = _rows(site=site, market=market, series=series)
@@ -131,6 +133,11 @@ def power_prices_load(*, site: Site, market: str, series: pp.PriceSeries, source
         first=rows[0][0] if rows else None,
         last=rows[-1][0] if rows else None,
     )
+    # Its handlers make the site's cached day plans stale (intelligence.plans_handlers).
+    outbox.publish("power_prices.loaded", aggregate=f"site:{site.pk}", payload={
+        "site_id": site.pk, "market": market, "intervals": summary.intervals, "first": summary.first,
+        "last": summary.last, "source": source,
+    })  # fmt: skip
     if actor is not None:
         from hashinsight.events.audit import actor_of, audit_append
 

@@ -3,7 +3,9 @@ stale-while-revalidate. When the cache (Redis) is down, reads compute from the d
 
 An entry is ``{"v": version, "at": built_at, "value": ...}``. ``invalidate`` bumps the key's version,
 so every process sees the old entry as stale at once; a stale entry is served (``X-Cache: stale``)
-while one background rebuild — guarded by a short lock — replaces it."""
+while one background rebuild — guarded by a short lock — replaces it. ``invalidate_group`` does the same
+for every key of a kind that shares its leading parts (``GROUPS``: every day's plan of a site), whose
+keys are too many to name."""
 
 from __future__ import annotations
 
@@ -33,6 +35,11 @@ KEYS = {
     "asset_forecast": "asset_forecast:{asset}:{view}:{hour}",  # 168 h of an asset's power; view: all or c<clients>
     "miner_health": "miner_health:{id}",  # a user's miner-health summary (counts per tier, worst miners)
 }
+# Kinds whose keys can also be made stale all at once by their leading parts (``invalidate_group``). Such an
+# entry's version is its key's plus its group's: both only ever rise, so a bump of either leaves it stale.
+GROUPS = {
+    "optimize": "optimize:{id}",  # every day's plan of one site: its prices or its fleet changed
+}
 FRESH_S = 300
 KEEP_S = 24 * 3600
 LOCK_S = 60
@@ -60,6 +67,16 @@ def _version(key: str) -> int:
     return cache.get(f"v:{key}") or 0
 
 
+def _current_version(name: str, key: str, parts: dict) -> int:
+    """The key's version, plus its group's when the kind has one (one round-trip either way)."""
+    group = GROUPS.get(name)
+    if group is None:
+        return _version(key)
+    names = [f"v:{key}", f"v:{group.format(**parts)}:*"]
+    found = cache.get_many(names)
+    return sum(found.get(n) or 0 for n in names)
+
+
 def _store(key: str, value, version: int) -> None:
     try:
         cache.set(key, {"v": version, "at": time.time(), "value": value}, KEEP_S)
@@ -72,7 +89,7 @@ def build_and_store(name: str, **parts):
     that lands mid-build then leaves the new entry already stale, instead of blessing old data."""
     key = cache_key(name, **parts)
     try:
-        version = _version(key)
+        version = _current_version(name, key, parts)
     except Exception:
         logger.warning("cache unavailable; computing from the database", extra={"cache_key": key})
         return _BUILDERS[name](**parts)
@@ -91,7 +108,19 @@ def invalidate(name: str, **parts) -> None:
 
 def invalidate_many(name: str, parts_list: list[dict]) -> None:
     """Bump the version of many keys; on Redis in one pipelined round-trip (INCR creates missing keys)."""
-    version_keys = [f"v:{cache_key(name, **parts)}" for parts in parts_list]
+    _bump([f"v:{cache_key(name, **parts)}" for parts in parts_list])
+
+
+def invalidate_group(name: str, parts_list: list[dict]) -> None:
+    """Make every entry of a grouped kind (``GROUPS``) stale for each of ``parts_list``'s leading parts, e.g.
+    ``invalidate_group("optimize", [{"id": 3}])``: every day's plan of site 3, whichever days were cached.
+    Served stale and rebuilt on the next read, as after ``invalidate``."""
+    _bump([f"v:{GROUPS[name].format(**parts)}:*" for parts in parts_list])
+
+
+def _bump(version_keys: list[str]) -> None:
+    if not version_keys:
+        return
     try:
         backend = caches["default"]
         if isinstance(backend, RedisCache):
@@ -119,7 +148,7 @@ def get(name: str, *, fresh_s: float = FRESH_S, max_stale_s: float | None = None
     key = cache_key(name, **parts)
     try:
         entry = cache.get(key)
-        version = _version(key)
+        version = _current_version(name, key, parts)
     except Exception:
         logger.warning("cache unavailable; computing from the database", extra={"cache_key": key})
         return Cached(builder(**parts), "bypass")

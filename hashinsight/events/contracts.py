@@ -125,6 +125,18 @@ class CurtailmentPlanned(Contract):
     expected_profit_usd: Decimal
 
 
+class PowerPricesLoaded(Contract):
+    """A site's power prices were loaded (upload, feed, shipped series): its day-ahead plans are stale.
+    ``first`` and ``last`` are the first and last interval starts loaded (None for an empty series)."""
+
+    site_id: int
+    market: str
+    intervals: int = Field(ge=0)
+    first: datetime | None
+    last: datetime | None
+    source: str
+
+
 class EdgeDeviceChanged(Contract):
     device_id: int
     site_id: int
@@ -252,6 +264,7 @@ REGISTRY: dict[tuple[str, int], type[Contract]] = {
     ("command.updated", 1): CommandEvent,
     ("forecast.refreshed", 1): ForecastRefreshed,
     ("curtailment.planned", 1): CurtailmentPlanned,
+    ("power_prices.loaded", 1): PowerPricesLoaded,
     ("edge_device.changed", 1): EdgeDeviceChanged,
     ("telemetry.ingested", 1): TelemetryIngested,
     ("safety_events.received", 1): SafetyEventsReceived,

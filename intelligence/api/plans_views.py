@@ -1,6 +1,7 @@
 """The curtailment plans API: ``/api/v1/curtailment/plans`` (list with filters, sort, pages and CSV; create),
 ``/api/v1/curtailment/plans/{id}`` (read), ``/api/v1/curtailment/plans/{id}/send`` (propose its CURTAIL commands),
-and the seed's ``POST /api/optimize/curtailment`` (create, same handler).
+the seed's ``POST /api/optimize/curtailment`` (create, same handler) and its ``GET`` (a site's day plan, as the daily
+job makes it, from the cache ``optimize:{site}:{date}`` with ``X-Cache``).
 
 CURTAILMENT module: READ to read, FULL to create and send; a hidden site or plan is a 404, a site seen through a
 read-only grant a 403. Every read and write goes through ``intelligence.curtailment_plans``."""
@@ -91,6 +92,29 @@ class PlanFilterSerializer(serializers.Serializer):
     )
     limit = serializers.IntegerField(required=False, min_value=1, max_value=100)
     offset = serializers.IntegerField(required=False, min_value=0)
+
+
+class DayPlanQuerySerializer(serializers.Serializer):
+    site = serializers.IntegerField(min_value=1, max_value=2**31 - 1, help_text="site id")
+    date = serializers.DateField(input_formats=["%Y-%m-%d"], help_text="the site's local day, YYYY-MM-DD")
+
+    def validate_date(self, value):
+        first, last = plans.day_plan_bounds()
+        if not first <= value <= last:
+            raise serializers.ValidationError(
+                _("Give a day from %(first)s to %(last)s.") % {"first": first.isoformat(), "last": last.isoformat()},
+                code="out_of_range",
+            )
+        return value
+
+
+class DayPlanSerializer(serializers.Serializer):
+    site = serializers.IntegerField()
+    date = serializers.DateField()
+    plan = PlanDetailSerializer(allow_null=True)
+    error_code = serializers.CharField(required=False, help_text="when plan is null: why (e.g. missing_prices)")
+    message = serializers.CharField(required=False)
+    details = serializers.JSONField(required=False)
 
 
 class SendSerializer(serializers.Serializer):
@@ -186,6 +210,19 @@ class PlanSendView(CurtailmentView):
 
 
 class SeedOptimizeView(CurtailmentView):
+    @extend_schema(
+        operation_id="optimize_curtailment_day", parameters=[DayPlanQuerySerializer],
+        responses={200: DayPlanSerializer}, tags=["curtailment"],
+    )  # fmt: skip
+    def get(self, request):
+        """The site's plan for a day (its local day: 24 hours from midnight, day-ahead prices, default constraints),
+        as the daily job makes it, from the cache ``optimize:{site}:{date}``. ``X-Cache``: ``hit``; ``stale``, served
+        while one rebuild is queued (the site's prices or fleet changed, or the entry is old); ``miss``, made now.
+        ``plan`` is null, with ``error_code`` and ``message``, when no plan can be made (``missing_prices``, …)."""
+        p = valid(DayPlanQuerySerializer, request.query_params)
+        cached = plans.day_plan(user=request.user, site_id=p["site"], day=p["date"])
+        return Response(cached.value, headers={"X-Cache": cached.state})
+
     @extend_schema(
         operation_id="optimize_curtailment", request=PlanRequestSerializer, responses={201: PlanDetailSerializer},
         tags=["curtailment"],

@@ -150,6 +150,42 @@ def test_an_entry_past_its_stale_bound_is_rebuilt_now(builder, monkeypatch):
     assert cache_helper.get("forecast", id=6, fresh_s=10, max_stale_s=60) == ({"id": 6, "value": "v2"}, "miss")
 
 
+def test_a_group_invalidation_makes_every_key_of_the_group_stale(monkeypatch):
+    built = []
+
+    def build(*, id, date):
+        built.append((id, date))
+        return f"{id}:{date}:{len(built)}"
+
+    monkeypatch.setitem(cache_helper._BUILDERS, "optimize", build)
+    for id, date in ((1, "2026-11-26"), (1, "2026-11-27"), (2, "2026-11-26")):
+        assert cache_helper.get("optimize", id=id, date=date).state == "miss"
+    cache.add("lock:optimize:1:2026-11-27", 1, 60)  # its rebuild is already on its way elsewhere
+    cache_helper.invalidate_group("optimize", [{"id": 1}])
+    assert cache_helper.get("optimize", id=1, date="2026-11-26") == ("1:2026-11-26:1", "stale")  # rebuilt (eager)
+    assert cache_helper.get("optimize", id=1, date="2026-11-27") == ("1:2026-11-27:2", "stale")
+    assert cache_helper.get("optimize", id=2, date="2026-11-26").state == "hit"  # another site: untouched
+    assert cache_helper.get("optimize", id=1, date="2026-11-26") == ("1:2026-11-26:4", "hit")
+    # The key's own invalidation still counts beside the group's, and a later group bump still shows.
+    cache_helper.invalidate("optimize", id=1, date="2026-11-26")
+    assert cache_helper.get("optimize", id=1, date="2026-11-26").state == "stale"
+    assert cache_helper.get("optimize", id=1, date="2026-11-26").state == "hit"
+    cache_helper.invalidate_group("optimize", [{"id": 1}])
+    assert cache_helper.get("optimize", id=1, date="2026-11-26").state == "stale"
+    cache_helper.invalidate_group("optimize", [])  # nothing to do
+
+
+def test_a_group_invalidation_during_a_build_is_not_lost(monkeypatch):
+    def build(*, id, date):
+        cache_helper.invalidate_group("optimize", [{"id": id}])  # prices land while the plan is being made
+        return "built"
+
+    monkeypatch.setitem(cache_helper._BUILDERS, "optimize", build)
+    cache_helper.build_and_store("optimize", id=3, date="2026-11-26")
+    monkeypatch.setitem(cache_helper._BUILDERS, "optimize", lambda *, id, date: "rebuilt")
+    assert cache_helper.get("optimize", id=3, date="2026-11-26") == ("built", "stale")
+
+
 def test_seed_key_names():
     assert cache_helper.cache_key("user_portfolio", id=4) == "user_portfolio:4"
     assert cache_helper.cache_key("forecast", id=4) == "forecast:4"

@@ -1,8 +1,9 @@
 """The curtailment planner pages (CURTAILMENT READ; FULL to make and send plans): the stored plans (sort, filter,
-CSV), the planner form (site, window, constraints → a plan made and stored by ``intelligence.curtailment_plans``),
-and one plan: its price chart with the curtailed hours shaded, the schedule (hour × group on-count, kW, USD), the
-profit next to running everything and the price-threshold rule, the solver's status and gap, and "Send for
-approval", which proposes its CURTAIL commands and leads to the commands page.
+CSV), the planner form (site, window, constraints → a plan made and stored by ``intelligence.curtailment_plans``)
+with tomorrow's plans of the sites priced for it (the daily job's, read through the cache like
+``GET /api/optimize/curtailment``), and one plan: its price chart with the curtailed hours shaded, the schedule
+(hour × group on-count, kW, USD), the profit next to running everything and the price-threshold rule, the solver's
+status and gap, and "Send for approval", which proposes its CURTAIL commands and leads to the commands page.
 
 Reads go through ``intelligence.curtailment_plans`` selectors (hidden → 404); every write through its services,
 whose refusals come back as messages on the page (a 400's constraint named), never as a server error. The chart is
@@ -156,26 +157,70 @@ def planner(request):
             else:
                 messages.success(request, gettext("Plan #%(id)s made.") % {"id": plan.pk})
                 return redirect("portal:curtailment-plan-detail", pk=plan.pk)
-    else:
-        first, day = _default_window(sites)
+    tomorrow = []
+    if request.method != "POST":
+        latest = _latest_day_ahead(sites)
+        first, day = _default_window(sites, latest)
         initial = {"site": first.pk if first else None, "day": day, "hour": 0, "hours": 24}
         form = PlannerForm(initial=initial, sites=sites)
-    return render(request, "portal/plans/planner.html", {"form": form, "has_sites": bool(sites), "default_order": True})
+        tomorrow = _tomorrow_plans(request.user, sites, latest)  # not beside a refused form: its errors come first
+    response = render(
+        request, "portal/plans/planner.html",
+        {"form": form, "has_sites": bool(sites), "default_order": True, "tomorrow": tomorrow},
+    )  # fmt: skip
+    if tomorrow:
+        response["X-Cache"] = ",".join(row["cache"] for row in tomorrow)
+    return response
 
 
-def _default_window(sites):
-    """The site and day the form starts with: the first site with day-ahead prices, and tomorrow (site time) when it
-    has prices for it, else the last day it has prices for (the demo's shipped ERCOT prices end in the past), so the
-    first "Plan" a user presses works."""
+TOMORROW_SITES = 6  # at most this many cached reads per page
+
+
+def _tomorrow_plans(user, sites, latest) -> list[dict]:
+    """Tomorrow's plan (site time) of each site priced through tomorrow, the first ``TOMORROW_SITES`` by name: the
+    daily job's, through ``plans.day_plan`` (the cache; a miss is made now, as the API does). Sites without
+    tomorrow's prices are not read: there is nothing to plan yet."""
+    rows = []
+    for site in sites:
+        day = (timezone.now().astimezone(ZoneInfo(site.timezone or "UTC")) + timedelta(days=1)).date()
+        if site.pk not in latest or latest[site.pk] < plans.day_window(site, day) + timedelta(hours=23):
+            continue
+        cached = plans.day_plan(user=user, site_id=site.pk, day=day)
+        plan = cached.value.get("plan")
+        rows.append({
+            "site": site, "day": day, "plan": plan, "cache": cached.state,
+            "message": None if plan else cached.value.get("message"),
+            "curtailed_hours": _curtailed_hours(plan) if plan else 0,
+        })  # fmt: skip
+        if len(rows) == TOMORROW_SITES:
+            break
+    return rows
+
+
+def _curtailed_hours(plan: dict) -> int:
+    """Hours in which the plan runs below the site's full power (the detail page's rule)."""
+    groups = plan.get("inputs", {}).get("groups", [])
+    full_kw = sum(g["count"] * g["kw_each"] for g in groups)
+    return sum(1 for kw in plan.get("result", {}).get("plan", {}).get("power_kw", []) if kw < full_kw - 1e-6)
+
+
+def _latest_day_ahead(sites) -> dict:
+    """Each site's last day-ahead interval start (sites without day-ahead prices left out). One query."""
     from django.db.models import Max
 
     from intelligence.models import PowerMarket, PowerPrice
 
-    latest = dict(
+    return dict(
         PowerPrice.objects.filter(site__in=sites, market=PowerMarket.DAY_AHEAD)
         .values_list("site_id")
         .annotate(last=Max("interval_start"))
     )
+
+
+def _default_window(sites, latest):
+    """The site and day the form starts with: the first site with day-ahead prices, and tomorrow (site time) when it
+    has prices for it, else the last day it has prices for (the demo's shipped ERCOT prices end in the past), so the
+    first "Plan" a user presses works."""
     first = next((site for site in sites if site.pk in latest), sites[0] if sites else None)
     zone = ZoneInfo(first.timezone if first else "UTC")
     tomorrow = (timezone.now().astimezone(zone) + timedelta(days=1)).date()

@@ -104,3 +104,13 @@ def test_admin_actions_go_through_the_service(farm, market):
     v1.refresh_from_db()
     assert v1.status == Status.ACTIVE
     assert AuditEvent.objects.get(event_type="forecast_model.activated").actor_id == str(owner.pk)
+
+
+def test_the_target_selector_offers_only_the_targets_the_page_serves(farm, market):
+    """Issue 9 audit: "Uploaded series" was offered and answered 404; every option offered now answers 200."""
+    c = client_for(farm.users["customer"])
+    html = c.get("/forecasts/").content.decode()
+    offered = re.findall(r'<option value="([a-z_]+)"', html.split('name="target"', 1)[1].split("</select>", 1)[0])
+    assert offered == ["btc_price", "difficulty", "hashprice", "revenue"]
+    assert all(c.get(f"/forecasts/?target={t}").status_code == 200 for t in offered)
+    assert c.get("/forecasts/?target=upload").status_code == 404

@@ -166,7 +166,8 @@ def forecast_page(request):
         "portal/forecast/forecasts.html",
         {
             "target": target,
-            "targets": ForecastTarget.choices,
+            # only what this page serves (KEYS): an uploaded series has no page here, and offering it gave a 404
+            "targets": [(value, label) for value, label in ForecastTarget.choices if value in KEYS],
             "part": part,
             "entry": entry,
             "cache_state": cached.state,

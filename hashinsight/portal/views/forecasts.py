@@ -109,18 +109,14 @@ def _history(target: str, entry: dict, days: int = 120) -> list[dict]:
 
 def _backtest(target: str, part: dict) -> tuple[ForecastModel | None, list[dict]]:
     """The serving model's backtest; when naive serves without a model, the latest trained model's (so the
-    table still shows how the candidates compare with naive)."""
+    table still shows how the candidates compare with naive), which on a new install may be naive's own (the
+    served metrics' ``forecasting.naive_backtest_ensure``)."""
     model_target = ForecastTarget.HASHPRICE if target == ForecastTarget.REVENUE else target
     model = None
     if part.get("model"):
-        model = ForecastModel.objects.filter(pk=part["model"]["id"]).first()
+        model = ForecastModel.objects.filter(pk=part["model"]["id"]).exclude(backtest={}).first()
     if model is None:
-        model = (
-            ForecastModel.objects.filter(target=model_target, subject="")
-            .exclude(backtest={})
-            .order_by("-trained_at", "-pk")
-            .first()
-        )
+        model = forecasting.backtest_model(model_target)
     return model, forecasting.backtest_rows(model)
 
 

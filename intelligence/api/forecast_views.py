@@ -22,6 +22,7 @@ from hashinsight.core import cache as cache_helper
 from hashinsight.core.api.csv import CsvCapableAPIView, CSVRenderer
 from hashinsight.portal.tables import CsvColumn, csv_chunks, streamed_csv
 from intelligence import forecasting
+from intelligence.api.curtailment_common import CSV_RESPONSE
 from intelligence.models import Forecast, ForecastModel, ForecastTarget
 
 
@@ -296,6 +297,47 @@ def _training_job_json(model: ForecastModel, runs: dict, uploads: dict) -> dict:
     }  # fmt: skip
 
 
+TRAINING_JOB_CSV = [
+    (_("Model id"), "model_id"),
+    (_("Target"), "target"),
+    (_("Subject"), "subject"),
+    (_("Algorithm"), "algorithm"),
+    (_("Version"), "version"),
+    (_("Status"), "status"),
+    (_("Progress (%)"), "progress_pct"),
+    (_("Uploaded series"), "upload_name"),
+    (_("Rows"), "upload_rows"),
+    (_("Job status"), "job_status"),
+    (_("Job started (UTC)"), "job_started_at"),
+    (_("Job finished (UTC)"), "job_finished_at"),
+    (_("Trained (UTC)"), "trained_at"),
+    (_("Error"), "error"),
+    (_("Registered (UTC)"), "created_at"),
+]
+
+
+def training_jobs_csv(jobs: list[dict]):
+    """The training-jobs list as CSV bytes: the same jobs as the JSON list (the caller's own), one row each."""
+    from telemetry.api.telemetry_views import _dict_chunks
+
+    targets, algorithms = dict(ForecastTarget.choices), dict(ForecastModel.Algorithm.choices)
+    statuses = dict(ForecastModel.Status.choices)
+
+    def row(job: dict) -> dict:
+        model, upload, run = job["model"], job["upload"] or {}, job["job"] or {}
+        return {
+            "model_id": model["id"], "target": str(targets.get(model["target"], model["target"])),
+            "subject": model["subject"], "algorithm": str(algorithms.get(model["algorithm"], model["algorithm"])),
+            "version": model["version"], "status": str(statuses.get(job["status"], job["status"])),
+            "progress_pct": round(100 * job["progress"], 1), "upload_name": upload.get("name"),
+            "upload_rows": upload.get("rows"), "job_status": run.get("status"),
+            "job_started_at": run.get("started_at"), "job_finished_at": run.get("finished_at"),
+            "trained_at": model["trained_at"], "error": model["error"], "created_at": model["created_at"],
+        }  # fmt: skip
+
+    return _dict_chunks(TRAINING_JOB_CSV, (row(job) for job in jobs))
+
+
 class TrainingJobView(CsvCapableAPIView):
     """``POST`` with JSON ``{target, algorithm}``: queue the training of a network target's model (owners and
     admins). ``POST`` multipart with a CSV ``file`` (``ts,value``; ISO-8601 UTC; one regular step, detected or
@@ -305,7 +347,8 @@ class TrainingJobView(CsvCapableAPIView):
     until the job ends: ``candidate`` or ``failed``, with its backtest next to naive) and the job's task id.
 
     ``GET``: the training jobs the caller may follow (owners and admins: all; anyone else: those of their own
-    uploads), newest first, each with its status and progress (``?status=training`` for the running ones)."""
+    uploads), newest first, each with its status and progress (``?status=training`` for the running ones);
+    ``?format=csv``: the same jobs as a file."""
 
     module = Module.AI
     permission_classes = [ModuleAccess]
@@ -315,7 +358,7 @@ class TrainingJobView(CsvCapableAPIView):
 
         return [JSONParser(), MultiPartParser(), FormParser()]
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT}, tags=["forecast"])
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, (200, "text/csv"): CSV_RESPONSE}, tags=["forecast"])
     def get(self, request):
         from hashinsight.events.models import JobRun
         from intelligence.models import UploadedSeries
@@ -342,7 +385,10 @@ class TrainingJobView(CsvCapableAPIView):
             f"upload:{u.pk}": u
             for u in UploadedSeries.objects.filter(pk__in=[int(s.split(":", 1)[1]) for s in subjects])
         }
-        return Response({"count": len(models), "results": [_training_job_json(m, runs, uploads) for m in models]})
+        jobs = [_training_job_json(m, runs, uploads) for m in models]
+        if self.wants_csv():
+            return streamed_csv(request, training_jobs_csv(jobs), "training-jobs")
+        return Response({"count": len(models), "results": jobs})
 
     @extend_schema(request=TrainingRequestSerializer, responses={202: OpenApiTypes.OBJECT}, tags=["forecast"])
     def post(self, request):

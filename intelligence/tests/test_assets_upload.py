@@ -154,3 +154,30 @@ def test_clients_cannot_upload_and_the_network_path_still_needs_a_global_role(ap
     assert upload(api, farm.users["client_x"], csv_text()).status_code == 403
     api.force_authenticate(farm.users["siteowner_a"])
     assert api.post(URL, {"target": "btc_price"}, format="json").status_code == 403
+
+
+def test_the_training_jobs_list_as_csv_with_the_lists_permissions(api, farm, django_capture_on_commit_callbacks):
+    """Issue 9 audit: ``?format=csv`` was ignored (JSON came back). The file holds the jobs the JSON list shows the
+    caller, no more."""
+    with django_capture_on_commit_callbacks(execute=True):
+        model_id = upload(api, farm.users["siteowner_a"], csv_text()).json()["model"]["id"]
+
+    def csv_rows(user, query=""):
+        api.force_authenticate(farm.users[user])
+        r = api.get(f"{URL}?format=csv{query}")
+        assert r.status_code == 200 and r["Content-Type"].startswith("text/csv")
+        assert r["Content-Disposition"].startswith('attachment; filename="training-jobs-')
+        return [line.split(",") for line in b"".join(r.streaming_content).decode("utf-8-sig").splitlines()]
+
+    header, *rows = csv_rows("siteowner_a")
+    assert header[:7] == ["Model id", "Target", "Subject", "Algorithm", "Version", "Status", "Progress (%)"]
+    assert len(rows) == 1 and rows[0][:7] == [str(model_id), "Uploaded series", rows[0][2], "Naive", "1",
+                                              "Candidate", "100.0"]  # fmt: skip
+    assert rows[0][2].startswith("upload:") and rows[0][header.index("Job status")] == "success"
+    assert csv_rows("siteowner_b_ro") == [header]  # another site owner's upload is not theirs to follow
+    assert csv_rows("client_x") == [header]
+    assert [r[0] for r in csv_rows("owner")[1:]] == [str(model_id)]
+    assert csv_rows("siteowner_a", "&status=training") == [header]
+    api.force_authenticate(farm.users["siteowner_a"])
+    bad = api.get(f"{URL}?format=csv&status=nope")
+    assert bad.status_code == 400 and bad.json()["error_code"] == "invalid_filter"  # errors stay JSON

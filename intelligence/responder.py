@@ -2,7 +2,8 @@
 whose breakeven the price crossed, within the plan's constraints, through the control plane.
 
 Settings (``RealtimeResponder``, one per site): ``responder_get`` / ``responder_update`` (CURTAILMENT module: READ
-to read, FULL and a manage grant on the site to write; a hidden site is a 404). Decisions: ``decision_list``.
+to read, FULL and a manage grant on the site to write; a hidden site is a 404); ``responder_site_list`` (each
+visible site with its settings, last decision and real-time price). Decisions: ``decision_list``.
 
 The job (``respond_all``, Beat every minute through ``intelligence.responder_tasks``), per enabled site:
 
@@ -46,7 +47,8 @@ from decimal import Decimal, InvalidOperation
 
 import numpy as np
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import DecimalField, F, IntegerField, JSONField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from hashinsight.accounts.roles import Access, Module, has_access
@@ -194,6 +196,45 @@ def responder_list(*, user) -> QuerySet[RealtimeResponder]:
     if sites is None:
         return RealtimeResponder.objects.none()
     return RealtimeResponder.objects.filter(site__in=sites).select_related("site", "updated_by")
+
+
+def responder_site_list(*, user, now: datetime | None = None) -> QuerySet:
+    """The sites ``user`` sees (CURTAILMENT READ; else none), each annotated with its responder's settings (the
+    defaults, disabled, where none was ever saved), who last changed them, its last decision (interval and moves)
+    and its latest real-time price whose interval has started by ``now``. One query: correlated subqueries on
+    the (site, interval_start) unique indexes, so the cost grows with the sites shown, not their history."""
+    from sites.models import Site
+
+    sites = _visible_sites(user)
+    if sites is None:
+        return Site.objects.none()
+    now = now or timezone.now()
+    decisions = ResponderDecision.objects.filter(site=OuterRef("pk")).order_by("-interval_start")
+    prices = PowerPrice.objects.filter(
+        site=OuterRef("pk"), market=PowerMarket.REAL_TIME, interval_start__lte=now
+    ).order_by("-interval_start")
+    default = {f: RealtimeResponder._meta.get_field(f).default for f in FIELDS if f != "ramp_kw_per_hour"}
+    return sites.annotate(
+        r_enabled=Coalesce("realtime_responder__enabled", Value(default["enabled"])),
+        r_mode=Coalesce("realtime_responder__command_mode", Value(default["command_mode"])),
+        r_hysteresis=Coalesce(
+            "realtime_responder__hysteresis_usd_per_mwh", Value(Decimal(default["hysteresis_usd_per_mwh"])),
+            output_field=DecimalField(max_digits=8, decimal_places=2),
+        ),
+        r_min_on=Coalesce(
+            "realtime_responder__min_on_minutes", Value(default["min_on_minutes"]), output_field=IntegerField()
+        ),
+        r_min_off=Coalesce(
+            "realtime_responder__min_off_minutes", Value(default["min_off_minutes"]), output_field=IntegerField()
+        ),
+        r_ramp=F("realtime_responder__ramp_kw_per_hour"),
+        r_last_interval=F("realtime_responder__last_interval_start"),
+        r_changed_by=F("realtime_responder__updated_by__username"),
+        last_decision_at=Subquery(decisions.values("interval_start")[:1]),
+        last_decision=Subquery(decisions.values("decision")[:1], output_field=JSONField()),
+        price_usd_per_mwh=Subquery(prices.values("usd_per_mwh")[:1]),
+        price_at=Subquery(prices.values("interval_start")[:1]),
+    )  # fmt: skip
 
 
 def decisions_visible(*, user) -> QuerySet[ResponderDecision]:

@@ -405,6 +405,8 @@ PAGES = {
     "/curtailment/programmes/new/":        (200,  200,  200,  200,   403,     403,     403,  LOGIN),
     # Real-time responder: CURTAILMENT READ; a hidden site is a 404.
     "/curtailment/responder/":             (200,  200,  200,  200,   403,     403,     403,  LOGIN),
+    "/curtailment/responder/?format=csv":  (200,  200,  200,  200,   403,     403,     403,  LOGIN),
+    "/curtailment/responder/?site={site_a}&format=csv": (200, 200, 200, 400, 403,  403,     403,  LOGIN),
     "/curtailment/responder/{site_a}/":    (200,  200,  200,  404,   403,     403,     403,  LOGIN),
     "/curtailment/responder/{site_b}/":    (200,  200,  404,  200,   403,     403,     403,  LOGIN),
     "/curtailment/responder/{site_a}/?format=csv": (200, 200, 200, 404, 403,     403,     403,  LOGIN),

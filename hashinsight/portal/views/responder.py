@@ -1,18 +1,19 @@
 """The real-time responder pages (CURTAILMENT READ; FULL and a manage grant on the site to change settings): the
-sites with their responder's state, and one site's page: the settings form with enable/disable buttons and the
-latest decisions (last price, price used, each group's breakeven and miners on, the moves and the commands; sort,
-filter, CSV).
+sites with their responder's settings, last decision and real-time price (sort, filter by state and site, CSV), and
+one site's page: the settings form with enable/disable buttons and the latest decisions (last price, price used,
+each group's breakeven and miners on, the moves and the commands; sort, filter, CSV).
 
 Reads and writes go through ``intelligence.responder`` (hidden site → 404); its refusals come back as messages
 on the page, never as a server error. No script or style inline (CSP)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django import forms
 from django.contrib import messages
-from django.db.models import Max
 from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
@@ -23,21 +24,83 @@ from hashinsight.portal.tables import Column, CsvColumn, ListFilterForm, ListPag
 from hashinsight.portal.views.common import module_required
 from intelligence import responder as service
 from intelligence.api.responder_views import actions_text
-from intelligence.models import RealtimeResponder, ResponderDecision
 from sites import selectors as site_selectors
 
 MODULE = Module.CURTAILMENT
 
 
+MODES = {"hard": _("Hard: stop the miners"), "soft": _("Soft: throttle first")}
+YES_NO = {True: _("Yes"), False: _("No")}
+
+
+def _fixed(places: int):
+    """The CSV's value with the field's own decimal places (SQLite hands subqueries' decimals back as floats)."""
+    step = Decimal(1).scaleb(-places)
+    return lambda value: None if value is None else Decimal(str(value)).quantize(step)
+
+
+class SiteFilterForm(ListFilterForm):
+    enabled = forms.ChoiceField(
+        required=False, label=_("Responder"),
+        choices=[("", _("Enabled or not")), ("yes", _("Enabled")), ("no", _("Disabled"))],
+    )  # fmt: skip
+    site = forms.TypedChoiceField(required=False, coerce=int, label=_("Site"))
+    lookups = {"site": "pk"}
+
+    def __init__(self, *args, sites=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["site"].choices = [("", _("Any site")), *[(pk, name) for pk, name in sites]]
+
+    def filter_enabled(self, qs, value):
+        return qs.filter(r_enabled=value == "yes")
+
+
+class SiteTable(ListPage):
+    columns = [
+        Column("site", _("Site"), sort="name"),
+        Column("enabled", _("Responder"), sort="r_enabled"),
+        Column("price", _("Real-time price (USD/MWh)"), sort="price_usd_per_mwh", numeric=True),
+        Column("last_decision", _("Last decision (UTC)"), sort="last_decision_at"),
+        Column("settings", _("Settings")),
+        Column("changed_by", _("Changed by"), sort="r_changed_by"),
+    ]
+    csv_columns = [
+        CsvColumn(_("Site"), "name"),
+        CsvColumn(_("Site slug"), "slug"),
+        CsvColumn(_("Enabled"), "r_enabled", display=YES_NO),
+        CsvColumn(_("Command mode"), "r_mode", display=MODES),
+        CsvColumn(_("Hysteresis (USD/MWh)"), "r_hysteresis", display=_fixed(2)),
+        CsvColumn(_("Minimum on (min)"), "r_min_on"),
+        CsvColumn(_("Minimum off (min)"), "r_min_off"),
+        CsvColumn(_("Ramp limit (kW/h)"), "r_ramp", display=_fixed(3)),
+        CsvColumn(_("Last price interval handled (UTC)"), "r_last_interval"),
+        CsvColumn(_("Last decision for (UTC)"), "last_decision_at"),
+        CsvColumn(_("Last decision's moves (group from→to miners on)"), "last_decision", display=actions_text),
+        CsvColumn(_("Real-time price (USD/MWh)"), "price_usd_per_mwh", display=_fixed(2)),
+        CsvColumn(_("Real-time price interval start (UTC)"), "price_at"),
+        CsvColumn(_("Changed by"), "r_changed_by"),
+    ]
+    filter_form = SiteFilterForm
+    default_sort = "site"
+    csv_name = "responder-sites"
+
+    def get_queryset(self):
+        return service.responder_site_list(user=self.request.user)
+
+    def form_kwargs(self):
+        return {"sites": site_selectors.site_list(user=self.request.user).order_by("name").values_list("pk", "name")}
+
+    def context(self):
+        rows = list(self.page.object_list)
+        for row in rows:
+            row.mode_label = MODES.get(row.r_mode, row.r_mode)
+            row.moves = actions_text(row.last_decision)
+        return {"rows": rows}
+
+
 @module_required(MODULE)
 def responder_sites(request):
-    sites = list(site_selectors.site_list(user=request.user).order_by("name"))
-    saved = {r.site_id: r for r in RealtimeResponder.objects.filter(site__in=sites)}
-    last = dict(
-        ResponderDecision.objects.filter(site__in=sites).values_list("site_id").annotate(at=Max("interval_start"))
-    )
-    rows = [{"site": s, "responder": saved.get(s.pk), "last_decision": last.get(s.pk)} for s in sites]
-    return render(request, "portal/responder/sites.html", {"rows": rows})
+    return SiteTable(request).respond("portal/responder/sites.html")
 
 
 class SettingsForm(forms.Form):
@@ -49,9 +112,7 @@ class SettingsForm(forms.Form):
     ramp_kw_per_hour = forms.DecimalField(
         required=False, min_value=0, decimal_places=3, label=_("Ramp limit (kW/h, empty: none)")
     )
-    command_mode = forms.ChoiceField(
-        choices=[("hard", _("Hard: stop the miners")), ("soft", _("Soft: throttle first"))], label=_("Command mode")
-    )
+    command_mode = forms.ChoiceField(choices=list(MODES.items()), label=_("Command mode"))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -17,7 +17,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
 from hashinsight.accounts.permissions import ModuleAccess
-from hashinsight.accounts.roles import Access, Module, has_access
+from hashinsight.accounts.roles import Access, Module, has_access, sees_staff_identities
 from hashinsight.core import cache as cache_helper
 from hashinsight.core.api.csv import CsvCapableAPIView, CSVRenderer
 from hashinsight.portal.tables import CsvColumn, csv_chunks, streamed_csv
@@ -27,7 +27,10 @@ from intelligence.models import Forecast, ForecastModel, ForecastTarget
 
 
 class ForecastModelSerializer(serializers.ModelSerializer):
-    activated_by = serializers.CharField(source="activated_by.username", default=None, read_only=True)
+    activated_by = serializers.CharField(
+        source="activated_by.username", default=None, read_only=True,
+        help_text="the operator who activated it; null for anyone outside the staff roles (a hosting client)",
+    )  # fmt: skip
 
     class Meta:
         model = ForecastModel
@@ -36,6 +39,15 @@ class ForecastModelSerializer(serializers.ModelSerializer):
             "trained_at", "backtest", "error", "activated_at", "activated_by", "created_at",
         ]  # fmt: skip
         read_only_fields = fields
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        # A hosting client reads the registry (AI READ) but must not learn staff identities. Without a request in
+        # the context the caller is a staff-only write (activate, roll back) or passes the user itself.
+        user = self.context.get("user") or getattr(self.context.get("request"), "user", None)
+        if user is not None and not sees_staff_identities(user):
+            data["activated_by"] = None
+        return data
 
 
 class ForecastSerializer(serializers.ModelSerializer):
@@ -271,7 +283,7 @@ class UploadTrainingSerializer(serializers.Serializer):
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # 200,000 rows of "2026-01-01T00:00:00Z,123.456" are about 6 MB
 
 
-def _training_job_json(model: ForecastModel, runs: dict, uploads: dict) -> dict:
+def _training_job_json(model: ForecastModel, runs: dict, uploads: dict, *, user) -> dict:
     """A training job as the list shows it: the registry row, its upload (if any) and its run's progress."""
     run = runs.get(model.pk)
     upload = uploads.get(model.subject)
@@ -282,7 +294,7 @@ def _training_job_json(model: ForecastModel, runs: dict, uploads: dict) -> dict:
     else:
         progress = (run.result or {}).get("progress", 0.0)
     return {
-        "model": ForecastModelSerializer(model).data,
+        "model": ForecastModelSerializer(model, context={"user": user}).data,
         "upload": None if upload is None else {
             "id": upload.pk, "name": upload.name, "unit": upload.unit, "rows": upload.rows,
             "interval_minutes": upload.interval_minutes, "created_at": upload.created_at.isoformat(),
@@ -385,7 +397,7 @@ class TrainingJobView(CsvCapableAPIView):
             f"upload:{u.pk}": u
             for u in UploadedSeries.objects.filter(pk__in=[int(s.split(":", 1)[1]) for s in subjects])
         }
-        jobs = [_training_job_json(m, runs, uploads) for m in models]
+        jobs = [_training_job_json(m, runs, uploads, user=request.user) for m in models]
         if self.wants_csv():
             return streamed_csv(request, training_jobs_csv(jobs), "training-jobs")
         return Response({"count": len(models), "results": jobs})

@@ -17,6 +17,7 @@ from __future__ import annotations
 from hashinsight.core import cache as cache_helper
 from hashinsight.events.registry import handles
 from intelligence.models import PowerMarket
+from miners.handlers import site_ids_of
 
 
 def plans_invalidate(site_ids) -> None:
@@ -31,15 +32,9 @@ def prices_loaded(pairs) -> None:
     plans_invalidate(payload.site_id for payload, _event in pairs if payload.market == PowerMarket.DAY_AHEAD)
 
 
-def _sites_of(payload) -> list[int]:
-    if hasattr(payload, "site_ids"):  # miners.bulk_imported
-        return list(payload.site_ids)
-    return [payload.site_id, getattr(payload, "old_site_id", None)]  # a moved miner: the site it left too
-
-
 @handles("miner.created", "miner.updated", "miner.deleted", "miners.bulk_imported", batch=True)
 def fleet_changed(pairs) -> None:
-    plans_invalidate(s for payload, _event in pairs for s in _sites_of(payload))
+    plans_invalidate(s for payload, _event in pairs for s in site_ids_of(payload))
 
 
 @handles("site.changed", "zone.changed", batch=True)

@@ -18,7 +18,8 @@ def _refresh_users(user_ids) -> None:
     request_work_many([(f"recalc:user:{u}", "miners.recalculate_user_all", [u]) for u in ids])
 
 
-def _site_ids_of(payload) -> list[int]:
+def site_ids_of(payload) -> list[int]:
+    """The sites a miner event touches (a moved miner: the one it left too; a bulk import: all of its sites)."""
     if hasattr(payload, "site_ids"):  # miners.bulk_imported
         return list(payload.site_ids)
     if getattr(payload, "old_site_id", None) is not None:  # miner.updated / miner.deleted: the site it left too
@@ -28,7 +29,7 @@ def _site_ids_of(payload) -> list[int]:
 
 @handles("miner.created", "miner.updated", "miner.deleted", "miners.bulk_imported", batch=True)
 def recalculate_sites(pairs) -> None:
-    _refresh_sites(s for payload, _event in pairs for s in _site_ids_of(payload))
+    _refresh_sites(s for payload, _event in pairs for s in site_ids_of(payload))
 
 
 @handles("site.changed", "zone.changed", batch=True)

@@ -98,16 +98,17 @@ def day_plan_bounds(today: date | None = None) -> tuple[date, date]:
     return FIRST_PLAN_DAY, (today or timezone.now().date()) + timedelta(days=PLAN_DAYS_AHEAD)
 
 
-def day_plan(*, user, site_id: int, day: date) -> cache_helper.Cached:
+def day_plan(*, user, site_id: int, day: date, build_on_miss: bool = True) -> cache_helper.Cached:
     """The site's plan for ``day`` (its local day) as the daily job makes it (``plan_for_day``: 24 hours, day-ahead
     prices, default constraints), read through the cache under ``optimize:{site}:{date}``: ``hit``; ``stale``, served
     while one rebuild is queued (after the site's prices or fleet changed, ``intelligence.plans_handlers``, or once
     the entry is older than the helper's freshness); ``miss``, built now (the stored plan when its inputs are
     unchanged, else a solve); ``bypass`` without a cache. The value is ``plan_for_day``'s: ``plan`` null with the
     refusal when no plan can be made. A site ``user`` does not see is a 404 (``not_found``), as for ``plan_get``.
-    When cached, the site's scope is all it reads from the database (one query, two with per-site grants)."""
+    When cached, the site's scope is all it reads from the database (one query, two with per-site grants).
+    ``build_on_miss=False``: a miss answers a null value at once and the plan is made in the background."""
     site = _site_for(user=user, site_id=site_id, write=False)
-    return cache_helper.get("optimize", id=site.pk, date=day.isoformat())
+    return cache_helper.get("optimize", build_on_miss=build_on_miss, id=site.pk, date=day.isoformat())
 
 
 def _site_for(*, user, site_id, write: bool):

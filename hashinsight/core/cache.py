@@ -140,10 +140,14 @@ def _bump(version_keys: list[str]) -> None:
         logger.warning("cache unavailable; invalidation skipped", extra={"cache_keys": version_keys[:5]})
 
 
-def get(name: str, *, fresh_s: float = FRESH_S, max_stale_s: float | None = None, **parts) -> Cached:
+def get(
+    name: str, *, fresh_s: float = FRESH_S, max_stale_s: float | None = None, build_on_miss: bool = True, **parts
+) -> Cached:
     """Read through the cache: hit, stale (served, rebuilt in the background) or miss (built now).
     ``max_stale_s`` bounds how old a stale entry may be and still be served: a live figure older than
-    that is rebuilt now rather than shown (a dashboard opened after a quiet hour)."""
+    that is rebuilt now rather than shown (a dashboard opened after a quiet hour). ``build_on_miss=False``: a
+    miss (or a cache that cannot be read) answers ``Cached(None, "miss")`` at once and queues the build, for a
+    page that reads several entries whose build may take seconds and must not make the reader wait for all."""
     builder = _BUILDERS[name]
     key = cache_key(name, **parts)
     try:
@@ -151,8 +155,11 @@ def get(name: str, *, fresh_s: float = FRESH_S, max_stale_s: float | None = None
         version = _current_version(name, key, parts)
     except Exception:
         logger.warning("cache unavailable; computing from the database", extra={"cache_key": key})
-        return Cached(builder(**parts), "bypass")
+        return Cached(builder(**parts), "bypass") if build_on_miss else Cached(None, "miss")
     if entry is None:
+        if not build_on_miss:
+            _rebuild_in_background(name, key, parts)
+            return Cached(None, "miss")
         return Cached(_build(name, key, version, parts), "miss")
     age = time.time() - entry["at"]
     if entry["v"] == version and age < fresh_s:

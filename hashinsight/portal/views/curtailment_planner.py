@@ -178,18 +178,20 @@ TOMORROW_SITES = 6  # at most this many cached reads per page
 
 def _tomorrow_plans(user, sites, latest) -> list[dict]:
     """Tomorrow's plan (site time) of each site priced through tomorrow, the first ``TOMORROW_SITES`` by name: the
-    daily job's, through ``plans.day_plan`` (the cache; a miss is made now, as the API does). Sites without
-    tomorrow's prices are not read: there is nothing to plan yet."""
+    daily job's, through ``plans.day_plan`` (the cache). A miss is queued, not made here: a plan under hard
+    constraints may use its whole time limit, and the page reads several sites; the row says it is being made.
+    Sites without tomorrow's prices are not read: there is nothing to plan yet."""
     rows = []
     for site in sites:
         day = (timezone.now().astimezone(ZoneInfo(site.timezone or "UTC")) + timedelta(days=1)).date()
         if site.pk not in latest or latest[site.pk] < plans.day_window(site, day) + timedelta(hours=23):
             continue
-        cached = plans.day_plan(user=user, site_id=site.pk, day=day)
-        plan = cached.value.get("plan")
+        cached = plans.day_plan(user=user, site_id=site.pk, day=day, build_on_miss=False)
+        value = cached.value or {}
+        plan = value.get("plan")
         rows.append({
-            "site": site, "day": day, "plan": plan, "cache": cached.state,
-            "message": None if plan else cached.value.get("message"),
+            "site": site, "day": day, "plan": plan, "cache": cached.state, "pending": cached.value is None,
+            "message": None if plan else value.get("message"),
             "curtailed_hours": _curtailed_hours(plan) if plan else 0,
         })  # fmt: skip
         if len(rows) == TOMORROW_SITES:

@@ -101,6 +101,7 @@ def typical_fees_btc_per_block(snapshot: MarketSnapshot) -> Decimal:
         return snapshot.fees_btc_per_block
     return (Decimal(statistics.median(fees)) / BLOCKS_PER_DAY).quantize(Decimal("0.00000001"))
 
+
 def _database_snapshot() -> MarketSnapshot | None:
     """None while the table is empty, not migrated, or Django is not set up (scripts, the algorithms' tests)."""
     try:

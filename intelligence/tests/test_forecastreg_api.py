@@ -118,7 +118,6 @@ def test_registry_list_filters_sorts_and_exports(api, farm, market):
     assert "7-day MAPE (%)" in text.splitlines()[0] and ",3.0,5.0," in text
 
 
-
 def test_who_activated_a_model_is_shown_to_operators_only(api, farm, market):
     model = registry_model(data_until=market)
     owner = farm.users["owner"]
@@ -128,6 +127,7 @@ def test_who_activated_a_model_is_shown_to_operators_only(api, farm, market):
         listed = {r["id"]: r for r in as_user(api, user).get("/api/v1/forecast-models").json()["results"]}
         assert listed[model.pk]["activated_by"] == expected, role
         assert as_user(api, user).get(f"/api/v1/forecast-models/{model.pk}").json()["activated_by"] == expected
+
 
 @pytest.mark.parametrize("role_user,code", [("owner", 200), ("admin", 200), ("siteowner_a", 403), ("customer", 403)])
 def test_activate_needs_an_owner_or_admin(api, farm, market, role_user, code):

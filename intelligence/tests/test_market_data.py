@@ -163,7 +163,6 @@ def test_snapshot_reads_the_file_while_the_table_is_empty_and_the_database_once_
     assert snap.fees_btc_per_block == Decimal("0.02000000")
 
 
-
 def test_forecasts_carry_the_last_weeks_median_fees_forward_not_the_last_days():
     # The week up to 2026-03-07 (03-01 … 03-07): 1.44 BTC a day (0.01 per block) on three days, spikes of 14.4 on
     # the first and the last, no figure on two. Two older spikes (02-27, 02-28) are outside it: counted, they
@@ -172,8 +171,10 @@ def test_forecasts_carry_the_last_weeks_median_fees_forward_not_the_last_days():
             date(2026, 3, 3): "1.44", date(2026, 3, 4): "1.44", date(2026, 3, 5): "1.44", date(2026, 3, 6): None,
             date(2026, 3, 7): "14.4"}  # fmt: skip
     for day, fees in days.items():
-        MarketDay.objects.create(date=day, btc_price_usd=Decimal(80000), difficulty=Decimal("1.4e14"),
-                                 fees_btc=None if fees is None else Decimal(fees), source=MarketDay.Source.FEED)  # fmt: skip
+        MarketDay.objects.create(
+            date=day, btc_price_usd=Decimal(80000), difficulty=Decimal("1.4e14"),
+            fees_btc=None if fees is None else Decimal(fees), source=MarketDay.Source.FEED,
+        )  # fmt: skip
     snap = market.latest_snapshot()
     assert snap.fees_btc_per_block == Decimal("0.10000000")  # the day itself: 14.4 / 144
     assert market.typical_fees_btc_per_block(snap) == Decimal("0.01000000")  # median of 14.4, 1.44 ×3, 14.4
@@ -186,6 +187,7 @@ def test_without_fee_figures_in_the_week_forecasts_use_the_snapshots_fees():
     MarketDay.objects.create(date=date(2026, 3, 1), btc_price_usd=Decimal(80000), difficulty=Decimal("1.4e14"))
     snap = market.latest_snapshot()
     assert market.typical_fees_btc_per_block(snap) == snap.fees_btc_per_block == Decimal("0.02000000")
+
 
 def test_snapshot_subsidy_follows_the_halving_schedule():
     MarketDay.objects.create(date=date(2020, 5, 10), btc_price_usd=Decimal(8000), difficulty=Decimal("1.6e13"))

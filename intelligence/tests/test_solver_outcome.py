@@ -82,4 +82,4 @@ def test_the_admin_list_shows_the_phrase(client, priced):  # noqa: F811
     client.force_login(priced.users["owner"])
     html = client.get("/admin/intelligence/curtailmentplan/").content.decode()
     assert ">Rounded relaxation (no time for the search; gap 3.00 %)</span>" in html
-    assert "title=\"CBC: Stopped on time limit (the rounded relaxation; no time for CBC&#x27;s search)\"" in html
+    assert 'title="CBC: Stopped on time limit (the rounded relaxation; no time for CBC&#x27;s search)"' in html

@@ -35,7 +35,6 @@ def test_miss_then_hit(builder):
     assert builder["calls"] == 1
 
 
-
 def test_a_miss_without_build_on_miss_answers_at_once_and_queues_one_build(builder):
     cache.add("lock:forecast:1", 1, 60)  # a build is already on its way: the reader neither waits nor adds one
     assert cache_helper.get("forecast", build_on_miss=False, id=1) == (None, "miss")
@@ -44,6 +43,7 @@ def test_a_miss_without_build_on_miss_answers_at_once_and_queues_one_build(build
     assert cache_helper.get("forecast", build_on_miss=False, id=1) == (None, "miss")  # queued (eager here: built)
     assert builder["calls"] == 1
     assert cache_helper.get("forecast", build_on_miss=False, id=1) == ({"id": 1, "value": "v1"}, "hit")
+
 
 def test_invalidation_serves_stale_and_rebuilds_once(builder):
     cache_helper.get("forecast", id=1)

@@ -35,7 +35,7 @@ WILDCARD = "0.0.0.0"  # noqa: S104 - a listen address handed to run_embedded, no
 @pytest.fixture
 def demo_farm(settings, tmp_path):
     settings.VAR_DIR = tmp_path
-    call_command("seed_demo", "--miners", "90", "--no-identity", stdout=StringIO())
+    call_command("seed_demo", "--miners", "90", "--no-identity", "--no-models", stdout=StringIO())
     return tmp_path
 
 

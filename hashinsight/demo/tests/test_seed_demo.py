@@ -37,8 +37,8 @@ def test_seed_demo_leaves_a_few_realistic_open_alerts_once(settings, tmp_path):
     from telemetry.models import Alert
 
     settings.VAR_DIR = tmp_path
-    call_command("seed_demo", "--miners", "300")
-    call_command("seed_demo", "--miners", "300")  # a second run adds none and counts none up
+    call_command("seed_demo", "--miners", "300", "--no-models")
+    call_command("seed_demo", "--miners", "300", "--no-models")  # a second run adds none and counts none up
     alerts = list(Alert.objects.select_related("miner"))
     by_type = {}
     for alert in alerts:
@@ -61,8 +61,8 @@ def test_seed_demo_proposes_two_commands_once(settings, tmp_path):
     from commands.models import Command
 
     settings.VAR_DIR = tmp_path
-    call_command("seed_demo", "--miners", "300")
-    call_command("seed_demo", "--miners", "300")
+    call_command("seed_demo", "--miners", "300", "--no-models")
+    call_command("seed_demo", "--miners", "300", "--no-models")
     commands = {c.command_type: c for c in Command.objects.all()}
     assert set(commands) == {"SET_FAN", "POOL_SET"} and Command.objects.count() == 2
     assert commands["SET_FAN"].status == "APPROVED" and commands["SET_FAN"].risk_tier == "LOW"
@@ -92,7 +92,7 @@ def test_seeded_offline_alerts_carry_the_offline_rules_message_id(settings, tmp_
     from telemetry.models import Alert
 
     settings.VAR_DIR = tmp_path
-    call_command("seed_demo", "--miners", "300", stdout=StringIO())
+    call_command("seed_demo", "--miners", "300", "--no-models", stdout=StringIO())
     offline = list(Alert.objects.filter(alert_type="miner_offline"))
     assert offline
     for alert in offline:

@@ -71,8 +71,13 @@ class Command(BaseCommand):
         parser.add_argument("--miners", type=int, default=2000, help="total miners wanted (default 2000)")
         parser.add_argument("--seed", type=int, default=7, help="random seed, for a repeatable farm")
         parser.add_argument("--no-identity", action="store_true", help="skip sealing IP/MAC (faster benchmarks)")
+        parser.add_argument(
+            "--no-models", action="store_true",
+            help="skip training the demo's forecast models (tests and benchmarks that do not read forecasts; naive "
+            "serves and its own backtest is made on first use)",
+        )  # fmt: skip
 
-    def handle(self, *args, miners: int, seed: int, no_identity: bool, **options):
+    def handle(self, *args, miners: int, seed: int, no_identity: bool, no_models: bool = False, **options):
         if not 0 <= miners <= 100_000:
             raise CommandError("--miners must be between 0 and 100,000")
         rng = random.Random(seed)
@@ -87,7 +92,7 @@ class Command(BaseCommand):
             self.stdout.write(f"  {line}")
         from intelligence.market_demo import seed_demo_market, seed_demo_models
 
-        for line in [*seed_demo_market(), *seed_demo_models()]:
+        for line in [*seed_demo_market(), *([] if no_models else seed_demo_models())]:
             self.stdout.write(f"  {line}")
         # The hosting business: a receiving-address pool first, so the demo's issued invoice gets its addresses.
         from hashinsight.billing.payments import seed_demo_pool
